@@ -1,0 +1,84 @@
+/**
+ * The embedded aedes broker and its listeners (TCP, WebSocket, TLS when configured), with
+ * our handlers plugged in: authenticate at CONNECT, the publish pipeline, the subscribe ACL.
+ */
+import { createServer as createTcpServer, type Server } from 'node:net'
+import { createServer as createHttpServer } from 'node:http'
+import { createServer as createTlsServer } from 'node:tls'
+import { readFileSync } from 'node:fs'
+import type { AddressInfo } from 'node:net'
+import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes'
+import { WebSocketServer, createWebSocketStream } from 'ws'
+import type { Logger } from 'pino'
+import { maySubscribe } from './pipeline/authorize.js'
+import { sessionOf } from './sessions.js'
+import type { GatewayConfig } from './config.js'
+
+export interface BrokerHandlers {
+  authenticate: (client: Client, username: string | undefined, password: Buffer | undefined, done: (error: AuthenticateError | null, success: boolean | null) => void) => void
+  authorizePublish: (client: Client | null, packet: PublishPacket, callback: (error?: Error | null) => void) => void
+}
+
+export interface Listeners {
+  mqtt: number
+  ws: number
+  tls?: number
+}
+
+export async function createBroker (gatewayId: string, handlers: BrokerHandlers, log: Logger): Promise<Aedes> {
+  const broker = await Aedes.createBroker({
+    id: gatewayId,
+    // One frozen subscriber must not stall delivery to everyone else.
+    drainTimeout: 10_000,
+    connectTimeout: 10_000,
+    // Client ids are `{deviceId}` or `{deviceId}:{suffix}`, longer than MQTT 3.1's 23 chars.
+    maxClientsIdLength: 160,
+    maxTopicLevels: 8,
+    authenticate: handlers.authenticate,
+    authorizePublish: handlers.authorizePublish,
+    authorizeSubscribe (client: Client, subscription: Subscription, callback) {
+      const session = sessionOf(client)
+      if (session && maySubscribe(session, subscription.topic)) return callback(null, subscription)
+      log.warn({ clientId: client.id, topic: subscription.topic }, 'subscription denied')
+      // A negated subscription (SUBACK 0x80) rather than an error, which would drop the connection.
+      callback(null, null)
+    }
+  })
+  broker.on('clientError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'client error'))
+  broker.on('connectionError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'connection error'))
+  return broker
+}
+
+/** Opens the configured listeners; port 0 picks a free port (tests). */
+export async function listen (broker: Aedes, config: GatewayConfig): Promise<{ ports: Listeners, close: () => Promise<void> }> {
+  const servers: Server[] = []
+  const open = async (server: Server, port: number) => {
+    servers.push(server)
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(port, config.mqttHost, () => { server.off('error', reject); resolve() })
+    })
+    return (server.address() as AddressInfo).port
+  }
+
+  const mqtt = await open(createTcpServer(broker.handle), config.mqttPort)
+
+  const http = createHttpServer((_req, res) => { res.writeHead(426).end('MQTT over WebSocket only\n') })
+  const wss = new WebSocketServer({ server: http })
+  wss.on('connection', (socket, request) => broker.handle(createWebSocketStream(socket), request))
+  const ws = await open(http, config.mqttWsPort)
+
+  let tls: number | undefined
+  if (config.tlsCertFile && config.tlsKeyFile && config.mqttTlsPort !== undefined) {
+    const tlsServer = createTlsServer({ cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) }, broker.handle)
+    tls = await open(tlsServer, config.mqttTlsPort)
+  }
+
+  return {
+    ports: { mqtt, ws, ...(tls === undefined ? {} : { tls }) },
+    async close () {
+      for (const client of wss.clients) client.terminate()
+      await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))))
+    }
+  }
+}

@@ -1,0 +1,25 @@
+/** `npm run gateway`: the gateway alone, forwarding to SERVER_URL with GATEWAY_TOKEN. */
+import closeWithGrace from 'close-with-grace'
+import { pino } from 'pino'
+import { ConfigError } from '../server/config.js'
+import { gatewayConfigFromEnv } from './config.js'
+import { startGateway } from './gateway.js'
+
+const log = pino({ level: process.env.LOG_LEVEL || 'info', name: 'gateway' })
+
+try {
+  const config = gatewayConfigFromEnv()
+  const gateway = await startGateway(config, log)
+  log.info({ ...gateway.ports, server: config.serverUrl, gatewayId: config.gatewayId }, 'gateway listening')
+  closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
+    if (err) log.error({ err }, 'closing after an error')
+    else log.info({ signal }, 'closing')
+    await gateway.stop()
+  })
+} catch (err) {
+  if (err instanceof ConfigError) {
+    log.fatal(err.message)
+    process.exit(2)
+  }
+  throw err
+}

@@ -1,0 +1,32 @@
+/** How the gateway retries the server: exponential backoff with full jitter, forever, until stopped. */
+import pRetry from 'p-retry'
+import type { Logger } from 'pino'
+
+export function retryForever<T> (what: string, attempt: () => Promise<T>, signal: AbortSignal, log: Logger, onFailure?: () => void): Promise<T> {
+  return pRetry(attempt, {
+    retries: Number.POSITIVE_INFINITY,
+    minTimeout: 200,
+    maxTimeout: 15_000,
+    factor: 2,
+    randomize: true,
+    signal,
+    onFailedAttempt: ({ error, attemptNumber }) => {
+      onFailure?.()
+      const level = attemptNumber === 1 || attemptNumber % 10 === 0 ? 'warn' : 'debug'
+      log[level]({ attempt: attemptNumber, err: error.message }, `${what} failed; retrying`)
+    }
+  })
+}
+
+/** Resolves after `ms`, or early when `signal` aborts. */
+export function pause (ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms)
+    function done () {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+    signal.addEventListener('abort', done)
+  })
+}

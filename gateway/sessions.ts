@@ -1,0 +1,43 @@
+/** What the gateway knows about an authenticated MQTT client: the device behind it. */
+import type { Client } from 'aedes'
+
+export interface DeviceSession {
+  deviceId: string
+  kind: string
+  zone: string
+  silent: boolean
+}
+
+const sessions = new WeakMap<Client, DeviceSession>()
+
+export const setSession = (client: Client, session: DeviceSession) => { sessions.set(client, session) }
+export const sessionOf = (client: Client | null): DeviceSession | undefined => client ? sessions.get(client) : undefined
+
+/** Live connections per device (a device may hold a second one, `{id}:{suffix}`). */
+export class ConnectedDevices {
+  private readonly byDevice = new Map<string, Set<Client>>()
+
+  add (client: Client): void {
+    const session = sessions.get(client)
+    if (!session) return
+    let set = this.byDevice.get(session.deviceId)
+    if (!set) this.byDevice.set(session.deviceId, set = new Set())
+    set.add(client)
+  }
+
+  remove (client: Client): void {
+    const session = sessions.get(client)
+    if (!session) return
+    const set = this.byDevice.get(session.deviceId)
+    set?.delete(client)
+    if (set?.size === 0) this.byDevice.delete(session.deviceId)
+  }
+
+  clientsOf (deviceId: string): Client[] {
+    return [...this.byDevice.get(deviceId) ?? []]
+  }
+
+  isOnline (deviceId: string): boolean {
+    return this.byDevice.has(deviceId)
+  }
+}

@@ -1,0 +1,4 @@
+export * from './topics.js'
+export * from './event.js'
+export * from './ack.js'
+export * from './ingest.js'

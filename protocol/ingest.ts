@@ -1,0 +1,95 @@
+/**
+ * Gateway → server: the batch body of `POST /v1/ingest`, and the server's answer.
+ * One definition serves the server's route schema and the gateway's forwarder.
+ */
+import Type, { type Static } from 'typebox'
+import { DeviceEvent } from './event.js'
+
+/** An accepted device event as the gateway forwards it: the device payload plus what the gateway knows. */
+export const GatewayEvent = Type.Object({
+  /** Stable identity (device, boot, seq): retries and QoS 1 redeliveries carry the same id. */
+  eventId: Type.String({ minLength: 1, maxLength: 160 }),
+  deviceId: Type.String({ minLength: 3, maxLength: 64 }),
+  gatewayId: Type.String({ minLength: 1, maxLength: 64 }),
+  /** Gateway receive time, epoch ms. */
+  receivedAt: Type.Integer({ minimum: 0 }),
+  /** Device clock minus gateway clock, ms, when the device sent `ts`. */
+  skewMs: Type.Optional(Type.Integer()),
+  /** True when the skew is outside the accepted window (−40 s/+20 s, as SIA DC-09 receivers do). */
+  skewed: Type.Boolean(),
+  event: DeviceEvent
+})
+export type GatewayEvent = Static<typeof GatewayEvent>
+
+/** A device came or went, as the gateway saw it (connection, last will, missed heartbeats). */
+export const PresenceChange = Type.Object({
+  deviceId: Type.String({ minLength: 3, maxLength: 64 }),
+  gatewayId: Type.String({ minLength: 1, maxLength: 64 }),
+  state: Type.Union([Type.Literal('online'), Type.Literal('offline')]),
+  /** epoch ms */
+  at: Type.Integer({ minimum: 0 }),
+  reason: Type.Union([
+    Type.Literal('connected'), Type.Literal('disconnected'), Type.Literal('will'),
+    Type.Literal('heartbeat_missed'), Type.Literal('revoked')
+  ])
+})
+export type PresenceChange = Static<typeof PresenceChange>
+
+/** A publish the gateway refused, kept with its reason. */
+export const DeadLetter = Type.Object({
+  deviceId: Type.Optional(Type.String({ maxLength: 64 })),
+  gatewayId: Type.String({ minLength: 1, maxLength: 64 }),
+  topic: Type.String({ maxLength: 512 }),
+  reason: Type.String({ maxLength: 500 }),
+  /** The first 4 KiB of the payload, base64. */
+  payload: Type.String({ maxLength: 8192 }),
+  receivedAt: Type.Integer({ minimum: 0 })
+})
+export type DeadLetter = Static<typeof DeadLetter>
+
+export const IngestBatch = Type.Object({
+  events: Type.Array(GatewayEvent, { maxItems: 5000 }),
+  presence: Type.Optional(Type.Array(PresenceChange, { maxItems: 5000 })),
+  deadLetters: Type.Optional(Type.Array(DeadLetter, { maxItems: 5000 }))
+})
+export type IngestBatch = Static<typeof IngestBatch>
+
+export const IngestResult = Type.Object({
+  eventId: Type.String(),
+  /** `stored` the first time, `duplicate` for a retry of an event already stored. */
+  status: Type.Union([Type.Literal('stored'), Type.Literal('duplicate')]),
+  alertId: Type.Optional(Type.String()),
+  /** The alert's state now: a press joining an acknowledged alert should hear "acknowledged" again. */
+  alertState: Type.Optional(Type.String())
+})
+export type IngestResult = Static<typeof IngestResult>
+
+export const IngestResponse = Type.Object({
+  results: Type.Array(IngestResult)
+})
+export type IngestResponse = Static<typeof IngestResponse>
+
+/** The identity of an event: a redelivery is the same event, a press after a reboot is not. */
+export function eventIdOf (deviceId: string, seq: number, boot?: string): string {
+  return `${deviceId}/${boot ?? '-'}/${seq}`
+}
+
+/** Gateway ← server: what the gateway needs to authenticate and authorize a device. */
+export const DeviceCredential = Type.Object({
+  id: Type.String(),
+  kind: Type.String(),
+  zone: Type.String(),
+  silent: Type.Boolean(),
+  secretHash: Type.String(),
+  revoked: Type.Boolean()
+})
+export type DeviceCredential = Static<typeof DeviceCredential>
+
+/** Server → gateway: one message to publish to devices (acks after the first, announcements). */
+export const DownlinkMessage = Type.Object({
+  id: Type.Integer(),
+  topic: Type.String(),
+  payload: Type.Unknown(),
+  retain: Type.Boolean()
+})
+export type DownlinkMessage = Static<typeof DownlinkMessage>

@@ -1,0 +1,78 @@
+/**
+ * The server as an application: services wired to routes. It owns no process concerns
+ * (ports, signals, files): tests build it per test and call it with `inject`.
+ */
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { Registry, collectDefaultMetrics } from 'prom-client'
+import type { Database } from './db/database.js'
+import { Bus } from './bus.js'
+import { TokenRegistry, type StaticToken } from './auth/tokens.js'
+import { DeviceStore } from './devices/store.js'
+import { AlertStore } from './alerts/store.js'
+import { AlertLifecycle } from './alerts/lifecycle.js'
+import { DownlinkQueue } from './downlink/queue.js'
+import { Ingestor } from './ingest/ingest.js'
+import { registerAuth } from './plugins/auth.js'
+import { registerErrorHandling } from './plugins/errors.js'
+import { healthRoutes } from './routes/health.js'
+import { deviceRoutes } from './routes/devices.js'
+import { tokenRoutes } from './routes/tokens.js'
+import { alertRoutes } from './routes/alerts.js'
+import { eventRoutes } from './routes/events.js'
+import { gatewayRoutes } from './routes/gateway.js'
+import { streamRoutes } from './routes/stream.js'
+import { LiveStream } from './stream/live-stream.js'
+import { ErrorBody } from './routes/schemas.js'
+
+export interface AppOptions {
+  db: Database
+  /** Tokens from configuration (ADMIN_TOKEN, GATEWAY_TOKEN). */
+  staticTokens: StaticToken[]
+  /** A pino logger; none = silent (tests). */
+  logger?: FastifyBaseLogger
+}
+
+export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
+    // Clients behind a slow link get time; a stuck request does not hold a socket forever.
+    requestTimeout: 120_000,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } }
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  const { db } = options
+  const bus = new Bus()
+  const tokens = new TokenRegistry(db, options.staticTokens)
+  const devices = new DeviceStore(db)
+  const alerts = new AlertStore(db)
+  const downlink = new DownlinkQueue(db, bus)
+  const lifecycle = new AlertLifecycle(db, downlink, bus)
+  const ingestor = new Ingestor(db, bus)
+  const stream = new LiveStream(bus)
+  const metrics = new Registry()
+  collectDefaultMetrics({ register: metrics })
+
+  registerErrorHandling(app)
+  registerAuth(app, tokens)
+  app.addSchema(ErrorBody)
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'SOS gateway API', version: '1' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }]
+    }
+  })
+  await app.register(swaggerUi, { routePrefix: '/docs' })
+
+  await app.register(healthRoutes, { db, metrics })
+  await app.register(deviceRoutes, { devices })
+  await app.register(tokenRoutes, { tokens })
+  await app.register(alertRoutes, { alerts, lifecycle })
+  await app.register(eventRoutes, { db })
+  await app.register(gatewayRoutes, { ingestor, devices, downlink })
+  await app.register(streamRoutes, { stream })
+  return app
+}

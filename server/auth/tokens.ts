@@ -1,0 +1,64 @@
+/**
+ * API bearer tokens. Tokens are long random strings, so a fast SHA-256 is enough to store them
+ * (a slow hash guards guessable secrets, not 256-bit random ones).
+ */
+import { createHash, randomBytes, randomUUID } from 'node:crypto'
+import type { Queryable } from '../db/database.js'
+
+export const ROLES = ['admin', 'operator', 'analyst', 'gateway'] as const
+export type Role = typeof ROLES[number]
+
+export interface Principal {
+  role: Role
+  /** Who acts, as written into the audit trail. */
+  name: string
+  tokenId: string
+}
+
+export function newToken (): string {
+  return `sos_${randomBytes(32).toString('base64url')}`
+}
+
+export function hashToken (token: string): string {
+  return createHash('sha256').update(token).digest('hex')
+}
+
+/** Tokens given in configuration (ADMIN_TOKEN, GATEWAY_TOKEN) live beside those in the database. */
+export interface StaticToken {
+  token: string
+  role: Role
+  name: string
+}
+
+export class TokenRegistry {
+  private readonly staticTokens = new Map<string, Principal>()
+
+  constructor (private readonly db: Queryable, staticTokens: StaticToken[]) {
+    for (const t of staticTokens) {
+      this.staticTokens.set(hashToken(t.token), { role: t.role, name: t.name, tokenId: t.name })
+    }
+  }
+
+  async resolve (token: string): Promise<Principal | null> {
+    const hash = hashToken(token)
+    const fixed = this.staticTokens.get(hash)
+    if (fixed) return fixed
+    const rows = await this.db.query<{ id: string, role: Role, name: string }>(
+      'SELECT id, role, name FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL', [hash])
+    const row = rows[0]
+    return row ? { role: row.role, name: row.name, tokenId: row.id } : null
+  }
+
+  async issue (role: Role, name: string): Promise<{ id: string, token: string }> {
+    const id = randomUUID()
+    const token = newToken()
+    await this.db.query('INSERT INTO api_tokens (id, role, name, token_hash) VALUES ($1, $2, $3, $4)',
+      [id, role, name, hashToken(token)])
+    return { id, token }
+  }
+
+  async revoke (id: string): Promise<boolean> {
+    const rows = await this.db.query('UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING id', [id])
+    return rows.length > 0
+  }
+}

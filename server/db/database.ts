@@ -1,0 +1,31 @@
+/**
+ * One storage interface over two engines: embedded PGlite (no DATABASE_URL) and PostgreSQL /
+ * TimescaleDB through `pg`. Both speak the same SQL, so the schema and every query exist once.
+ */
+export interface Queryable {
+  query<Row = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<Row[]>
+}
+
+export interface Database extends Queryable {
+  readonly engine: 'pglite' | 'postgres'
+  /** Runs `fn` in one transaction: committed when it resolves, rolled back when it throws. */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>
+  /** Runs a script of several statements (migrations). */
+  exec(sql: string): Promise<void>
+  close(): Promise<void>
+}
+
+export interface DatabaseOptions {
+  /** PostgreSQL connection string; unset = embedded PGlite under `dataDir`. */
+  databaseUrl?: string
+  dataDir: string
+}
+
+export async function openDatabase (options: DatabaseOptions): Promise<Database> {
+  if (options.databaseUrl) {
+    const { openPostgres } = await import('./postgres.js')
+    return openPostgres(options.databaseUrl)
+  }
+  const { openPglite } = await import('./pglite.js')
+  return openPglite(options.dataDir)
+}

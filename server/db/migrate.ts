@@ -1,0 +1,27 @@
+import type { Database } from './database.js'
+import { migrations } from './migrations.js'
+
+/** Applies the migrations not applied yet; returns the versions it applied. */
+export async function migrate (db: Database): Promise<number[]> {
+  await db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+    version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`)
+  const applied: number[] = []
+  for (const migration of migrations) {
+    const done = await db.transaction(async (tx) => {
+      // Servers starting together on one PostgreSQL must not both apply a migration.
+      if (db.engine === 'postgres') await tx.query('SELECT pg_advisory_xact_lock(727274)')
+      const rows = await tx.query('SELECT 1 FROM schema_migrations WHERE version = $1', [migration.version])
+      if (rows.length > 0) return false
+      for (const statement of splitStatements(migration.sql)) await tx.query(statement)
+      await tx.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [migration.version, migration.name])
+      return true
+    })
+    if (done) applied.push(migration.version)
+  }
+  return applied
+}
+
+/** Splits a migration script on `;` at line ends; our scripts hold no procedural bodies. */
+function splitStatements (sql: string): string[] {
+  return sql.split(/;\s*$/m).map((s) => s.replace(/^\s*--.*$/gm, '').trim()).filter(Boolean)
+}

@@ -1,0 +1,141 @@
+/** The device registry: provisioning, lookup, secret rotation and revocation. */
+import type { Queryable } from '../db/database.js'
+import type { DeviceCredential } from '../../protocol/index.js'
+import { hashSecret, newDeviceSecret } from '../../protocol/secret-hash.js'
+import { conflict, notFound } from '../plugins/errors.js'
+
+export const DEVICE_KINDS = ['button', 'kiosk', 'counter'] as const
+export type DeviceKind = typeof DEVICE_KINDS[number]
+
+export interface NewDevice {
+  id: string
+  kind: DeviceKind
+  name: string
+  zone: string
+  lat: number
+  lon: number
+  silent?: boolean
+  pin?: string
+}
+
+/** A device as the API shows it: never its secret or PIN hash. */
+export interface DeviceView {
+  id: string
+  kind: DeviceKind
+  name: string
+  zone: string
+  lat: number | null
+  lon: number | null
+  silent: boolean
+  hasPin: boolean
+  createdAt: string
+  revokedAt: string | null
+  lastSeenAt: string | null
+  online: boolean
+  battery: number | null
+  rssi: number | null
+  fw: string | null
+}
+
+interface DeviceRow {
+  id: string
+  kind: DeviceKind
+  name: string
+  zone: string
+  lat: number | null
+  lon: number | null
+  silent: boolean
+  has_pin: boolean
+  created_at: Date
+  revoked_at: Date | null
+  last_seen_at: Date | null
+  battery: number | null
+  rssi: number | null
+  fw: string | null
+}
+
+const VIEW_COLUMNS = `id, kind, name, zone, lat, lon, silent, pin_hash IS NOT NULL AS has_pin, created_at,
+  revoked_at, last_seen_at, battery, rssi, fw`
+
+/** Counter devices are silent alarms unless provisioning says otherwise. */
+const silentByDefault = (kind: DeviceKind) => kind === 'counter'
+
+export class DeviceStore {
+  /** A device not heard from for this long is shown offline (supervision refines this per kind). */
+  constructor (private readonly db: Queryable, private readonly onlineWindowMs = 90_000) {}
+
+  async create (device: NewDevice): Promise<{ device: DeviceView, secret: string }> {
+    const secret = newDeviceSecret()
+    const [secretHash, pinHash] = await Promise.all([
+      hashSecret(secret),
+      device.pin ? hashSecret(device.pin) : Promise.resolve(null)
+    ])
+    const rows = await this.db.query<DeviceRow>(
+      `INSERT INTO devices (id, kind, name, zone, lat, lon, silent, secret_hash, pin_hash)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+       ON CONFLICT (id) DO NOTHING
+       RETURNING ${VIEW_COLUMNS}`,
+      [device.id, device.kind, device.name, device.zone, device.lat, device.lon,
+        device.silent ?? silentByDefault(device.kind), secretHash, pinHash])
+    const row = rows[0]
+    if (!row) throw conflict(`device ${device.id} already exists`)
+    return { device: this.view(row), secret }
+  }
+
+  async list (filter: { zone?: string, kind?: string, limit: number }): Promise<DeviceView[]> {
+    const rows = await this.db.query<DeviceRow>(
+      `SELECT ${VIEW_COLUMNS} FROM devices
+       WHERE ($1::text IS NULL OR zone = $1) AND ($2::text IS NULL OR kind = $2) AND revoked_at IS NULL
+       ORDER BY id LIMIT $3`, [filter.zone ?? null, filter.kind ?? null, filter.limit])
+    return rows.map((row) => this.view(row))
+  }
+
+  async get (id: string): Promise<DeviceView> {
+    const rows = await this.db.query<DeviceRow>(`SELECT ${VIEW_COLUMNS} FROM devices WHERE id = $1`, [id])
+    if (!rows[0]) throw notFound(`device ${id}`)
+    return this.view(rows[0])
+  }
+
+  async rotateSecret (id: string): Promise<{ device: DeviceView, secret: string }> {
+    const secret = newDeviceSecret()
+    const rows = await this.db.query<DeviceRow>(
+      `UPDATE devices SET secret_hash = $2, updated_at = now() WHERE id = $1 AND revoked_at IS NULL
+       RETURNING ${VIEW_COLUMNS}`, [id, await hashSecret(secret)])
+    if (!rows[0]) throw notFound(`device ${id}`)
+    return { device: this.view(rows[0]), secret }
+  }
+
+  async revoke (id: string): Promise<void> {
+    const rows = await this.db.query(
+      'UPDATE devices SET revoked_at = now(), updated_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING id', [id])
+    if (!rows[0]) throw notFound(`device ${id}`)
+  }
+
+  /** What gateways need to authenticate devices themselves (and keep doing so while we are away). */
+  async credentials (filter: { id?: string, changedSince?: Date }): Promise<DeviceCredential[]> {
+    return this.db.query<DeviceCredential>(
+      `SELECT id, kind, zone, silent, secret_hash AS "secretHash", revoked_at IS NOT NULL AS revoked
+       FROM devices WHERE ($1::text IS NULL OR id = $1) AND ($2::timestamptz IS NULL OR updated_at >= $2)
+       ORDER BY id`, [filter.id ?? null, filter.changedSince ?? null])
+  }
+
+  private view (row: DeviceRow): DeviceView {
+    return {
+      id: row.id,
+      kind: row.kind,
+      name: row.name,
+      zone: row.zone,
+      lat: row.lat,
+      lon: row.lon,
+      silent: row.silent,
+      hasPin: row.has_pin,
+      createdAt: row.created_at.toISOString(),
+      revokedAt: row.revoked_at?.toISOString() ?? null,
+      lastSeenAt: row.last_seen_at?.toISOString() ?? null,
+      online: row.revoked_at === null && row.last_seen_at !== null && Date.now() - row.last_seen_at.getTime() < this.onlineWindowMs,
+      battery: row.battery,
+      rssi: row.rssi,
+      fw: row.fw
+    }
+  }
+}

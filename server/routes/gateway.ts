@@ -1,0 +1,51 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { IngestBatch, IngestResponse } from '../../protocol/index.js'
+import type { Ingestor } from '../ingest/ingest.js'
+import type { DeviceStore } from '../devices/store.js'
+import type { DownlinkQueue } from '../downlink/queue.js'
+
+/**
+ * What gateways call: ingest (uplink), device credentials (so they authenticate devices
+ * themselves, and keep doing so while the server is away), and the downlink long poll.
+ */
+export const gatewayRoutes: FastifyPluginAsyncTypebox<{ ingestor: Ingestor, devices: DeviceStore, downlink: DownlinkQueue }> = async (app, { ingestor, devices, downlink }) => {
+  app.post('/v1/ingest', {
+    config: { roles: ['gateway'] },
+    bodyLimit: 16 * 1024 * 1024,
+    schema: { tags: ['gateway'], summary: 'Store a batch of device events; idempotent by event id', body: IngestBatch, response: { 200: IngestResponse } }
+  }, async (request) => ({ results: await ingestor.ingest(request.body.events) }))
+
+  app.get('/v1/gateway/devices', {
+    config: { roles: ['gateway'] },
+    schema: {
+      tags: ['gateway'],
+      summary: 'Device credentials (secret hashes) for gateway-side authentication',
+      querystring: Type.Object({
+        id: Type.Optional(Type.String()),
+        changedSince: Type.Optional(Type.String({ format: 'date-time' }))
+      })
+    }
+  }, async (request) => {
+    const { id, changedSince } = request.query
+    const asOf = new Date()
+    return { asOf: asOf.toISOString(), devices: await devices.credentials({ id, changedSince: changedSince ? new Date(changedSince) : undefined }) }
+  })
+
+  app.get('/v1/gateway/downlink', {
+    config: { roles: ['gateway'] },
+    schema: {
+      tags: ['gateway'],
+      summary: 'Messages for devices after a position; waits up to `wait` ms for the first (long poll)',
+      querystring: Type.Object({
+        after: Type.Optional(Type.Integer({ minimum: 0 })),
+        wait: Type.Integer({ minimum: 0, maximum: 60_000, default: 25_000 }),
+        limit: Type.Integer({ minimum: 1, maximum: 1000, default: 500 })
+      })
+    }
+  }, async (request) => {
+    const gone = new AbortController()
+    request.raw.once('close', () => gone.abort())
+    const { after, wait, limit } = request.query
+    return downlink.read(after, wait, limit, gone.signal)
+  })
+}

@@ -1,0 +1,30 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { ROLES, type TokenRegistry } from '../auth/tokens.js'
+import { notFound } from '../plugins/errors.js'
+import { IdParams } from './schemas.js'
+
+/** API tokens for people and gateways (admin); a token is shown once, stored as a hash. */
+export const tokenRoutes: FastifyPluginAsyncTypebox<{ tokens: TokenRegistry }> = async (app, { tokens }) => {
+  app.post('/v1/tokens', {
+    config: { roles: ['admin'] },
+    schema: {
+      tags: ['tokens'],
+      body: Type.Object({
+        role: Type.Union(ROLES.map((r) => Type.Literal(r))),
+        name: Type.String({ minLength: 1, maxLength: 120 })
+      }, { additionalProperties: false })
+    }
+  }, async (request, reply) => {
+    const issued = await tokens.issue(request.body.role, request.body.name)
+    reply.status(201)
+    return { ...issued, role: request.body.role, name: request.body.name }
+  })
+
+  app.delete('/v1/tokens/:id', {
+    config: { roles: ['admin'] },
+    schema: { tags: ['tokens'], params: IdParams }
+  }, async (request, reply) => {
+    if (!await tokens.revoke(request.params.id)) throw notFound(`token ${request.params.id}`)
+    return reply.status(204).send()
+  })
+}

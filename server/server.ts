@@ -1,0 +1,46 @@
+/**
+ * Starts the server: storage opened and migrated, the app listening. Used by the process
+ * entry (server/main.ts), by `npm start` (start.ts) and by tests.
+ */
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import { openDatabase, type Database } from './db/database.js'
+import { migrate } from './db/migrate.js'
+import { buildApp } from './app.js'
+import type { StaticToken } from './auth/tokens.js'
+import type { ServerConfig } from './config.js'
+
+export interface RunningServer {
+  app: FastifyInstance
+  db: Database
+  /** Base URL, e.g. http://127.0.0.1:8080 */
+  url: string
+  port: number
+  close(): Promise<void>
+}
+
+export async function startServer (config: ServerConfig, logger?: FastifyBaseLogger): Promise<RunningServer> {
+  const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir })
+  try {
+    await migrate(db)
+    const staticTokens: StaticToken[] = []
+    if (config.adminToken) staticTokens.push({ token: config.adminToken, role: 'admin', name: 'admin' })
+    if (config.gatewayToken) staticTokens.push({ token: config.gatewayToken, role: 'gateway', name: 'gateway' })
+    const app = await buildApp({ db, staticTokens, logger })
+    await app.listen({ port: config.httpPort, host: config.httpHost })
+    const address = app.server.address()
+    const port = typeof address === 'object' && address ? address.port : config.httpPort
+    return {
+      app,
+      db,
+      port,
+      url: `http://127.0.0.1:${port}`,
+      async close () {
+        await app.close()
+        await db.close()
+      }
+    }
+  } catch (err) {
+    await db.close().catch(() => {})
+    throw err
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * `npm start`: the whole system in one process on one machine — server with embedded storage
+ * (PGlite under DATA_DIR, or DATABASE_URL) and the gateway forwarding to it over loopback.
+ */
+import { randomBytes } from 'node:crypto'
+import closeWithGrace from 'close-with-grace'
+import { pino } from 'pino'
+import { ConfigError, serverConfigFromEnv } from './server/config.js'
+import { resolveAdminToken } from './server/admin-token.js'
+import { startServer } from './server/server.js'
+import { gatewayConfigFromEnv } from './gateway/config.js'
+import { startGateway } from './gateway/gateway.js'
+
+const log = pino({ level: process.env.LOG_LEVEL || 'info' })
+
+try {
+  const serverConfig = serverConfigFromEnv()
+  const admin = resolveAdminToken(serverConfig.dataDir, serverConfig.adminToken)
+  // The in-process gateway's token: GATEWAY_TOKEN if given, else one for this run only.
+  const gatewayToken = serverConfig.gatewayToken ?? `gw_${randomBytes(24).toString('base64url')}`
+  const server = await startServer({ ...serverConfig, adminToken: admin.token, gatewayToken }, log.child({ name: 'server' }))
+  const gatewayConfig = gatewayConfigFromEnv({ ...process.env, GATEWAY_TOKEN: gatewayToken, SERVER_URL: process.env.SERVER_URL || server.url })
+  const gateway = await startGateway(gatewayConfig, log.child({ name: 'gateway' }))
+
+  const lines = [
+    '',
+    'SOS gateway is running',
+    `  HTTP API, docs   http://localhost:${server.port}/  (OpenAPI at /docs)`,
+    `  MQTT             mqtt://localhost:${gateway.ports.mqtt}`,
+    `  MQTT/WebSocket   ws://localhost:${gateway.ports.ws}`,
+    ...(gateway.ports.tls ? [`  MQTT/TLS         mqtts://localhost:${gateway.ports.tls}`] : []),
+    `  storage          ${server.db.engine === 'pglite' ? `embedded PGlite in ${serverConfig.dataDir}` : 'PostgreSQL (DATABASE_URL)'}`,
+    admin.generated
+      ? `  admin token      ${admin.token}\n                   (shown once; kept in ${admin.file})`
+      : `  admin token      ${admin.file ? `in ${admin.file}` : 'ADMIN_TOKEN'}`,
+    ''
+  ]
+  process.stdout.write(lines.join('\n') + '\n')
+
+  closeWithGrace({ delay: 15_000 }, async ({ signal, err }) => {
+    if (err) log.error({ err }, 'closing after an error')
+    else log.info({ signal }, 'closing')
+    await gateway.stop()
+    await server.close()
+  })
+} catch (err) {
+  if (err instanceof ConfigError) {
+    log.fatal(err.message)
+    process.exit(2)
+  }
+  throw err
+}

@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest'
+import { MAX_EVENT_BYTES, deviceIdOfClientId, eventIdOf, parseDeviceEvent, parseDeviceTopic, topics } from '../../protocol/index.js'
+
+describe('device event payload', () => {
+  it('accepts the minimal press and the full set of optional fields', () => {
+    expect(parseDeviceEvent('{"seq":1,"type":"press"}')).toEqual({ ok: true, event: { seq: 1, type: 'press' } })
+    const full = { seq: 9, boot: 'b-7', type: 'cancel', ts: 1764300000000, battery: 55, rssi: -70, fw: '1.2.0', pin: '1234' }
+    expect(parseDeviceEvent(JSON.stringify(full))).toEqual({ ok: true, event: full })
+    const report = { seq: 2, type: 'report', report: { category: 'noise', text: 'Karaoke sau 23 giờ' } }
+    expect(parseDeviceEvent(JSON.stringify(report))).toEqual({ ok: true, event: report })
+  })
+
+  it('drops unknown fields instead of refusing a newer firmware', () => {
+    expect(parseDeviceEvent('{"seq":1,"type":"press","temperature":31}')).toEqual({ ok: true, event: { seq: 1, type: 'press' } })
+  })
+
+  it.each([
+    ['not JSON', 'press!', /not JSON/],
+    ['a JSON array', '[1,2]', /JSON object/],
+    ['a JSON string', '"press"', /JSON object/],
+    ['null', 'null', /JSON object/],
+    ['no seq', '{"type":"press"}', /seq/],
+    ['negative seq', '{"seq":-1,"type":"press"}', /seq/],
+    ['fractional seq', '{"seq":1.5,"type":"press"}', /seq/],
+    ['string seq', '{"seq":"1","type":"press"}', /seq/],
+    ['unknown type', '{"seq":1,"type":"explode"}', /type/],
+    ['battery over 100', '{"seq":1,"type":"heartbeat","battery":140}', /battery/],
+    ['a long boot id', `{"seq":1,"type":"press","boot":"${'x'.repeat(37)}"}`, /boot/],
+    ['a report without its body', '{"seq":1,"type":"report"}', /report/],
+    ['a report of an unknown category', '{"seq":1,"type":"report","report":{"category":"aliens","text":"?"}}', /report/]
+  ])('rejects %s with a reason', (_what, payload, reason) => {
+    const result = parseDeviceEvent(payload)
+    expect(result.ok).toBe(false)
+    if (!result.ok) expect(result.reason).toMatch(reason)
+  })
+
+  it('rejects oversized payloads and invalid UTF-8 before parsing', () => {
+    const huge = parseDeviceEvent(JSON.stringify({ seq: 1, type: 'press', pad: 'x'.repeat(MAX_EVENT_BYTES) }))
+    expect(huge).toMatchObject({ ok: false, reason: expect.stringMatching(/too large/) })
+    const broken = parseDeviceEvent(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]))
+    expect(broken).toMatchObject({ ok: false, reason: expect.stringMatching(/UTF-8/) })
+  })
+
+  it('keeps the seq of a rejected event so the rejection can name it', () => {
+    expect(parseDeviceEvent('{"seq":5,"type":"explode"}')).toMatchObject({ ok: false, seq: 5 })
+  })
+})
+
+describe('topics and identities', () => {
+  it('parses only well-formed device topics', () => {
+    expect(parseDeviceTopic(topics.event('btn-001'))).toEqual({ deviceId: 'btn-001', kind: 'event' })
+    expect(parseDeviceTopic('sos/v1/btn-001/ack')).toEqual({ deviceId: 'btn-001', kind: 'ack' })
+    for (const bad of ['sos/v1/BTN/event', 'sos/v1/btn-001/event/x', 'sos/v2/btn-001/event', 'sos/v1/+/event', 'sos/v1/btn-001/other']) {
+      expect(parseDeviceTopic(bad)).toBeNull()
+    }
+  })
+
+  it('maps client ids to devices, with an optional suffix', () => {
+    expect(deviceIdOfClientId('btn-001')).toBe('btn-001')
+    expect(deviceIdOfClientId('btn-001:svc')).toBe('btn-001')
+    for (const bad of ['', 'ab', 'BTN-001', 'btn-001:', 'btn-001:a b', 'mqttjs_1234abcd']) {
+      expect(deviceIdOfClientId(bad)).toBeNull()
+    }
+  })
+
+  it('gives a redelivery the same event id and a reboot a new one', () => {
+    expect(eventIdOf('btn-001', 7)).toBe(eventIdOf('btn-001', 7))
+    expect(eventIdOf('btn-001', 7, 'boot-a')).not.toBe(eventIdOf('btn-001', 7, 'boot-b'))
+  })
+})
