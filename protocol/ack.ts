@@ -6,5 +6,7 @@ export interface Ack {
   seq?: number
   state: AckState
   alertId?: string
+  /** A kiosk report's ticket id, for the resident to quote (on `received` of a `report`). */
+  ticketId?: string
   reason?: string
 }

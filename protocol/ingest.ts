@@ -60,7 +60,9 @@ export const IngestResult = Type.Object({
   status: Type.Union([Type.Literal('stored'), Type.Literal('duplicate')]),
   alertId: Type.Optional(Type.String()),
   /** The alert's state now: a press joining an acknowledged alert should hear "acknowledged" again. */
-  alertState: Type.Optional(Type.String())
+  alertState: Type.Optional(Type.String()),
+  /** For a kiosk `report`: the ticket id the resident can quote. */
+  ticketId: Type.Optional(Type.String())
 })
 export type IngestResult = Static<typeof IngestResult>
 
