@@ -1,15 +1,24 @@
-# One image for the server and the gateway (the command picks which).
-FROM node:20-bookworm-slim
+# One image for the server, the gateway and the simulator (the command picks which).
+# Build stage: native modules (better-sqlite3) need a compiler; the runtime image does not.
+FROM node:20-bookworm-slim AS deps
 WORKDIR /app
-RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ \
+  && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund
+
+FROM node:20-bookworm-slim
+WORKDIR /app
+ENV NODE_ENV=production DATA_DIR=/data
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json tsconfig.json start.ts ./
 COPY protocol ./protocol
 COPY server ./server
 COPY gateway ./gateway
 COPY firmware-sim ./firmware-sim
-COPY start.ts tsconfig.json ./
-ENV NODE_ENV=production DATA_DIR=/data
-VOLUME /data
+# The gateway's durable outbox and the embedded store live here; owned by the unprivileged user.
+RUN mkdir -p /data && chown node:node /data
 USER node
-CMD ["npx", "tsx", "start.ts"]
+VOLUME /data
+# node itself is PID 1 (no npm/npx wrapper), so SIGTERM reaches close-with-grace directly.
+CMD ["node", "--import", "tsx", "start.ts"]

@@ -1,0 +1,112 @@
+/**
+ * docker-compose.yml is valid for Debian's docker-compose, and what Grafana mounts matches what
+ * `dashboards/` holds: a fresh `docker compose up` finds its provisioning where it looks.
+ */
+import { execFileSync } from 'node:child_process'
+import { existsSync, readFileSync, statSync } from 'node:fs'
+import { join, relative, resolve } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { parse as parseYaml } from 'yaml'
+import { dashboardsDir, loadYamlDir, repoRoot } from './grafana/provisioning.js'
+
+const compose = (...args: string[]): string =>
+  execFileSync('docker-compose', ['--env-file', '.env.example', ...args], { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+
+interface Mount { source: string, target: string, readOnly: boolean }
+
+/** `docker-compose config` prints binds as `src:dst[:mode]` or in the long form; read both. */
+function bindMounts (service: any): Mount[] {
+  return (service.volumes ?? []).flatMap((v: any): Mount[] => {
+    if (typeof v === 'string') {
+      const [source, target, mode] = v.split(':')
+      return source!.startsWith('/') || source!.startsWith('.') ? [{ source: resolve(repoRoot, source!), target: target!, readOnly: mode === 'ro' }] : []
+    }
+    return v.type === 'bind' ? [{ source: resolve(repoRoot, v.source), target: v.target, readOnly: v.read_only === true }] : []
+  })
+}
+
+describe('docker-compose.yml', () => {
+  const config = parseYaml(compose('config')) as { services: Record<string, any> }
+  const grafana = config.services.grafana
+
+  it('passes `docker-compose config -q` with the example environment', () => {
+    expect(() => compose('config', '-q')).not.toThrow()
+  })
+
+  it('runs TimescaleDB, server, gateway and Grafana on pinned images', () => {
+    expect(Object.keys(config.services)).toEqual(expect.arrayContaining(['timescaledb', 'server', 'gateway', 'grafana']))
+    for (const [name, service] of Object.entries(config.services)) {
+      if (service.image) expect(service.image, name).toMatch(/:(?!latest$)\d[\w.-]*$/)
+      else expect(service.build, `${name} has neither image nor build`).toBeDefined()
+    }
+  })
+
+  it('starts each service after what it needs is healthy, and every dependency has a healthcheck', () => {
+    for (const [name, service] of Object.entries(config.services)) {
+      for (const [dependency, condition] of Object.entries<any>(service.depends_on ?? {})) {
+        expect(condition.condition, `${name} → ${dependency}`).toBe('service_healthy')
+        expect(config.services[dependency]?.healthcheck?.test, `${dependency} healthcheck`).toBeDefined()
+      }
+    }
+    for (const name of ['timescaledb', 'server', 'gateway', 'grafana']) {
+      expect(config.services[name].healthcheck?.test, name).toBeDefined()
+    }
+    expect(JSON.stringify(config.services.timescaledb.healthcheck.test)).toContain('pg_isready')
+  })
+
+  it("mounts Grafana's provisioning and dashboards read-only from the folders in dashboards/", () => {
+    const mounts = bindMounts(grafana)
+    const provisioning = mounts.find((m) => m.target === '/etc/grafana/provisioning')
+    expect(provisioning, 'provisioning mount').toBeDefined()
+    expect(relative(repoRoot, provisioning!.source)).toBe(join('dashboards', 'provisioning'))
+    for (const sub of ['datasources', 'dashboards', 'alerting']) {
+      expect(statSync(join(provisioning!.source, sub)).isDirectory(), sub).toBe(true)
+    }
+    // The dashboard provider's path is a mount of a folder in dashboards/ holding the JSON models.
+    const providers = loadYamlDir<{ providers: Array<{ options: { path: string } }> }>('dashboards').flatMap((f) => f.doc.providers)
+    expect(providers.length).toBeGreaterThan(0)
+    for (const provider of providers) {
+      const mount = mounts.find((m) => m.target === provider.options.path)
+      expect(mount, `mount for ${provider.options.path}`).toBeDefined()
+      expect(relative(dashboardsDir, mount!.source).startsWith('..')).toBe(false)
+      expect(existsSync(join(mount!.source, 'operations.json'))).toBe(true)
+    }
+    for (const m of mounts) {
+      expect(existsSync(m.source), m.source).toBe(true)
+      expect(m.readOnly, `${m.target} read-only`).toBe(true)
+    }
+    // The home dashboard Grafana opens is one of the mounted files.
+    const home = grafana.environment.GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH as string
+    const homeMount = mounts.find((m) => home.startsWith(m.target + '/'))
+    expect(existsSync(join(homeMount!.source, home.slice(homeMount!.target.length)))).toBe(true)
+  })
+
+  it('gives Grafana every environment variable its provisioning files refer to, and the admin password', () => {
+    const provisioningText = ['datasources', 'dashboards', 'alerting']
+      .flatMap((sub) => loadYamlDir(sub).map((f) => readFileSync(join(dashboardsDir, 'provisioning', sub, f.file), 'utf8')))
+      .join('\n')
+      .replace(/^\s*#.*$/gm, '')
+    const referenced = new Set([...provisioningText.matchAll(/\$\{?([A-Z][A-Z0-9_]+)\}?/g)].map((m) => m[1]!))
+    expect(referenced.size).toBeGreaterThan(0)
+    for (const name of referenced) expect(grafana.environment[name], name).toBeTruthy()
+    expect(grafana.environment.GF_SECURITY_ADMIN_PASSWORD).toBe('change-me')
+  })
+
+  it('takes ports and secrets from .env (nothing secret is written into the compose file)', () => {
+    const raw = readFileSync(join(repoRoot, 'docker-compose.yml'), 'utf8')
+    const example = readFileSync(join(repoRoot, '.env.example'), 'utf8')
+    const required = [...raw.matchAll(/\$\{([A-Z0-9_]+)(?::[?-][^}]*)?\}/g)].map((m) => m[1]!)
+    for (const name of new Set(required)) expect(example, `${name} in .env.example`).toMatch(new RegExp(`^${name}=`, 'm'))
+    for (const secret of ['POSTGRES_PASSWORD', 'GRAFANA_DB_PASSWORD', 'ADMIN_TOKEN', 'GATEWAY_TOKEN', 'GRAFANA_ADMIN_PASSWORD']) {
+      expect(raw).toContain(`\${${secret}`)
+    }
+  })
+
+  it('creates the read-only Grafana login when the database volume is first initialised', () => {
+    const mount = bindMounts(config.services.timescaledb).find((m) => m.target === '/docker-entrypoint-initdb.d')
+    expect(mount).toBeDefined()
+    const script = readFileSync(join(mount!.source, '10-grafana-reader.sh'), 'utf8')
+    expect(script).toContain('CREATE ROLE grafana_reader')
+    expect(grafana.environment.SOS_DB_READER_USER).toBe('grafana_reader')
+  })
+})
