@@ -1,13 +1,17 @@
 #!/bin/sh
-# Runs once, when the TimescaleDB volume is first initialised (docker-entrypoint-initdb.d).
-# Grafana reads through its own login that can only SELECT: a dashboard or a provisioned query
-# can never change alert data. Default privileges cover the tables, views and continuous
-# aggregates that the server's migrations create later as the owner role.
+# Grafana's read-only database login. Runs by itself when the TimescaleDB volume is first
+# initialised (docker-entrypoint-initdb.d); safe to run again, e.g. on an older volume:
+#   docker compose exec timescaledb sh /docker-entrypoint-initdb.d/10-grafana-reader.sh
+# A dashboard or a provisioned query can then never change alert data. Default privileges
+# cover the tables, views and continuous aggregates that the server's migrations create later
+# as the owner role.
 set -eu
 : "${GRAFANA_DB_PASSWORD:?set GRAFANA_DB_PASSWORD}"
 psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" \
   -v reader_password="$GRAFANA_DB_PASSWORD" <<'SQL'
-CREATE ROLE grafana_reader LOGIN PASSWORD :'reader_password';
+SELECT 'CREATE ROLE grafana_reader LOGIN'
+  WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'grafana_reader') \gexec
+ALTER ROLE grafana_reader WITH LOGIN PASSWORD :'reader_password';
 GRANT CONNECT ON DATABASE :"DBNAME" TO grafana_reader;
 GRANT USAGE ON SCHEMA public TO grafana_reader;
 GRANT SELECT ON ALL TABLES IN SCHEMA public TO grafana_reader;

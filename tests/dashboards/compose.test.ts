@@ -7,7 +7,9 @@ import { existsSync, readFileSync, statSync } from 'node:fs'
 import { join, relative, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { parse as parseYaml } from 'yaml'
+import pg from 'pg'
 import { dashboardsDir, loadYamlDir, repoRoot } from './grafana/provisioning.js'
+import { createTestDatabase, testDatabaseUrl } from '../helpers/postgres.js'
 
 const compose = (...args: string[]): string =>
   execFileSync('docker-compose', ['--env-file', '.env.example', ...args], { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
@@ -110,3 +112,46 @@ describe('docker-compose.yml', () => {
     expect(grafana.environment.SOS_DB_READER_USER).toBe('grafana_reader')
   })
 })
+
+// On the PostgreSQL that CI runs (TEST_DATABASE_URL), the script does what it promises.
+if (testDatabaseUrl) {
+  describe('the read-only Grafana login (PostgreSQL)', () => {
+    const script = join(dashboardsDir, 'timescaledb-init', '10-grafana-reader.sh')
+
+    it('can read tables the owner creates later, cannot write, and the script can run again', async () => {
+      const database = await createTestDatabase()
+      const url = new URL(database.url)
+      const env = {
+        ...process.env, PGHOST: url.hostname, PGPORT: url.port || '5432', PGPASSWORD: decodeURIComponent(url.password),
+        POSTGRES_USER: decodeURIComponent(url.username), POSTGRES_DB: url.pathname.slice(1), GRAFANA_DB_PASSWORD: "it's-a-test"
+      }
+      const owner = new pg.Client({ connectionString: database.url })
+      await owner.connect()
+      try {
+        execFileSync('sh', [script], { env, stdio: 'pipe' })
+        execFileSync('sh', [script], { env, stdio: 'pipe' }) // idempotent: an older volume gets it too
+        await owner.query('CREATE TABLE later (x int); INSERT INTO later VALUES (1)')
+        const readerUrl = new URL(database.url)
+        readerUrl.username = 'grafana_reader'
+        readerUrl.password = "it's-a-test"
+        const reader = new pg.Client({ connectionString: readerUrl.toString() })
+        await reader.connect()
+        try {
+          expect((await reader.query('SELECT x FROM later')).rows).toEqual([{ x: 1 }])
+          await expect(reader.query('INSERT INTO later VALUES (2)')).rejects.toThrow(/permission denied/)
+          expect((await reader.query('SHOW statement_timeout')).rows[0].statement_timeout).toBe('30s')
+        } finally {
+          await reader.end()
+        }
+      } finally {
+        await owner.query('DROP OWNED BY grafana_reader').catch(() => {})
+        await owner.end()
+        await database.drop()
+        const admin = new pg.Client({ connectionString: testDatabaseUrl })
+        await admin.connect()
+        await admin.query('DROP ROLE IF EXISTS grafana_reader').catch(() => {})
+        await admin.end()
+      }
+    })
+  })
+}
