@@ -62,7 +62,15 @@ export const IngestResult = Type.Object({
   /** The alert's state now: a press joining an acknowledged alert should hear "acknowledged" again. */
   alertState: Type.Optional(Type.String()),
   /** For a kiosk `report`: the ticket id the resident can quote. */
-  ticketId: Type.Optional(Type.String())
+  ticketId: Type.Optional(Type.String()),
+  /**
+   * What the device must hear for this event instead of `received`: today only `rejected`, for a
+   * cancel the server refused (wrong or missing PIN, cancel window over, no open alert), with `reason`.
+   */
+  ackState: Type.Optional(Type.Literal('rejected')),
+  reason: Type.Optional(Type.String()),
+  /** The device is a silent alarm: acks to it carry `"silent": true` (show, never sound). */
+  silent: Type.Optional(Type.Boolean())
 })
 export type IngestResult = Static<typeof IngestResult>
 

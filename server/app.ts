@@ -6,7 +6,6 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { Registry, collectDefaultMetrics } from 'prom-client'
 import type { Database } from './db/database.js'
 import { Bus } from './bus.js'
 import { TokenRegistry, type StaticToken } from './auth/tokens.js'
@@ -26,6 +25,29 @@ import { gatewayRoutes } from './routes/gateway.js'
 import { streamRoutes } from './routes/stream.js'
 import { LiveStream } from './stream/live-stream.js'
 import { ErrorBody } from './routes/schemas.js'
+import { reportRoutes } from './routes/reports.js'
+import { announcementRoutes } from './routes/announcements.js'
+import { insightRoutes } from './routes/insights.js'
+import { ReportStore } from './reports/store.js'
+import { Announcements } from './announcements/service.js'
+import { ServerMetrics } from './metrics.js'
+import { WebhookSender } from './escalation/webhooks.js'
+import { Escalator } from './escalation/escalator.js'
+import { SERVER_DEFAULTS, type ServerConfig } from './config.js'
+
+/** The long-lived parts, reachable for tests and the process entry. */
+export interface AppServices {
+  metrics: ServerMetrics
+  escalator: Escalator
+  webhooks: WebhookSender
+  bus: Bus
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    services: AppServices
+  }
+}
 
 export interface AppOptions {
   db: Database
@@ -33,6 +55,10 @@ export interface AppOptions {
   staticTokens: StaticToken[]
   /** A pino logger; none = silent (tests). */
   logger?: FastifyBaseLogger
+  /** Lifecycle settings (defaults: SERVER_DEFAULTS, no webhooks). */
+  settings?: Pick<ServerConfig, 'cancelWindowMs' | 'escalateAfterMs' | 'webhookUrls' | 'webhookSecret'>
+  /** Webhook retry timing (tests shorten it). */
+  webhookBackoff?: { minBackoffMs: number, maxBackoffMs: number, retries?: number }
 }
 
 export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
@@ -46,16 +72,28 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   const { db } = options
   const bus = new Bus()
   const tokens = new TokenRegistry(db, options.staticTokens)
+  const settings = options.settings ?? {}
+  const metrics = new ServerMetrics(db)
   const devices = new DeviceStore(db)
   const alerts = new AlertStore(db)
   const downlink = new DownlinkQueue(db, bus)
-  const lifecycle = new AlertLifecycle(db, downlink, bus)
-  const ingestor = new Ingestor(db, bus)
+  const lifecycle = new AlertLifecycle(db, downlink, bus, metrics)
+  const ingestor = new Ingestor(db, bus, lifecycle, metrics, { cancelWindowMs: settings.cancelWindowMs ?? SERVER_DEFAULTS.cancelWindowMs })
   const stream = new LiveStream(bus)
-  const metrics = new Registry()
-  collectDefaultMetrics({ register: metrics })
+  const reports = new ReportStore(db)
+  const announcements = new Announcements(db, downlink)
+  const webhooks = new WebhookSender({ urls: settings.webhookUrls ?? [], secret: settings.webhookSecret, ...options.webhookBackoff }, metrics, app.log)
+  const escalator = new Escalator(db, bus, webhooks, metrics, { escalateAfterMs: settings.escalateAfterMs ?? SERVER_DEFAULTS.escalateAfterMs }, app.log)
+  app.decorate('services', { metrics, escalator, webhooks, bus })
+  // The escalator runs while the app does: started when ready, stopped (timers, webhooks) on close.
+  app.addHook('onReady', async () => { escalator.start() })
+  app.addHook('onClose', async () => { await escalator.stop() })
 
   registerErrorHandling(app)
+  // A POST without a body (`acknowledge`, `close`) is an empty object, not a validation error.
+  app.addHook('preValidation', async (request) => {
+    if (request.body === undefined && request.method === 'POST' && request.routeOptions.schema?.body) request.body = {}
+  })
   registerAuth(app, tokens)
   app.addSchema(ErrorBody)
   await app.register(swagger, {
@@ -67,12 +105,15 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
 
-  await app.register(healthRoutes, { db, metrics })
+  await app.register(healthRoutes, { db, metrics: metrics.registry })
   await app.register(deviceRoutes, { devices })
   await app.register(tokenRoutes, { tokens })
   await app.register(alertRoutes, { alerts, lifecycle })
   await app.register(eventRoutes, { db })
   await app.register(gatewayRoutes, { ingestor, devices, downlink })
   await app.register(streamRoutes, { stream })
+  await app.register(reportRoutes, { reports })
+  await app.register(announcementRoutes, { announcements })
+  await app.register(insightRoutes, { db })
   return app
 }

@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events'
 
 export interface BusEvents {
   /** An alert was opened or changed (state, press count, escalation). */
-  alert: [{ alertId: string, deviceId: string, state: string, kind: string }]
+  alert: [{ alertId: string, deviceId: string, state: string, kind: string, escalationLevel?: number }]
   /** Device registry or device health changed. */
   device: [{ deviceId: string, change: string }]
   /** New downlink rows exist up to this id. */

@@ -14,7 +14,26 @@ export interface ServerConfig {
   /** A gateway token accepted in addition to those issued through the API. */
   readonly gatewayToken?: string
   readonly logLevel: string
+  /** CANCEL_WINDOW: a device cancel (with PIN) is accepted this long after its alert opened. Default 30 s. */
+  readonly cancelWindowMs?: number
+  /** ESCALATE_AFTER: an open panic alert escalates after this, and again each further interval. Default 60 s. */
+  readonly escalateAfterMs?: number
+  /** WEBHOOK_URLS (comma-separated): receivers of escalations, body signed with WEBHOOK_SECRET. */
+  readonly webhookUrls?: readonly string[]
+  readonly webhookSecret?: string
+  /** EVENTS_COMPRESS_AFTER_DAYS (TimescaleDB): compress event chunks older than this. Default 7. */
+  readonly eventsCompressAfterDays?: number
+  /** EVENTS_RETENTION_DAYS (TimescaleDB): drop events older than this; 0 = keep. Default 365. */
+  readonly eventsRetentionDays?: number
 }
+
+/** Defaults of the optional settings (tests and embedders may leave them out). */
+export const SERVER_DEFAULTS = Object.freeze({
+  cancelWindowMs: 30_000,
+  escalateAfterMs: 60_000,
+  eventsCompressAfterDays: 7,
+  eventsRetentionDays: 365
+})
 
 export class ConfigError extends Error {}
 
@@ -28,8 +47,51 @@ export function port (env: NodeJS.ProcessEnv, name: string, fallback: number): n
   return value
 }
 
+/** `30` (seconds), `30s`, `500ms`, `2m`, `1h` → milliseconds. */
+export function duration (env: NodeJS.ProcessEnv, name: string, fallbackMs: number, minMs = 1000): number {
+  const raw = env[name]
+  if (raw === undefined || raw === '') return fallbackMs
+  const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/.exec(raw.trim())
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match?.[2] ?? 's'] ?? 1000
+  const value = match ? Math.round(Number(match[1]) * unit) : NaN
+  if (!Number.isFinite(value) || value < minMs) {
+    throw new ConfigError(`${name} must be a duration of at least ${minMs} ms, like 30s, 2m or 500ms; got "${raw}"`)
+  }
+  return value
+}
+
+export function days (env: NodeJS.ProcessEnv, name: string, fallback: number, min: number): number {
+  const raw = env[name]
+  if (raw === undefined || raw === '') return fallback
+  const value = Number(raw)
+  if (!Number.isInteger(value) || value < min) throw new ConfigError(`${name} must be a whole number of days ≥ ${min}, got "${raw}"`)
+  return value
+}
+
+export function webhookUrls (env: NodeJS.ProcessEnv): string[] {
+  const urls = (env.WEBHOOK_URLS ?? '').split(',').map((u) => u.trim()).filter(Boolean)
+  for (const url of urls) {
+    let parsed: URL | undefined
+    try { parsed = new URL(url) } catch {}
+    if (!parsed || !['http:', 'https:'].includes(parsed.protocol)) throw new ConfigError(`WEBHOOK_URLS: "${url}" is not an http(s) URL`)
+  }
+  if (urls.length > 0 && !env.WEBHOOK_SECRET) throw new ConfigError('WEBHOOK_SECRET is required when WEBHOOK_URLS is set (receivers verify the signature)')
+  return urls
+}
+
 export function serverConfigFromEnv (env: NodeJS.ProcessEnv = process.env): ServerConfig {
+  const compressAfter = days(env, 'EVENTS_COMPRESS_AFTER_DAYS', SERVER_DEFAULTS.eventsCompressAfterDays, 1)
+  const retention = days(env, 'EVENTS_RETENTION_DAYS', SERVER_DEFAULTS.eventsRetentionDays, 0)
+  if (retention > 0 && retention <= compressAfter) {
+    throw new ConfigError(`EVENTS_RETENTION_DAYS (${retention}) must be 0 (keep) or more than EVENTS_COMPRESS_AFTER_DAYS (${compressAfter})`)
+  }
   return Object.freeze({
+    cancelWindowMs: duration(env, 'CANCEL_WINDOW', SERVER_DEFAULTS.cancelWindowMs),
+    escalateAfterMs: duration(env, 'ESCALATE_AFTER', SERVER_DEFAULTS.escalateAfterMs),
+    webhookUrls: Object.freeze(webhookUrls(env)),
+    webhookSecret: env.WEBHOOK_SECRET || undefined,
+    eventsCompressAfterDays: compressAfter,
+    eventsRetentionDays: retention,
     httpPort: port(env, 'HTTP_PORT', 8080),
     httpHost: env.HTTP_HOST || '0.0.0.0',
     dataDir: resolve(env.DATA_DIR || './data'),

@@ -5,9 +5,10 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { openDatabase, type Database } from './db/database.js'
 import { migrate } from './db/migrate.js'
+import { applyStoragePolicies } from './db/timescale.js'
 import { buildApp } from './app.js'
 import type { StaticToken } from './auth/tokens.js'
-import type { ServerConfig } from './config.js'
+import { SERVER_DEFAULTS, type ServerConfig } from './config.js'
 
 export interface RunningServer {
   app: FastifyInstance
@@ -22,10 +23,14 @@ export async function startServer (config: ServerConfig, logger?: FastifyBaseLog
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir })
   try {
     await migrate(db)
+    await applyStoragePolicies(db, {
+      compressAfterDays: config.eventsCompressAfterDays ?? SERVER_DEFAULTS.eventsCompressAfterDays,
+      retentionDays: config.eventsRetentionDays ?? SERVER_DEFAULTS.eventsRetentionDays
+    })
     const staticTokens: StaticToken[] = []
     if (config.adminToken) staticTokens.push({ token: config.adminToken, role: 'admin', name: 'admin' })
     if (config.gatewayToken) staticTokens.push({ token: config.gatewayToken, role: 'gateway', name: 'gateway' })
-    const app = await buildApp({ db, staticTokens, logger })
+    const app = await buildApp({ db, staticTokens, logger, settings: config })
     await app.listen({ port: config.httpPort, host: config.httpHost })
     const address = app.server.address()
     const port = typeof address === 'object' && address ? address.port : config.httpPort

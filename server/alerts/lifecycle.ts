@@ -1,19 +1,25 @@
 /**
- * Operator actions on an alert. Each one is a guarded state change, an audit-trail row, and
- * (for alerts a device raised) a downlink ack, all in one transaction: the person who pressed
- * hears "acknowledged" exactly when the database says so.
+ * Alert state changes: operator actions, device cancels, a device coming back online. Each one
+ * is a guarded state change, an audit-trail row, and (for alerts a device raised) a downlink
+ * ack, all in one transaction: the person who pressed hears "acknowledged" exactly when the
+ * database says so.
  */
 import type { Database, Queryable } from '../db/database.js'
 import type { Bus } from '../bus.js'
 import type { DownlinkQueue } from '../downlink/queue.js'
-import { topics, type Ack } from '../../protocol/index.js'
+import type { ServerMetrics } from '../metrics.js'
+import { topics } from '../../protocol/index.js'
 import { conflict, notFound } from '../plugins/errors.js'
+import { deviceAck } from './device-ack.js'
+import { recordTransition } from './transitions.js'
 import { ACTIONS, DEVICE_FACING_KINDS, type AlertKind, type AlertState, type OperatorAction, type Outcome } from './model.js'
 
 export interface ActionInput {
   actor: string
   note?: string
   outcome?: Outcome
+  /** The device event this change answers (a cancel): its seq goes into the device's ack. */
+  seq?: number
 }
 
 const TIME_COLUMN: Partial<Record<AlertState, string>> = {
@@ -23,22 +29,33 @@ const TIME_COLUMN: Partial<Record<AlertState, string>> = {
   cancelled: 'cancelled_at'
 }
 
-interface LockedAlert {
+export interface LockedAlert {
   id: string
   device_id: string
   kind: AlertKind
   state: AlertState
   last_seq: number | null
+  opened_at: Date
+  silent: boolean
 }
 
+/** Selects alerts with what a state change needs; append a WHERE and lock with `FOR UPDATE OF a`. */
+export const SELECT_LOCKED_ALERT = `
+  SELECT a.id, a.device_id, a.kind, a.state, a.last_seq, a.opened_at, COALESCE(d.silent, false) AS silent
+  FROM alerts a LEFT JOIN devices d ON d.id = a.device_id`
+
 export class AlertLifecycle {
-  constructor (private readonly db: Database, private readonly downlink: DownlinkQueue, private readonly bus: Bus) {}
+  constructor (
+    private readonly db: Database,
+    private readonly downlink: DownlinkQueue,
+    private readonly bus: Bus,
+    private readonly metrics?: ServerMetrics
+  ) {}
 
   async act (alertId: string, action: OperatorAction, input: ActionInput): Promise<void> {
     const { from, to } = ACTIONS[action]
     const alert = await this.db.transaction(async (tx) => {
-      const rows = await tx.query<LockedAlert>(
-        'SELECT id, device_id, kind, state, last_seq FROM alerts WHERE id = $1 FOR UPDATE', [alertId])
+      const rows = await tx.query<LockedAlert>(`${SELECT_LOCKED_ALERT} WHERE a.id = $1 FOR UPDATE OF a`, [alertId])
       const current = rows[0]
       if (!current) throw notFound(`alert ${alertId}`)
       if (!from.includes(current.state)) {
@@ -56,17 +73,21 @@ export class AlertLifecycle {
     await tx.query(
       `UPDATE alerts SET state = $2, ${column ? `${column} = now(),` : ''} outcome = COALESCE($3, outcome), updated_at = now()
        WHERE id = $1`, [alert.id, to, input.outcome ?? null])
-    await tx.query(
-      'INSERT INTO alert_transitions (alert_id, from_state, to_state, actor, note) VALUES ($1, $2, $3, $4, $5)',
-      [alert.id, alert.state, to, input.actor, input.note ?? null])
+    await recordTransition(tx, { alertId: alert.id, from: alert.state, to, actor: input.actor, note: input.note })
     if (DEVICE_FACING_KINDS.includes(alert.kind)) {
-      const ack: Ack = { seq: alert.last_seq ?? undefined, state: to === 'open' ? 'received' : to, alertId: alert.id }
+      const ack = deviceAck({ seq: input.seq ?? alert.last_seq ?? undefined, state: to === 'open' ? 'received' : to, alertId: alert.id }, alert.silent)
       await this.downlink.enqueue(tx, [{ topic: topics.ack(alert.device_id), payload: ack }])
     }
   }
 
-  async afterCommit (alert: LockedAlert, state: AlertState): Promise<void> {
+  async afterCommit (alert: Pick<LockedAlert, 'id' | 'device_id' | 'kind'>, state: AlertState): Promise<void> {
+    this.metrics?.alertTransitions.inc({ state })
     this.bus.emit('alert', { alertId: alert.id, deviceId: alert.device_id, state, kind: alert.kind })
     if (DEVICE_FACING_KINDS.includes(alert.kind)) await this.downlink.notify()
+  }
+
+  /** Wakes the gateways' downlink long-poll after a commit that queued acks. */
+  async notifyDownlink (): Promise<void> {
+    await this.downlink.notify()
   }
 }

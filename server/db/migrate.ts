@@ -12,7 +12,8 @@ export async function migrate (db: Database): Promise<number[]> {
       if (db.engine === 'postgres') await tx.query('SELECT pg_advisory_xact_lock(727274)')
       const rows = await tx.query('SELECT 1 FROM schema_migrations WHERE version = $1', [migration.version])
       if (rows.length > 0) return false
-      for (const statement of splitStatements(migration.sql)) await tx.query(statement)
+      for (const statement of splitStatements(migration.sql ?? '')) await tx.query(statement)
+      await migration.apply?.(tx, { engine: db.engine })
       await tx.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [migration.version, migration.name])
       return true
     })
@@ -22,6 +23,6 @@ export async function migrate (db: Database): Promise<number[]> {
 }
 
 /** Splits a migration script on `;` at line ends; our scripts hold no procedural bodies. */
-function splitStatements (sql: string): string[] {
+export function splitStatements (sql: string): string[] {
   return sql.split(/;\s*$/m).map((s) => s.replace(/^\s*--.*$/gm, '').trim()).filter(Boolean)
 }

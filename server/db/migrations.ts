@@ -3,10 +3,17 @@
  * versions are kept in `schema_migrations`, so starting the server again is safe.
  * Never edit a migration that has shipped: add the next one.
  */
+import type { Database, Queryable } from './database.js'
+import { reportsAnnouncementsDeadLetters } from './migrations/002-reports-announcements-dead-letters.js'
+import { timescale } from './migrations/003-timescale.js'
+
 export interface Migration {
   version: number
   name: string
-  sql: string
+  /** Plain statements, run in order. */
+  sql?: string
+  /** Steps that depend on the engine (TimescaleDB or not), run after `sql`, in the same transaction. */
+  apply?: (tx: Queryable, context: { engine: Database['engine'] }) => Promise<void>
 }
 
 export const migrations: Migration[] = [
@@ -118,5 +125,7 @@ CREATE TABLE downlink (
   created_at  timestamptz NOT NULL DEFAULT now()
 );
 `
-  }
+  },
+  reportsAnnouncementsDeadLetters,
+  timescale
 ]

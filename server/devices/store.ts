@@ -52,10 +52,12 @@ interface DeviceRow {
   battery: number | null
   rssi: number | null
   fw: string | null
+  online: boolean | null
+  presence_at: Date | null
 }
 
 const VIEW_COLUMNS = `id, kind, name, zone, lat, lon, silent, pin_hash IS NOT NULL AS has_pin, created_at,
-  revoked_at, last_seen_at, battery, rssi, fw`
+  revoked_at, last_seen_at, battery, rssi, fw, online, presence_at`
 
 /** Counter devices are silent alarms unless provisioning says otherwise. */
 const silentByDefault = (kind: DeviceKind) => kind === 'counter'
@@ -119,6 +121,17 @@ export class DeviceStore {
        ORDER BY id`, [filter.id ?? null, filter.changedSince ?? null])
   }
 
+  /**
+   * What the gateway last reported (connected, or offline by last will / missed heartbeats)
+   * wins, unless the device was heard from after that report; with no report, recent traffic.
+   */
+  private isOnline (row: DeviceRow): boolean {
+    const heardRecently = row.last_seen_at !== null && Date.now() - row.last_seen_at.getTime() < this.onlineWindowMs
+    if (row.online === null || row.presence_at === null) return heardRecently
+    if (row.online) return true
+    return heardRecently && row.last_seen_at !== null && row.last_seen_at > row.presence_at
+  }
+
   private view (row: DeviceRow): DeviceView {
     return {
       id: row.id,
@@ -132,7 +145,7 @@ export class DeviceStore {
       createdAt: row.created_at.toISOString(),
       revokedAt: row.revoked_at?.toISOString() ?? null,
       lastSeenAt: row.last_seen_at?.toISOString() ?? null,
-      online: row.revoked_at === null && row.last_seen_at !== null && Date.now() - row.last_seen_at.getTime() < this.onlineWindowMs,
+      online: row.revoked_at === null && this.isOnline(row),
       battery: row.battery,
       rssi: row.rssi,
       fw: row.fw

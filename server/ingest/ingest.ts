@@ -1,144 +1,138 @@
 /**
- * Stores batches of gateway events exactly once and turns them into alerts.
+ * Stores batches from gateways exactly once and turns them into alerts, reports, cancels and
+ * presence changes.
  *
- * One transaction per batch, a constant number of statements for the bulk (events, device
- * health), one statement per alert-raising event (presses are rare next to heartbeats).
- * Idempotent: an event id already stored is reported `duplicate` and changes nothing.
+ * One transaction per batch; a constant number of statements for the bulk (events, device
+ * health, dead letters), one or two per event that does something (press, cancel, report,
+ * presence change), which are rare next to heartbeats. Idempotent: an event id already stored
+ * is reported `duplicate` and changes nothing; a resent cancel or report hears the same answer.
  */
-import { randomUUID } from 'node:crypto'
-import type { Database, Queryable } from '../db/database.js'
+import type { Database } from '../db/database.js'
 import type { Bus } from '../bus.js'
-import type { GatewayEvent, IngestResult } from '../../protocol/index.js'
-import { ALERT_KIND_OF_EVENT, type AlertKind, type AlertState } from '../alerts/model.js'
+import type { GatewayEvent, IngestBatch, IngestResult } from '../../protocol/index.js'
+import { ALERT_KIND_OF_EVENT } from '../alerts/model.js'
+import type { AlertLifecycle } from '../alerts/lifecycle.js'
+import type { ServerMetrics } from '../metrics.js'
+import { insertEvents, updateDeviceHealth } from './events.js'
+import { raiseAlert, type RaisedAlert } from './raise-alert.js'
+import { applyCancel, checkPins, previousCancels, type CancelOutcome } from './cancel.js'
+import { fileReport, ticketsOf } from './reports.js'
+import { applyPresence, type PresenceEffects } from './presence.js'
+import { storeDeadLetters } from './dead-letters.js'
 
-interface RaisedAlert {
-  alertId: string
-  deviceId: string
-  kind: AlertKind
-  state: AlertState
-  created: boolean
+export interface IngestOptions {
+  /** A device cancel is accepted this long after its alert opened (CANCEL_WINDOW). */
+  cancelWindowMs: number
+}
+
+interface BatchOutcome {
+  fresh: Set<string>
+  silent: Set<string>
+  raised: Map<string, RaisedAlert>
+  cancels: Map<string, CancelOutcome>
+  tickets: Map<string, string>
+  presence: PresenceEffects
+  deadLetters: number
 }
 
 export class Ingestor {
-  constructor (private readonly db: Database, private readonly bus: Bus) {}
+  constructor (
+    private readonly db: Database,
+    private readonly bus: Bus,
+    private readonly lifecycle: AlertLifecycle,
+    private readonly metrics: ServerMetrics,
+    private readonly options: IngestOptions
+  ) {}
 
-  async ingest (events: GatewayEvent[]): Promise<IngestResult[]> {
-    if (events.length === 0) return []
-    const { fresh, raised } = await this.db.transaction(async (tx) => {
-      const fresh = await insertEvents(tx, events)
-      await updateDeviceHealth(tx, events)
+  async ingest (batch: IngestBatch): Promise<IngestResult[]> {
+    const { events } = batch
+    const endTimer = this.metrics.ingestBatchSeconds.startTimer()
+    const pins = await checkPins(this.db, unique(events).filter((e) => e.event.type === 'cancel'))
+    const outcome = await this.db.transaction(async (tx): Promise<BatchOutcome> => {
+      const fresh = events.length > 0 ? await insertEvents(tx, events) : new Set<string>()
+      const silent = events.length > 0 ? await updateDeviceHealth(tx, events) : new Set<string>()
       const raised = new Map<string, RaisedAlert>()
-      for (const e of unique(events)) {
+      const cancels = new Map<string, CancelOutcome>()
+      const tickets = new Map<string, string>()
+      for (const e of unique(events).filter((e) => fresh.has(e.eventId))) {
         const kind = ALERT_KIND_OF_EVENT[e.event.type]
-        const alert = kind && fresh.has(e.eventId) ? await raiseAlert(tx, e, kind) : null
-        if (alert) raised.set(e.eventId, alert)
+        if (kind) {
+          const alert = await raiseAlert(tx, { deviceId: e.deviceId, kind, atMs: e.receivedAt, seq: e.event.seq, eventId: e.eventId, actor: `device:${e.deviceId}` })
+          if (alert) raised.set(e.eventId, alert)
+        } else if (e.event.type === 'cancel') {
+          cancels.set(e.eventId, await applyCancel(tx, e, pins.get(e.eventId) ?? 'missing', this.lifecycle, this.options.cancelWindowMs))
+        } else if (e.event.type === 'report') {
+          const ticket = await fileReport(tx, e)
+          if (ticket) tickets.set(e.eventId, ticket)
+        }
       }
-      return { fresh, raised }
+      // Resent cancels and reports hear what they heard the first time.
+      const resent = unique(events).filter((e) => !fresh.has(e.eventId))
+      for (const [eventId, ticket] of await ticketsOf(tx, resent.filter((e) => e.event.type === 'report').map((e) => e.eventId))) tickets.set(eventId, ticket)
+      for (const [eventId, c] of await previousCancels(tx, resent.filter((e) => e.event.type === 'cancel').map((e) => e.eventId))) {
+        cancels.set(eventId, { result: c.result, reason: c.reason ?? undefined })
+      }
+      const presence = await applyPresence(tx, batch.presence ?? [], this.lifecycle)
+      const deadLetters = await storeDeadLetters(tx, batch.deadLetters ?? [])
+      return { fresh, silent, raised, cancels, tickets, presence, deadLetters }
     })
-    for (const alert of raised.values()) {
+    endTimer()
+    await this.announce(batch, outcome)
+    return results(events, outcome)
+  }
+
+  /** After commit: the live stream, the downlink long-poll, the counters. */
+  private async announce (batch: IngestBatch, o: BatchOutcome): Promise<void> {
+    for (const e of batch.events) this.metrics.ingestedEvents.inc({ type: e.event.type, status: o.fresh.has(e.eventId) ? 'stored' : 'duplicate' })
+    for (const alert of [...o.raised.values(), ...o.presence.raised]) {
+      if (alert.created) this.metrics.alertsOpened.inc({ kind: alert.kind })
       this.bus.emit('alert', { alertId: alert.alertId, deviceId: alert.deviceId, state: alert.state, kind: alert.kind })
     }
-    const reported = new Set<string>()
-    return events.map((e) => {
-      const alert = raised.get(e.eventId)
-      const firstTime = fresh.has(e.eventId) && !reported.has(e.eventId)
-      reported.add(e.eventId)
-      return {
-        eventId: e.eventId,
-        status: firstTime ? 'stored' : 'duplicate',
-        ...(alert ? { alertId: alert.alertId, alertState: alert.state } : {})
+    let downlink = false
+    for (const [eventId, c] of o.cancels) {
+      if (!o.fresh.has(eventId)) continue
+      this.metrics.cancels.inc({ result: c.result })
+      if (c.result === 'cancelled' && c.alert) {
+        this.metrics.alertTransitions.inc({ state: 'cancelled' })
+        this.bus.emit('alert', { alertId: c.alert.id, deviceId: c.alert.device_id, state: 'cancelled', kind: c.alert.kind })
+        downlink = true
       }
-    })
+    }
+    for (const alert of o.presence.resolved) {
+      this.metrics.alertTransitions.inc({ state: 'resolved' })
+      this.bus.emit('alert', { alertId: alert.id, deviceId: alert.device_id, state: 'resolved', kind: alert.kind })
+    }
+    for (const change of o.presence.devices) {
+      this.metrics.presenceChanges.inc({ state: change.change })
+      this.bus.emit('device', change)
+    }
+    this.metrics.reportsFiled.inc([...o.tickets.keys()].filter((id) => o.fresh.has(id)).length)
+    if (o.deadLetters > 0) this.metrics.deadLetters.inc({ gateway: batch.deadLetters?.[0]?.gatewayId ?? 'unknown' }, o.deadLetters)
+    if (downlink) await this.lifecycle.notifyDownlink()
   }
+}
+
+/** One result per event, in batch order; a repeat of an id inside the batch is a duplicate. */
+function results (events: GatewayEvent[], o: BatchOutcome): IngestResult[] {
+  const reported = new Set<string>()
+  return events.map((e) => {
+    const firstTime = o.fresh.has(e.eventId) && !reported.has(e.eventId)
+    reported.add(e.eventId)
+    const alert = o.raised.get(e.eventId)
+    const cancel = o.cancels.get(e.eventId)
+    const ticketId = o.tickets.get(e.eventId)
+    const result: IngestResult = { eventId: e.eventId, status: firstTime ? 'stored' : 'duplicate' }
+    if (alert) Object.assign(result, { alertId: alert.alertId, alertState: alert.state })
+    if (cancel?.result === 'cancelled') Object.assign(result, { alertId: cancel.alert?.id, alertState: 'cancelled' })
+    else if (cancel) Object.assign(result, { ackState: 'rejected', reason: cancel.reason })
+    if (ticketId) result.ticketId = ticketId
+    if (o.silent.has(e.deviceId)) result.silent = true
+    return result
+  })
 }
 
 /** The first of each event id, in batch order (a batch may repeat an event the device resent). */
 function unique (events: GatewayEvent[]): GatewayEvent[] {
   const seen = new Set<string>()
   return events.filter((e) => !seen.has(e.eventId) && seen.add(e.eventId))
-}
-
-/** Inserts the events whose ids were never seen; returns those ids. */
-async function insertEvents (tx: Queryable, events: GatewayEvent[]): Promise<Set<string>> {
-  const rows = events.map((e) => {
-    const { pin: _pin, seq, boot, type, ts, battery, rssi, fw, ...rest } = e.event
-    return {
-      event_id: e.eventId,
-      device_id: e.deviceId,
-      boot: boot ?? null,
-      seq,
-      type,
-      time_ms: e.receivedAt,
-      device_ts_ms: ts ?? null,
-      skew_ms: e.skewMs ?? null,
-      skewed: e.skewed,
-      battery: battery ?? null,
-      rssi: rssi ?? null,
-      fw: fw ?? null,
-      gateway_id: e.gatewayId,
-      // Whatever else the event carries (a kiosk report); never the cancel PIN.
-      data: Object.keys(rest).length > 0 ? rest : null
-    }
-  })
-  const inserted = await tx.query<{ event_id: string }>(`
-    WITH input AS (
-      SELECT DISTINCT ON (event_id) *
-      FROM jsonb_to_recordset($1::jsonb) AS t(
-        event_id text, device_id text, boot text, seq bigint, type text, time_ms float8, device_ts_ms float8,
-        skew_ms integer, skewed boolean, battery smallint, rssi smallint, fw text, gateway_id text, data jsonb)
-    ), fresh AS (
-      INSERT INTO event_ids (event_id, received_at)
-      SELECT event_id, to_timestamp(time_ms / 1000.0) FROM input
-      ON CONFLICT (event_id) DO NOTHING
-      RETURNING event_id
-    )
-    INSERT INTO events (time, event_id, device_id, boot, seq, type, device_ts, skew_ms, skewed, battery, rssi, fw, gateway_id, data)
-    SELECT to_timestamp(time_ms / 1000.0), event_id, device_id, boot, seq, type, to_timestamp(device_ts_ms / 1000.0),
-           skew_ms, skewed, battery, rssi, fw, gateway_id, data
-    FROM input JOIN fresh USING (event_id)
-    RETURNING event_id`, [JSON.stringify(rows)])
-  return new Set(inserted.map((r) => r.event_id))
-}
-
-/** Last seen, battery, signal and firmware per device, from the newest event of the batch. */
-async function updateDeviceHealth (tx: Queryable, events: GatewayEvent[]): Promise<void> {
-  const latest = new Map<string, GatewayEvent>()
-  for (const e of events) {
-    const seen = latest.get(e.deviceId)
-    if (!seen || seen.receivedAt <= e.receivedAt) latest.set(e.deviceId, e)
-  }
-  const rows = [...latest.values()].map((e) => ({
-    id: e.deviceId, seen_ms: e.receivedAt, battery: e.event.battery ?? null, rssi: e.event.rssi ?? null, fw: e.event.fw ?? null
-  }))
-  await tx.query(`
-    UPDATE devices d SET
-      last_seen_at = GREATEST(d.last_seen_at, to_timestamp(s.seen_ms / 1000.0)),
-      battery = COALESCE(s.battery, d.battery), rssi = COALESCE(s.rssi, d.rssi), fw = COALESCE(s.fw, d.fw)
-    FROM jsonb_to_recordset($1::jsonb) AS s(id text, seen_ms float8, battery smallint, rssi smallint, fw text)
-    WHERE d.id = s.id`, [JSON.stringify(rows)])
-}
-
-/** Opens an alert of `kind` for the device, or joins the one still active (coalescing). */
-async function raiseAlert (tx: Queryable, e: GatewayEvent, kind: AlertKind): Promise<RaisedAlert | null> {
-  const rows = await tx.query<{ id: string, state: AlertState, created: boolean }>(`
-    INSERT INTO alerts (id, device_id, kind, state, zone, test, opened_at, last_press_at, last_seq, opened_by_event)
-    SELECT $1, d.id, $2, 'open', d.zone, false, to_timestamp($3 / 1000.0), to_timestamp($3 / 1000.0), $4, $5
-    FROM devices d WHERE d.id = $6
-    ON CONFLICT (device_id, kind) WHERE state IN ('open', 'acknowledged', 'dispatched')
-    DO UPDATE SET press_count = alerts.press_count + 1,
-                  last_press_at = GREATEST(alerts.last_press_at, EXCLUDED.last_press_at),
-                  last_seq = EXCLUDED.last_seq,
-                  updated_at = now()
-    RETURNING id, state, (xmax = 0) AS created`,
-  [randomUUID(), kind, e.receivedAt, e.event.seq, e.eventId, e.deviceId])
-  const row = rows[0]
-  // Not registered (removed after the gateway accepted the event): the event is stored, no alert.
-  // Throwing here would fail the batch and make the gateway resend it forever.
-  if (!row) return null
-  if (row.created) {
-    await tx.query(
-      'INSERT INTO alert_transitions (alert_id, from_state, to_state, at, actor) VALUES ($1, NULL, $2, to_timestamp($3 / 1000.0), $4)',
-      [row.id, 'open', e.receivedAt, `device:${e.deviceId}`])
-  }
-  return { alertId: row.id, deviceId: e.deviceId, kind, state: row.state, created: row.created }
 }

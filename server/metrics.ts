@@ -1,0 +1,71 @@
+/**
+ * The server's Prometheus metrics (`GET /metrics`). One registry per app, so tests that build
+ * several apps in one process do not share counters.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { Queryable } from './db/database.js'
+
+export class ServerMetrics {
+  readonly registry = new Registry()
+
+  readonly ingestedEvents = new Counter({
+    name: 'sos_ingest_events_total', help: 'Events received from gateways, by type and status (stored, duplicate)',
+    labelNames: ['type', 'status'] as const, registers: [this.registry]
+  })
+
+  readonly ingestBatchSeconds = new Histogram({
+    name: 'sos_ingest_batch_seconds', help: 'Time to store one ingest batch',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [this.registry]
+  })
+
+  readonly alertsOpened = new Counter({
+    name: 'sos_alerts_opened_total', help: 'Alerts opened, by kind', labelNames: ['kind'] as const, registers: [this.registry]
+  })
+
+  readonly alertTransitions = new Counter({
+    name: 'sos_alert_transitions_total', help: 'Alert state changes, by new state', labelNames: ['state'] as const, registers: [this.registry]
+  })
+
+  readonly escalations = new Counter({
+    name: 'sos_alert_escalations_total', help: 'Escalations of unacknowledged panic alerts', registers: [this.registry]
+  })
+
+  readonly webhookDeliveries = new Counter({
+    name: 'sos_webhook_deliveries_total', help: 'Outbound webhook attempts, by result (delivered, retried, failed)',
+    labelNames: ['result'] as const, registers: [this.registry]
+  })
+
+  readonly deadLetters = new Counter({
+    name: 'sos_dead_letters_total', help: 'Refused device publishes reported by gateways and stored', labelNames: ['gateway'] as const, registers: [this.registry]
+  })
+
+  readonly cancels = new Counter({
+    name: 'sos_cancel_attempts_total', help: 'Device cancels, by result (cancelled, wrong_pin, window_closed, no_alert, no_pin)',
+    labelNames: ['result'] as const, registers: [this.registry]
+  })
+
+  readonly reportsFiled = new Counter({
+    name: 'sos_reports_filed_total', help: 'Resident reports filed from kiosks', registers: [this.registry]
+  })
+
+  readonly presenceChanges = new Counter({
+    name: 'sos_presence_changes_total', help: 'Device presence changes applied, by state', labelNames: ['state'] as const, registers: [this.registry]
+  })
+
+  constructor (db: Queryable) {
+    collectDefaultMetrics({ register: this.registry })
+    // Read at scrape time, so it is right whichever server instance changed the alerts.
+    const activeAlerts = new Gauge({
+      name: 'sos_alerts_active', help: 'Alerts not yet resolved or cancelled, by kind and state',
+      labelNames: ['kind', 'state'] as const,
+      registers: [this.registry],
+      async collect () {
+        const rows = await db.query<{ kind: string, state: string, n: number }>(
+          "SELECT kind, state, count(*)::int8 AS n FROM alerts WHERE state IN ('open', 'acknowledged', 'dispatched') GROUP BY kind, state")
+        this.reset()
+        for (const r of rows) this.set({ kind: r.kind, state: r.state }, r.n)
+      }
+    })
+    void activeAlerts
+  }
+}

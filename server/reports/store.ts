@@ -1,0 +1,77 @@
+/** The residents' report queue (kiosks): listing for operators, closing with a note. */
+import type { Queryable } from '../db/database.js'
+import { conflict, notFound } from '../plugins/errors.js'
+
+export const REPORT_STATES = ['open', 'closed'] as const
+export type ReportState = typeof REPORT_STATES[number]
+
+export interface ReportView {
+  /** The ticket id shown on the kiosk, e.g. R-7K3Q. */
+  id: string
+  deviceId: string
+  zone: string
+  category: string
+  text: string
+  state: ReportState
+  createdAt: string
+  closedAt: string | null
+  closedBy: string | null
+  note: string | null
+}
+
+interface ReportRow {
+  id: string
+  device_id: string
+  zone: string
+  category: string
+  text: string
+  state: ReportState
+  created_at: Date
+  closed_at: Date | null
+  closed_by: string | null
+  note: string | null
+}
+
+const COLUMNS = 'id, device_id, zone, category, text, state, created_at, closed_at, closed_by, note'
+
+export class ReportStore {
+  constructor (private readonly db: Queryable) {}
+
+  async list (filter: { state?: ReportState, zone?: string, from?: Date, to?: Date, limit: number }): Promise<ReportView[]> {
+    const rows = await this.db.query<ReportRow>(`SELECT ${COLUMNS} FROM reports
+      WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR zone = $2)
+        AND ($3::timestamptz IS NULL OR created_at >= $3) AND ($4::timestamptz IS NULL OR created_at < $4)
+      ORDER BY created_at DESC LIMIT $5`,
+    [filter.state ?? null, filter.zone ?? null, filter.from ?? null, filter.to ?? null, filter.limit])
+    return rows.map(toView)
+  }
+
+  async get (id: string): Promise<ReportView> {
+    const rows = await this.db.query<ReportRow>(`SELECT ${COLUMNS} FROM reports WHERE id = $1`, [id.toUpperCase()])
+    if (!rows[0]) throw notFound(`report ${id}`)
+    return toView(rows[0])
+  }
+
+  async close (id: string, actor: string, note?: string): Promise<ReportView> {
+    const rows = await this.db.query<ReportRow>(`UPDATE reports SET state = 'closed', closed_at = now(), closed_by = $2, note = $3
+      WHERE id = $1 AND state = 'open' RETURNING ${COLUMNS}`, [id.toUpperCase(), actor, note ?? null])
+    if (rows[0]) return toView(rows[0])
+    const existing = await this.get(id)
+    throw conflict(`report ${existing.id} is already ${existing.state}`)
+  }
+}
+
+function toView (r: ReportRow): ReportView {
+  return {
+    id: r.id,
+    deviceId: r.device_id,
+    zone: r.zone,
+    category: r.category,
+    text: r.text,
+    state: r.state,
+    createdAt: r.created_at.toISOString(),
+    closedAt: r.closed_at?.toISOString() ?? null,
+    closedBy: r.closed_by,
+    note: r.note
+  }
+}

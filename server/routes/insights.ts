@@ -1,0 +1,88 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { Database } from '../db/database.js'
+import { Window, dateOrUndefined } from './schemas.js'
+
+const seconds = Type.Union([Type.Number(), Type.Null()])
+
+/**
+ * Read-only views for analysts and maintainers: response KPIs per zone and kind (from the
+ * `alert_response_times` view: tests, drills and cancelled alerts left out) and dead letters.
+ */
+export const insightRoutes: FastifyPluginAsyncTypebox<{ db: Database }> = async (app, { db }) => {
+  app.get('/v1/stats/response-times', {
+    config: { roles: ['operator', 'analyst'] },
+    schema: {
+      tags: ['stats'],
+      summary: 'Time to acknowledge and to resolve per zone and kind, for alerts opened in [from, to)',
+      querystring: Type.Object({
+        zone: Type.Optional(Type.String({ maxLength: 64 })),
+        from: Type.Optional(Type.String({ format: 'date-time' })),
+        to: Type.Optional(Type.String({ format: 'date-time' }))
+      }),
+      response: {
+        200: Type.Array(Type.Object({
+          zone: Type.String(),
+          kind: Type.String(),
+          alerts: Type.Integer(),
+          responded: Type.Integer(),
+          resolved: Type.Integer(),
+          ackSecondsAvg: seconds,
+          ackSecondsP50: seconds,
+          ackSecondsP90: seconds,
+          resolveSecondsAvg: seconds,
+          resolveSecondsP50: seconds,
+          resolveSecondsP90: seconds
+        }))
+      }
+    }
+  }, async (request) => {
+    const q = request.query
+    return db.query(`
+      SELECT zone, kind, count(*)::int8 AS alerts, count(ack_seconds)::int8 AS responded, count(resolve_seconds)::int8 AS resolved,
+        avg(ack_seconds) AS "ackSecondsAvg",
+        percentile_cont(0.5) WITHIN GROUP (ORDER BY ack_seconds) AS "ackSecondsP50",
+        percentile_cont(0.9) WITHIN GROUP (ORDER BY ack_seconds) AS "ackSecondsP90",
+        avg(resolve_seconds) AS "resolveSecondsAvg",
+        percentile_cont(0.5) WITHIN GROUP (ORDER BY resolve_seconds) AS "resolveSecondsP50",
+        percentile_cont(0.9) WITHIN GROUP (ORDER BY resolve_seconds) AS "resolveSecondsP90"
+      FROM alert_response_times
+      WHERE ($1::text IS NULL OR zone = $1) AND ($2::timestamptz IS NULL OR opened_at >= $2) AND ($3::timestamptz IS NULL OR opened_at < $3)
+      GROUP BY zone, kind ORDER BY zone, kind`,
+    [q.zone ?? null, dateOrUndefined(q.from) ?? null, dateOrUndefined(q.to) ?? null])
+  })
+
+  app.get('/v1/dead-letters', {
+    config: { roles: ['operator', 'analyst'] },
+    schema: {
+      tags: ['operations'],
+      summary: 'Device publishes the gateways refused, with the reason (payload: first 4 KiB, base64)',
+      querystring: Type.Object({
+        deviceId: Type.Optional(Type.String({ maxLength: 64 })),
+        gatewayId: Type.Optional(Type.String({ maxLength: 64 })),
+        ...Window
+      }),
+      response: {
+        200: Type.Array(Type.Object({
+          id: Type.Integer(),
+          gatewayId: Type.String(),
+          deviceId: Type.Union([Type.String(), Type.Null()]),
+          topic: Type.String(),
+          reason: Type.String(),
+          payload: Type.String(),
+          receivedAt: Type.String({ format: 'date-time' })
+        }))
+      }
+    }
+  }, async (request) => {
+    const q = request.query
+    const rows = await db.query<{ id: number, gateway_id: string, device_id: string | null, topic: string, reason: string, payload: string, received_at: Date }>(`
+      SELECT id, gateway_id, device_id, topic, reason, payload, received_at FROM dead_letters
+      WHERE ($1::text IS NULL OR device_id = $1) AND ($2::text IS NULL OR gateway_id = $2)
+        AND ($3::timestamptz IS NULL OR received_at >= $3) AND ($4::timestamptz IS NULL OR received_at < $4)
+      ORDER BY received_at DESC, id DESC LIMIT $5`,
+    [q.deviceId ?? null, q.gatewayId ?? null, dateOrUndefined(q.from) ?? null, dateOrUndefined(q.to) ?? null, q.limit])
+    return rows.map((r) => ({
+      id: r.id, gatewayId: r.gateway_id, deviceId: r.device_id, topic: r.topic, reason: r.reason, payload: r.payload, receivedAt: r.received_at.toISOString()
+    }))
+  })
+}

@@ -1,0 +1,163 @@
+/**
+ * The storage contract: one suite, every engine (embedded PGlite; PostgreSQL when
+ * TEST_DATABASE_URL is set; the TimescaleDB build of PGlite). The same ingest and the same
+ * dashboard queries must give the same answers everywhere; on TimescaleDB the time-series
+ * layer (hypertables, continuous aggregates, compression, retention) must really exist and work.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { databaseBackends } from '../helpers/postgres.js'
+import { buildFixture, gatewayEvent, type Fixture } from './fixture.js'
+import { migrate } from '../../server/db/migrate.js'
+import { applyStoragePolicies } from '../../server/db/timescale.js'
+import type { Database } from '../../server/db/database.js'
+
+const HOUR = 3_600_000
+/** A whole hour, three hours back: inside every refresh window, far from the compression age. */
+const base = Math.floor(Date.now() / HOUR) * HOUR - 3 * HOUR
+
+describe.each(databaseBackends)('storage contract on $name', (backend) => {
+  let fx: Fixture
+  let db: Database
+  let dispose: () => Promise<void>
+
+  beforeAll(async () => {
+    const opened = await backend.open()
+    db = opened.db
+    dispose = opened.dispose
+    fx = await buildFixture(db)
+    await fx.provision('btn-a')
+    await fx.provision('btn-b', { zone: 'zone-b' })
+    await fx.provision('btn-d')
+  })
+
+  afterAll(async () => {
+    await fx?.app.close()
+    await dispose?.()
+  })
+
+  it('applies migrations once: starting again changes nothing', async () => {
+    expect(await migrate(db)).toEqual([])
+    const versions = await db.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version')
+    expect(versions.map((v) => v.version)).toEqual([1, 2, 3])
+    const { status, body } = await fx.call('GET', '/readyz', undefined, '')
+    expect(status).toBe(200)
+    expect(body.schemaVersion).toBe(3)
+  })
+
+  it('stores events once and keeps the gap since each device\'s previous event', async () => {
+    const beats = [0, 60, 120, 300, 360].map((s, i) => gatewayEvent('btn-a', { seq: i + 1, type: 'heartbeat', battery: 90 - i }, base + s * 1000))
+    const first = await fx.ingest({ events: beats })
+    expect(first.map((r) => r.status)).toEqual(['stored', 'stored', 'stored', 'stored', 'stored'])
+    const again = await fx.ingest({ events: beats })
+    expect(again.every((r) => r.status === 'duplicate')).toBe(true)
+    const rows = await db.query<{ seq: number, gap_ms: number | null }>("SELECT seq, gap_ms FROM events WHERE device_id = 'btn-a' ORDER BY seq")
+    expect(rows).toEqual([
+      { seq: 1, gap_ms: null }, { seq: 2, gap_ms: 60_000 }, { seq: 3, gap_ms: 60_000 }, { seq: 4, gap_ms: 180_000 }, { seq: 5, gap_ms: 60_000 }
+    ])
+  })
+
+  it('counts heartbeats and gaps per device and hour', async () => {
+    const rows = await db.query<{ heartbeats: number, gaps: number, max_gap_ms: number, min_battery: number }>(
+      "SELECT heartbeats, gaps, max_gap_ms, min_battery FROM device_health_hourly WHERE device_id = 'btn-a' AND bucket = $1", [new Date(base)])
+    expect(rows).toEqual([{ heartbeats: 5, gaps: 1, max_gap_ms: 180_000, min_battery: 86 }])
+  })
+
+  it('counts alerts per zone and kind, and response times without drills', async () => {
+    // zone-a: a real alert (acknowledged, resolved) and a drill; zone-b: a false alarm resolved unacknowledged.
+    const [a] = await fx.ingest({ events: [gatewayEvent('btn-a', { seq: 10, type: 'press' }, base + 600_000)] })
+    const [b] = await fx.ingest({ events: [gatewayEvent('btn-b', { seq: 1, type: 'press' }, base + 900_000)] })
+    const [d] = await fx.ingest({ events: [gatewayEvent('btn-d', { seq: 1, type: 'press' }, base + 1_200_000)] })
+    expect((await fx.call('POST', `/v1/alerts/${a!.alertId}/acknowledge`)).status).toBe(200)
+    expect((await fx.call('POST', `/v1/alerts/${a!.alertId}/resolve`, { outcome: 'real' })).status).toBe(200)
+    expect((await fx.call('POST', `/v1/alerts/${b!.alertId}/resolve`, { outcome: 'false_alarm' })).status).toBe(200)
+    expect((await fx.call('POST', `/v1/alerts/${d!.alertId}/acknowledge`)).status).toBe(200)
+    expect((await fx.call('POST', `/v1/alerts/${d!.alertId}/resolve`, { outcome: 'test', note: 'monthly drill' })).status).toBe(200)
+    await expectDashboardAnswers()
+  })
+
+  async function expectDashboardAnswers (): Promise<void> {
+    const counts = await db.query(`SELECT zone, sum(opened)::int8 AS opened, sum(resolved)::int8 AS resolved,
+        sum(real)::int8 AS real, sum(false_alarms)::int8 AS false_alarms
+      FROM alerts_hourly WHERE kind = 'panic' GROUP BY zone ORDER BY zone`)
+    expect(counts).toEqual([
+      { zone: 'zone-a', opened: 2, resolved: 2, real: 1, false_alarms: 0 },
+      { zone: 'zone-b', opened: 1, resolved: 1, real: 0, false_alarms: 1 }
+    ])
+    const hourly = await db.query<{ zone: string, resolved: number, ack: number, resolve: number }>(`
+      SELECT zone, sum(resolved)::int8 AS resolved, sum(ack_seconds_sum) AS ack, sum(resolve_seconds_sum) AS resolve
+      FROM alert_response_hourly GROUP BY zone ORDER BY zone`)
+    const perAlert = await db.query<{ zone: string, n: number, ack: number, resolve: number }>(`
+      SELECT zone, count(*)::int8 AS n, sum(ack_seconds) AS ack, sum(resolve_seconds) AS resolve
+      FROM alert_response_times GROUP BY zone ORDER BY zone`)
+    // The drill is in neither; both paths agree on every second.
+    expect(hourly.map((h) => [h.zone, h.resolved])).toEqual([['zone-a', 1], ['zone-b', 1]])
+    expect(perAlert.map((p) => [p.zone, p.n])).toEqual([['zone-a', 1], ['zone-b', 1]])
+    for (const [i, h] of hourly.entries()) {
+      expect(h.ack).toBeCloseTo(perAlert[i]!.ack, 3)
+      expect(h.resolve).toBeCloseTo(perAlert[i]!.resolve, 3)
+    }
+    // Opened hours ago, handled now: the seconds are real durations, acknowledge before resolve.
+    expect(perAlert[0]!.ack).toBeGreaterThan(2 * 3600)
+    expect(perAlert[0]!.resolve).toBeGreaterThanOrEqual(perAlert[0]!.ack)
+    expect(perAlert[1]!.ack).toBeCloseTo(perAlert[1]!.resolve, 3)
+  }
+
+  if (backend.timescale) it('has the hypertables, continuous aggregates, compression and retention', async () => {
+    await applyStoragePolicies(db, { compressAfterDays: 7, retentionDays: 30 })
+    const hypertables = await db.query<{ hypertable_name: string, compression_enabled: boolean }>(
+      'SELECT hypertable_name, compression_enabled FROM timescaledb_information.hypertables ORDER BY hypertable_name')
+    expect(hypertables).toEqual([
+      { hypertable_name: 'alert_transitions', compression_enabled: false },
+      { hypertable_name: 'events', compression_enabled: true }
+    ])
+    const aggregates = await db.query<{ view_name: string, hypertable_name: string }>(
+      'SELECT view_name, hypertable_name FROM timescaledb_information.continuous_aggregates ORDER BY view_name')
+    expect(aggregates).toEqual([
+      { view_name: 'alert_response_hourly', hypertable_name: 'alert_transitions' },
+      { view_name: 'alerts_hourly', hypertable_name: 'alert_transitions' },
+      { view_name: 'device_health_hourly', hypertable_name: 'events' }
+    ])
+    const segmentBy = await db.query<{ attname: string }>(
+      "SELECT attname FROM timescaledb_information.compression_settings WHERE hypertable_name = 'events' AND segmentby_column_index IS NOT NULL")
+    expect(segmentBy).toEqual([{ attname: 'device_id' }])
+    const jobs = await db.query<{ proc_name: string, hypertable_name: string, config: Record<string, unknown> }>(
+      "SELECT proc_name, hypertable_name, config FROM timescaledb_information.jobs WHERE job_id >= 1000 ORDER BY proc_name, hypertable_name")
+    expect(jobs.map((j) => [j.proc_name, j.hypertable_name])).toEqual([
+      ['policy_compression', 'events'],
+      ['policy_refresh_continuous_aggregate', 'alert_response_hourly'],
+      ['policy_refresh_continuous_aggregate', 'alerts_hourly'],
+      ['policy_refresh_continuous_aggregate', 'device_health_hourly'],
+      ['policy_retention', 'events']
+    ])
+    expect(jobs.find((j) => j.proc_name === 'policy_compression')!.config.compress_after).toBe('7 days')
+    expect(jobs.find((j) => j.proc_name === 'policy_retention')!.config.drop_after).toBe('30 days')
+  })
+
+  if (backend.timescale) it('answers the same from materialized aggregates', async () => {
+    for (const view of ['alerts_hourly', 'alert_response_hourly', 'device_health_hourly']) {
+      await db.query(`CALL refresh_continuous_aggregate('${view}', NULL, NULL)`)
+    }
+    await expectDashboardAnswers()
+  })
+
+  if (backend.timescale) it('compresses old event chunks by device and drops those past retention', async () => {
+    const day = 24 * HOUR
+    await fx.ingest({ events: [
+      gatewayEvent('btn-b', { seq: 100, type: 'heartbeat' }, Date.now() - 10 * day),
+      gatewayEvent('btn-b', { seq: 101, type: 'heartbeat' }, Date.now() - 40 * day)
+    ] })
+    const job = async (proc: string) => (await db.query<{ job_id: number }>(
+      "SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = $1 AND hypertable_name = 'events'", [proc]))[0]!.job_id
+    await db.query(`CALL run_job(${await job('policy_compression')})`)
+    const compressed = await db.query<{ n: number }>(
+      "SELECT count(*)::int8 AS n FROM timescaledb_information.chunks WHERE hypertable_name = 'events' AND is_compressed")
+    expect(compressed[0]!.n).toBeGreaterThan(0)
+    // Compressed events stay readable through the API.
+    const { body: stillThere } = await fx.call('GET', `/v1/events?deviceId=btn-b&to=${new Date(Date.now() - 5 * day).toISOString()}`)
+    expect(stillThere.map((e: any) => e.seq).sort()).toEqual([100, 101])
+
+    await db.query(`CALL run_job(${await job('policy_retention')})`)
+    const { body: kept } = await fx.call('GET', `/v1/events?deviceId=btn-b&to=${new Date(Date.now() - 5 * day).toISOString()}`)
+    expect(kept.map((e: any) => e.seq)).toEqual([100])
+  })
+})
