@@ -69,6 +69,11 @@ async function call (app: FastifyInstance, method: 'GET' | 'POST', url: string, 
 
 export async function simulateHour (app: FastifyInstance, clock: SimClock, start: Date, tokens: { admin: string, gateway: string }): Promise<SimulationResult> {
   const at = (t: number) => new Date(start.getTime() + t * 1000)
+  // Time passes: the server's escalator looks at open alerts, as its timer does in production.
+  const advance = async (t: number) => {
+    await clock.set(at(t))
+    await app.services.escalator.check()
+  }
   for (const d of DEVICES) {
     await call(app, 'POST', '/v1/devices', tokens.admin, { id: d.id, kind: d.kind, name: `${d.kind} ${d.id}`, zone: d.zone, lat: d.lat, lon: d.lon, ...(d.pin ? { pin: d.pin } : {}) })
   }
@@ -83,7 +88,7 @@ export async function simulateHour (app: FastifyInstance, clock: SimClock, start
 
   const flush = async (t: number) => {
     if (batch.events.length + batch.presence!.length + batch.deadLetters!.length === 0) return
-    await clock.set(at(t))
+    await advance(t)
     const { results } = await call(app, 'POST', '/v1/ingest', tokens.gateway, batch) as { results: IngestResult[] }
     for (const r of results) {
       const ref = refs.get(r.eventId)
@@ -116,19 +121,19 @@ export async function simulateHour (app: FastifyInstance, clock: SimClock, start
         batch.deadLetters!.push({ ...(step.device ? { deviceId: step.device } : {}), gatewayId: GATEWAY_ID, topic: `sos/v1/${step.device ?? 'unknown-client'}/event`, reason: step.reason, payload: Buffer.from('{"seq": 7, "type": ').toString('base64'), receivedAt: ms })
         break
       case 'operator': {
-        await clock.set(at(step.t))
+        await advance(step.t)
         const id = alerts.get(step.ref)
         if (!id) throw new Error(`no alert for ${step.ref} at t=${step.t}`)
         await call(app, 'POST', `/v1/alerts/${id}/${step.action}`, operatorToken, step.outcome ? { outcome: step.outcome, note: 'simulated' } : {})
         break
       }
       case 'close-report': {
-        await clock.set(at(step.t))
+        await advance(step.t)
         await call(app, 'POST', `/v1/reports/${tickets.get(step.ref)}/close`, operatorToken, { note: 'handled by the ward team' })
         break
       }
       case 'announce':
-        await clock.set(at(step.t))
+        await advance(step.t)
         await call(app, 'POST', '/v1/announcements', operatorToken, {
           zone: step.zone, title: step.title, body: step.body, lang: step.lang, expiresAt: new Date(ms + 86_400_000).toISOString()
         })
@@ -136,6 +141,6 @@ export async function simulateHour (app: FastifyInstance, clock: SimClock, start
     }
   }
   await flush(HOUR_S)
-  await clock.set(at(HOUR_S))
+  await advance(HOUR_S)
   return { alerts, tickets, operatorToken }
 }
