@@ -12,8 +12,11 @@ import {
 } from './scenario.js'
 
 const GATEWAY_ID = 'gw-sim'
-/** A gateway forwards what it received in the last few seconds as one batch. */
-const BATCH_SPAN_S = 30
+/**
+ * Heartbeats travel in batches of up to this span; anything else (a press, a cancel, a report,
+ * presence, a refused publish) is forwarded at once, as the gateway's outbox does.
+ */
+const BATCH_SPAN_S = 60
 
 /** A device event before the driver numbers it. */
 interface Uplink { type: EventType, battery?: number, rssi?: number, fw?: string, pin?: string, report?: { category: string, text: string } }
@@ -99,9 +102,16 @@ export async function simulateHour (app: FastifyInstance, clock: SimClock, start
     refs = new Map()
   }
 
+  // Urgent events of the same second travel together (24 devices connecting at once: one batch).
+  let urgentAt: number | undefined
   for (const step of timeline()) {
+    if (urgentAt !== undefined && step.t !== urgentAt) {
+      await flush(urgentAt)
+      urgentAt = undefined
+    }
     const forwarded = step.kind === 'event' || step.kind === 'presence' || step.kind === 'dead-letter'
     if (!forwarded || step.t - batchStart >= BATCH_SPAN_S) await flush(step.t)
+    const urgent = forwarded && !(step.kind === 'event' && step.event.type === 'heartbeat')
     if (forwarded && batch.events.length + batch.presence!.length + batch.deadLetters!.length === 0) batchStart = step.t
     const ms = at(step.t).getTime()
     switch (step.kind) {
@@ -139,6 +149,7 @@ export async function simulateHour (app: FastifyInstance, clock: SimClock, start
         })
         break
     }
+    if (urgent) urgentAt = step.t
   }
   await flush(HOUR_S)
   await advance(HOUR_S)
