@@ -24,6 +24,7 @@ import { alertRoutes } from './routes/alerts.js'
 import { eventRoutes } from './routes/events.js'
 import { gatewayRoutes } from './routes/gateway.js'
 import { streamRoutes } from './routes/stream.js'
+import { consoleRoutes, consoleSettingsFromEnv } from './routes/console.js'
 import { LiveStream } from './stream/live-stream.js'
 import { ErrorBody } from './routes/schemas.js'
 
@@ -74,5 +75,6 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   await app.register(eventRoutes, { db })
   await app.register(gatewayRoutes, { ingestor, devices, downlink })
   await app.register(streamRoutes, { stream })
+  await app.register(consoleRoutes, { settings: consoleSettingsFromEnv() })
   return app
 }
