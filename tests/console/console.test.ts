@@ -164,6 +164,18 @@ describe('operator console', { timeout: 60_000 }, () => {
     await other.endAsync()
   })
 
+  it('orders the list: waiting before taken, then newest; what another desk does shows live', async () => {
+    await press() // the earlier alert was resolved: this opens a new one, newer than the other device's
+    const names = () => page.locator('.alert-card .device-name').allTextContents()
+    await page.locator('.alert-card').nth(1).waitFor()
+    expect(await names()).toEqual([name, 'Ngã tư Lê Văn Khương'])
+    const { body } = await system.api('GET', `/v1/alerts?state=open&deviceId=${id}`)
+    await system.api('POST', `/v1/alerts/${body[0].id}/acknowledge`, {})
+    await shows('.alert-card:first-child', 'Ngã tư Lê Văn Khương')
+    expect(await names()).toEqual(['Ngã tư Lê Văn Khương', name])
+    await shows(`.alert-card[data-alert-id="${body[0].id}"]`, 'Đã tiếp nhận')
+  })
+
   it('lists offline, low-battery and never-seen devices in the fleet view', async () => {
     await page.getByRole('tab', { name: /Thiết bị/ }).click()
     const rows = page.locator('table.fleet tbody tr')

@@ -8,7 +8,7 @@ import { ApiError, checkToken, createApi } from './api.js'
 import { forgetToken, keepToken, storedToken, takeFragmentToken } from './session.js'
 import { openLiveStream } from './live.js'
 import { createStore } from './store.js'
-import { audioReady, beep, isMuted, setMuted, unlockAudio } from './sound.js'
+import { audioReady, beep, isMuted, prepareAudio, setMuted, unlockAudio } from './sound.js'
 import { headerView } from './views/header.js'
 import { alertListView } from './views/alert-list.js'
 import { alertDetailView } from './views/alert-detail.js'
@@ -82,6 +82,7 @@ async function startConsole () {
     cue: /** @type {any} */ (null),
     /** alert id → until when its card flashes */
     flashing: new Map(),
+    // Messages are read through getters, so they follow a change of language while shown.
     action: { busy: false, flash: /** @type {{ok: boolean, text: string} | null} */ (null) },
     reports: { message: /** @type {{ok: boolean, text: string} | null} */ (null) },
     announce: { busy: false, message: /** @type {{ok: boolean, text: string} | null} */ (null) },
@@ -101,13 +102,15 @@ async function startConsole () {
   const store = createStore(api, ({ kind, alert }) => {
     ui.flashing.set(alert.id, Date.now() + CUE_MS)
     if (kind === 'press') return
-    beep(kind)
+    // After the list is drawn: seeing the alert must never wait for the sound card.
+    setTimeout(() => beep(kind), 0)
     ui.cue = { kind, alert }
     clearTimeout(cueTimer)
     cueTimer = setTimeout(() => { ui.cue = null; draw() }, CUE_MS)
   })
   const { state } = store
   const map = createMap($('map'), config, (id) => selectAlert(id))
+  prepareAudio()
 
   const selectAlert = (/** @type {string | null} */ id) => {
     ui.action.flash = null
@@ -115,14 +118,15 @@ async function startConsole () {
     store.select(id)
   }
 
-  async function act (/** @type {string} */ id, /** @type {string} */ action, /** @type {object} */ body) {
+  async function act (/** @type {string} */ id, /** @type {string} */ action, /** @type {object} */ body, /** @type {HTMLFormElement} */ form) {
     ui.action = { busy: true, flash: null }
     draw()
     try {
       await api('POST', `/v1/alerts/${encodeURIComponent(id)}/${action}`, body)
-      ui.action.flash = { ok: true, text: t(`action.done.${action}`) }
+      ui.action.flash = { ok: true, get text () { return t(`action.done.${action}`) } }
+      form.reset()
     } catch (err) {
-      ui.action.flash = { ok: false, text: errorText(err) }
+      ui.action.flash = { ok: false, get text () { return errorText(err) } }
     }
     ui.action.busy = false
     await store.alertChanged(id)
@@ -147,6 +151,8 @@ async function startConsole () {
 
   function draw () {
     ui.now = Date.now()
+    // The banner is for what still waits: once someone took the alert, it goes.
+    if (ui.cue && state.alerts.get(ui.cue.alert.id)?.state !== 'open') ui.cue = null
     const unacked = [...state.alerts.values()].filter((a) => a.state === 'open').length
     document.title = `${unacked ? `(${unacked}) ` : ''}${t('app.title')}`
     render(headerView(state, { ...ui, audioReady: audioReady(), muted: isMuted() }, on), $('header'))
@@ -166,7 +172,7 @@ async function startConsole () {
         try {
           await api('POST', `/v1/reports/${encodeURIComponent(id)}/close`, {})
           ui.reports.message = null
-        } catch (err) { ui.reports.message = { ok: false, text: errorText(err) } }
+        } catch (err) { ui.reports.message = { ok: false, get text () { return errorText(err) } } }
         await store.refreshReports()
       }
     }), $('view-reports'))
@@ -176,9 +182,9 @@ async function startConsole () {
         draw()
         try {
           await api('POST', '/v1/announcements', body)
-          ui.announce.message = { ok: true, text: t('announce.sent', { zone: body.zone }) }
+          ui.announce.message = { ok: true, get text () { return t('announce.sent', { zone: body.zone }) } }
           form.reset()
-        } catch (err) { ui.announce.message = { ok: false, text: errorText(err) } }
+        } catch (err) { ui.announce.message = { ok: false, get text () { return errorText(err) } } }
         ui.announce.busy = false
         draw()
       }

@@ -12,6 +12,11 @@ function ctx () {
   return context
 }
 
+/** Sets the audio engine up before the first alert (it can take a moment to start). */
+export function prepareAudio () {
+  try { ctx() } catch {}
+}
+
 /** Call from a click handler: unlocks audio for the rest of the session. */
 export function unlockAudio () {
   return ctx().resume().catch(() => {})

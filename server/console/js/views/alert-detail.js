@@ -19,7 +19,7 @@ const ALLOWED = {
 /**
  * @param {any} state
  * @param {{ now: number, busy: boolean, flash: { ok: boolean, text: string } | null }} ui
- * @param {{ act(id: string, action: string, body: object): void, close(): void }} on
+ * @param {{ act(id: string, action: string, body: object, form: HTMLFormElement): void, close(): void }} on
  */
 export function alertDetailView (state, ui, on) {
   if (!state.selectedId) return html`<p class="empty detail-empty">${t('detail.select')}</p>`
@@ -38,7 +38,7 @@ export function alertDetailView (state, ui, on) {
       /** @type {HTMLSelectElement} */ (form.elements.namedItem('outcome')).focus()
       return
     }
-    on.act(alert.id, action, { ...(note ? { note } : {}), ...(action === 'resolve' ? { outcome } : {}) })
+    on.act(alert.id, action, { ...(note ? { note } : {}), ...(action === 'resolve' ? { outcome } : {}) }, form)
   }
 
   return keyed(alert.id, html`

@@ -58,7 +58,7 @@ export function createMap (element, config, select) {
           })
           L.marker([a.lat, a.lon], { icon, zIndexOffset: selected ? 2000 : 1000, keyboard: true, title: a.deviceName ?? a.deviceId })
             // Always labelled: on a wall display nobody hovers, and without tiles the name is the landmark.
-            .bindTooltip(textNode(`${a.deviceName ?? a.deviceId} · ${t(`kind.${a.kind}`)}`), { permanent: true, direction: 'right', offset: [20, 0], className: 'alert-label' })
+            .bindTooltip(textNode(a.deviceName ?? a.deviceId), { permanent: true, direction: 'top', offset: [0, -20], className: 'alert-label' })
             .on('click', () => select(a.id))
             .addTo(alerts)
         }

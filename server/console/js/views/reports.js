@@ -20,7 +20,7 @@ export function reportsView (state, ui, on) {
     <div class="page">
       <div class="page-head">
         <h2>${t('reports.title')}</h2>
-        <div class="filter" role="group">
+        <div class="filter" role="group" ?hidden=${state.reports === null}>
           ${(/** @type {const} */ (['open', 'all'])).map((f) => html`
             <button aria-pressed=${state.reportsFilter === f ? 'true' : 'false'} @click=${() => on.setFilter(f)}>
               ${t(f === 'open' ? 'reports.showOpen' : 'reports.showAll')}</button>`)}
