@@ -62,7 +62,29 @@ const VENDOR: Record<string, string> = {
 
 const CONSOLE_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'console')
 
+/**
+ * The page's Content-Security-Policy: its own scripts only (no inline script, nothing injected
+ * through a resident's report text can run), API calls to this server only, map tiles from the
+ * configured host, and never inside another site's frame (no clickjacking of the action buttons).
+ */
+export function contentSecurityPolicy (settings: ConsoleSettings): string {
+  const tileOrigin = settings.tileUrl ? /^https?:\/\/[^/]+/.exec(settings.tileUrl)?.[0].replace(/\{s\}/g, '*') : undefined
+  return [
+    "default-src 'self'",
+    "script-src 'self'",
+    // Leaflet positions map panes with inline styles.
+    "style-src 'self' 'unsafe-inline'",
+    `img-src 'self' data:${tileOrigin ? ` ${tileOrigin}` : ''}`,
+    "connect-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
+    "frame-ancestors 'none'"
+  ].join('; ')
+}
+
 export const consoleRoutes: FastifyPluginAsync<{ settings: ConsoleSettings }> = async (app, { settings }) => {
+  const csp = contentSecurityPolicy(settings)
   app.get('/console/config', {
     schema: { tags: ['console'], summary: 'Public settings of the operator console (map tiles)', hide: true }
   }, async () => settings)
@@ -74,7 +96,10 @@ export const consoleRoutes: FastifyPluginAsync<{ settings: ConsoleSettings }> = 
     decorateReply: false,
     wildcard: false,
     cacheControl: false,
-    setHeaders: (reply) => { reply.header('cache-control', 'no-cache') }
+    setHeaders: (reply, path) => {
+      reply.header('cache-control', 'no-cache')
+      if (path.endsWith('.html')) reply.header('content-security-policy', csp).header('x-content-type-options', 'nosniff')
+    }
   })
   for (const [name, root] of Object.entries(VENDOR)) {
     await app.register(fastifyStatic, { root, prefix: `/vendor/${name}/`, decorateReply: false, wildcard: false, maxAge: '1h' })

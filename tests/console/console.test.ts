@@ -22,6 +22,7 @@ describe('operator console', { timeout: 60_000 }, () => {
   const id = 'btn-con-001'
   const name = 'Cổng trường Nguyễn Văn Quá'
   let seq = 0
+  const pageErrors: string[] = []
 
   const press = () => button.publishAsync(topics.event(id), JSON.stringify({ seq: ++seq, type: 'press' }), { qos: 1 })
   /** Waits until an element matching `selector` shows `text` (Playwright waits, no fixed sleeps). */
@@ -44,6 +45,9 @@ describe('operator console', { timeout: 60_000 }, () => {
     browser = await launchChromium()
     page = await consolePage(browser)
     page.setDefaultTimeout(15_000)
+    // Script errors and blocked resources (the page's own security policy) fail the last test.
+    page.on('pageerror', (err) => pageErrors.push(err.message))
+    page.on('console', (message) => { if (/Content Security Policy|Uncaught/.test(message.text())) pageErrors.push(message.text()) })
   })
 
   afterAll(async () => {
@@ -228,5 +232,9 @@ describe('operator console', { timeout: 60_000 }, () => {
     expect(await row.textContent()).toContain('Gây ồn ào')
     await row.getByRole('button', { name: 'Đóng phiếu' }).click()
     await row.waitFor({ state: 'detached' })
+  })
+
+  it('ran the whole shift without a script error or a resource blocked by the page policy', () => {
+    expect(pageErrors).toEqual([])
   })
 })
