@@ -48,7 +48,8 @@ describe('operator console', { timeout: 60_000 }, () => {
     // Script errors and blocked resources (the page's own security policy) fail the last test.
     page.on('pageerror', (err) => pageErrors.push(err.message))
     page.on('console', (message) => { if (/Content Security Policy|Uncaught/.test(message.text())) pageErrors.push(message.text()) })
-  })
+    // Embedded PostgreSQL (WASM) and a browser starting on two busy cores: a budget, not a timed assertion.
+  }, 180_000)
 
   afterAll(async () => {
     await browser?.close()

@@ -153,6 +153,7 @@ async function startConsole () {
     ui.now = Date.now()
     // The banner is for what still waits: once someone took the alert, it goes.
     if (ui.cue && state.alerts.get(ui.cue.alert.id)?.state !== 'open') ui.cue = null
+    for (const [id, until] of ui.flashing) if (until < ui.now) ui.flashing.delete(id)
     const unacked = [...state.alerts.values()].filter((a) => a.state === 'open').length
     document.title = `${unacked ? `(${unacked}) ` : ''}${t('app.title')}`
     render(headerView(state, { ...ui, audioReady: audioReady(), muted: isMuted() }, on), $('header'))
