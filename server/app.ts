@@ -23,6 +23,7 @@ import { alertRoutes } from './routes/alerts.js'
 import { eventRoutes } from './routes/events.js'
 import { gatewayRoutes } from './routes/gateway.js'
 import { streamRoutes } from './routes/stream.js'
+import { consoleRoutes, consoleSettingsFromEnv } from './routes/console.js'
 import { LiveStream } from './stream/live-stream.js'
 import { ErrorBody } from './routes/schemas.js'
 import { reportRoutes } from './routes/reports.js'
@@ -115,5 +116,6 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   await app.register(reportRoutes, { reports })
   await app.register(announcementRoutes, { announcements })
   await app.register(insightRoutes, { db })
+  await app.register(consoleRoutes, { settings: consoleSettingsFromEnv() })
   return app
 }
