@@ -30,7 +30,7 @@ describe('operator API', () => {
     secret = (await fx.provision('btn-api', { pin: '2468' })).secret
     operator = await fx.tokenFor('operator')
     analyst = await fx.tokenFor('analyst')
-  })
+  }, 180_000)
 
   afterAll(async () => {
     await fx?.app.close()

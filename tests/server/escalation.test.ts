@@ -51,7 +51,7 @@ describe('escalation of unacknowledged panic alerts', () => {
     })
     await fx.provision('btn-esc')
     await fx.app.listen({ port: 0, host: '127.0.0.1' })
-  })
+  }, 180_000)
 
   afterAll(async () => {
     vi.useRealTimers()

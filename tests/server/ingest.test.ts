@@ -22,7 +22,7 @@ describe.each(plainBackends)('ingest on $name', (backend) => {
     await fx.provision('btn-1')
     await fx.provision('shop-1', { kind: 'counter', pin: '4321' })
     await fx.provision('kiosk-1', { kind: 'kiosk' })
-  })
+  }, 180_000)
 
   afterAll(async () => {
     await fx?.app.close()
