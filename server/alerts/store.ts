@@ -21,6 +21,9 @@ export interface AlertView {
   outcome: Outcome | null
   pressCount: number
   lastPressAt: string
+  /** How many times it escalated unacknowledged (0 = never). */
+  escalationLevel: number
+  escalatedAt: string | null
 }
 
 export interface TransitionView {
@@ -44,7 +47,7 @@ export interface AlertFilter {
 const SELECT_ALERTS = `
   SELECT a.id, a.device_id, d.name AS device_name, a.kind, a.state, a.zone, d.lat, d.lon, a.test,
          a.opened_at, a.acknowledged_at, a.dispatched_at, a.resolved_at, a.cancelled_at, a.outcome,
-         a.press_count, a.last_press_at
+         a.press_count, a.last_press_at, a.escalation_level, a.escalated_at
   FROM alerts a LEFT JOIN devices d ON d.id = a.device_id`
 
 interface AlertRow {
@@ -65,6 +68,8 @@ interface AlertRow {
   outcome: Outcome | null
   press_count: number
   last_press_at: Date
+  escalation_level: number
+  escalated_at: Date | null
 }
 
 export class AlertStore {
@@ -113,6 +118,8 @@ function toView (row: AlertRow): AlertView {
     cancelledAt: iso(row.cancelled_at),
     outcome: row.outcome,
     pressCount: row.press_count,
-    lastPressAt: row.last_press_at.toISOString()
+    lastPressAt: row.last_press_at.toISOString(),
+    escalationLevel: row.escalation_level,
+    escalatedAt: iso(row.escalated_at)
   }
 }

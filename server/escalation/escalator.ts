@@ -71,7 +71,10 @@ export class Escalator {
       const rows = await tx.query<EscalatedRow>(`
         WITH due AS (
           SELECT id, floor((($1::float8 / 1000.0) - extract(epoch FROM opened_at)::float8) * 1000.0 / $2::float8)::int AS level
-          FROM alerts WHERE kind = 'panic' AND state = 'open' AND NOT test
+          FROM alerts
+          WHERE kind = 'panic' AND state = 'open' AND NOT test
+            -- Only the due ones are locked: an operator acknowledging another alert never waits.
+            AND opened_at + make_interval(secs => $2::float8 / 1000.0 * (escalation_level + 1)) <= to_timestamp($1::float8 / 1000.0)
           FOR UPDATE
         )
         UPDATE alerts a SET escalation_level = due.level, escalated_at = to_timestamp($1::float8 / 1000.0), updated_at = now()

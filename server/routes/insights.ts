@@ -51,8 +51,9 @@ export const insightRoutes: FastifyPluginAsyncTypebox<{ db: Database }> = async 
     [q.zone ?? null, dateOrUndefined(q.from) ?? null, dateOrUndefined(q.to) ?? null])
   })
 
+  // Admin only: a refused payload may hold what a device should not have sent in clear (a PIN).
   app.get('/v1/dead-letters', {
-    config: { roles: ['operator', 'analyst'] },
+    config: { roles: ['admin'] },
     schema: {
       tags: ['operations'],
       summary: 'Device publishes the gateways refused, with the reason (payload: first 4 KiB, base64)',

@@ -3,12 +3,9 @@
  * (CI sets it; locally, unset = PostgreSQL tests are skipped and the embedded store is used).
  */
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import pg from 'pg'
 import type { Database } from '../../server/db/database.js'
-import { openPglite, wrapPglite } from '../../server/db/pglite.js'
+import { wrapPglite } from '../../server/db/pglite.js'
 import { openPostgres } from '../../server/db/postgres.js'
 
 export const testDatabaseUrl = process.env.TEST_DATABASE_URL || undefined
@@ -57,10 +54,12 @@ export const databaseBackends: Array<{ name: string, timescale: boolean, open: (
   {
     name: 'embedded PGlite',
     timescale: false,
+    // In memory: the same engine as `openPglite`, without initdb on disk (3× faster on a busy
+    // machine); the end-to-end suites cover the on-disk path through startServer.
     async open () {
-      const dir = mkdtempSync(join(tmpdir(), 'sos-db-'))
-      const db = await openPglite(dir)
-      return { db, dispose: async () => { await db.close(); rmSync(dir, { recursive: true, force: true }) } }
+      const { PGlite, types } = await import('@electric-sql/pglite')
+      const db = wrapPglite(await PGlite.create({ parsers: { [types.INT8]: (value: string) => Number(value) } }))
+      return { db, dispose: () => db.close() }
     }
   },
   ...(testDatabaseUrl

@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify'
 import { buildApp, type AppOptions } from '../../server/app.js'
 import type { Database } from '../../server/db/database.js'
 import { migrate } from '../../server/db/migrate.js'
-import { eventIdOf, type DeviceEvent, type EventType, type GatewayEvent, type IngestBatch, type IngestResult } from '../../protocol/index.js'
+import { eventIdOf, type REPORT_CATEGORIES, type DeviceEvent, type EventType, type GatewayEvent, type IngestBatch, type IngestResult } from '../../protocol/index.js'
 
 export const TOKENS = { admin: 'admin-token-for-tests', gateway: 'gateway-token-for-tests' }
 
@@ -58,6 +58,6 @@ export async function buildFixture (db: Database, options: Partial<AppOptions> =
 }
 
 /** A gateway event as the forwarder sends it. */
-export function gatewayEvent (deviceId: string, event: Omit<DeviceEvent, 'type'> & { type: EventType }, receivedAt: number, gatewayId = 'gw-test'): GatewayEvent {
+export function gatewayEvent (deviceId: string, event: Omit<DeviceEvent, 'type' | 'report'> & { type: EventType, report?: { category: typeof REPORT_CATEGORIES[number], text: string } }, receivedAt: number, gatewayId = 'gw-test'): GatewayEvent {
   return { eventId: eventIdOf(deviceId, event.seq, event.boot), deviceId, gatewayId, receivedAt, skewed: false, event: event as DeviceEvent }
 }

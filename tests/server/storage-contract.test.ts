@@ -28,7 +28,7 @@ describe.each(databaseBackends)('storage contract on $name', (backend) => {
     await fx.provision('btn-a')
     await fx.provision('btn-b', { zone: 'zone-b' })
     await fx.provision('btn-d')
-  })
+  }, 180_000)
 
   afterAll(async () => {
     await fx?.app.close()

@@ -1,0 +1,128 @@
+/**
+ * Escalation with a fake clock: an open panic alert nobody acknowledges escalates after
+ * ESCALATE_AFTER and again each further interval, shows on the live stream, and a real HTTP
+ * receiver gets the webhook with a body it can verify (HMAC-SHA256), after a retry.
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { databaseBackends } from '../helpers/postgres.js'
+import { buildFixture, gatewayEvent, type Fixture } from './fixture.js'
+
+const SECRET = 'webhook-secret-for-tests'
+
+interface Received { signature: string, event: string, body: string, valid: boolean }
+
+/** A webhook receiver that checks signatures as a real one would; fails its first request (503). */
+async function startReceiver (): Promise<{ server: Server, url: string, received: Received[] }> {
+  const received: Received[] = []
+  const server = createServer((request, response) => {
+    const chunks: Buffer[] = []
+    request.on('data', (c: Buffer) => chunks.push(c))
+    request.on('end', () => {
+      const body = Buffer.concat(chunks)
+      const signature = String(request.headers['x-sos-signature'] ?? '')
+      const expected = Buffer.from(`sha256=${createHmac('sha256', SECRET).update(body).digest('hex')}`)
+      const valid = signature.length === expected.length && timingSafeEqual(Buffer.from(signature), expected)
+      received.push({ signature, event: String(request.headers['x-sos-event']), body: body.toString('utf8'), valid })
+      response.statusCode = received.length === 1 ? 503 : valid ? 204 : 401
+      response.end()
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks/sos`, received }
+}
+
+describe('escalation of unacknowledged panic alerts', () => {
+  let fx: Fixture
+  let dispose: () => Promise<void>
+  let receiver: Awaited<ReturnType<typeof startReceiver>>
+
+  beforeAll(async () => {
+    receiver = await startReceiver()
+    // Only the escalator's interval and the clock are fake; sockets and retries use real time.
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'Date'] })
+    const opened = await databaseBackends[0]!.open()
+    dispose = opened.dispose
+    fx = await buildFixture(opened.db, {
+      settings: { escalateAfterMs: 60_000, webhookUrls: [receiver.url], webhookSecret: SECRET },
+      webhookBackoff: { minBackoffMs: 10, maxBackoffMs: 50 }
+    })
+    await fx.provision('btn-esc')
+    await fx.app.listen({ port: 0, host: '127.0.0.1' })
+  }, 180_000)
+
+  afterAll(async () => {
+    vi.useRealTimers()
+    await fx?.app.close()
+    await dispose?.()
+    receiver?.server.close()
+  })
+
+  it('escalates after the interval and again each interval, on the stream and by signed webhook, until acknowledged', async () => {
+    const { escalator, webhooks } = fx.app.services
+    const stream = await openStream(fx)
+    const [press] = await fx.ingest({ events: [gatewayEvent('btn-esc', { seq: 1, type: 'press' }, Date.now())] })
+    const alertId = press!.alertId!
+
+    await vi.advanceTimersByTimeAsync(59_000)
+    await escalator.check()
+    expect((await fx.call('GET', `/v1/alerts/${alertId}`)).body.escalationLevel).toBe(0)
+
+    await vi.advanceTimersByTimeAsync(1_000)
+    await escalator.check()
+    const escalated = (await fx.call('GET', `/v1/alerts/${alertId}`)).body
+    expect(escalated).toMatchObject({ state: 'open', escalationLevel: 1 })
+    expect(escalated.transitions.at(-1)).toMatchObject({ from: 'open', to: 'open', actor: 'system:escalation' })
+    expect(escalated.transitions.at(-1).note).toMatch(/escalated to level 1: not acknowledged after 60 s/)
+
+    await stream.waitFor(`"alertId":"${alertId}","deviceId":"btn-esc","state":"open","kind":"panic","escalationLevel":1`)
+
+    await webhooks.idle()
+    // The first delivery failed (503) and was retried; both carried the same signed body.
+    expect(receiver.received).toHaveLength(2)
+    expect(receiver.received.every((r) => r.valid && r.event === 'alert.escalated')).toBe(true)
+    expect(receiver.received[1]!.body).toBe(receiver.received[0]!.body)
+    const payload = JSON.parse(receiver.received[1]!.body)
+    expect(payload).toMatchObject({ type: 'alert.escalated', data: { alertId, deviceId: 'btn-esc', zone: 'zone-a', escalationLevel: 1 } })
+
+    await vi.advanceTimersByTimeAsync(60_000)
+    await escalator.check()
+    await webhooks.idle()
+    expect((await fx.call('GET', `/v1/alerts/${alertId}`)).body.escalationLevel).toBe(2)
+    expect(JSON.parse(receiver.received.at(-1)!.body).data.escalationLevel).toBe(2)
+
+    // Acknowledged: no further escalation.
+    expect((await fx.call('POST', `/v1/alerts/${alertId}/acknowledge`)).status).toBe(200)
+    const before = receiver.received.length
+    await vi.advanceTimersByTimeAsync(180_000)
+    await escalator.check()
+    await webhooks.idle()
+    expect((await fx.call('GET', `/v1/alerts/${alertId}`)).body.escalationLevel).toBe(2)
+    expect(receiver.received).toHaveLength(before)
+    await stream.close()
+  })
+})
+
+/** Reads `GET /v1/stream` over a real socket. */
+async function openStream (fx: Fixture) {
+  const address = fx.app.server.address() as AddressInfo
+  const controller = new AbortController()
+  const response = await fetch(`http://127.0.0.1:${address.port}/v1/stream`, {
+    headers: { authorization: 'Bearer admin-token-for-tests' }, signal: controller.signal
+  })
+  const reader = response.body!.getReader()
+  const decoder = new TextDecoder()
+  let text = ''
+  return {
+    async waitFor (fragment: string) {
+      while (!text.includes(fragment)) {
+        const { value, done } = await reader.read()
+        if (done) throw new Error(`stream ended without ${fragment}; got ${text}`)
+        text += decoder.decode(value)
+      }
+    },
+    async close () { controller.abort(); await reader.cancel().catch(() => {}) }
+  }
+}

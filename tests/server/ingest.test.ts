@@ -1,0 +1,154 @@
+/**
+ * Ingest through `POST /v1/ingest` as a gateway calls it: coalescing, device cancels with PIN,
+ * silent devices, presence, dead letters, kiosk reports, test events, and exactly-once storage
+ * at volume. Runs on embedded PGlite, and on PostgreSQL when TEST_DATABASE_URL is set.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { databaseBackends } from '../helpers/postgres.js'
+import { buildFixture, gatewayEvent, TOKENS, type Fixture } from './fixture.js'
+import { topics } from '../../protocol/index.js'
+
+const plainBackends = databaseBackends.filter((b) => !b.timescale)
+
+describe.each(plainBackends)('ingest on $name', (backend) => {
+  let fx: Fixture
+  let dispose: () => Promise<void>
+  const t0 = Date.now() - 600_000
+
+  beforeAll(async () => {
+    const opened = await backend.open()
+    dispose = opened.dispose
+    fx = await buildFixture(opened.db, { settings: { cancelWindowMs: 30_000 } })
+    await fx.provision('btn-1')
+    await fx.provision('shop-1', { kind: 'counter', pin: '4321' })
+    await fx.provision('kiosk-1', { kind: 'kiosk' })
+  }, 180_000)
+
+  afterAll(async () => {
+    await fx?.app.close()
+    await dispose?.()
+  })
+
+  const alertOf = async (id: string) => (await fx.call('GET', `/v1/alerts/${id}`)).body
+  const downlinkFor = async (topic: string) => {
+    const { body } = await fx.call('GET', '/v1/gateway/downlink?after=0&wait=0&limit=1000', undefined, TOKENS.gateway)
+    return (body.messages as any[]).filter((m) => m.topic === topic)
+  }
+
+  it('coalesces ten presses in 30 s from one device into one alert with press count 10', async () => {
+    const presses = Array.from({ length: 10 }, (_, i) => gatewayEvent('btn-1', { seq: i + 1, type: 'press' }, t0 + i * 3000))
+    // Sent as the forwarder would: some alone, some together.
+    const results = [...await fx.ingest({ events: presses.slice(0, 1) }), ...await fx.ingest({ events: presses.slice(1, 4) }), ...await fx.ingest({ events: presses.slice(4) })]
+    const alertIds = new Set(results.map((r) => r.alertId))
+    expect(alertIds.size).toBe(1)
+    const alert = await alertOf([...alertIds][0]!)
+    expect(alert).toMatchObject({ kind: 'panic', state: 'open', pressCount: 10, lastPressAt: new Date(t0 + 27_000).toISOString() })
+    expect(alert.transitions.map((t: any) => t.to)).toEqual(['open'])
+    const { body: open } = await fx.call('GET', '/v1/alerts?deviceId=btn-1')
+    expect(open).toHaveLength(1)
+  })
+
+  it('cancels only with the right PIN inside the window; the device hears cancelled or rejected', async () => {
+    const [press] = await fx.ingest({ events: [gatewayEvent('shop-1', { seq: 1, type: 'press' }, t0)] })
+    expect(press).toMatchObject({ status: 'stored', alertState: 'open', silent: true })
+
+    const [wrong] = await fx.ingest({ events: [gatewayEvent('shop-1', { seq: 2, type: 'cancel', pin: '0000' }, t0 + 5000)] })
+    expect(wrong).toMatchObject({ status: 'stored', ackState: 'rejected', reason: 'wrong PIN', silent: true })
+    expect((await alertOf(press!.alertId!)).state).toBe('open')
+    // A resent wrong cancel hears the same and changes nothing.
+    const [resent] = await fx.ingest({ events: [gatewayEvent('shop-1', { seq: 2, type: 'cancel', pin: '0000' }, t0 + 5000)] })
+    expect(resent).toMatchObject({ status: 'duplicate', ackState: 'rejected', reason: 'wrong PIN' })
+
+    const [right] = await fx.ingest({ events: [gatewayEvent('shop-1', { seq: 3, type: 'cancel', pin: '4321' }, t0 + 20_000)] })
+    expect(right).toMatchObject({ status: 'stored', alertId: press!.alertId, alertState: 'cancelled' })
+    expect(right!.ackState).toBeUndefined()
+    const cancelled = await alertOf(press!.alertId!)
+    expect(cancelled.state).toBe('cancelled')
+    expect(cancelled.transitions.at(-1)).toMatchObject({ from: 'open', to: 'cancelled', actor: 'device:shop-1' })
+    // The device hears `cancelled` (through the gateway's downlink), silently.
+    expect((await downlinkFor(topics.ack('shop-1'))).map((m) => m.payload)).toEqual([
+      { seq: 3, state: 'cancelled', alertId: press!.alertId, silent: true }
+    ])
+
+    const attempts = await fx.db.query<{ result: string }>("SELECT result FROM cancel_attempts WHERE device_id = 'shop-1' ORDER BY at")
+    expect(attempts.map((a) => a.result)).toEqual(['wrong_pin', 'cancelled'])
+  })
+
+  it('refuses a cancel after the window, even with the right PIN', async () => {
+    const [press] = await fx.ingest({ events: [gatewayEvent('shop-1', { seq: 10, type: 'press' }, t0 + 100_000)] })
+    const [late] = await fx.ingest({ events: [gatewayEvent('shop-1', { seq: 11, type: 'cancel', pin: '4321' }, t0 + 131_000)] })
+    expect(late).toMatchObject({ status: 'stored', ackState: 'rejected' })
+    expect(late!.reason).toMatch(/cancel window \(30 s\) has passed/)
+    expect((await alertOf(press!.alertId!)).state).toBe('open')
+    // A button without a PIN cannot cancel at all.
+    const [noPin] = await fx.ingest({ events: [gatewayEvent('btn-1', { seq: 50, type: 'cancel', pin: '1234' }, t0 + 28_000)] })
+    expect(noPin).toMatchObject({ ackState: 'rejected', reason: 'this device has no cancel PIN' })
+  })
+
+  it('raises device_offline on presence offline (once), and closes it when the device is back', async () => {
+    const offline = { deviceId: 'btn-1', gatewayId: 'gw-test', state: 'offline' as const, at: t0 + 200_000, reason: 'will' as const }
+    await fx.ingest({ presence: [offline] })
+    await fx.ingest({ presence: [offline] }) // the same batch resent
+    await fx.ingest({ presence: [{ ...offline, at: t0 + 210_000, reason: 'heartbeat_missed' }] })
+    const { body: alerts } = await fx.call('GET', '/v1/alerts?deviceId=btn-1&kind=device_offline')
+    expect(alerts).toHaveLength(1)
+    expect(alerts[0]).toMatchObject({ state: 'open', pressCount: 2 })
+    expect((await fx.call('GET', '/v1/devices/btn-1')).body.online).toBe(false)
+
+    await fx.ingest({ presence: [{ ...offline, state: 'online', at: t0 + 220_000, reason: 'connected' }] })
+    const closed = await alertOf(alerts[0].id)
+    expect(closed.state).toBe('resolved')
+    expect(closed.transitions.at(-1)).toMatchObject({ from: 'open', to: 'resolved', actor: 'gateway:gw-test', note: 'back online' })
+    expect((await fx.call('GET', '/v1/devices/btn-1')).body.online).toBe(true)
+    // An older change arriving late does not undo the newer one.
+    await fx.ingest({ presence: [{ ...offline, at: t0 + 215_000 }] })
+    expect((await fx.call('GET', '/v1/devices/btn-1')).body.online).toBe(true)
+  })
+
+  it('stores dead letters once and counts them', async () => {
+    const letter = { gatewayId: 'gw-test', deviceId: 'btn-1', topic: topics.event('btn-1'), reason: 'payload is not JSON', payload: Buffer.from('{oops').toString('base64'), receivedAt: t0 }
+    await fx.ingest({ deadLetters: [letter] })
+    await fx.ingest({ deadLetters: [letter] })
+    const { body } = await fx.call('GET', '/v1/dead-letters?deviceId=btn-1')
+    expect(body).toHaveLength(1)
+    expect(body[0]).toMatchObject({ reason: 'payload is not JSON', topic: 'sos/v1/btn-1/event' })
+    const metrics = await fx.app.inject({ url: '/metrics' })
+    expect(metrics.body).toMatch(/sos_dead_letters_total\{gateway="gw-test"\} 1\n/)
+  })
+
+  it('files kiosk reports with a ticket id the resident can quote; a resend hears the same ticket', async () => {
+    const report = gatewayEvent('kiosk-1', { seq: 1, type: 'report', report: { category: 'noise', text: 'Karaoke after midnight' } }, t0)
+    const [first] = await fx.ingest({ events: [report] })
+    expect(first!.ticketId).toMatch(/^R-[2-9A-HJKMNP-TV-Z]{4}$/)
+    const [again] = await fx.ingest({ events: [report] })
+    expect(again).toMatchObject({ status: 'duplicate', ticketId: first!.ticketId })
+    const { body: open } = await fx.call('GET', '/v1/reports?state=open')
+    expect(open).toEqual([expect.objectContaining({ id: first!.ticketId, category: 'noise', zone: 'zone-a', state: 'open' })])
+    // Reports are not alerts.
+    expect((await fx.call('GET', '/v1/alerts?deviceId=kiosk-1')).body).toEqual([])
+
+    const closed = await fx.call('POST', `/v1/reports/${first!.ticketId}/close`, { note: 'patrol asked them to stop' })
+    expect(closed.body).toMatchObject({ state: 'closed', closedBy: 'admin', note: 'patrol asked them to stop' })
+    expect((await fx.call('POST', `/v1/reports/${first!.ticketId}/close`)).status).toBe(409)
+    expect((await fx.call('POST', '/v1/reports/R-ZZZZ/close')).status).toBe(404)
+  })
+
+  it('records test events without raising alerts', async () => {
+    const [result] = await fx.ingest({ events: [gatewayEvent('kiosk-1', { seq: 2, type: 'test' }, t0 + 1000)] })
+    expect(result).toMatchObject({ status: 'stored' })
+    expect(result!.alertId).toBeUndefined()
+    const { body: events } = await fx.call('GET', '/v1/events?deviceId=kiosk-1&type=test')
+    expect(events).toHaveLength(1)
+    expect((await fx.call('GET', '/v1/alerts?deviceId=kiosk-1')).body).toEqual([])
+  })
+
+  it('stores 10,000 events sent in batches, then sent again, exactly once', async () => {
+    const events = Array.from({ length: 10_000 }, (_, i) =>
+      gatewayEvent(`hb-${String(i % 100).padStart(3, '0')}`, { seq: Math.floor(i / 100), type: 'heartbeat', battery: 80 }, t0 + i))
+    const batches = [events.slice(0, 5000), events.slice(5000)]
+    for (const batch of batches) expect((await fx.ingest({ events: batch })).every((r) => r.status === 'stored')).toBe(true)
+    for (const batch of batches) expect((await fx.ingest({ events: batch })).every((r) => r.status === 'duplicate')).toBe(true)
+    const [{ n }] = await fx.db.query<{ n: number }>("SELECT count(*)::int8 AS n FROM events WHERE device_id LIKE 'hb-%'") as [{ n: number }]
+    expect(n).toBe(10_000)
+  })
+})
