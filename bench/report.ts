@@ -29,7 +29,7 @@ export function evaluateTargets (r: Pick<BenchReport, 'ingest' | 'connections'>)
   const sustained = at(10_000)
   const burst = at(20_000)
   const slow = at(1_000)
-  const twentyK = r.connections.levels.find((l) => l.target === 20_000)
+  const twentyK = r.connections.levels.find((l) => l.target === 20_000) ?? r.connections.levels.at(-1)
   const fmt = (s: IngestStep | undefined, f: (s: IngestStep) => string) => s ? f(s) : 'not run'
   return [
     {

@@ -64,7 +64,8 @@ try {
   cleanups.push(() => gateway.stop())
   const gatewayOpenFiles = openFilesLimit(gateway.pid)
   const ports = ephemeralPorts()
-  let max = Math.min(gatewayOpenFiles - 200, ports - 1500)
+  // A few descriptors stay for the gateway's own files, listeners and server connections.
+  let max = Math.min(gatewayOpenFiles - 64, ports - 1500)
   if (settings.maxConnections > 0) max = Math.min(max, settings.maxConnections)
   const levels = settings.connectionLevels.filter((n) => n < max).map((n) => ({ target: n, label: String(n) }))
   levels.push({ target: max, label: 'max' })
