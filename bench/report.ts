@@ -6,7 +6,7 @@ import type { ReferenceStep } from './parts/mosquitto.js'
 export interface BenchReport {
   startedAt: string
   durationSeconds: number
-  machine: { cpus: string, cores: number, memoryGB: number, kernel: string, node: string, postgres: string, mosquitto?: string, loadAverageAtStart: number[] }
+  machine: { cpus: string, cores: number, memoryGB: number, kernel: string, node: string, postgres: string, mosquitto?: string, loadAverageAtStart: number[], diskCommitMs?: { p50: number, p99: number } }
   settings: Record<string, unknown>
   ingest: IngestStep[]
   connections: { gatewayOpenFiles: number, ephemeralPorts: number, baselineRssMB: number, levels: ConnectionLevel[] }
@@ -79,6 +79,7 @@ export function printReport (r: BenchReport): string {
   const m = r.machine
   lines.push(`SOS gateway benchmark, ${r.startedAt} (${r.durationSeconds} s)`)
   lines.push(`machine: ${m.cpus} × ${m.cores}, ${m.memoryGB} GB, Linux ${m.kernel}, Node ${m.node}, ${m.postgres}${m.mosquitto ? `, ${m.mosquitto}` : ''}; load average at start ${m.loadAverageAtStart.join(' ')}`)
+  if (m.diskCommitMs) lines.push(`disk: one durable SQLite commit (WAL, synchronous=FULL) takes p50 ${m.diskCommitMs.p50} ms, p99 ${m.diskCommitMs.p99} ms here — the floor under PUBACK latency`)
   lines.push('')
   lines.push('1+2. gateway ingest (QoS 1, durable outbox) and end to end on PostgreSQL; CPU in µs per event; latency in ms')
   table(

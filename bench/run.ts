@@ -13,6 +13,7 @@ import { launchGateway, launchServer, repoRoot } from './lib/processes.js'
 import { provisionFleet } from './lib/fleet.js'
 import { openFilesLimit } from './lib/proc.js'
 import { round } from './lib/stats.js'
+import { probeCommitLatency } from './lib/fsync-probe.js'
 import { LoadPool } from './load/pool.js'
 import { addStoredAtColumn, deviceConnections, runIngestStep, type IngestStep } from './parts/ingest.js'
 import { ephemeralPorts, runConnectionLevels } from './parts/connections.js'
@@ -30,6 +31,8 @@ const gatewayToken = `gw_${randomBytes(12).toString('hex')}`
 const cleanups: Array<() => Promise<unknown>> = []
 
 try {
+  const commit = probeCommitLatency(dataDir)
+  say(`durable SQLite commit on the DATA_DIR disk: p50 ${commit.p50} ms, p99 ${commit.p99} ms`)
   const db = await createScratchDatabase('sos_bench')
   cleanups.push(() => db.drop())
   say(`database ${db.name}`)
@@ -91,7 +94,7 @@ try {
   const report: BenchReport = {
     startedAt: new Date(started).toISOString(),
     durationSeconds: Math.round((Date.now() - started) / 1000),
-    machine: machine(await postgresVersion(db.pool)),
+    machine: { ...machine(await postgresVersion(db.pool)), diskCommitMs: commit },
     settings: { ...settings },
     ingest,
     connections: { gatewayOpenFiles, ephemeralPorts: ports, ...connections },
