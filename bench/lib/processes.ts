@@ -47,7 +47,7 @@ export function launch (options: LaunchOptions): Promise<Launched> {
   const errors: string[] = []
   child.stderr!.on('data', (chunk: Buffer) => { errors.push(chunk.toString()); if (errors.length > 50) errors.shift() })
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`${options.entry} not ready in time: ${errors.join('')}`)) }, options.timeoutMs ?? 30_000)
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`${options.entry} not ready in time: ${errors.join('')}`)) }, options.timeoutMs ?? 120_000)
     const lines = createInterface({ input: child.stdout! })
     let up = false
     lines.on('line', (line) => {
@@ -78,12 +78,15 @@ export interface ServerProcessOptions {
   adminToken: string
   gatewayToken: string
   httpPort?: number
+  /** How long it may take to start (a busy 2-core machine can take many seconds). */
+  timeoutMs?: number
 }
 
 export async function launchServer (o: ServerProcessOptions): Promise<Launched & { url: string, port: number }> {
   const launched = await launch({
     entry: 'server/main.ts',
     readyMessage: 'server listening',
+    timeoutMs: o.timeoutMs,
     env: {
       DATABASE_URL: o.databaseUrl, DATA_DIR: o.dataDir, ADMIN_TOKEN: o.adminToken, GATEWAY_TOKEN: o.gatewayToken,
       HTTP_PORT: String(o.httpPort ?? 0), HTTP_HOST: '127.0.0.1', LOG_LEVEL: 'info'
@@ -99,6 +102,7 @@ export interface GatewayProcessOptions {
   dataDir: string
   mqttPort?: number
   openFiles?: number
+  timeoutMs?: number
 }
 
 export async function launchGateway (o: GatewayProcessOptions): Promise<Launched & { mqttPort: number }> {
@@ -106,6 +110,7 @@ export async function launchGateway (o: GatewayProcessOptions): Promise<Launched
     entry: 'gateway/main.ts',
     readyMessage: 'gateway listening',
     openFiles: o.openFiles,
+    timeoutMs: o.timeoutMs,
     env: {
       SERVER_URL: o.serverUrl, GATEWAY_TOKEN: o.gatewayToken, DATA_DIR: o.dataDir, GATEWAY_ID: 'gw-bench',
       MQTT_HOST: '127.0.0.1', MQTT_PORT: String(o.mqttPort ?? 0), MQTT_WS_PORT: '0', LOG_LEVEL: 'info'
