@@ -1,0 +1,79 @@
+/**
+ * Part 3: idle device connections (authenticated, keepalive 60 s) held by one gateway process:
+ * at each level, memory per connection (RSS growth over the baseline) and the connect rate.
+ * Connections use `{deviceId}:{n}` client ids of provisioned devices, so each one goes through
+ * the real authentication (the secret is checked; scrypt only once per device, then cached).
+ */
+import { readFileSync } from 'node:fs'
+import { rssBytes } from '../lib/proc.js'
+import { round } from '../lib/stats.js'
+import type { DeviceCredentials } from '../lib/fleet.js'
+import type { LoadPool } from '../load/pool.js'
+import type { ConnSpec } from '../load/protocol.js'
+
+export interface ConnectionLevel {
+  target: number
+  label: string
+  held: number
+  failed: number
+  firstError?: string
+  connectPerSec: number
+  rssMB: number
+  bytesPerConnection: number
+}
+
+/** Local ports one source address can use towards one listener, minus a margin for the rest of the run. */
+export function ephemeralPorts (): number {
+  const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number)
+  return high! - low! + 1
+}
+
+export async function runConnectionLevels (options: {
+  pool: LoadPool
+  gatewayPid: number
+  mqttPort: number
+  devices: DeviceCredentials[]
+  levels: Array<{ target: number, label: string }>
+  holdMs?: number
+}): Promise<{ baselineRssMB: number, levels: ConnectionLevel[] }> {
+  const { pool, devices, mqttPort } = options
+  // One connection per device first: the scrypt check each device pays once, kept out of the rate.
+  const warm: ConnSpec[] = devices.map((d) => ({ clientId: `${d.id}:w`, username: d.id, password: d.secret, topic: 'unused' }))
+  await pool.connect(mqttPort, warm, 8)
+  await settle()
+  const baseline = rssBytes(options.gatewayPid)
+  const results: ConnectionLevel[] = []
+  let open = 0
+  let next = 0
+  for (const level of options.levels) {
+    const want = level.target - open
+    if (want <= 0) continue
+    const specs: ConnSpec[] = Array.from({ length: want }, () => {
+      const d = devices[next % devices.length]!
+      const spec = { clientId: `${d.id}:i${next}`, username: d.id, password: d.secret, topic: 'unused' }
+      next++
+      return spec
+    })
+    const step = await pool.connect(mqttPort, specs, 64)
+    await settle(options.holdMs)
+    open += want - step.failed
+    const rss = rssBytes(options.gatewayPid)
+    results.push({
+      target: level.target,
+      label: level.label,
+      held: open,
+      failed: step.failed,
+      ...(step.firstError ? { firstError: step.firstError } : {}),
+      connectPerSec: round((want - step.failed) / (step.ms / 1000), 0),
+      rssMB: round(rss / 2 ** 20),
+      bytesPerConnection: round((rss - baseline) / Math.max(1, open), 0)
+    })
+    if (step.failed > 0) break
+  }
+  return { baselineRssMB: round(baseline / 2 ** 20), levels: results }
+}
+
+/** Lets the gateway finish its work and the heap settle before reading RSS. */
+function settle (ms = 3000): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}

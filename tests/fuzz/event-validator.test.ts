@@ -1,0 +1,76 @@
+/**
+ * Property-based tests of the device payload validator (protocol/event.ts): whatever bytes a
+ * device sends, `parseDeviceEvent` answers with a value (never throws), accepts every event
+ * the contract allows, and refuses everything else with a reason.
+ */
+import { describe, expect, it } from 'vitest'
+import fc from 'fast-check'
+import { EVENT_TYPES, MAX_EVENT_BYTES, parseDeviceEvent } from '../../protocol/index.js'
+import { anyValidEvent, runs, unknownFields } from './arbitraries.js'
+
+const mustAnswer = (payload: Buffer | string) => {
+  const result = parseDeviceEvent(payload)
+  if (result.ok) expect(typeof result.event.seq).toBe('number')
+  else expect(result.reason).toMatch(/\S/)
+  return result
+}
+
+describe('parseDeviceEvent under fuzzing', () => {
+  it('never throws on arbitrary bytes, and answers a reason when it refuses', () => {
+    fc.assert(fc.property(fc.uint8Array({ maxLength: MAX_EVENT_BYTES + 64 }), (bytes) => {
+      mustAnswer(Buffer.from(bytes))
+    }), { numRuns: runs(2000) })
+  })
+
+  it('never throws on arbitrary JSON values and strings', () => {
+    fc.assert(fc.property(fc.oneof(fc.jsonValue().map((v) => JSON.stringify(v) ?? 'null'), fc.string({ unit: 'binary', maxLength: 300 })), (text) => {
+      mustAnswer(text)
+    }), { numRuns: runs(2000) })
+  })
+
+  it('accepts every event the contract allows, unchanged, and ignores unknown fields', () => {
+    fc.assert(fc.property(anyValidEvent, unknownFields, (event, extra) => {
+      const result = parseDeviceEvent(JSON.stringify({ ...extra, ...event }))
+      expect(result).toEqual({ ok: true, event })
+    }), { numRuns: runs(1000) })
+  })
+
+  it('refuses an event whose seq breaks the contract, with a reason naming seq', () => {
+    const badSeq = fc.oneof(
+      fc.integer({ max: -1 }), fc.double({ noInteger: true }), fc.string(), fc.boolean(), fc.constant(null),
+      fc.constant(Number.MAX_SAFE_INTEGER + 2)
+    )
+    fc.assert(fc.property(anyValidEvent, badSeq, (event, seq) => {
+      const result = parseDeviceEvent(JSON.stringify({ ...event, seq }))
+      expect(result.ok).toBe(false)
+      if (!result.ok) expect(result.reason).toMatch(/seq|JSON/)
+    }), { numRuns: runs(500) })
+  })
+
+  it('refuses an unknown type, keeping the seq so the rejection can name the event', () => {
+    const badType = fc.string().filter((t) => !(EVENT_TYPES as readonly string[]).includes(t))
+    fc.assert(fc.property(anyValidEvent, badType, (event, type) => {
+      const result = parseDeviceEvent(JSON.stringify({ ...event, type }))
+      expect(result).toMatchObject({ ok: false, seq: event.seq, reason: expect.stringMatching(/type/) })
+    }), { numRuns: runs(500) })
+  })
+
+  it('refuses any payload over the size limit, whatever it holds', () => {
+    fc.assert(fc.property(anyValidEvent, fc.integer({ min: 1, max: 2048 }), (event, over) => {
+      const text = JSON.stringify({ ...event, pad: 'x'.repeat(MAX_EVENT_BYTES + over) })
+      expect(parseDeviceEvent(text)).toMatchObject({ ok: false, reason: expect.stringMatching(/too large/) })
+    }), { numRuns: runs(200) })
+  })
+
+  it('never throws on valid events with one byte flipped, truncated or inserted', () => {
+    const mutated = fc.tuple(anyValidEvent, fc.nat(), fc.integer({ min: 0, max: 255 }), fc.constantFrom('flip', 'truncate', 'insert'))
+      .map(([event, at, byte, how]) => {
+        const bytes = Buffer.from(JSON.stringify(event))
+        const i = at % bytes.length
+        if (how === 'flip') { bytes[i] = byte; return bytes }
+        if (how === 'truncate') return bytes.subarray(0, i)
+        return Buffer.concat([bytes.subarray(0, i), Buffer.from([byte]), bytes.subarray(i)])
+      })
+    fc.assert(fc.property(mutated, (bytes) => { mustAnswer(bytes) }), { numRuns: runs(2000) })
+  })
+})
