@@ -15,6 +15,7 @@ import { AlertLifecycle } from './alerts/lifecycle.js'
 import { DownlinkQueue } from './downlink/queue.js'
 import { Ingestor } from './ingest/ingest.js'
 import { registerAuth } from './plugins/auth.js'
+import { registerStripNul } from './plugins/strip-nul.js'
 import { registerErrorHandling } from './plugins/errors.js'
 import { healthRoutes } from './routes/health.js'
 import { deviceRoutes } from './routes/devices.js'
@@ -96,6 +97,7 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
     if (request.body === undefined && request.method === 'POST' && request.routeOptions.schema?.body) request.body = {}
   })
   registerAuth(app, tokens)
+  registerStripNul(app)
   app.addSchema(ErrorBody)
   await app.register(swagger, {
     openapi: {

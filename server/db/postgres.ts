@@ -29,16 +29,24 @@ export async function openPostgres (connectionString: string): Promise<Database>
     ...asQueryable(pool),
     async transaction (fn) {
       const client = await pool.connect()
+      // A checked-out client whose backend is terminated (pg_terminate_backend, a database
+      // restart) emits 'error'; unheard, that would crash the process. The failing query
+      // rejects anyway, so the transaction fails and the caller retries.
+      let broken: Error | undefined
+      const onError = (err: Error) => { broken = err }
+      client.on('error', onError)
       try {
         await client.query('BEGIN')
         const result = await fn(asQueryable(client))
         await client.query('COMMIT')
         return result
       } catch (err) {
-        await client.query('ROLLBACK').catch(() => {})
+        if (!broken) await client.query('ROLLBACK').catch(() => {})
         throw err
       } finally {
-        client.release()
+        client.off('error', onError)
+        // A broken connection is destroyed rather than handed to the next caller.
+        client.release(broken ?? false)
       }
     },
     exec: async (sql) => { await pool.query(sql) },
