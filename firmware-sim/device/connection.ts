@@ -26,14 +26,16 @@ export interface ConnectionEvents {
   disconnected: []
   /** The gateway refused: CONNACK return code, or a subscription it denied. */
   refused: [reason: string]
+  /** CONNACK 3: the gateway cannot check credentials right now; a transient condition, retried. */
+  unavailable: []
   message: [topic: string, payload: Buffer]
 }
 
 /** CONNACK return codes of MQTT 3.1.1 that mean "you, not the network". */
 const REFUSAL_CODES: Record<number, string> = {
-  1: 'unacceptable protocol version', 2: 'identifier rejected', 3: 'server unavailable',
-  4: 'bad username or password', 5: 'not authorized'
+  1: 'unacceptable protocol version', 2: 'identifier rejected', 4: 'bad username or password', 5: 'not authorized'
 }
+const SERVER_UNAVAILABLE = 3
 
 export class DeviceConnection extends EventEmitter<ConnectionEvents> {
   private client?: MqttClient
@@ -67,7 +69,8 @@ export class DeviceConnection extends EventEmitter<ConnectionEvents> {
     client.on('connect', () => this.onConnect(client))
     client.on('message', (topic, payload) => this.emit('message', topic, payload))
     client.on('error', (err: Error & { code?: number | string }) => {
-      if (typeof err.code === 'number' && REFUSAL_CODES[err.code]) this.emit('refused', REFUSAL_CODES[err.code]!)
+      if (err.code === SERVER_UNAVAILABLE) this.emit('unavailable')
+      else if (typeof err.code === 'number' && REFUSAL_CODES[err.code]) this.emit('refused', REFUSAL_CODES[err.code]!)
     })
     client.on('close', () => {
       this.emit('disconnected')
@@ -91,16 +94,28 @@ export class DeviceConnection extends EventEmitter<ConnectionEvents> {
 
   /** Power cut: the socket dies without DISCONNECT (the gateway fires the last will), and no reconnect. */
   async powerCut (): Promise<void> {
+    if (this.stopped) return
     this.stopped = true
     clearTimeout(this.retryTimer)
     await this.client?.endAsync(true)
   }
 
   /** A clean shutdown: DISCONNECT, no last will. */
-  async stop (): Promise<void> {
+  async stop (graceMs = 3000): Promise<void> {
+    if (this.stopped) return
     this.stopped = true
     clearTimeout(this.retryTimer)
-    await this.client?.endAsync(false)
+    const client = this.client
+    if (!client) return
+    if (!client.connected) return void await client.endAsync(true)
+    // MQTT.js waits for in-flight publishes before DISCONNECT; a gateway that never answers
+    // must not keep the device from shutting down.
+    const giveUp = setTimeout(() => {
+      for (const id of Object.keys(client.outgoing)) client.removeOutgoingMessage(Number(id))
+      client.emit('outgoingEmpty') // what end() waits for; removal does not emit it
+    }, graceMs)
+    await client.endAsync(false)
+    clearTimeout(giveUp)
   }
 
   private onConnect (client: MqttClient): void {
@@ -122,7 +137,10 @@ export class DeviceConnection extends EventEmitter<ConnectionEvents> {
     const delay = reconnectDelay(this.attempt++, this.options.backoff)
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined
-      if (!this.stopped && this.client && !this.client.connected) this.client.reconnect()
+      const client = this.client
+      // Hand MQTT.js its own stores back: reconnect() without them starts empty ones and
+      // forgets the QoS 1 publish that was in flight when the link dropped.
+      if (!this.stopped && client && !client.connected) client.reconnect({ incomingStore: client.incomingStore, outgoingStore: client.outgoingStore })
     }, delay)
   }
 }

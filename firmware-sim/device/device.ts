@@ -41,6 +41,8 @@ export interface WireEvents {
   connected: []
   disconnected: []
   refused: [reason: string]
+  /** The gateway could not check credentials for now (CONNACK 3); the device retries. */
+  unavailable: []
   /** Handed to MQTT (first attempt). */
   sent: [event: WireEvent]
   /** The gateway has it durably (PUBACK); `ms` since the input. */
@@ -85,6 +87,7 @@ export class Device extends EventEmitter<WireEvents> {
     this.connection.on('connected', () => { this.emit('connected'); void this.pump() })
     this.connection.on('disconnected', () => this.emit('disconnected'))
     this.connection.on('refused', (reason) => this.emit('refused', reason))
+    this.connection.on('unavailable', () => this.emit('unavailable'))
     this.connection.on('message', (topic, payload) => this.onMessage(topic, payload))
   }
 

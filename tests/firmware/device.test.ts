@@ -94,6 +94,27 @@ describe('simulated device against the real gateway and server', () => {
     expect(events.every((e) => e.boot === boot)).toBe(true)
   })
 
+  it('a publish in flight when the link drops is resent after the reconnect, and the rest follow in order', async () => {
+    const id = 'btn-fw-004'
+    const { device } = makeDevice({ id, secret: await system.provision(id) })
+    await started(device)
+    const pubacked: number[] = []
+    device.on('puback', (event) => pubacked.push(event.seq))
+    device.press()
+    device.tamper()
+    device.press()
+    device.dropLink() // the first press is on the wire, not yet acknowledged
+    await once(device, 'disconnected')
+    expect(device.queued).toBe(3)
+    await eventually(async () => device.queued === 0 ? true : undefined, 10_000, 'queue drained after reconnect')
+    expect(pubacked).toEqual([device.lastSeq - 2, device.lastSeq - 1, device.lastSeq])
+    const stored = await eventually(async () => {
+      const list = (await eventsOf(id)).filter((e) => e.type !== 'heartbeat')
+      return list.length === 3 ? list : undefined
+    }, 5000, 'three stored events')
+    expect(stored.map((e) => Number(e.seq)).sort((a, b) => a - b)).toEqual(pubacked)
+  })
+
   it('presses made while the gateway is down arrive in order once it is back', async () => {
     const id = 'btn-fw-003'
     const { device } = makeDevice({ id, secret: await system.provision(id) })
