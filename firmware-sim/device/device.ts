@@ -135,6 +135,14 @@ export class Device extends EventEmitter<WireEvents> {
     if (!this.holdSent) this.send('press')
   }
 
+  /** The button is held (the board measured the hold itself): send `hold` now, not after a timer. */
+  holdNow (): void {
+    if (!this.buttonIsDown || this.holdSent) return
+    clearTimeout(this.holdTimer)
+    this.holdSent = true
+    this.send('hold')
+  }
+
   press (): void { this.buttonDown(); this.buttonUp() }
   cancel (pin: string): void { this.send('cancel', { pin }) }
   tamper (): void { this.send('tamper') }
