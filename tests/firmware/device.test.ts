@@ -12,7 +12,7 @@ import { eventually } from '../helpers/system.js'
 import { startRestartableSystem, type RestartableSystem } from './restartable-system.js'
 import { Device, type DeviceConfig } from '../../firmware-sim/device/device.js'
 import { RecordedOutputs } from '../../firmware-sim/device/outputs.js'
-import { parseDeviceTopic } from '../../protocol/index.js'
+import { parseDeviceTopic, topics } from '../../protocol/index.js'
 
 describe('simulated device against the real gateway and server', () => {
   let system: RestartableSystem
@@ -113,6 +113,42 @@ describe('simulated device against the real gateway and server', () => {
       return list.length === 3 ? list : undefined
     }, 5000, 'three stored events')
     expect(stored.map((e) => Number(e.seq)).sort((a, b) => a - b)).toEqual(pubacked)
+  })
+
+  it('a kiosk shows report tickets and ward announcements in Vietnamese and English; cancelled and rejected acks are handled', async () => {
+    const id = 'kiosk-fw-001'
+    const { device, outputs } = makeDevice({ id, secret: await system.provision(id, { kind: 'kiosk' }), kind: 'kiosk' })
+    await started(device)
+    // Acks and announcements as the gateway delivers them (the server side of tickets may not exist yet).
+    const deliver = (topic: string, payload: unknown, retain = false) => new Promise<void>((resolve, reject) =>
+      system.gateway!.broker.publish({ cmd: 'publish', topic, payload: Buffer.from(JSON.stringify(payload)), qos: 1, retain, dup: false }, (err) => err ? reject(err) : resolve()))
+
+    device.report('lighting', 'Đèn đường hỏng / street light out')
+    await eventually(async () => device.queued === 0 ? true : undefined, 5000, 'report published')
+    await deliver(topics.ack(id), { seq: device.lastSeq, state: 'received', ticketId: 'APD-7K3Q' })
+    const ticket = await eventually(async () => outputs.screens.find((m) => m.kind === 'ticket'), 5000, 'ticket on screen')
+    expect(ticket).toMatchObject({ ticketId: 'APD-7K3Q', text: { vi: expect.stringContaining('APD-7K3Q'), en: expect.stringContaining('APD-7K3Q') } })
+    expect(outputs.ledMode).toBe('off') // a report is not an emergency: the SOS light stays off
+
+    await deliver(topics.announce('apd-1'), { id: 'ann-1', title: 'Cúp điện 14:00', body: 'Khu phố 1 cúp điện từ 14:00 đến 16:00', lang: 'vi', expiresAt: new Date(Date.now() + 3_600_000).toISOString() }, true)
+    await deliver(topics.announce('apd-1'), { id: 'ann-0', title: 'Hết hạn', body: 'expired', lang: 'vi', expiresAt: new Date(Date.now() - 1000).toISOString() }, true)
+    const shown = await eventually(async () => outputs.screens.find((m) => m.kind === 'announcement'), 5000, 'announcement on screen')
+    expect(shown).toMatchObject({ id: 'ann-1', title: 'Cúp điện 14:00', text: { vi: 'Thông báo: Cúp điện 14:00', en: 'Announcement: Cúp điện 14:00' } })
+
+    device.press()
+    await eventually(async () => outputs.ledMode === 'blinking' ? true : undefined, 5000, 'LED blinking')
+    const alertId = (await system.api<any[]>('GET', `/v1/alerts?deviceId=${id}`)).body[0].id
+    await deliver(topics.ack(id), { seq: device.lastSeq, state: 'cancelled', alertId })
+    await eventually(async () => outputs.ledMode === 'off' ? true : undefined, 5000, 'LED off on cancelled')
+    expect(outputs.sounds.at(-1)).toBe('cancelled')
+
+    const refused: string[] = []
+    device.on('refused', (reason) => refused.push(reason))
+    await deliver(topics.ack(id), { seq: 99, state: 'rejected', reason: 'invalid event: pin' })
+    await eventually(async () => refused.length > 0 ? true : undefined, 5000, 'rejection reported')
+    expect(refused[0]).toMatch(/event 99 rejected: invalid event: pin/)
+    expect(outputs.screens.at(-1)).toMatchObject({ kind: 'status', text: { en: expect.stringContaining('call 113') } })
+    expect(outputs.screens.filter((m) => m.kind === 'announcement')).toHaveLength(1) // the expired one was not shown
   })
 
   it('presses made while the gateway is down arrive in order once it is back', async () => {
