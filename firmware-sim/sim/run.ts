@@ -71,8 +71,10 @@ export async function runSim (options: SimOptions, out: SimOutput, stopSignal: A
 
   await sleep(spread + (options.duration > 0 ? spanMs : 2 ** 31 - 1), undefined, { signal: stopSignal }).catch(() => {})
 
-  // Let what was pressed reach the gateway (up to 5 s), then give the acks a moment.
-  for (let waited = 0; queued() > 0 && waited < 5000; waited += 100) await sleep(100)
+  // Let what was pressed reach the gateway (up to 5 s; a device that lost power keeps its
+  // queue to itself), then give the acks a moment.
+  const waiting = () => fleet.reduce((n, d) => n + (d.device.connected ? d.device.queued : 0), 0)
+  for (let waited = 0; waiting() > 0 && waited < 5000; waited += 100) await sleep(100)
   await sleep(1000)
   for (const t of timers) clearTimeout(t)
   clearInterval(cycle)

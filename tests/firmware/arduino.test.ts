@@ -54,12 +54,12 @@ describe('johnny-five counter driver on a mock board', () => {
   beforeAll(async () => {
     system = await startSystem()
     stateDir = mkdtempSync(join(tmpdir(), 'sos-arduino-'))
-  })
+  }, 120_000)
 
   afterAll(async () => {
     for (const r of running) await r.stop()
     await system?.stop()
-    rmSync(stateDir, { recursive: true, force: true })
+    if (stateDir) rmSync(stateDir, { recursive: true, force: true })
   })
 
   async function start (id: string, silent: boolean) {

@@ -37,12 +37,12 @@ describe('simulated device against the real gateway and server', () => {
   beforeAll(async () => {
     system = await startRestartableSystem()
     stateDir = mkdtempSync(join(tmpdir(), 'sos-fw-state-'))
-  })
+  }, 120_000)
 
   afterAll(async () => {
     for (const device of devices) await device.stop()
     await system?.stop()
-    rmSync(stateDir, { recursive: true, force: true })
+    if (stateDir) rmSync(stateDir, { recursive: true, force: true })
   })
 
   it('a press turns the LED to blinking on received, then steady after the operator acknowledges', async () => {

@@ -47,14 +47,14 @@ describe('serial kiosk driver on a mock port', () => {
     })
     kiosk.start()
     await eventually(async () => kiosk.device.connected ? true : undefined, 5000, 'kiosk connected')
-  })
+  }, 120_000)
 
   afterAll(async () => {
     await kiosk?.stop()
     if (port?.isOpen) await new Promise((resolve) => port.close(resolve))
     MockBinding.reset()
     await system?.stop()
-    rmSync(stateDir, { recursive: true, force: true })
+    if (stateDir) rmSync(stateDir, { recursive: true, force: true })
   })
 
   it('frames written by the board become events, acknowledged on the line', async () => {

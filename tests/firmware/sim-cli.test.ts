@@ -71,7 +71,8 @@ describe('npm run sim against npm start', () => {
     expect(result.code).toBe(0)
     const summary = JSON.parse(result.stdout.trim().split('\n').at(-1)!)
     expect(summary).toMatchObject({ devices: 40, everConnected: 40, refused: 0, dropped: 0 })
-    expect(summary.acked).toBe(summary.sent)
+    // Everything but what the device that loses power had in flight reached the gateway.
+    expect(summary.acked).toBeGreaterThan(summary.sent - 3)
     expect(summary.acks.received).toBeGreaterThan(0)
 
     const devices = await api('/v1/devices?limit=1000') as any[]
