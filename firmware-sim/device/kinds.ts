@@ -1,0 +1,28 @@
+/** How each kind of device behaves by default (DESIGN.md §1). */
+export type DeviceKind = 'button' | 'kiosk' | 'counter'
+export const DEVICE_KINDS: readonly DeviceKind[] = ['button', 'kiosk', 'counter']
+
+export interface KindProfile {
+  /** Heartbeat period; the gateway's supervision expects one within a few periods. */
+  heartbeatMs: number
+  /** Runs on a battery that drains (street poles on solar; counters on a backup cell). */
+  battery: boolean
+  /** Silent alarm: no buzzer, no voice, whatever happens. */
+  silent: boolean
+  /** Subscribes to its zone's announcements and shows them. */
+  screen: boolean
+}
+
+export const KIND_PROFILES: Readonly<Record<DeviceKind, KindProfile>> = Object.freeze({
+  button: { heartbeatMs: 60_000, battery: true, silent: false, screen: false },
+  kiosk: { heartbeatMs: 30_000, battery: false, silent: false, screen: true },
+  counter: { heartbeatMs: 60_000, battery: true, silent: true, screen: false }
+})
+
+/** A press held this long is a `hold` (DESIGN.md §3). */
+export const HOLD_MS = 1500
+
+/** Battery level below which the device reports `battery_low` (once per discharge). */
+export const BATTERY_LOW_PERCENT = 20
+
+export const FIRMWARE_VERSION = 'sos-fw-1.0.0'
