@@ -38,6 +38,7 @@ export async function startSystem (options: { databaseUrl?: string, gateway?: Pa
     mqttHost: '127.0.0.1',
     mqttPort: 0,
     mqttWsPort: 0,
+    httpPort: 0,
     dataDir: join(dataDir, 'gateway'),
     serverUrl: server.url,
     gatewayToken,
