@@ -47,7 +47,7 @@ export function parseDeviceEvent (payload: Buffer | Uint8Array | string): ParseR
   if (bytes.length > MAX_EVENT_BYTES) return { ok: false, reason: `payload too large: ${bytes.length} bytes (max ${MAX_EVENT_BYTES})` }
   let text: string
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes)
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes)
   } catch {
     return { ok: false, reason: 'payload is not valid UTF-8' }
   }
