@@ -45,6 +45,8 @@ export function createAuthorizePublish (deps: PipelineDeps) {
     metrics.eventsIn.inc()
     // aedes passes the client's stored will packet itself when the connection dies.
     const isWill = client !== null && packet === (client as unknown as { will?: unknown }).will
+    // Synchronously: aedes emits clientDisconnect right after this call returns.
+    if (isWill) deps.onWill?.(client, session)
     const ctx: PublishContext = { session, packet, receivedAt: Date.now(), isWill }
     const deadLetter = (reason: string) => {
       try {
@@ -58,7 +60,6 @@ export function createAuthorizePublish (deps: PipelineDeps) {
         case 'status':
           // Only the gateway publishes retained status (online on connect, offline when the
           // device is gone); a device's own status message and its will are signals, not state.
-          if (isWill) deps.onWill?.(client!, session)
           drop(packet)
           return callback(null)
         case 'stored':

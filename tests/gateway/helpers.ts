@@ -1,5 +1,8 @@
 /** Small helpers the gateway suites share: raw MQTT frames, retained state, metrics. */
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import type { Aedes } from 'aedes'
+import type { IngestBatch } from '../../protocol/index.js'
 import type { MqttClient } from 'mqtt'
 import type { RunningGateway } from '../../gateway/gateway.js'
 
@@ -39,4 +42,48 @@ export async function metricValue (gateway: RunningGateway, name: string, labels
   if (!metric) return 0
   const series = metric.values.filter((v) => Object.entries(labels).every(([k, val]) => (v.labels as Record<string, unknown>)[k] === val))
   return series.reduce((sum, v) => sum + v.value, 0)
+}
+
+/** Subscribes and resolves with the SUBACK return codes as sent (MQTT.js turns any 0x80 into an error). */
+export function subscribeCodes (client: MqttClient, topicList: string[]): Promise<number[]> {
+  return new Promise((resolve) => {
+    const onPacket = (packet: { cmd: string, granted?: number[] }) => {
+      if (packet.cmd !== 'suback') return
+      client.off('packetreceive', onPacket as never)
+      resolve(packet.granted ?? [])
+    }
+    client.on('packetreceive', onPacket as never)
+    client.subscribe(topicList, { qos: 1 }, () => {})
+  })
+}
+
+/**
+ * A real HTTP proxy between gateway and server that keeps every ingest batch it passed on,
+ * so a test can see what the server received even where the server does not act on it yet.
+ */
+export async function startRecordingProxy (target: string): Promise<{ url: string, batches: IngestBatch[], close(): Promise<void> }> {
+  const batches: IngestBatch[] = []
+  const server = createServer(async (req, res) => {
+    const chunks: Buffer[] = []
+    for await (const chunk of req) chunks.push(chunk as Buffer)
+    const body = Buffer.concat(chunks)
+    if (req.method === 'POST' && req.url === '/v1/ingest') batches.push(JSON.parse(body.toString()) as IngestBatch)
+    try {
+      const headers: Record<string, string> = {}
+      for (const name of ['authorization', 'content-type']) if (req.headers[name]) headers[name] = String(req.headers[name])
+      // A long poll the gateway gives up must not stay open upstream (it would hold the server's close).
+      const gone = new AbortController()
+      res.once('close', () => gone.abort())
+      const answer = await fetch(target + req.url, { method: req.method, headers, body: body.length > 0 ? body : undefined, signal: gone.signal })
+      res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? 'application/json' }).end(Buffer.from(await answer.arrayBuffer()))
+    } catch {
+      res.writeHead(502).end()
+    }
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    batches,
+    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) })
+  }
 }

@@ -26,7 +26,14 @@ export interface TestSystem {
 
 export const quietLog = pino({ level: process.env.TEST_LOG_LEVEL || 'silent' })
 
-export async function startSystem (options: { databaseUrl?: string, gateway?: Partial<GatewayConfig> } = {}): Promise<TestSystem> {
+export interface SystemOptions {
+  databaseUrl?: string
+  gateway?: Partial<GatewayConfig>
+  /** Puts something between gateway and server (a recording proxy): gets the server URL, returns the gateway's. */
+  gatewayServerUrl?: (serverUrl: string) => string | Promise<string>
+}
+
+export async function startSystem (options: SystemOptions = {}): Promise<TestSystem> {
   const dataDir = mkdtempSync(join(tmpdir(), 'sos-test-'))
   const adminToken = `admin_${randomBytes(12).toString('hex')}`
   const gatewayToken = `gw_${randomBytes(12).toString('hex')}`
@@ -40,7 +47,7 @@ export async function startSystem (options: { databaseUrl?: string, gateway?: Pa
     mqttWsPort: 0,
     httpPort: 0,
     dataDir: join(dataDir, 'gateway'),
-    serverUrl: server.url,
+    serverUrl: options.gatewayServerUrl ? await options.gatewayServerUrl(server.url) : server.url,
     gatewayToken,
     credentialRefreshMs: 30_000,
     forwardBatchSize: 500,
