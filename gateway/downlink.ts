@@ -61,7 +61,7 @@ export class DownlinkRelay {
       for (const message of answer.messages) {
         if (message.retain) this.keepRetained(message)
         this.publish(message)
-        this.metrics.downlinkPublished.inc({ kind: message.topic.split('/')[3] ?? 'other' })
+        this.metrics.downlinkPublished.inc({ kind: downlinkKind(message.topic) })
       }
       if (answer.head !== position) {
         position = answer.head
@@ -76,4 +76,11 @@ export class DownlinkRelay {
     if (empty) this.db.prepare('DELETE FROM retained WHERE topic = ?').run(message.topic)
     else this.db.prepare('INSERT INTO retained (topic, body) VALUES (?, ?) ON CONFLICT (topic) DO UPDATE SET body = excluded.body').run(message.topic, JSON.stringify(message))
   }
+}
+
+/** A small label set: `ack`, `cmd`, `announce` (zones are many; they stay out of labels). */
+function downlinkKind (topic: string): string {
+  const parts = topic.split('/')
+  if (parts[2] === 'announce') return 'announce'
+  return parts[3] === 'ack' || parts[3] === 'cmd' ? parts[3] : 'other'
 }
