@@ -15,7 +15,6 @@ import { sessionOf } from './sessions.js'
 import type { GatewayConfig } from './config.js'
 
 export interface BrokerHandlers {
-  preConnect?: (client: Client, packet: unknown, callback: (error: Error | null, success: boolean) => void) => void
   authenticate: (client: Client, username: string | undefined, password: Buffer | undefined, done: (error: AuthenticateError | null, success: boolean | null) => void) => void
   authorizePublish: (client: Client | null, packet: PublishPacket, callback: (error?: Error | null) => void) => void
 }
@@ -31,7 +30,6 @@ export async function createBroker (gatewayId: string, handlers: BrokerHandlers,
     id: gatewayId,
     // One frozen subscriber must not stall delivery to everyone else.
     drainTimeout: drainTimeoutMs,
-    ...(handlers.preConnect ? { preConnect: handlers.preConnect } : {}),
     connectTimeout: 10_000,
     // Client ids are `{deviceId}` or `{deviceId}:{suffix}`, longer than MQTT 3.1's 23 chars.
     maxClientsIdLength: 160,

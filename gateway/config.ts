@@ -92,7 +92,7 @@ export function gatewayConfigFromEnv (env: NodeJS.ProcessEnv = process.env): Gat
   if (tlsCaFile && !tlsCertFile) throw new ConfigError('TLS_CA_FILE (client certificates) needs TLS_CERT_FILE and TLS_KEY_FILE')
   const limit = openFileLimit()
   const maxConnections = positiveInt(env, 'MQTT_MAX_CONNECTIONS', defaultMaxConnections())
-  if (limit !== undefined && maxConnections > limit - 64) throw new ConfigError(`MQTT_MAX_CONNECTIONS (${maxConnections}) must stay below the open-file limit (${limit}) minus 64`)
+  if (limit !== undefined && maxConnections > limit - 128) throw new ConfigError(`MQTT_MAX_CONNECTIONS (${maxConnections}) must stay at least 128 below the open-file limit (${limit}): sockets beyond it, the outbox and HTTP need descriptors too`)
   const heartbeat = seconds(env, 'HEARTBEAT_INTERVAL_S', 30_000)
   return Object.freeze({
     gatewayId: env.GATEWAY_ID || `gw-${hostname()}`,

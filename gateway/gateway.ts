@@ -93,15 +93,8 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
   const revoked = new WeakSet<Client>()
 
   broker = await createBroker(config.gatewayId, {
-    preConnect (client, _packet, callback) {
-      if (broker && broker.connectedClients >= maxConnections) {
-        metrics.connectionsRefused.inc({ reason: 'max_connections' })
-        log.warn({ max: maxConnections }, 'connection refused: at maxConnections')
-        return callback(new Error('too many connections'), false)
-      }
-      callback(null, true)
-    },
-    authenticate: createAuthenticate(credentials, metrics, log),
+    // A CONNECT while at capacity: counted here, connected ones in broker.connectedClients.
+    authenticate: createAuthenticate(credentials, metrics, log, () => broker !== undefined && broker.connectedClients >= maxConnections),
     authorizePublish: createAuthorizePublish({
       steps: [checkPacket, authorize, validate, createRateLimit(limiter), createStamp(config.gatewayId), createPersist(outbox)],
       deadLetters,
@@ -131,7 +124,9 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
     if (!connected.isOnline(session.deviceId)) limiter.forget(session.deviceId)
     if (isPrimary(client) && !revoked.has(client)) supervisor.disconnected(session.deviceId, willFired.has(client) ? 'will' : 'disconnected')
   })
-  const listeners = await listen(broker, { ...config, maxConnections })
+  // The sockets themselves are capped a little higher, so a client over the limit still hears
+  // why in a CONNACK, while a flood of sockets that never send CONNECT cannot exhaust descriptors.
+  const listeners = await listen(broker, { ...config, maxConnections: maxConnections + 64 })
 
   forwarder = new Forwarder(config.gatewayId, { outbox, presence, deadLetters }, server, sendToDevice, metrics, log, config.forwardBatchSize)
   const downlink = new DownlinkRelay(db, server, (m: DownlinkMessage) => publish(m.topic, Buffer.from(JSON.stringify(m.payload)), m.retain), metrics, log, config.downlinkWaitMs)

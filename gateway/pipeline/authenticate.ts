@@ -30,7 +30,11 @@ export function verifiedCertificateCn (client: Client): string | undefined {
   return typeof cn === 'string' ? cn : undefined
 }
 
-export function createAuthenticate (credentials: CredentialCache, metrics: GatewayMetrics, log: Logger) {
+/**
+ * `atCapacity` says the gateway holds its maximum of connections: the client hears CONNACK
+ * "server unavailable" (and retries later, perhaps on another gateway) instead of a bare close.
+ */
+export function createAuthenticate (credentials: CredentialCache, metrics: GatewayMetrics, log: Logger, atCapacity: () => boolean = () => false) {
   const refuse = (done: (err: AuthenticateError, ok: null) => void, code: number, reason: string, client: Client) => {
     metrics.connectionsRefused.inc({ reason })
     log.info({ clientId: client.id, reason, remote: client.conn && 'remoteAddress' in client.conn ? client.conn.remoteAddress : undefined }, 'connection refused')
@@ -43,6 +47,7 @@ export function createAuthenticate (credentials: CredentialCache, metrics: Gatew
     password: Buffer | undefined,
     done: (error: AuthenticateError | null, success: boolean | null) => void
   ): void {
+    if (atCapacity()) return refuse(done, SERVER_UNAVAILABLE, 'max_connections', client)
     const deviceId = deviceIdOfClientId(client.id ?? '')
     if (!deviceId) return refuse(done, IDENTIFIER_REJECTED, 'client_id', client)
     const cn = verifiedCertificateCn(client)

@@ -61,13 +61,22 @@ export function subscribeCodes (client: MqttClient, topicList: string[]): Promis
  * A real HTTP proxy between gateway and server that keeps every ingest batch it passed on,
  * so a test can see what the server received even where the server does not act on it yet.
  */
-export async function startRecordingProxy (target: string): Promise<{ url: string, batches: IngestBatch[], close(): Promise<void> }> {
+export interface RecordingProxy {
+  url: string
+  batches: IngestBatch[]
+  /** While true, every request is answered 503 (the server "down") after being recorded. */
+  down: boolean
+  close(): Promise<void>
+}
+
+export async function startRecordingProxy (target: string): Promise<RecordingProxy> {
   const batches: IngestBatch[] = []
   const server = createServer(async (req, res) => {
     const chunks: Buffer[] = []
     for await (const chunk of req) chunks.push(chunk as Buffer)
     const body = Buffer.concat(chunks)
     if (req.method === 'POST' && req.url === '/v1/ingest') batches.push(JSON.parse(body.toString()) as IngestBatch)
+    if (proxy.down) return res.writeHead(503, { 'content-type': 'application/json' }).end('{"statusCode":503,"code":"DOWN","message":"down"}')
     try {
       const headers: Record<string, string> = {}
       for (const name of ['authorization', 'content-type']) if (req.headers[name]) headers[name] = String(req.headers[name])
@@ -81,9 +90,11 @@ export async function startRecordingProxy (target: string): Promise<{ url: strin
     }
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return {
+  const proxy: RecordingProxy = {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     batches,
+    down: false,
     close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) })
   }
+  return proxy
 }
