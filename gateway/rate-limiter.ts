@@ -35,8 +35,15 @@ export class DeviceRateLimiter {
     return true
   }
 
-  /** Forgets a device's bucket (when it disconnects): memory stays bounded by live devices. */
+  /**
+   * Forgets a device's bucket when it disconnects, but only once the bucket has refilled: a
+   * flooding device must not get a fresh budget by reconnecting. Memory stays bounded by the
+   * devices that are live or recently flooded.
+   */
   forget (deviceId: string): void {
-    this.buckets.delete(deviceId)
+    const bucket = this.buckets.get(deviceId)
+    if (!bucket) return
+    const tokens = bucket.tokens + (this.now() - bucket.at) / 1000 * this.limit.perSecond
+    if (tokens >= this.limit.burst) this.buckets.delete(deviceId)
   }
 }

@@ -4,11 +4,14 @@
  * kiosk that connects later gets the retained announcement it missed, also after a gateway
  * restart.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import mqtt, { type MqttClient } from 'mqtt'
 import { ackCollector, connectDevice, eventually, startSystem, type TestSystem } from '../helpers/system.js'
 import { topics } from '../../protocol/index.js'
 import { metricValue } from './helpers.js'
+
+// Real servers with embedded PostgreSQL start slowly on a busy machine: give hooks room.
+vi.setConfig({ hookTimeout: 240_000 })
 
 /** Connects with handlers attached before CONNACK, so messages queued in the session are not missed. */
 function connectCollecting (url: string, id: string, secret: string, clean: boolean): Promise<{ client: MqttClient, messages: Array<{ topic: string, body: any }> }> {

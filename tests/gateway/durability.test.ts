@@ -8,13 +8,16 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it, vi } from 'vitest'
 import { startServer, type RunningServer } from '../../server/server.js'
 import { startGateway } from '../../gateway/gateway.js'
 import { connectDevice, eventually, quietLog } from '../helpers/system.js'
 import { topics } from '../../protocol/index.js'
 import { spawnGateway } from './gateway-process.js'
 import { startRecordingProxy } from './helpers.js'
+
+// Real servers with embedded PostgreSQL start slowly on a busy machine: give hooks room.
+vi.setConfig({ hookTimeout: 240_000 })
 
 const adminToken = `admin_${randomBytes(12).toString('hex')}`
 const gatewayToken = `gw_${randomBytes(12).toString('hex')}`

@@ -4,11 +4,14 @@
  * the per-device rate limit (heartbeat floods shed and counted, presses all kept),
  * maxConnections, and the gateway's health and Prometheus endpoint.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { MqttClient } from 'mqtt'
 import { ackCollector, connectDevice, eventually, startSystem, type TestSystem } from '../helpers/system.js'
 import { topics } from '../../protocol/index.js'
 import { metricValue, startRecordingProxy, type RecordingProxy } from './helpers.js'
+
+// Real servers with embedded PostgreSQL start slowly on a busy machine: give hooks room.
+vi.setConfig({ hookTimeout: 240_000 })
 
 const event = (seq: number, type: string) => JSON.stringify({ seq, type })
 

@@ -3,11 +3,14 @@
  * answered `rejected` with a reason on the device's ack topic, dead-lettered, counted and
  * forwarded to the server as a dead letter; the same connection then presses and is stored.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { MqttClient } from 'mqtt'
 import { ackCollector, connectDevice, eventually, startSystem, type TestSystem } from '../helpers/system.js'
 import { MAX_EVENT_BYTES, topics, type Ack } from '../../protocol/index.js'
 import { metricValue, writeRawPublish } from './helpers.js'
+
+// Real servers with embedded PostgreSQL start slowly on a busy machine: give hooks room.
+vi.setConfig({ hookTimeout: 240_000 })
 
 const id = 'btn-bad-001'
 

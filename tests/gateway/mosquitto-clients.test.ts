@@ -8,10 +8,13 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { eventually, startSystem, type TestSystem } from '../helpers/system.js'
 import { topics } from '../../protocol/index.js'
 import { makeTestPki, type TestPki } from './tls-certs.js'
+
+// Real servers with embedded PostgreSQL start slowly on a busy machine: give hooks room.
+vi.setConfig({ hookTimeout: 240_000 })
 
 const run = promisify(execFile)
 

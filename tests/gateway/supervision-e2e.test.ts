@@ -4,10 +4,13 @@
  * server to act on `presence` in ingest batches (the server branch); the gateway half is
  * covered on its own in supervision.test.ts.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { MqttClient } from 'mqtt'
 import { connectDevice, eventually, startSystem, type TestSystem } from '../helpers/system.js'
 import { topics } from '../../protocol/index.js'
+
+// Real servers with embedded PostgreSQL start slowly on a busy machine: give hooks room.
+vi.setConfig({ hookTimeout: 240_000 })
 
 describe('device_offline alerts end to end', () => {
   let system: TestSystem

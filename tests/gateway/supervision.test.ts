@@ -5,11 +5,14 @@
  * with the gateway's retained status following; a device that comes back is online again.
  * The server's `device_offline` alert for these is in supervision-e2e.test.ts.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { MqttClient } from 'mqtt'
 import { connectDevice, eventually, startSystem, type TestSystem } from '../helpers/system.js'
 import { topics, type PresenceChange } from '../../protocol/index.js'
 import { metricValue, retainedMessages, startRecordingProxy } from './helpers.js'
+
+// Real servers with embedded PostgreSQL start slowly on a busy machine: give hooks room.
+vi.setConfig({ hookTimeout: 240_000 })
 
 const INTERVAL_MS = 400
 

@@ -3,11 +3,14 @@
  * what a refused client leaves behind (nothing), the ACL of DESIGN.md §3 for publishes and
  * subscriptions, no retained state from devices, and revocation closing live sessions.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { MqttClient } from 'mqtt'
 import { ackCollector, connectDevice, eventually, startSystem, type TestSystem } from '../helpers/system.js'
 import { topics } from '../../protocol/index.js'
 import { metricValue, retainedMessages, subscribeCodes } from './helpers.js'
+
+// Real servers with embedded PostgreSQL start slowly on a busy machine: give hooks room.
+vi.setConfig({ hookTimeout: 240_000 })
 
 describe('device trust', () => {
   let system: TestSystem
@@ -47,6 +50,16 @@ describe('device trust', () => {
   ] as Array<[string, () => [string, string | undefined, string | undefined], RegExp]>)('refuses %s at CONNACK', async (_what, args, error) => {
     const [clientId, username, password] = args()
     await expect(connectDevice(system.mqttUrl, clientId, username, password)).rejects.toThrow(error)
+  })
+
+  it('accepts device credentials over the WebSocket listener too, and refuses a wrong password there', async () => {
+    const url = `ws://127.0.0.1:${system.gateway.ports.ws}`
+    const device = await connect(url, a, a, secretA)
+    const acks = await ackCollector(device, a)
+    await device.publishAsync(topics.event(a), JSON.stringify({ seq: 900, type: 'press' }), { qos: 1 })
+    await acks.waitFor((x) => x.state === 'received' && x.seq === 900, 15_000)
+    await device.endAsync()
+    await expect(connectDevice(url, a, a, 'wrong')).rejects.toThrow(/Bad username or password/)
   })
 
   it('leaves nothing behind for a client that failed authentication', async () => {
