@@ -63,17 +63,21 @@ describe('device trust', () => {
   })
 
   it('leaves nothing behind for a client that failed authentication', async () => {
+    // A device that never connected, so any state found would be the refused client's.
+    const c = 'btn-trust-never'
+    await system.provision(c)
     const before = system.gateway.broker.connectedClients
-    await expect(connectDevice(system.mqttUrl, a, a, 'wrong', {
+    await expect(connectDevice(system.mqttUrl, c, c, 'wrong', {
       clean: false,
-      will: { topic: topics.status(a), payload: Buffer.from('offline'), qos: 1, retain: true }
+      will: { topic: topics.status(c), payload: Buffer.from('offline'), qos: 1, retain: true }
     })).rejects.toThrow(/Bad username or password/)
     const persistence = (system.gateway.broker as any).persistence
-    expect(await persistence.subscriptionsByClient({ id: a })).toEqual([])
-    expect(await persistence.getWill({ id: a })).toBeUndefined()
-    expect(await retainedMessages(system.gateway.broker, `sos/v1/${a}/#`)).toEqual([])
-    expect((system.gateway.broker as any).clients[a]).toBeUndefined()
+    expect(await persistence.subscriptionsByClient({ id: c })).toEqual([])
+    expect(await persistence.getWill({ id: c })).toBeUndefined()
+    expect(await retainedMessages(system.gateway.broker, `sos/v1/${c}/#`)).toEqual([])
+    expect((system.gateway.broker as any).clients[c]).toBeUndefined()
     expect(system.gateway.broker.connectedClients).toBe(before)
+    expect(system.gateway.supervisor.stateOf(c)).toBeUndefined()
     expect(await metricValue(system.gateway, 'sos_gateway_connections_refused_total', { reason: 'bad_secret' })).toBeGreaterThan(0)
   })
 
