@@ -29,6 +29,7 @@ try {
     `  MQTT             mqtt://localhost:${gateway.ports.mqtt}`,
     `  MQTT/WebSocket   ws://localhost:${gateway.ports.ws}`,
     ...(gateway.ports.tls ? [`  MQTT/TLS         mqtts://localhost:${gateway.ports.tls}`] : []),
+    ...(gateway.ports.http ? [`  gateway health   http://localhost:${gateway.ports.http}/healthz  (Prometheus at /metrics)`] : []),
     `  storage          ${server.db.engine === 'pglite' ? `embedded PGlite in ${serverConfig.dataDir}` : 'PostgreSQL (DATABASE_URL)'}`,
     admin.generated
       ? `  admin token      ${admin.token}\n                   (shown once; kept in ${admin.file})`

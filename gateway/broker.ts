@@ -25,11 +25,11 @@ export interface Listeners {
   tls?: number
 }
 
-export async function createBroker (gatewayId: string, handlers: BrokerHandlers, log: Logger): Promise<Aedes> {
+export async function createBroker (gatewayId: string, handlers: BrokerHandlers, log: Logger, drainTimeoutMs = 10_000): Promise<Aedes> {
   const broker = await Aedes.createBroker({
     id: gatewayId,
     // One frozen subscriber must not stall delivery to everyone else.
-    drainTimeout: 10_000,
+    drainTimeout: drainTimeoutMs,
     connectTimeout: 10_000,
     // Client ids are `{deviceId}` or `{deviceId}:{suffix}`, longer than MQTT 3.1's 23 chars.
     maxClientsIdLength: 160,
@@ -61,17 +61,30 @@ export async function listen (broker: Aedes, config: GatewayConfig): Promise<{ p
     return (server.address() as AddressInfo).port
   }
 
-  const mqtt = await open(createTcpServer(broker.handle), config.mqttPort)
+  // Each listener is capped too (the broker's preConnect caps the total): a socket beyond it is
+  // closed before it costs more than a file descriptor for a moment.
+  const cap = <S extends Server>(server: S): S => {
+    if (config.maxConnections) server.maxConnections = config.maxConnections
+    return server
+  }
+  const mqtt = await open(cap(createTcpServer(broker.handle)), config.mqttPort)
 
-  const http = createHttpServer((_req, res) => { res.writeHead(426).end('MQTT over WebSocket only\n') })
+  const http = cap(createHttpServer((_req, res) => { res.writeHead(426).end('MQTT over WebSocket only\n') }))
   const wss = new WebSocketServer({ server: http })
   wss.on('connection', (socket, request) => broker.handle(createWebSocketStream(socket), request))
   const ws = await open(http, config.mqttWsPort)
 
   let tls: number | undefined
   if (config.tlsCertFile && config.tlsKeyFile && config.mqttTlsPort !== undefined) {
-    const tlsServer = createTlsServer({ cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) }, broker.handle)
-    tls = await open(tlsServer, config.mqttTlsPort)
+    const tlsServer = createTlsServer({
+      cert: readFileSync(config.tlsCertFile),
+      key: readFileSync(config.tlsKeyFile),
+      // Client certificates (CN = device id) when a CA is configured; authenticate.ts reads them.
+      ...(config.tlsCaFile
+        ? { ca: readFileSync(config.tlsCaFile), requestCert: true, rejectUnauthorized: config.tlsRequireClientCert === true }
+        : {})
+    }, broker.handle)
+    tls = await open(cap(tlsServer), config.mqttTlsPort)
   }
 
   return {

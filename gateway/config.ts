@@ -1,6 +1,7 @@
 /**
  * Gateway settings from the environment, checked at boot, frozen, passed in.
  */
+import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { resolve } from 'node:path'
 import { ConfigError, port } from '../server/config.js'
@@ -14,13 +15,71 @@ export interface GatewayConfig {
   readonly mqttTlsPort?: number
   readonly tlsCertFile?: string
   readonly tlsKeyFile?: string
+  /**
+   * CA bundle for client certificates on the TLS listener. When set, a device may authenticate
+   * with a certificate signed by it whose CN is its device id, instead of its secret.
+   */
+  readonly tlsCaFile?: string
+  /** With `tlsCaFile`: refuse TLS clients without a valid certificate (mutual TLS only). */
+  readonly tlsRequireClientCert?: boolean
+  /** Health and Prometheus metrics over HTTP; undefined = not served. */
+  readonly httpPort?: number
   readonly dataDir: string
   readonly serverUrl: string
   readonly gatewayToken: string
   /** How often the device credential cache is refreshed (a revoked device is refused after at most this). */
   readonly credentialRefreshMs: number
   readonly forwardBatchSize: number
+  /** Outbox bound (events); see the policy in outbox.ts. */
+  readonly outboxMaxEvents?: number
+  /** Heartbeat interval per device kind, ms (supervision). */
+  readonly heartbeatIntervalsMs?: Readonly<Record<string, number>>
+  /** A dropped connection that comes back within this is not reported offline. */
+  readonly reconnectGraceMs?: number
+  /** Routine events (heartbeat, battery, test…) per device: burst and per-second refill. */
+  readonly rateLimit?: { readonly burst: number, readonly perSecond: number }
+  /** At most this many MQTT connections (kept below the open-file limit). */
+  readonly maxConnections?: number
+  /** How long a frozen client may hold up delivery before it is disconnected, ms. */
+  readonly drainTimeoutMs?: number
+  /** How long the downlink long poll waits on the server, ms. */
+  readonly downlinkWaitMs?: number
   readonly logLevel: string
+}
+
+export const DEFAULT_HEARTBEAT_INTERVALS_MS = Object.freeze({ button: 30_000, kiosk: 30_000, counter: 30_000 })
+
+function seconds (env: NodeJS.ProcessEnv, name: string, fallbackMs: number): number {
+  const raw = env[name]
+  if (raw === undefined || raw === '') return fallbackMs
+  const value = Number(raw)
+  if (!Number.isFinite(value) || value <= 0) throw new ConfigError(`${name} must be a positive number of seconds, got "${raw}"`)
+  return Math.round(value * 1000)
+}
+
+function positiveInt (env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name]
+  if (raw === undefined || raw === '') return fallback
+  const value = Number(raw)
+  if (!Number.isInteger(value) || value <= 0) throw new ConfigError(`${name} must be a positive integer, got "${raw}"`)
+  return value
+}
+
+/** The soft open-file limit (Linux), so connections never exhaust descriptors the outbox and HTTP need. */
+export function openFileLimit (): number | undefined {
+  try {
+    const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'))
+    const soft = Number(line?.split(/\s{2,}/)[1])
+    return Number.isFinite(soft) ? soft : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** Below the open-file limit with room for the database, HTTP and the server connection. */
+export function defaultMaxConnections (): number {
+  const limit = openFileLimit() ?? 1024
+  return Math.max(16, Math.min(50_000, limit - 256))
 }
 
 export function gatewayConfigFromEnv (env: NodeJS.ProcessEnv = process.env): GatewayConfig {
@@ -29,6 +88,12 @@ export function gatewayConfigFromEnv (env: NodeJS.ProcessEnv = process.env): Gat
   const tlsCertFile = env.TLS_CERT_FILE || undefined
   const tlsKeyFile = env.TLS_KEY_FILE || undefined
   if (Boolean(tlsCertFile) !== Boolean(tlsKeyFile)) throw new ConfigError('TLS_CERT_FILE and TLS_KEY_FILE go together')
+  const tlsCaFile = env.TLS_CA_FILE || undefined
+  if (tlsCaFile && !tlsCertFile) throw new ConfigError('TLS_CA_FILE (client certificates) needs TLS_CERT_FILE and TLS_KEY_FILE')
+  const limit = openFileLimit()
+  const maxConnections = positiveInt(env, 'MQTT_MAX_CONNECTIONS', defaultMaxConnections())
+  if (limit !== undefined && maxConnections > limit - 128) throw new ConfigError(`MQTT_MAX_CONNECTIONS (${maxConnections}) must stay at least 128 below the open-file limit (${limit}): sockets beyond it, the outbox and HTTP need descriptors too`)
+  const heartbeat = seconds(env, 'HEARTBEAT_INTERVAL_S', 30_000)
   return Object.freeze({
     gatewayId: env.GATEWAY_ID || `gw-${hostname()}`,
     mqttHost: env.MQTT_HOST || '0.0.0.0',
@@ -37,11 +102,25 @@ export function gatewayConfigFromEnv (env: NodeJS.ProcessEnv = process.env): Gat
     mqttTlsPort: tlsCertFile ? port(env, 'MQTT_TLS_PORT', 8883) : undefined,
     tlsCertFile,
     tlsKeyFile,
+    tlsCaFile,
+    tlsRequireClientCert: env.TLS_REQUIRE_CLIENT_CERT === 'true',
+    httpPort: port(env, 'GATEWAY_HTTP_PORT', 8081),
     dataDir: resolve(env.DATA_DIR || './data'),
     serverUrl: (env.SERVER_URL || `http://127.0.0.1:${port(env, 'HTTP_PORT', 8080)}`).replace(/\/+$/, ''),
     gatewayToken,
-    credentialRefreshMs: 30_000,
+    credentialRefreshMs: seconds(env, 'CREDENTIAL_REFRESH_S', 30_000),
     forwardBatchSize: 500,
+    outboxMaxEvents: positiveInt(env, 'OUTBOX_MAX_EVENTS', 200_000),
+    heartbeatIntervalsMs: Object.freeze({
+      button: seconds(env, 'HEARTBEAT_INTERVAL_BUTTON_S', heartbeat),
+      kiosk: seconds(env, 'HEARTBEAT_INTERVAL_KIOSK_S', heartbeat),
+      counter: seconds(env, 'HEARTBEAT_INTERVAL_COUNTER_S', heartbeat)
+    }),
+    reconnectGraceMs: seconds(env, 'RECONNECT_GRACE_S', 5_000),
+    rateLimit: Object.freeze({ burst: positiveInt(env, 'RATE_LIMIT_BURST', 10), perSecond: 1 }),
+    maxConnections,
+    drainTimeoutMs: 10_000,
+    downlinkWaitMs: 25_000,
     logLevel: env.LOG_LEVEL || 'info'
   })
 }

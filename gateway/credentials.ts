@@ -59,6 +59,19 @@ export class CredentialCache {
   }
 
   async check (deviceId: string, secret: string): Promise<CheckResult> {
+    const known = await this.lookup(deviceId)
+    if (!known.ok) return known
+    const { device } = known
+    const digest = createHash('sha256').update(secret).digest()
+    const verified = this.verified.get(deviceId)
+    if (verified && verified.secretHash === device.secretHash && timingSafeEqual(verified.digest, digest)) return { ok: true, device }
+    if (!await verifySecret(secret, device.secretHash)) return { ok: false, reason: 'bad_secret' }
+    this.verified.set(deviceId, { secretHash: device.secretHash, digest })
+    return { ok: true, device }
+  }
+
+  /** A registered, unrevoked device (asking the server for one provisioned since the last sync). */
+  async lookup (deviceId: string): Promise<CheckResult> {
     let device = this.devices.get(deviceId)
     if (!device) {
       // A device provisioned since the last sync: ask for it now.
@@ -73,11 +86,6 @@ export class CredentialCache {
       if (!device) return { ok: false, reason: 'unknown' }
     }
     if (device.revoked) return { ok: false, reason: 'revoked' }
-    const digest = createHash('sha256').update(secret).digest()
-    const known = this.verified.get(deviceId)
-    if (known && known.secretHash === device.secretHash && timingSafeEqual(known.digest, digest)) return { ok: true, device }
-    if (!await verifySecret(secret, device.secretHash)) return { ok: false, reason: 'bad_secret' }
-    this.verified.set(deviceId, { secretHash: device.secretHash, digest })
     return { ok: true, device }
   }
 

@@ -1,18 +1,28 @@
 /**
  * Outbox → server. One batch in flight at a time, oldest first, so each device's events
- * arrive in order. An entry is forgotten only after the server confirmed the batch; a batch
- * interrupted by a crash is sent again after restart and the server stores it once
- * (idempotent by event id). After confirmation the devices hear `received`.
+ * arrive in order. A batch carries events, presence changes and dead letters, plus the
+ * gateway's own health. An entry is forgotten only after the server confirmed the batch; a
+ * batch interrupted by a crash is sent again after restart and the server stores it once
+ * (idempotent by event id). After confirmation the devices hear `received` (or `rejected`).
  */
 import type { Logger } from 'pino'
-import { topics, type Ack, type GatewayEvent, type IngestResult } from '../protocol/index.js'
+import { topics, type Ack, type DeadLetter, type GatewayEvent, type IngestBatch, type IngestResult, type PresenceChange } from '../protocol/index.js'
+import type { DeadLetters } from './dead-letters.js'
 import type { GatewayMetrics } from './metrics.js'
 import type { Outbox } from './outbox.js'
-import type { ServerClient } from './server-client.js'
+import type { PresenceLog } from './presence-log.js'
+import { ServerError, type ServerClient } from './server-client.js'
 import { retryForever } from './retry.js'
 
-/** States a device should hear again when a new press joins an alert already in them. */
-const STILL_TRUE_STATES = new Set(['acknowledged', 'dispatched'])
+/** States a device should hear again when its event joins an alert already in them. */
+const STILL_TRUE_STATES = new Set(['acknowledged', 'dispatched', 'cancelled'])
+const SIDE_BATCH = 500
+
+export interface ForwarderSources {
+  outbox: Outbox
+  presence: PresenceLog
+  deadLetters: DeadLetters
+}
 
 export class Forwarder {
   private readonly stopping = new AbortController()
@@ -20,35 +30,49 @@ export class Forwarder {
   private wake?: () => void
 
   constructor (
-    private readonly outbox: Outbox,
+    private readonly gatewayId: string,
+    private readonly sources: ForwarderSources,
     private readonly server: ServerClient,
     private readonly sendToDevice: (topic: string, payload: Ack) => void,
     private readonly metrics: GatewayMetrics,
     private readonly log: Logger,
     private readonly batchSize: number
   ) {
-    outbox.on('appended', () => this.wake?.())
+    const poke = () => this.wake?.()
+    sources.outbox.on('appended', poke)
+    sources.presence.on('appended', poke)
+    this.poke = poke
   }
+
+  /** Called when something was queued outside the emitters (dead letters). */
+  readonly poke: () => void
 
   start (): void {
     this.running ??= this.loop()
   }
 
-  /** Gives the outbox up to `drainMs` to empty, then stops; what is left is sent after restart. */
+  /** Gives the queues up to `drainMs` to empty, then stops; what is left is sent after restart. */
   async stop (drainMs = 3000): Promise<void> {
     const deadline = Date.now() + drainMs
-    while (this.outbox.depth() > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
+    while (this.pendingWork() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
     this.stopping.abort()
     this.wake?.()
     await this.running
   }
 
+  private pendingWork (): boolean {
+    return this.sources.outbox.depth() > 0 || this.sources.presence.peek(1).length > 0 || this.sources.deadLetters.peekUnforwarded(1).length > 0
+  }
+
   private async loop (): Promise<void> {
     const signal = this.stopping.signal
+    const { outbox, presence, deadLetters } = this.sources
     while (!signal.aborted) {
-      const batch = this.outbox.peek(this.batchSize)
-      this.metrics.outboxDepth.set(batch.length < this.batchSize ? batch.length : this.outbox.depth())
-      if (batch.length === 0) {
+      const batch = outbox.peek(this.batchSize)
+      const changes = presence.peek(SIDE_BATCH)
+      const letters = deadLetters.peekUnforwarded(SIDE_BATCH)
+      this.updateOutboxGauges()
+      if (batch.length === 0 && changes.length === 0 && letters.length === 0) {
         await new Promise<void>((resolve) => { this.wake = resolve })
         this.wake = undefined
         continue
@@ -56,16 +80,60 @@ export class Forwarder {
       const events = batch.map((entry) => entry.event)
       let results: IngestResult[]
       try {
-        results = await retryForever('forwarding to the server', () => this.server.ingest(events, signal), signal, this.log,
-          () => this.metrics.forwardFailures.inc())
+        results = await retryForever('forwarding to the server', () => this.send(events, changes.map((c) => c.change), letters.map((l) => l.letter), signal),
+          signal, this.log, () => this.metrics.forwardFailures.inc())
       } catch {
-        break // stopped; the batch stays in the outbox
+        break // stopped; the batch stays queued
       }
-      this.outbox.remove(batch.map((entry) => entry.id))
+      outbox.remove(batch.map((entry) => entry.id))
+      presence.remove(changes.map((c) => c.id))
+      deadLetters.markForwarded(letters.map((l) => l.id))
+      this.metrics.forwarded.inc({ kind: 'event' }, events.length)
+      this.metrics.forwarded.inc({ kind: 'presence' }, changes.length)
+      this.metrics.forwarded.inc({ kind: 'dead_letter' }, letters.length)
       const now = Date.now()
       for (const e of events) this.metrics.forwardLatency.observe((now - e.receivedAt) / 1000)
       this.acknowledge(events, results)
+      this.updateOutboxGauges()
     }
+  }
+
+  /**
+   * One POST. A server that refuses the side lists as malformed (400: say an older server, or a
+   * dead letter it cannot take) must not block the events behind them: they go alone, and the
+   * side lists are logged and let go.
+   */
+  private async send (events: GatewayEvent[], presence: PresenceChange[], deadLetters: DeadLetter[], signal: AbortSignal): Promise<IngestResult[]> {
+    const batch: IngestBatch = {
+      events,
+      ...(presence.length > 0 ? { presence } : {}),
+      ...(deadLetters.length > 0 ? { deadLetters } : {}),
+      gateway: this.health()
+    }
+    try {
+      return await this.server.ingest(batch, signal)
+    } catch (err) {
+      if (!(err instanceof ServerError) || err.status !== 400 || (presence.length === 0 && deadLetters.length === 0)) throw err
+      this.log.error({ err: err.message, presence: presence.length, deadLetters: deadLetters.length }, 'server refused presence/dead letters of a batch; sending the events alone')
+      return this.server.ingest({ events }, signal)
+    }
+  }
+
+  private health (): NonNullable<IngestBatch['gateway']> {
+    const { outbox } = this.sources
+    const oldest = outbox.oldestReceivedAt()
+    return {
+      gatewayId: this.gatewayId,
+      outboxDepth: outbox.depth(),
+      outboxFull: outbox.full,
+      ...(oldest === undefined ? {} : { outboxOldestAgeMs: Math.max(0, Date.now() - oldest) })
+    }
+  }
+
+  private updateOutboxGauges (): void {
+    const oldest = this.sources.outbox.oldestReceivedAt()
+    this.metrics.outboxDepth.set(this.sources.outbox.depth())
+    this.metrics.outboxOldestAge.set(oldest === undefined ? 0 : Math.max(0, Date.now() - oldest) / 1000)
   }
 
   /** `received` for each stored event; heartbeats are covered by their PUBACK alone. */
@@ -74,10 +142,18 @@ export class Forwarder {
       if (e.event.type === 'heartbeat') return
       const result = results[i]
       const topic = topics.ack(e.deviceId)
+      const seq = e.event.seq
+      // A silent alarm (shop counter) shows the state but must never sound it.
+      const silent = result?.silent ? { silent: true as const } : {}
+      if (result?.ackState === 'rejected') {
+        this.sendToDevice(topic, { seq, state: 'rejected', reason: result.reason ?? 'refused by the server', ...silent })
+        return
+      }
       const alertId = result?.alertId
-      this.sendToDevice(topic, { seq: e.event.seq, state: 'received', ...(alertId ? { alertId } : {}) })
+      const ticketId = result?.ticketId
+      this.sendToDevice(topic, { seq, state: 'received', ...(alertId ? { alertId } : {}), ...(ticketId ? { ticketId } : {}), ...silent })
       if (result?.alertState && STILL_TRUE_STATES.has(result.alertState)) {
-        this.sendToDevice(topic, { seq: e.event.seq, state: result.alertState as Ack['state'], ...(alertId ? { alertId } : {}) })
+        this.sendToDevice(topic, { seq, state: result.alertState as Ack['state'], ...(alertId ? { alertId } : {}), ...silent })
       }
     })
   }

@@ -1,35 +1,44 @@
 /**
  * The gateway assembled: durable state, credential cache, broker with its pipeline,
- * forwarder (uplink) and downlink relay. `start` returns a handle whose `stop` closes
- * everything in order and flushes what it can.
+ * supervision, forwarder (uplink), downlink relay and the operations endpoint. `start`
+ * returns a handle whose `stop` closes everything in order and flushes what it can.
  */
 import type { Logger } from 'pino'
-import type { Aedes } from 'aedes'
-import type { Ack, DownlinkMessage } from '../protocol/index.js'
-import type { GatewayConfig } from './config.js'
+import type { Aedes, Client } from 'aedes'
+import { deviceIdOfClientId, type Ack, type DownlinkMessage } from '../protocol/index.js'
+import { DEFAULT_HEARTBEAT_INTERVALS_MS, defaultMaxConnections, type GatewayConfig } from './config.js'
 import { openStateDb } from './state-db.js'
 import { Outbox } from './outbox.js'
 import { DeadLetters } from './dead-letters.js'
+import { PresenceLog } from './presence-log.js'
 import { CredentialCache } from './credentials.js'
 import { ServerClient } from './server-client.js'
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.js'
 import { createAuthenticate } from './pipeline/authenticate.js'
 import { createAuthorizePublish } from './pipeline/publish-pipeline.js'
+import { checkPacket } from './pipeline/check-packet.js'
 import { authorize } from './pipeline/authorize.js'
 import { validate } from './pipeline/validate.js'
+import { createRateLimit } from './pipeline/rate-limit.js'
 import { createStamp } from './pipeline/stamp.js'
 import { createPersist } from './pipeline/persist.js'
 import { createBroker, listen, type Listeners } from './broker.js'
-import { ConnectedDevices } from './sessions.js'
+import { ConnectedDevices, sessionOf } from './sessions.js'
+import { DeviceRateLimiter } from './rate-limiter.js'
+import { Supervisor } from './supervisor.js'
 import { Forwarder } from './forwarder.js'
 import { DownlinkRelay } from './downlink.js'
+import { serveOperations } from './http.js'
 
 export interface RunningGateway {
-  ports: Listeners
+  ports: Listeners & { http?: number }
   broker: Aedes
   metrics: GatewayMetrics
   outbox: Outbox
   deadLetters: DeadLetters
+  presence: PresenceLog
+  supervisor: Supervisor
+  credentials: CredentialCache
   stop(): Promise<void>
 }
 
@@ -37,57 +46,133 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
   const db = openStateDb(config.dataDir)
   const metrics = createGatewayMetrics()
   const server = new ServerClient(config.serverUrl, config.gatewayToken)
-  const outbox = new Outbox(db)
-  const deadLetters = new DeadLetters(db)
+  const outbox = new Outbox(db, config.outboxMaxEvents)
+  const presence = new PresenceLog(db)
+  let forwarder: Forwarder | undefined
+  const deadLetters = new DeadLetters(db, config.gatewayId, 10_000, () => forwarder?.poke())
+  outbox.on('full', (full) => {
+    metrics.outboxFull.set(full ? 1 : 0)
+    if (full) log.error({ depth: outbox.depth(), max: outbox.maxEvents }, 'outbox full: routine events are being shed; alarms are still stored')
+    else log.info({ depth: outbox.depth() }, 'outbox below its bound again')
+  })
+  outbox.on('evicted', (n) => metrics.outboxEvicted.inc(n))
 
   let broker: Aedes | undefined
-  const publish = (topic: string, payload: unknown, retain = false) => {
-    broker?.publish({ cmd: 'publish', topic, payload: Buffer.from(JSON.stringify(payload)), qos: 1, retain, dup: false }, (err) => {
+  const publish = (topic: string, payload: Buffer, retain: boolean) => {
+    broker?.publish({ cmd: 'publish', topic, payload, qos: 1, retain, dup: false }, (err) => {
       if (err) log.warn({ err, topic }, 'downlink publish failed')
     })
   }
-  const sendToDevice = (topic: string, ack: Ack) => publish(topic, ack)
+  const sendToDevice = (topic: string, ack: Ack) => publish(topic, Buffer.from(JSON.stringify(ack)), false)
+
+  const supervisor = new Supervisor({
+    gatewayId: config.gatewayId,
+    heartbeatIntervalsMs: config.heartbeatIntervalsMs ?? DEFAULT_HEARTBEAT_INTERVALS_MS,
+    reconnectGraceMs: config.reconnectGraceMs ?? 5_000
+  }, presence, (topic, status) => publish(topic, Buffer.from(status), true), metrics, log)
 
   const connected = new ConnectedDevices()
   const credentials = new CredentialCache(db, server, config.credentialRefreshMs, log, (revokedIds) => {
     // A revoked device loses its live connections too, not only its next CONNECT.
-    for (const id of revokedIds) for (const client of connected.clientsOf(id)) client.close()
+    for (const id of revokedIds) {
+      supervisor.disconnected(id, 'revoked')
+      for (const client of connected.clientsOf(id)) {
+        revoked.add(client)
+        metrics.connectionsClosed.inc({ reason: 'revoked' })
+        log.warn({ deviceId: id, clientId: client.id }, 'device revoked: closing its connection')
+        client.close()
+      }
+    }
   })
   await credentials.start()
 
+  const limiter = new DeviceRateLimiter(config.rateLimit ?? { burst: 10, perSecond: 1 })
+  const maxConnections = config.maxConnections ?? defaultMaxConnections()
+  /** Clients whose will fired, and clients we closed because their device was revoked. */
+  const willFired = new WeakSet<Client>()
+  const revoked = new WeakSet<Client>()
+
   broker = await createBroker(config.gatewayId, {
-    authenticate: createAuthenticate(credentials, metrics, log),
+    // A CONNECT while at capacity: counted here, connected ones in broker.connectedClients.
+    authenticate: createAuthenticate(credentials, metrics, log, () => broker !== undefined && broker.connectedClients >= maxConnections),
     authorizePublish: createAuthorizePublish({
-      steps: [authorize, validate, createStamp(config.gatewayId), createPersist(outbox)],
+      steps: [checkPacket, authorize, validate, createRateLimit(limiter), createStamp(config.gatewayId), createPersist(outbox)],
       deadLetters,
       metrics,
       log,
-      sendToDevice
+      sendToDevice,
+      onDeviceEvent: (session) => supervisor.seen(session.deviceId, session.kind),
+      onWill: (client) => willFired.add(client)
     })
-  }, log)
-  broker.on('clientReady', (client) => connected.add(client))
-  broker.on('clientDisconnect', (client) => connected.remove(client))
-  const listeners = await listen(broker, config)
+  }, log, config.drainTimeoutMs)
 
-  const forwarder = new Forwarder(outbox, server, sendToDevice, metrics, log, config.forwardBatchSize)
-  const downlink = new DownlinkRelay(db, server, (m: DownlinkMessage) => publish(m.topic, m.payload, m.retain), metrics, log)
+  const isPrimary = (client: Client) => {
+    const session = sessionOf(client)
+    return session !== undefined && client.id === session.deviceId && deviceIdOfClientId(client.id) === session.deviceId
+  }
+  broker.on('clientReady', (client) => {
+    connected.add(client)
+    metrics.connections.set(broker!.connectedClients)
+    const session = sessionOf(client)
+    if (session && isPrimary(client)) supervisor.connected(session.deviceId, session.kind)
+  })
+  broker.on('clientDisconnect', (client) => {
+    connected.remove(client)
+    metrics.connections.set(broker!.connectedClients)
+    const session = sessionOf(client)
+    if (!session) return
+    if (!connected.isOnline(session.deviceId)) limiter.forget(session.deviceId)
+    if (isPrimary(client) && !revoked.has(client)) supervisor.disconnected(session.deviceId, willFired.has(client) ? 'will' : 'disconnected')
+  })
+  // The sockets themselves are capped a little higher, so a client over the limit still hears
+  // why in a CONNACK, while a flood of sockets that never send CONNECT cannot exhaust descriptors.
+  const listeners = await listen(broker, { ...config, maxConnections: maxConnections + 64 })
+
+  forwarder = new Forwarder(config.gatewayId, { outbox, presence, deadLetters }, server, sendToDevice, metrics, log, config.forwardBatchSize)
+  const downlink = new DownlinkRelay(db, server, (m: DownlinkMessage) => publish(m.topic, Buffer.from(JSON.stringify(m.payload)), m.retain), metrics, log, config.downlinkWaitMs)
+  downlink.restoreRetained()
+  supervisor.start()
   forwarder.start()
   downlink.start()
 
+  let stopping = false
+  const ops = config.httpPort === undefined
+    ? undefined
+    : await serveOperations(config.mqttHost, config.httpPort, metrics, {
+      health: () => {
+        const oldest = outbox.oldestReceivedAt()
+        return {
+          ready: !stopping,
+          gatewayId: config.gatewayId,
+          connections: broker!.connectedClients,
+          outboxDepth: outbox.depth(),
+          outboxFull: outbox.full,
+          outboxOldestAgeSeconds: oldest === undefined ? 0 : Math.max(0, Date.now() - oldest) / 1000
+        }
+      }
+    })
+
   const aedes = broker
   return {
-    ports: listeners.ports,
+    ports: { ...listeners.ports, ...(ops ? { http: ops.port } : {}) },
     broker: aedes,
     metrics,
     outbox,
     deadLetters,
+    presence,
+    supervisor,
+    credentials,
     async stop () {
+      stopping = true
+      // Stop supervising first: devices dropping because we close are not outages to report.
+      supervisor.stop()
       const listenersClosed = listeners.close()
-      await forwarder.stop()
+      await forwarder!.stop()
       await downlink.stop()
       credentials.stop()
       await new Promise<void>((resolve) => aedes.close(() => resolve()))
       await listenersClosed
+      await ops?.close()
       db.close()
     }
   }

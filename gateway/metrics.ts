@@ -4,17 +4,29 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 export function createGatewayMetrics () {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'sos_gateway_process_' })
+  const registers = [registry]
   return {
     registry,
-    connectionsRefused: new Counter({ name: 'sos_gateway_connections_refused_total', help: 'CONNECTs refused, by reason', labelNames: ['reason'], registers: [registry] }),
-    eventsIn: new Counter({ name: 'sos_gateway_events_in_total', help: 'PUBLISHes received from devices', registers: [registry] }),
-    eventsAccepted: new Counter({ name: 'sos_gateway_events_accepted_total', help: 'Events durably written to the outbox, by type', labelNames: ['type'], registers: [registry] }),
-    eventsRejected: new Counter({ name: 'sos_gateway_events_rejected_total', help: 'Publishes rejected (dead-lettered or denied), by reason', labelNames: ['reason'], registers: [registry] }),
-    outboxDepth: new Gauge({ name: 'sos_gateway_outbox_depth', help: 'Events waiting for server confirmation', registers: [registry] }),
-    pubackLatency: new Histogram({ name: 'sos_gateway_puback_latency_seconds', help: 'Receive → durable write (PUBACK) latency', buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5], registers: [registry] }),
-    forwardLatency: new Histogram({ name: 'sos_gateway_forward_latency_seconds', help: 'Receive → confirmed by server latency', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5, 30], registers: [registry] }),
-    forwardFailures: new Counter({ name: 'sos_gateway_forward_failures_total', help: 'Failed batch deliveries to the server', registers: [registry] }),
-    downlinkPublished: new Counter({ name: 'sos_gateway_downlink_published_total', help: 'Messages published to devices, by kind', labelNames: ['kind'], registers: [registry] })
+    connections: new Gauge({ name: 'sos_gateway_connections', help: 'Open authenticated MQTT connections', registers }),
+    connectionsRefused: new Counter({ name: 'sos_gateway_connections_refused_total', help: 'CONNECTs refused, by reason', labelNames: ['reason'], registers }),
+    connectionsClosed: new Counter({ name: 'sos_gateway_connections_closed_total', help: 'Connections the gateway closed itself, by reason', labelNames: ['reason'], registers }),
+    eventsIn: new Counter({ name: 'sos_gateway_events_in_total', help: 'PUBLISHes received from devices', registers }),
+    eventsAccepted: new Counter({ name: 'sos_gateway_events_accepted_total', help: 'Events durably written to the outbox, by type', labelNames: ['type'], registers }),
+    eventsRejected: new Counter({ name: 'sos_gateway_events_rejected_total', help: 'Publishes rejected (dead-lettered or denied), by reason', labelNames: ['reason'], registers }),
+    eventsShed: new Counter({ name: 'sos_gateway_events_shed_total', help: 'Valid events acknowledged but not kept (rate limit, full outbox), by type and reason', labelNames: ['type', 'reason'], registers }),
+    storeFailures: new Counter({ name: 'sos_gateway_store_failures_total', help: 'Outbox writes that failed (no PUBACK sent)', registers }),
+    outboxDepth: new Gauge({ name: 'sos_gateway_outbox_depth', help: 'Events waiting for server confirmation', registers }),
+    outboxOldestAge: new Gauge({ name: 'sos_gateway_outbox_oldest_age_seconds', help: 'Age of the oldest event waiting for server confirmation', registers }),
+    outboxFull: new Gauge({ name: 'sos_gateway_outbox_full', help: '1 while the outbox is at its bound (routine events are being shed)', registers }),
+    outboxEvicted: new Counter({ name: 'sos_gateway_outbox_evicted_total', help: 'Stored heartbeats evicted to make room in a full outbox', registers }),
+    pubackLatency: new Histogram({ name: 'sos_gateway_puback_latency_seconds', help: 'Receive → durable write (PUBACK) latency', buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5], registers }),
+    forwardLatency: new Histogram({ name: 'sos_gateway_forward_latency_seconds', help: 'Receive → confirmed by server latency', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5, 30], registers }),
+    forwardFailures: new Counter({ name: 'sos_gateway_forward_failures_total', help: 'Failed batch deliveries to the server', registers }),
+    forwarded: new Counter({ name: 'sos_gateway_forwarded_total', help: 'Items confirmed by the server, by kind (event, presence, dead_letter)', labelNames: ['kind'], registers }),
+    presenceChanges: new Counter({ name: 'sos_gateway_presence_changes_total', help: 'Device presence changes, by state and reason', labelNames: ['state', 'reason'], registers }),
+    devicesOnline: new Gauge({ name: 'sos_gateway_devices_online', help: 'Supervised devices currently online', registers }),
+    devicesOffline: new Gauge({ name: 'sos_gateway_devices_offline', help: 'Supervised devices currently offline', registers }),
+    downlinkPublished: new Counter({ name: 'sos_gateway_downlink_published_total', help: 'Messages published to devices, by kind', labelNames: ['kind'], registers })
   }
 }
 

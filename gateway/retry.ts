@@ -11,6 +11,7 @@ export function retryForever<T> (what: string, attempt: () => Promise<T>, signal
     randomize: true,
     signal,
     onFailedAttempt: ({ error, attemptNumber }) => {
+      if (signal.aborted) return // stopping, not failing
       onFailure?.()
       const level = attemptNumber === 1 || attemptNumber % 10 === 0 ? 'warn' : 'debug'
       log[level]({ attempt: attemptNumber, err: error.message }, `${what} failed; retrying`)

@@ -1,5 +1,5 @@
 /** The gateway's HTTP client for the server's gateway API (bearer-authenticated). */
-import type { DeviceCredential, DownlinkMessage, GatewayEvent, IngestResult } from '../protocol/index.js'
+import type { DeviceCredential, DownlinkMessage, IngestBatch, IngestResult } from '../protocol/index.js'
 
 export class ServerError extends Error {
   constructor (readonly status: number, message: string) {
@@ -10,8 +10,8 @@ export class ServerError extends Error {
 export class ServerClient {
   constructor (private readonly baseUrl: string, private readonly token: string) {}
 
-  async ingest (events: GatewayEvent[], signal?: AbortSignal): Promise<IngestResult[]> {
-    const body = await this.request<{ results: IngestResult[] }>('POST', '/v1/ingest', { events }, signal, 30_000)
+  async ingest (batch: IngestBatch, signal?: AbortSignal): Promise<IngestResult[]> {
+    const body = await this.request<{ results: IngestResult[] }>('POST', '/v1/ingest', batch, signal, 30_000)
     return body.results
   }
 

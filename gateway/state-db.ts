@@ -33,6 +33,17 @@ export function openStateDb (dataDir: string): StateDb {
       payload     BLOB,
       received_at INTEGER NOT NULL
     );
+    CREATE INDEX IF NOT EXISTS outbox_heartbeats ON outbox (id) WHERE type = 'heartbeat';
+    CREATE TABLE IF NOT EXISTS presence_outbox (
+      id          INTEGER PRIMARY KEY AUTOINCREMENT,
+      body        TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS presence_state (
+      device_id   TEXT PRIMARY KEY,
+      kind        TEXT NOT NULL,
+      state       TEXT NOT NULL,
+      last_seen   INTEGER NOT NULL
+    );
     CREATE TABLE IF NOT EXISTS credentials (
       id          TEXT PRIMARY KEY,
       body        TEXT NOT NULL
@@ -42,6 +53,10 @@ export function openStateDb (dataDir: string): StateDb {
       value       TEXT NOT NULL
     );
   `)
+  // Added after 0.1.0: dead letters are forwarded to the server too.
+  const columns = db.prepare('PRAGMA table_info(dead_letters)').all() as Array<{ name: string }>
+  if (!columns.some((c) => c.name === 'forwarded')) db.exec('ALTER TABLE dead_letters ADD COLUMN forwarded INTEGER NOT NULL DEFAULT 0')
+  db.exec('CREATE INDEX IF NOT EXISTS dead_letters_unforwarded ON dead_letters (id) WHERE forwarded = 0')
   return db
 }
 

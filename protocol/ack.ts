@@ -9,4 +9,6 @@ export interface Ack {
   /** A kiosk report's ticket id, for the resident to quote (on `received` of a `report`). */
   ticketId?: string
   reason?: string
+  /** Set on every ack to a silent device (a shop-counter alarm): show the state, never sound it. */
+  silent?: true
 }

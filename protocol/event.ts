@@ -5,6 +5,8 @@ import Type, { type Static } from 'typebox'
 import { Compile } from 'typebox/compile'
 
 export const MAX_EVENT_BYTES = 4096
+/** An event is an object holding at most one object (`report`); anything deeper is not ours. */
+export const MAX_NESTING = 3
 
 export const EVENT_TYPES = [
   'press', 'hold', 'cancel', 'heartbeat', 'tamper', 'battery_low', 'power_lost', 'report', 'test'
@@ -45,10 +47,13 @@ export function parseDeviceEvent (payload: Buffer | Uint8Array | string): ParseR
   if (bytes.length > MAX_EVENT_BYTES) return { ok: false, reason: `payload too large: ${bytes.length} bytes (max ${MAX_EVENT_BYTES})` }
   let text: string
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes)
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes)
   } catch {
     return { ok: false, reason: 'payload is not valid UTF-8' }
   }
+  if (text.charCodeAt(0) === 0xfeff) return { ok: false, reason: 'payload starts with a byte order mark' }
+  const depth = nestingDepth(text)
+  if (depth > MAX_NESTING) return { ok: false, reason: `payload nested too deeply: ${depth} levels (max ${MAX_NESTING})` }
   let value: unknown
   try {
     value = JSON.parse(text)
@@ -60,6 +65,8 @@ export function parseDeviceEvent (payload: Buffer | Uint8Array | string): ParseR
   }
   const record = value as Record<string, unknown>
   const seq = Number.isSafeInteger(record.seq) && (record.seq as number) >= 0 ? record.seq as number : undefined
+  const unsafe = findUnsafe(record, '')
+  if (unsafe) return { ok: false, reason: `invalid event: ${unsafe}`, seq }
   const known = pickKnown(record)
   if (!deviceEventValidator.Check(known)) {
     const first = deviceEventValidator.Errors(known)[0]
@@ -79,4 +86,55 @@ function pickKnown (record: Record<string, unknown>): Record<string, unknown> {
     if (Object.hasOwn(record, key)) known[key] = record[key]
   }
   return known
+}
+
+/**
+ * The deepest `{`/`[` nesting of a JSON text, counted before parsing (strings skipped), so a
+ * payload of 2000 nested brackets is refused without building it.
+ */
+function nestingDepth (text: string): number {
+  let depth = 0
+  let max = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 0x5c) i++ // backslash: skip the escaped character
+      else if (c === 0x22) inString = false
+    } else if (c === 0x22) inString = true
+    else if (c === 0x7b || c === 0x5b) max = Math.max(max, ++depth)
+    else if (c === 0x7d || c === 0x5d) depth--
+  }
+  return max
+}
+
+/** Keys that reach an object's prototype if some consumer merges the payload naively. */
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype'])
+/** C0 controls and DEL; report texts may keep line breaks and tabs. */
+const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/
+const CONTROL_STRICT = /[\u0000-\u001f\u007f]/
+/** A lone UTF-16 surrogate (JSON's `\ud800` escape): not a character, breaks UTF-8 encoders downstream. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
+
+/**
+ * Finds what no field may hold, anywhere in the payload (also in fields we would drop):
+ * prototype-pollution keys, control characters, lone surrogates. Returns the reason or undefined.
+ */
+function findUnsafe (value: unknown, path: string): string | undefined {
+  if (typeof value === 'string') {
+    const control = path === 'report.text' ? CONTROL : CONTROL_STRICT
+    if (control.test(value)) return `${path || 'value'}: control characters are not allowed`
+    if (LONE_SURROGATE.test(value)) return `${path || 'value'}: not valid Unicode (lone surrogate)`
+    return undefined
+  }
+  if (typeof value !== 'object' || value === null) return undefined
+  for (const key of Object.keys(value)) {
+    const where = path ? `${path}.${key}` : key
+    if (FORBIDDEN_KEYS.has(key)) return `${where}: forbidden key`
+    const keyProblem = findUnsafe(key, '')
+    if (keyProblem) return `key ${JSON.stringify(key)}: ${keyProblem.replace(/^value: /, '')}`
+    const problem = findUnsafe((value as Record<string, unknown>)[key], where)
+    if (problem) return problem
+  }
+  return undefined
 }

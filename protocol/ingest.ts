@@ -47,10 +47,22 @@ export const DeadLetter = Type.Object({
 })
 export type DeadLetter = Static<typeof DeadLetter>
 
+/** The sending gateway's own health, so the server can raise an alert for a gateway in trouble. */
+export const GatewayHealth = Type.Object({
+  gatewayId: Type.String({ minLength: 1, maxLength: 64 }),
+  outboxDepth: Type.Integer({ minimum: 0 }),
+  /** True while the outbox is at its bound and routine events are being shed. */
+  outboxFull: Type.Boolean(),
+  /** Age of the oldest event still waiting, ms. */
+  outboxOldestAgeMs: Type.Optional(Type.Integer({ minimum: 0 }))
+})
+export type GatewayHealth = Static<typeof GatewayHealth>
+
 export const IngestBatch = Type.Object({
   events: Type.Array(GatewayEvent, { maxItems: 5000 }),
   presence: Type.Optional(Type.Array(PresenceChange, { maxItems: 5000 })),
-  deadLetters: Type.Optional(Type.Array(DeadLetter, { maxItems: 5000 }))
+  deadLetters: Type.Optional(Type.Array(DeadLetter, { maxItems: 5000 })),
+  gateway: Type.Optional(GatewayHealth)
 })
 export type IngestBatch = Static<typeof IngestBatch>
 

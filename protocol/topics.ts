@@ -50,3 +50,19 @@ export function deviceIdOfClientId (clientId: string): string | null {
   if (colon !== -1 && !/^[A-Za-z0-9_.-]{1,64}$/.test(clientId.slice(colon + 1))) return null
   return deviceId
 }
+
+/** Longest topic a device has any reason to use; longer ones are garbage or an attack. */
+export const MAX_TOPIC_LENGTH = 256
+
+/**
+ * What is wrong with a topic name as received, or undefined. The MQTT parser decodes topic
+ * bytes leniently (invalid UTF-8 becomes U+FFFD) and lets control characters through, so the
+ * gateway checks what MQTT 3.1.1 §1.5.3 forbids itself.
+ */
+export function topicProblem (topic: string): string | undefined {
+  if (topic.length === 0) return 'empty topic'
+  if (topic.length > MAX_TOPIC_LENGTH) return `topic longer than ${MAX_TOPIC_LENGTH} characters`
+  if (topic.includes('\ufffd')) return 'topic is not valid UTF-8'
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(topic)) return 'topic contains control characters'
+  return undefined
+}

@@ -1,12 +1,14 @@
 /**
  * Step 1, at CONNECT: the client id names a device (or `{device}:{suffix}`), the username is
- * that device, the password its secret. Everything else is refused at CONNACK, before aedes
- * creates a session, a subscription or a retained message for the client.
+ * that device, the password its secret — or, on the TLS listener with a client CA configured,
+ * a verified client certificate whose CN is the device id. Everything else is refused at
+ * CONNACK, before aedes creates a session, a subscription or a retained message for the client.
  */
+import type { TLSSocket } from 'node:tls'
 import type { AuthenticateError, Client } from 'aedes'
 import type { Logger } from 'pino'
 import { deviceIdOfClientId } from '../../protocol/index.js'
-import type { CredentialCache } from '../credentials.js'
+import type { CheckResult, CredentialCache } from '../credentials.js'
 import type { GatewayMetrics } from '../metrics.js'
 import { setSession } from '../sessions.js'
 
@@ -14,12 +16,25 @@ import { setSession } from '../sessions.js'
 const IDENTIFIER_REJECTED = 2
 const SERVER_UNAVAILABLE = 3
 const BAD_USERNAME_OR_PASSWORD = 4
+const NOT_AUTHORIZED = 5
 
 function refusal (returnCode: number, message: string): AuthenticateError {
   return Object.assign(new Error(message), { returnCode }) as AuthenticateError
 }
 
-export function createAuthenticate (credentials: CredentialCache, metrics: GatewayMetrics, log: Logger) {
+/** The CN of a client certificate the TLS layer verified against our CA, if any. */
+export function verifiedCertificateCn (client: Client): string | undefined {
+  const conn = client.conn as Partial<TLSSocket> | undefined
+  if (!conn || typeof conn.getPeerCertificate !== 'function' || conn.authorized !== true) return undefined
+  const cn = conn.getPeerCertificate().subject?.CN
+  return typeof cn === 'string' ? cn : undefined
+}
+
+/**
+ * `atCapacity` says the gateway holds its maximum of connections: the client hears CONNACK
+ * "server unavailable" (and retries later, perhaps on another gateway) instead of a bare close.
+ */
+export function createAuthenticate (credentials: CredentialCache, metrics: GatewayMetrics, log: Logger, atCapacity: () => boolean = () => false) {
   const refuse = (done: (err: AuthenticateError, ok: null) => void, code: number, reason: string, client: Client) => {
     metrics.connectionsRefused.inc({ reason })
     log.info({ clientId: client.id, reason, remote: client.conn && 'remoteAddress' in client.conn ? client.conn.remoteAddress : undefined }, 'connection refused')
@@ -32,18 +47,27 @@ export function createAuthenticate (credentials: CredentialCache, metrics: Gatew
     password: Buffer | undefined,
     done: (error: AuthenticateError | null, success: boolean | null) => void
   ): void {
+    if (atCapacity()) return refuse(done, SERVER_UNAVAILABLE, 'max_connections', client)
     const deviceId = deviceIdOfClientId(client.id ?? '')
     if (!deviceId) return refuse(done, IDENTIFIER_REJECTED, 'client_id', client)
-    if (!username || !password || password.length === 0) return refuse(done, BAD_USERNAME_OR_PASSWORD, 'anonymous', client)
-    if (username !== deviceId) return refuse(done, IDENTIFIER_REJECTED, 'client_id_mismatch', client)
-    credentials.check(deviceId, password.toString('utf8')).then((result) => {
+    const cn = verifiedCertificateCn(client)
+    const byCertificate = cn !== undefined && (!password || password.length === 0)
+    if (byCertificate) {
+      if (cn !== deviceId) return refuse(done, NOT_AUTHORIZED, 'certificate_cn_mismatch', client)
+      if (username && username !== deviceId) return refuse(done, IDENTIFIER_REJECTED, 'client_id_mismatch', client)
+    } else {
+      if (!username || !password || password.length === 0) return refuse(done, BAD_USERNAME_OR_PASSWORD, 'anonymous', client)
+      if (username !== deviceId) return refuse(done, IDENTIFIER_REJECTED, 'client_id_mismatch', client)
+    }
+    const checking: Promise<CheckResult> = byCertificate ? credentials.lookup(deviceId) : credentials.check(deviceId, password!.toString('utf8'))
+    checking.then((result) => {
       if (result.ok) {
         const { kind, zone, silent } = result.device
         setSession(client, { deviceId, kind, zone, silent })
         return done(null, true)
       }
       if (result.reason === 'unavailable') return refuse(done, SERVER_UNAVAILABLE, result.reason, client)
-      refuse(done, BAD_USERNAME_OR_PASSWORD, result.reason, client)
+      refuse(done, result.reason === 'revoked' ? NOT_AUTHORIZED : BAD_USERNAME_OR_PASSWORD, result.reason, client)
     }, (err: Error) => {
       log.error({ err, deviceId }, 'credential check failed')
       refuse(done, SERVER_UNAVAILABLE, 'error', client)

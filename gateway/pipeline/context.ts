@@ -12,17 +12,24 @@ export interface PublishContext {
   readonly packet: PublishPacket
   /** Gateway receive time, epoch ms. */
   readonly receivedAt: number
+  /** The packet is this client's last will, published by aedes as the connection died. */
+  readonly isWill: boolean
   topic?: ParsedTopic
   event?: DeviceEvent
   record?: GatewayEvent
 }
 
 export type Outcome =
-  /** Allowed and needs nothing more (the device's own status). */
-  | { kind: 'pass' }
+  /** The device's own status (or its will): the gateway keeps the retained status itself. */
+  | { kind: 'status' }
   /** Durably in the outbox: PUBACK now. */
   | { kind: 'stored' }
-  /** Not this device's to publish: acknowledged, dropped, counted. */
+  /**
+   * Valid but not kept (rate limit, full outbox): acknowledged and counted. `answer` says
+   * whether the device hears `rejected` (not for heartbeats: that would double a flood).
+   */
+  | { kind: 'shed', reason: string, answer: boolean }
+  /** Not this device's to publish: acknowledged, dead-lettered, counted, answered on its own ack topic. */
   | { kind: 'denied', reason: string }
   /** Malformed: acknowledged, dead-lettered, counted, answered `rejected` on the ack topic. */
   | { kind: 'rejected', reason: string, seq?: number }

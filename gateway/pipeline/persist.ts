@@ -4,7 +4,9 @@ import type { Step } from './context.js'
 
 export function createPersist (outbox: Outbox): Step {
   return async (ctx) => {
-    await outbox.append(ctx.record!)
-    return { kind: 'stored' }
+    const result = await outbox.append(ctx.record!)
+    if (result === 'stored') return { kind: 'stored' }
+    // Full outbox, routine event: see the policy in outbox.ts.
+    return { kind: 'shed', reason: 'outbox_full', answer: ctx.record!.event.type !== 'heartbeat' }
   }
 }

@@ -1,14 +1,14 @@
 /**
- * The publish pipeline `[authorize, validate, stamp, persist]` (authenticate ran at CONNECT),
- * run inside aedes' `authorizePublish`. Bad device input is logged, counted, answered and
- * skipped; nothing a device sends can throw into the broker.
+ * The publish pipeline `[checkPacket, authorize, validate, rateLimit, stamp, persist]`
+ * (authenticate ran at CONNECT), run inside aedes' `authorizePublish`. Bad device input is
+ * logged, counted, answered and skipped; nothing a device sends can throw into the broker.
  */
 import type { Client, PublishPacket } from 'aedes'
 import type { Logger } from 'pino'
-import { parseDeviceTopic, topics, type Ack } from '../../protocol/index.js'
+import { parseDeviceTopic, topics, type Ack, type DeviceEvent } from '../../protocol/index.js'
 import type { DeadLetters } from '../dead-letters.js'
 import type { GatewayMetrics } from '../metrics.js'
-import { sessionOf } from '../sessions.js'
+import { sessionOf, type DeviceSession } from '../sessions.js'
 import type { Outcome, PublishContext, Step } from './context.js'
 
 export interface PipelineDeps {
@@ -18,6 +18,10 @@ export interface PipelineDeps {
   log: Logger
   /** Sends a message to a device (the broker's own publish). */
   sendToDevice: (topic: string, payload: Ack) => void
+  /** A valid event arrived (stored or shed): the device is alive. */
+  onDeviceEvent?: (session: DeviceSession, event: DeviceEvent) => void
+  /** The client's last will is being published: its connection died without DISCONNECT. */
+  onWill?: (client: Client, session: DeviceSession) => void
 }
 
 /** A topic no client can subscribe to: where refused publishes go instead of being routed. */
@@ -29,31 +33,57 @@ export function createAuthorizePublish (deps: PipelineDeps) {
   return function authorizePublish (client: Client | null, packet: PublishPacket, callback: (error?: Error | null) => void): void {
     const session = sessionOf(client)
     if (!session) {
-      // No client: aedes publishing the will of a connection from before a restart. A will
-      // may only ever say a device's status.
-      if (client === null && parseDeviceTopic(packet.topic)?.kind === 'status') return callback(null)
+      // No client: aedes publishing the will of a connection from before a restart. The
+      // gateway owns retained status, so such a will goes nowhere.
+      if (client === null && parseDeviceTopic(packet.topic)?.kind === 'status') {
+        drop(packet)
+        return callback(null)
+      }
       drop(packet)
       return callback(client ? new Error('not authenticated') : null)
     }
     metrics.eventsIn.inc()
-    const ctx: PublishContext = { session, packet, receivedAt: Date.now() }
+    // aedes passes the client's stored will packet itself when the connection dies.
+    const isWill = client !== null && packet === (client as unknown as { will?: unknown }).will
+    // Synchronously: aedes emits clientDisconnect right after this call returns.
+    if (isWill) deps.onWill?.(client, session)
+    const ctx: PublishContext = { session, packet, receivedAt: Date.now(), isWill }
+    const deadLetter = (reason: string) => {
+      try {
+        deadLetters.add({ deviceId: session.deviceId, topic: packet.topic, reason, payload: Buffer.from(packet.payload), receivedAt: ctx.receivedAt })
+      } catch (err) {
+        log.error({ err, deviceId: session.deviceId }, 'dead letter could not be stored')
+      }
+    }
     run(steps, ctx).then((outcome) => {
       switch (outcome.kind) {
-        case 'pass':
+        case 'status':
+          // Only the gateway publishes retained status (online on connect, offline when the
+          // device is gone); a device's own status message and its will are signals, not state.
+          drop(packet)
           return callback(null)
         case 'stored':
           metrics.eventsAccepted.inc({ type: ctx.event!.type })
           metrics.pubackLatency.observe((Date.now() - ctx.receivedAt) / 1000)
+          deps.onDeviceEvent?.(session, ctx.event!)
+          return callback(null)
+        case 'shed':
+          metrics.eventsShed.inc({ type: ctx.event!.type, reason: outcome.reason })
+          deps.onDeviceEvent?.(session, ctx.event!)
+          if (outcome.answer) deps.sendToDevice(topics.ack(session.deviceId), { seq: ctx.event!.seq, state: 'rejected', reason: outcome.reason })
+          drop(packet)
           return callback(null)
         case 'denied':
           metrics.eventsRejected.inc({ reason: outcome.reason })
           log.warn({ deviceId: session.deviceId, topic: packet.topic }, 'publish denied: not this device\'s topic')
+          deadLetter(`denied: ${outcome.reason}`)
+          deps.sendToDevice(topics.ack(session.deviceId), { state: 'rejected', reason: 'topic not allowed' })
           drop(packet)
           return callback(null)
         case 'rejected':
           metrics.eventsRejected.inc({ reason: reasonLabel(outcome.reason) })
           log.info({ deviceId: session.deviceId, reason: outcome.reason }, 'event rejected')
-          deadLetters.add({ deviceId: session.deviceId, topic: packet.topic, reason: outcome.reason, payload: Buffer.from(packet.payload), receivedAt: ctx.receivedAt })
+          deadLetter(outcome.reason)
           deps.sendToDevice(topics.ack(session.deviceId), { ...(outcome.seq === undefined ? {} : { seq: outcome.seq }), state: 'rejected', reason: outcome.reason })
           drop(packet)
           return callback(null)
@@ -62,6 +92,7 @@ export function createAuthorizePublish (deps: PipelineDeps) {
       // Not durable (disk full, I/O error): no PUBACK. The error closes the connection and
       // the device sends the event again when it reconnects.
       log.error({ err, deviceId: session.deviceId }, 'event could not be stored; refusing it so the device retries')
+      metrics.storeFailures.inc()
       callback(err)
     })
   }

@@ -21,31 +21,42 @@ export interface TestSystem {
   mqttUrl: string
   api<T = any>(method: string, path: string, body?: unknown, token?: string): Promise<{ status: number, body: T }>
   provision(id: string, extra?: Record<string, unknown>): Promise<string>
+  /** Stops the gateway and starts it again on the same data directory (new ports). */
+  restartGateway(): Promise<RunningGateway>
   stop(): Promise<void>
 }
 
 export const quietLog = pino({ level: process.env.TEST_LOG_LEVEL || 'silent' })
 
-export async function startSystem (options: { databaseUrl?: string, gateway?: Partial<GatewayConfig> } = {}): Promise<TestSystem> {
+export interface SystemOptions {
+  databaseUrl?: string
+  gateway?: Partial<GatewayConfig>
+  /** Puts something between gateway and server (a recording proxy): gets the server URL, returns the gateway's. */
+  gatewayServerUrl?: (serverUrl: string) => string | Promise<string>
+}
+
+export async function startSystem (options: SystemOptions = {}): Promise<TestSystem> {
   const dataDir = mkdtempSync(join(tmpdir(), 'sos-test-'))
   const adminToken = `admin_${randomBytes(12).toString('hex')}`
   const gatewayToken = `gw_${randomBytes(12).toString('hex')}`
   const server = await startServer({
     httpPort: 0, httpHost: '127.0.0.1', dataDir, databaseUrl: options.databaseUrl, adminToken, gatewayToken, logLevel: 'silent'
   })
-  const gateway = await startGateway({
+  const gatewayConfig: GatewayConfig = {
     gatewayId: 'gw-test',
     mqttHost: '127.0.0.1',
     mqttPort: 0,
     mqttWsPort: 0,
+    httpPort: 0,
     dataDir: join(dataDir, 'gateway'),
-    serverUrl: server.url,
+    serverUrl: options.gatewayServerUrl ? await options.gatewayServerUrl(server.url) : server.url,
     gatewayToken,
     credentialRefreshMs: 30_000,
     forwardBatchSize: 500,
     logLevel: 'silent',
     ...options.gateway
-  }, quietLog)
+  }
+  let gateway = await startGateway(gatewayConfig, quietLog)
 
   const api: TestSystem['api'] = async (method, path, body, token = adminToken) => {
     const response = await fetch(server.url + path, {
@@ -59,11 +70,16 @@ export async function startSystem (options: { databaseUrl?: string, gateway?: Pa
 
   return {
     server,
-    gateway,
+    get gateway () { return gateway },
     adminToken,
     dataDir,
-    mqttUrl: `mqtt://127.0.0.1:${gateway.ports.mqtt}`,
+    get mqttUrl () { return `mqtt://127.0.0.1:${gateway.ports.mqtt}` },
     api,
+    async restartGateway () {
+      await gateway.stop()
+      gateway = await startGateway(gatewayConfig, quietLog)
+      return gateway
+    },
     async provision (id, extra = {}) {
       const { status, body } = await api('POST', '/v1/devices', { id, kind: 'button', name: `Button ${id}`, zone: 'apd-1', lat: 10.86, lon: 106.7, ...extra })
       if (status !== 201) throw new Error(`provisioning ${id} failed: ${status} ${JSON.stringify(body)}`)

@@ -1,0 +1,140 @@
+/**
+ * Device supervision: who is online, and who went silent.
+ *
+ * A device is online from its (primary, client id = device id) connection on. It goes offline
+ * when its connection ends (reason `will` when its last will fired, else `disconnected`) and it
+ * has not come back within `graceMs` (a reconnect or session takeover is not an outage), or
+ * when no event (heartbeat or other) arrived for 1.5 × its kind's heartbeat interval while it
+ * stays connected (`heartbeat_missed`). Checked every interval/4, so an offline is reported
+ * within 2 intervals of the last event. Each change is published as the retained status
+ * (`online`/`offline`) and queued durably for the server, which raises `device_offline`.
+ * Devices online when the gateway stopped get a fresh 1.5 intervals to reconnect after restart.
+ */
+import type { Logger } from 'pino'
+import { topics, type PresenceChange } from '../protocol/index.js'
+import type { GatewayMetrics } from './metrics.js'
+import type { PresenceLog } from './presence-log.js'
+
+export type OfflineReason = 'will' | 'disconnected' | 'revoked' | 'heartbeat_missed'
+
+export interface SupervisionOptions {
+  gatewayId: string
+  /** Heartbeat interval per device kind (ms); unknown kinds use `button`'s. */
+  heartbeatIntervalsMs: Readonly<Record<string, number>>
+  /** How long a dropped connection may take to come back before it counts as offline. */
+  reconnectGraceMs: number
+}
+
+interface Watched {
+  kind: string
+  state: 'online' | 'offline'
+  connected: boolean
+  lastSeen: number
+  /** Set while a dropped connection is in its grace period. */
+  pending?: { reason: OfflineReason, at: number }
+}
+
+export class Supervisor {
+  private readonly devices = new Map<string, Watched>()
+  private timer?: NodeJS.Timeout
+
+  constructor (
+    private readonly options: SupervisionOptions,
+    private readonly presence: PresenceLog,
+    private readonly publishStatus: (topic: string, status: 'online' | 'offline') => void,
+    private readonly metrics: GatewayMetrics,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now
+  ) {}
+
+  start (): void {
+    const startedAt = this.now()
+    for (const saved of this.presence.lastStates()) {
+      this.devices.set(saved.deviceId, { kind: saved.kind, state: saved.state, connected: false, lastSeen: startedAt })
+    }
+    const shortest = Math.min(...Object.values(this.options.heartbeatIntervalsMs))
+    this.timer = setInterval(() => this.check(), Math.max(20, Math.floor(shortest / 4)))
+    this.timer.unref()
+    this.updateGauges()
+  }
+
+  stop (): void {
+    clearInterval(this.timer)
+  }
+
+  /** The device's primary connection is ready. */
+  connected (deviceId: string, kind: string): void {
+    const watched = this.watch(deviceId, kind)
+    watched.connected = true
+    watched.pending = undefined
+    watched.lastSeen = this.now()
+    if (watched.state !== 'online') this.change(deviceId, watched, 'online', 'connected')
+  }
+
+  /** The device's primary connection ended; `revoked` takes effect at once, others after the grace. */
+  disconnected (deviceId: string, reason: OfflineReason): void {
+    const watched = this.devices.get(deviceId)
+    if (!watched) return
+    watched.connected = false
+    if (watched.state !== 'online') return
+    if (reason === 'revoked') return this.change(deviceId, watched, 'offline', reason)
+    watched.pending = { reason, at: this.now() + this.options.reconnectGraceMs }
+  }
+
+  /** A valid event arrived from the device: it is alive. */
+  seen (deviceId: string, kind: string): void {
+    const watched = this.watch(deviceId, kind)
+    watched.lastSeen = this.now()
+    if (watched.state === 'offline' && watched.connected) this.change(deviceId, watched, 'online', 'connected')
+  }
+
+  stateOf (deviceId: string): 'online' | 'offline' | undefined {
+    return this.devices.get(deviceId)?.state
+  }
+
+  /** One pass over the watched devices; the timer calls it, tests may too. */
+  check (): void {
+    const now = this.now()
+    for (const [deviceId, watched] of this.devices) {
+      if (watched.state !== 'online') continue
+      if (watched.pending) {
+        if (now >= watched.pending.at) this.change(deviceId, watched, 'offline', watched.pending.reason)
+        continue
+      }
+      if (now - watched.lastSeen > 1.5 * this.intervalOf(watched.kind)) this.change(deviceId, watched, 'offline', 'heartbeat_missed')
+    }
+  }
+
+  private intervalOf (kind: string): number {
+    return this.options.heartbeatIntervalsMs[kind] ?? this.options.heartbeatIntervalsMs.button ?? 30_000
+  }
+
+  private watch (deviceId: string, kind: string): Watched {
+    let watched = this.devices.get(deviceId)
+    if (!watched) this.devices.set(deviceId, watched = { kind, state: 'offline', connected: false, lastSeen: this.now() })
+    watched.kind = kind
+    return watched
+  }
+
+  private change (deviceId: string, watched: Watched, state: 'online' | 'offline', reason: PresenceChange['reason']): void {
+    watched.state = state
+    watched.pending = undefined
+    const change: PresenceChange = { deviceId, gatewayId: this.options.gatewayId, state, at: this.now(), reason }
+    try {
+      this.presence.append(change, watched.kind)
+    } catch (err) {
+      this.log.error({ err, deviceId }, 'presence change could not be recorded')
+    }
+    this.publishStatus(topics.status(deviceId), state)
+    this.metrics.presenceChanges.inc({ state, reason })
+    this.updateGauges()
+    this.log[state === 'offline' ? 'warn' : 'info']({ deviceId, reason }, `device ${state}`)
+  }
+
+  private updateGauges (): void {
+    let online = 0
+    for (const watched of this.devices.values()) if (watched.state === 'online') online++
+    this.metrics.devicesOnline.set(online)
+    this.metrics.devicesOffline.set(this.devices.size - online)
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * Bad device input over real sockets: every kind of malformed publish is acknowledged,
+ * answered `rejected` with a reason on the device's ack topic, dead-lettered, counted and
+ * forwarded to the server as a dead letter; the same connection then presses and is stored.
+ */
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import type { MqttClient } from 'mqtt'
+import { ackCollector, connectDevice, eventually, startSystem, type TestSystem } from '../helpers/system.js'
+import { MAX_EVENT_BYTES, topics, type Ack } from '../../protocol/index.js'
+import { metricValue, writeRawPublish } from './helpers.js'
+
+// Real servers with embedded PostgreSQL start slowly on a busy machine: give hooks room.
+vi.setConfig({ hookTimeout: 240_000 })
+
+const id = 'btn-bad-001'
+
+type Case = [what: string, send: (device: MqttClient) => Promise<void> | void, reason: RegExp]
+
+const publish = (payload: string | Buffer, topic = topics.event(id)) => async (device: MqttClient) => {
+  await device.publishAsync(topic, payload, { qos: 1 })
+}
+
+const cases: Case[] = [
+  ['not JSON', publish('press!'), /not JSON/],
+  ['an empty payload', publish(''), /not JSON/],
+  ['a JSON array', publish('[1,2]'), /JSON object/],
+  ['a string seq (wrong type)', publish('{"seq":"1","type":"press"}'), /seq/],
+  ['a fractional battery (wrong type)', publish('{"seq":4,"type":"heartbeat","battery":50.5}'), /battery/],
+  ['an unknown type', publish('{"seq":5,"type":"explode"}'), /type/],
+  ['an oversized payload', publish(JSON.stringify({ seq: 6, type: 'press', pad: 'x'.repeat(MAX_EVENT_BYTES) })), /too large/],
+  ['deep nesting', publish(`{"seq":7,"type":"press","x":${'['.repeat(60)}${']'.repeat(60)}}`), /nested too deeply/],
+  ['a __proto__ key', publish('{"seq":8,"type":"press","__proto__":{"isAdmin":true}}'), /__proto__: forbidden key/],
+  ['a constructor.prototype key', publish('{"seq":9,"type":"press","constructor":{"prototype":{"x":1}}}'), /constructor: forbidden key/],
+  ['invalid UTF-8', publish(Buffer.from([0x7b, 0x22, 0x73, 0xff, 0xfe, 0x7d])), /UTF-8/],
+  ['a control character', publish('{"seq":11,"type":"press","fw":"1.0\\u0000"}'), /control characters/],
+  ['a lone surrogate', publish('{"seq":12,"type":"press","fw":"\\ud800"}'), /lone surrogate/],
+  ['a byte order mark', publish('\ufeff{"seq":13,"type":"press"}'), /byte order mark/],
+  ['a malformed cancel PIN', publish('{"seq":14,"type":"cancel","pin":"12ab"}'), /pin/],
+  ['a report without its body', publish('{"seq":15,"type":"report"}'), /report/],
+  ['an unknown topic under its own prefix', publish('{"seq":16,"type":"press"}', `sos/v1/${id}/evnt`), /invalid topic/],
+  ['a topic that is not valid UTF-8', (device) => writeRawPublish(device, Buffer.concat([Buffer.from(`sos/v1/${id}/ev`), Buffer.from([0xff, 0xfe])]), Buffer.from('{"seq":17,"type":"press"}'), 17), /invalid topic: topic is not valid UTF-8/],
+  ['a topic with a control character', (device) => writeRawPublish(device, Buffer.from(`sos/v1/${id}/ev\u0007nt`), Buffer.from('{"seq":18,"type":"press"}'), 18), /invalid topic: topic contains control characters/],
+  ['packet id 0 on a QoS 1 publish', (device) => writeRawPublish(device, Buffer.from(topics.event(id)), Buffer.from('{"seq":19,"type":"press"}'), 0), /packet id 0/]
+]
+
+describe('malformed device input', () => {
+  let system: TestSystem
+  let device: MqttClient
+  let acks: Awaited<ReturnType<typeof ackCollector>>
+
+  beforeAll(async () => {
+    system = await startSystem()
+    const secret = await system.provision(id)
+    device = await connectDevice(system.mqttUrl, id, id, secret)
+    acks = await ackCollector(device, id)
+  })
+
+  afterAll(async () => {
+    await device?.endAsync()
+    await system?.stop()
+  })
+
+  it(`answers each of ${cases.length} kinds of malformed publish with rejected and a reason, dead-letters and counts it`, async () => {
+    const seen: Ack[] = []
+    for (const [what, send, reason] of cases) {
+      const before = acks.acks.length
+      await send(device)
+      const answer = await acks.waitFor((a) => acks.acks.indexOf(a) >= before && a.state === 'rejected', 5000)
+      expect(answer.reason, what).toMatch(reason)
+      seen.push(answer)
+    }
+    expect(seen).toHaveLength(cases.length)
+    // A rejection names the event's seq when the payload had a readable one.
+    expect(seen[5]).toMatchObject({ seq: 5, state: 'rejected' })
+
+    const letters = system.gateway.deadLetters.recent(100)
+    expect(letters).toHaveLength(cases.length)
+    expect(letters.every((l) => l.deviceId === id)).toBe(true)
+    expect(await metricValue(system.gateway, 'sos_gateway_events_rejected_total')).toBe(cases.length)
+    expect(await metricValue(system.gateway, 'sos_gateway_events_rejected_total', { reason: 'payload_is_not_json' })).toBe(2)
+
+    // Nothing malformed reached storage.
+    const { body: events } = await system.api('GET', `/v1/events?deviceId=${id}`)
+    expect(events).toEqual([])
+
+    // The server got every dead letter (forwarded in `deadLetters` and confirmed).
+    await eventually(async () => system.gateway.deadLetters.peekUnforwarded(1).length === 0 ? true : undefined, 5000, 'dead letters forwarded')
+    expect(await metricValue(system.gateway, 'sos_gateway_forwarded_total', { kind: 'dead_letter' })).toBe(cases.length)
+  })
+
+  it('stores the next good press on the same connection', async () => {
+    expect(device.connected).toBe(true)
+    await device.publishAsync(topics.event(id), JSON.stringify({ seq: 100, type: 'press' }), { qos: 1 })
+    const received = await acks.waitFor((a) => a.state === 'received' && a.seq === 100)
+    expect(received.alertId).toBeTruthy()
+    const { body: events } = await system.api('GET', `/v1/events?deviceId=${id}`)
+    expect(events.map((e: any) => [e.seq, e.type])).toEqual([[100, 'press']])
+  })
+
+  it('flags device clock skew outside −40 s/+20 s and keeps the device time', async () => {
+    const now = Date.now()
+    await device.publishAsync(topics.event(id), JSON.stringify({ seq: 101, type: 'test', ts: now - 120_000 }), { qos: 1 })
+    await device.publishAsync(topics.event(id), JSON.stringify({ seq: 102, type: 'test', ts: now + 60_000 }), { qos: 1 })
+    await device.publishAsync(topics.event(id), JSON.stringify({ seq: 103, type: 'test', ts: now }), { qos: 1 })
+    const events = await eventually(async () => {
+      const { body } = await system.api('GET', `/v1/events?deviceId=${id}&type=test`)
+      return (body as any[]).length === 3 ? body as any[] : undefined
+    }, 5000, 'three test events stored')
+    const bySeq = new Map(events.map((e) => [e.seq, e]))
+    expect(bySeq.get(101).skewed).toBe(true)
+    expect(bySeq.get(102).skewed).toBe(true)
+    expect(bySeq.get(103).skewed).toBe(false)
+    expect(bySeq.get(101).skewMs).toBeLessThan(-40_000)
+  })
+})

@@ -1,0 +1,27 @@
+/** The per-device token bucket, with an injected clock. */
+import { describe, expect, it } from 'vitest'
+import { DeviceRateLimiter } from '../../gateway/rate-limiter.js'
+
+describe('device rate limiter', () => {
+  it('lets a burst through, then one per refill, and never limits alarms', () => {
+    let now = 0
+    const limiter = new DeviceRateLimiter({ burst: 3, perSecond: 1 }, () => now)
+    expect([1, 2, 3, 4].map(() => limiter.allow('btn-1', 'heartbeat'))).toEqual([true, true, true, false])
+    expect(Array.from({ length: 100 }, () => limiter.allow('btn-1', 'press')).every(Boolean)).toBe(true)
+    expect(limiter.allow('btn-2', 'heartbeat')).toBe(true)
+    now += 1000
+    expect([limiter.allow('btn-1', 'battery_low'), limiter.allow('btn-1', 'battery_low')]).toEqual([true, false])
+  })
+
+  it('keeps a flooding device\'s empty bucket across a reconnect', () => {
+    let now = 0
+    const limiter = new DeviceRateLimiter({ burst: 2, perSecond: 1 }, () => now)
+    limiter.allow('btn-1', 'heartbeat')
+    limiter.allow('btn-1', 'heartbeat')
+    limiter.forget('btn-1')
+    expect(limiter.allow('btn-1', 'heartbeat')).toBe(false)
+    now += 10_000
+    limiter.forget('btn-1')
+    expect(limiter.allow('btn-1', 'heartbeat')).toBe(true)
+  })
+})

@@ -1,0 +1,106 @@
+/**
+ * The supervisor's timing rules with fake timers (production intervals, no waiting): offline
+ * within 2 heartbeat intervals of the last event, dropped connections after the reconnect
+ * grace, no outage for a reconnect inside the grace, and restart picking up where it was.
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { openStateDb, type StateDb } from '../../gateway/state-db.js'
+import { PresenceLog } from '../../gateway/presence-log.js'
+import { Supervisor } from '../../gateway/supervisor.js'
+import { createGatewayMetrics } from '../../gateway/metrics.js'
+import { quietLog } from '../helpers/system.js'
+
+const INTERVAL = 30_000
+
+describe('supervisor', () => {
+  let dir: string
+  let db: StateDb
+  let log: PresenceLog
+  let statuses: Array<[string, string]>
+  let supervisor: Supervisor
+
+  const make = () => new Supervisor({ gatewayId: 'gw-unit', heartbeatIntervalsMs: { button: INTERVAL, kiosk: INTERVAL, counter: 60_000 }, reconnectGraceMs: 5_000 },
+    log, (topic, status) => statuses.push([topic, status]), createGatewayMetrics(), quietLog)
+  const changes = () => log.peek(100).map((p) => [p.change.deviceId, p.change.state, p.change.reason, p.change.at])
+
+  beforeEach(() => {
+    vi.useFakeTimers({ now: 1_000_000 })
+    dir = mkdtempSync(join(tmpdir(), 'sos-sup-'))
+    db = openStateDb(dir)
+    log = new PresenceLog(db)
+    statuses = []
+    supervisor = make()
+    supervisor.start()
+  })
+
+  afterEach(() => {
+    supervisor.stop()
+    vi.useRealTimers()
+    db.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('reports a silent device offline within 2 intervals of its last event, and online when heard again', () => {
+    supervisor.connected('btn-1', 'button')
+    vi.advanceTimersByTime(10_000)
+    supervisor.seen('btn-1', 'button')
+    const lastHeard = Date.now()
+    vi.advanceTimersByTime(2 * INTERVAL)
+    const offline = changes().find((c) => c[1] === 'offline')!
+    expect(offline.slice(0, 3)).toEqual(['btn-1', 'offline', 'heartbeat_missed'])
+    expect(offline[3] as number - lastHeard).toBeLessThanOrEqual(2 * INTERVAL)
+    expect(offline[3] as number - lastHeard).toBeGreaterThan(INTERVAL)
+    supervisor.seen('btn-1', 'button')
+    expect(changes().at(-1)!.slice(0, 3)).toEqual(['btn-1', 'online', 'connected'])
+    expect(statuses).toEqual([['sos/v1/btn-1/status', 'online'], ['sos/v1/btn-1/status', 'offline'], ['sos/v1/btn-1/status', 'online']])
+  })
+
+  it('keeps a device that heartbeats on time online', () => {
+    supervisor.connected('btn-2', 'button')
+    for (let i = 0; i < 10; i++) {
+      vi.advanceTimersByTime(INTERVAL)
+      supervisor.seen('btn-2', 'button')
+    }
+    expect(changes().map((c) => c[1])).toEqual(['online'])
+  })
+
+  it('uses each kind\'s interval', () => {
+    supervisor.connected('ctr-1', 'counter')
+    vi.advanceTimersByTime(2 * INTERVAL)
+    expect(supervisor.stateOf('ctr-1')).toBe('online')
+    vi.advanceTimersByTime(2 * INTERVAL)
+    expect(supervisor.stateOf('ctr-1')).toBe('offline')
+  })
+
+  it('reports a dropped connection after the grace, with its reason', () => {
+    supervisor.connected('btn-3', 'button')
+    supervisor.disconnected('btn-3', 'will')
+    vi.advanceTimersByTime(4_000)
+    expect(supervisor.stateOf('btn-3')).toBe('online')
+    vi.advanceTimersByTime(10_000)
+    expect(changes().at(-1)!.slice(0, 3)).toEqual(['btn-3', 'offline', 'will'])
+  })
+
+  it('does not report a reconnect inside the grace (session takeover, quick reboot)', () => {
+    supervisor.connected('btn-4', 'button')
+    supervisor.disconnected('btn-4', 'disconnected')
+    vi.advanceTimersByTime(1_000)
+    supervisor.connected('btn-4', 'button')
+    vi.advanceTimersByTime(20_000)
+    expect(changes().map((c) => c[1])).toEqual(['online'])
+  })
+
+  it('after a restart, reports a device that was online and never came back', () => {
+    supervisor.connected('btn-5', 'button')
+    supervisor.stop()
+    vi.advanceTimersByTime(10 * 60_000)
+    supervisor = make()
+    supervisor.start()
+    expect(supervisor.stateOf('btn-5')).toBe('online')
+    vi.advanceTimersByTime(2 * INTERVAL)
+    expect(changes().at(-1)!.slice(0, 3)).toEqual(['btn-5', 'offline', 'heartbeat_missed'])
+  })
+})
