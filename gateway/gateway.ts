@@ -150,6 +150,10 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
           outboxOldestAgeSeconds: oldest === undefined ? 0 : Math.max(0, Date.now() - oldest) / 1000
         }
       }
+    }).catch((err: Error) => {
+      // Alarms must flow even when the metrics port is taken: run without the endpoint, loudly.
+      log.error({ err: err.message, port: config.httpPort }, 'gateway health/metrics endpoint could not listen; running without it')
+      return undefined
     })
 
   const aedes = broker

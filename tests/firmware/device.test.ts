@@ -119,15 +119,16 @@ describe('simulated device against the real gateway and server', () => {
     const id = 'kiosk-fw-001'
     const { device, outputs } = makeDevice({ id, secret: await system.provision(id, { kind: 'kiosk' }), kind: 'kiosk' })
     await started(device)
-    // Acks and announcements as the gateway delivers them (the server side of tickets may not exist yet).
+    // Acks and announcements injected as the gateway delivers them, for the states not driven here.
     const deliver = (topic: string, payload: unknown, retain = false) => new Promise<void>((resolve, reject) =>
       system.gateway!.broker.publish({ cmd: 'publish', topic, payload: Buffer.from(JSON.stringify(payload)), qos: 1, retain, dup: false }, (err) => err ? reject(err) : resolve()))
 
+    // The real path: the server files the report and its ticket id comes back in `received`.
     device.report('lighting', 'Đèn đường hỏng / street light out')
-    await eventually(async () => device.queued === 0 ? true : undefined, 5000, 'report published')
-    await deliver(topics.ack(id), { seq: device.lastSeq, state: 'received', ticketId: 'APD-7K3Q' })
-    const ticket = await eventually(async () => outputs.screens.find((m) => m.kind === 'ticket'), 5000, 'ticket on screen')
-    expect(ticket).toMatchObject({ ticketId: 'APD-7K3Q', text: { vi: expect.stringContaining('APD-7K3Q'), en: expect.stringContaining('APD-7K3Q') } })
+    const ticket = await eventually(async () => outputs.screens.find((m) => m.kind === 'ticket'), 10_000, 'ticket on screen')
+    const filed = (await system.api<any[]>('GET', '/v1/reports')).body.find((r) => r.deviceId === id)
+    expect(filed?.id).toMatch(/^R-/) // a report's id is its ticket id
+    expect(ticket).toMatchObject({ ticketId: filed.id, text: { vi: expect.stringContaining(filed.id), en: expect.stringContaining(filed.id) } })
     expect(outputs.ledMode).toBe('off') // a report is not an emergency: the SOS light stays off
 
     await deliver(topics.announce('apd-1'), { id: 'ann-1', title: 'Cúp điện 14:00', body: 'Khu phố 1 cúp điện từ 14:00 đến 16:00', lang: 'vi', expiresAt: new Date(Date.now() + 3_600_000).toISOString() }, true)
