@@ -40,7 +40,12 @@ export async function startServer (config: ServerConfig, logger?: FastifyBaseLog
       port,
       url: `http://127.0.0.1:${port}`,
       async close () {
+        // In-flight requests get a few seconds to finish; then every connection goes, so a
+        // client that opened a socket and never sent a request cannot hold the shutdown
+        // until Node's headers timeout (about a minute).
+        const force = setTimeout(() => app.server.closeAllConnections(), 3000)
         await app.close()
+        clearTimeout(force)
         await db.close()
       }
     }

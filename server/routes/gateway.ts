@@ -9,6 +9,9 @@ import type { DownlinkQueue } from '../downlink/queue.js'
  * themselves, and keep doing so while the server is away), and the downlink long poll.
  */
 export const gatewayRoutes: FastifyPluginAsyncTypebox<{ ingestor: Ingestor, devices: DeviceStore, downlink: DownlinkQueue }> = async (app, { ingestor, devices, downlink }) => {
+  const waiting = new Set<AbortController>()
+  app.addHook('preClose', async () => { for (const poll of waiting) poll.abort() })
+
   app.post('/v1/ingest', {
     config: { roles: ['gateway'] },
     bodyLimit: 16 * 1024 * 1024,
@@ -45,6 +48,9 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox<{ ingestor: Ingestor, devi
   }, async (request) => {
     const gone = new AbortController()
     request.raw.once('close', () => gone.abort())
+    // A waiting poll must not hold the server's shutdown for its whole wait (ended in preClose).
+    waiting.add(gone)
+    gone.signal.addEventListener('abort', () => waiting.delete(gone))
     const { after, wait, limit } = request.query
     return downlink.read(after, wait, limit, gone.signal)
   })

@@ -10,8 +10,9 @@ const HEARTBEAT_MS = 15_000
  */
 export const streamRoutes: FastifyPluginAsyncTypebox<{ stream: LiveStream }> = async (app, { stream }) => {
   const open = new Set<import('node:http').ServerResponse>()
-  // Streams never end by themselves: close them so the server can shut down.
-  app.addHook('onClose', async () => { for (const raw of open) raw.end() })
+  // Streams never end by themselves: end them before fastify waits for in-flight requests
+  // (preClose; onClose runs only after they are done, which would be never).
+  app.addHook('preClose', async () => { for (const raw of open) raw.end() })
 
   app.get('/v1/stream', {
     config: { roles: ['operator', 'analyst'] },
