@@ -73,6 +73,7 @@ function onMessage (conn: Conn, _topic: string, payload: Buffer): void {
 
 async function run (rate: number, durationMs: number, payloadKind: 'event' | 'reference', drainMs: number): Promise<RunResult> {
   const live = conns.filter((c) => !c.client.closed)
+  if (live.length === 0) throw new Error('no load connection is open: the broker closed them all')
   const cpuBefore = process.cpuUsage()
   receivedLatencies = []
   const puback: number[] = []
