@@ -18,14 +18,14 @@ export const REPORT_CATEGORIES = ['noise', 'theft', 'drugs', 'traffic', 'lightin
 export const DeviceEvent = Type.Object({
   seq: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
   boot: Type.Optional(Type.String({ minLength: 1, maxLength: 36, pattern: '^[A-Za-z0-9_.:-]+$' })),
-  type: Type.Union(EVENT_TYPES.map((t) => Type.Literal(t))),
+  type: Type.Enum(EVENT_TYPES),
   ts: Type.Optional(Type.Integer({ minimum: 0, maximum: 8_640_000_000_000_000 })),
   battery: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 })),
   rssi: Type.Optional(Type.Integer({ minimum: -200, maximum: 0 })),
   fw: Type.Optional(Type.String({ minLength: 1, maxLength: 32 })),
   pin: Type.Optional(Type.String({ pattern: '^[0-9]{4,8}$' })),
   report: Type.Optional(Type.Object({
-    category: Type.Union(REPORT_CATEGORIES.map((c) => Type.Literal(c))),
+    category: Type.Enum(REPORT_CATEGORIES),
     text: Type.String({ maxLength: 1000 })
   }))
 })

@@ -1,5 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { IngestBatch, IngestResponse, type IngestBatch as IngestBatchBody } from '../../protocol/index.js'
+import { IngestBatch, IngestResponse } from '../../protocol/index.js'
 import type { Ingestor } from '../ingest/ingest.js'
 import type { DeviceStore } from '../devices/store.js'
 import type { DownlinkQueue } from '../downlink/queue.js'
@@ -16,7 +16,7 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox<{ ingestor: Ingestor, devi
     config: { roles: ['gateway'] },
     bodyLimit: 16 * 1024 * 1024,
     schema: { tags: ['gateway'], summary: 'Store a batch of device events; idempotent by event id', body: IngestBatch, response: { 200: IngestResponse } }
-  }, async (request) => ({ results: await ingestor.ingest(request.body as IngestBatchBody) }))
+  }, async (request) => ({ results: await ingestor.ingest(request.body) }))
 
   app.get('/v1/gateway/devices', {
     config: { roles: ['gateway'] },
