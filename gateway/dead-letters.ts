@@ -20,7 +20,7 @@ export class DeadLetters {
   }
 
   add (entry: DeadLetterEntry): void {
-    this.insert.run(entry.deviceId ?? null, entry.topic.slice(0, 512), entry.reason.slice(0, 500), entry.payload.subarray(0, KEEP_BYTES), entry.receivedAt)
+    this.insert.run(entry.deviceId ?? null, entry.topic.slice(0, 512), entry.reason.slice(0, 500), withoutPin(entry.payload.subarray(0, KEEP_BYTES)), entry.receivedAt)
     // Prune now and then rather than on every insert: the bound is loose by design.
     if (++this.inserted % 100 === 0) {
       this.db.prepare('DELETE FROM dead_letters WHERE id <= (SELECT max(id) FROM dead_letters) - ?').run(this.maxRows)
@@ -55,4 +55,10 @@ export class DeadLetters {
     const mark = this.db.prepare('UPDATE dead_letters SET forwarded = 1 WHERE id = ?')
     this.db.transaction(() => { for (const id of ids) mark.run(id) })()
   }
+}
+
+/** A malformed cancel still carries the shop owner's PIN: dead letters keep the shape, not the PIN. */
+function withoutPin (payload: Buffer): Buffer {
+  const text = payload.toString('latin1')
+  return /"pin"/.test(text) ? Buffer.from(text.replace(/("pin"\s*:\s*)("(?:[^"\\]|\\.)*"|-?\d+)/g, '$1"****"'), 'latin1') : payload
 }
