@@ -30,6 +30,8 @@ export interface GatewayConfig {
   /** How often the device credential cache is refreshed (a revoked device is refused after at most this). */
   readonly credentialRefreshMs: number
   readonly forwardBatchSize: number
+  /** How long the forwarder lets events gather after being idle, ms. */
+  readonly forwardLingerMs?: number
   /** Outbox bound (events); see the policy in outbox.ts. */
   readonly outboxMaxEvents?: number
   /** Heartbeat interval per device kind, ms (supervision). */
@@ -110,6 +112,7 @@ export function gatewayConfigFromEnv (env: NodeJS.ProcessEnv = process.env): Gat
     gatewayToken,
     credentialRefreshMs: seconds(env, 'CREDENTIAL_REFRESH_S', 30_000),
     forwardBatchSize: 500,
+    forwardLingerMs: 5,
     outboxMaxEvents: positiveInt(env, 'OUTBOX_MAX_EVENTS', 200_000),
     heartbeatIntervalsMs: Object.freeze({
       button: seconds(env, 'HEARTBEAT_INTERVAL_BUTTON_S', heartbeat),

@@ -6,13 +6,13 @@
  * (idempotent by event id). After confirmation the devices hear `received` (or `rejected`).
  */
 import type { Logger } from 'pino'
-import { topics, type Ack, type DeadLetter, type GatewayEvent, type IngestBatch, type IngestResult, type PresenceChange } from '../protocol/index.js'
+import { topics, type Ack, type DeadLetter, type IngestBatch, type IngestResult, type PresenceChange } from '../protocol/index.js'
 import type { DeadLetters } from './dead-letters.js'
 import type { GatewayMetrics } from './metrics.js'
-import type { Outbox } from './outbox.js'
+import type { Outbox, OutboxEntry } from './outbox/outbox.js'
 import type { PresenceLog } from './presence-log.js'
 import { ServerError, type ServerClient } from './server-client.js'
-import { retryForever } from './retry.js'
+import { pause, retryForever } from './retry.js'
 
 /** States a device should hear again when its event joins an alert already in them. */
 const STILL_TRUE_STATES = new Set(['acknowledged', 'dispatched', 'cancelled'])
@@ -36,7 +36,7 @@ export class Forwarder {
     private readonly sendToDevice: (topic: string, payload: Ack) => void,
     private readonly metrics: GatewayMetrics,
     private readonly log: Logger,
-    private readonly batchSize: number
+    private readonly options: { batchSize: number, lingerMs: number }
   ) {
     const poke = () => this.wake?.()
     sources.outbox.on('appended', poke)
@@ -68,16 +68,20 @@ export class Forwarder {
     const signal = this.stopping.signal
     const { outbox, presence, deadLetters } = this.sources
     while (!signal.aborted) {
-      const batch = outbox.peek(this.batchSize)
+      // Armed before looking, so an append while we look is not missed.
+      const woken = new Promise<void>((resolve) => { this.wake = resolve })
+      const events = await outbox.peek(this.options.batchSize)
       const changes = presence.peek(SIDE_BATCH)
       const letters = deadLetters.peekUnforwarded(SIDE_BATCH)
       this.updateOutboxGauges()
-      if (batch.length === 0 && changes.length === 0 && letters.length === 0) {
-        await new Promise<void>((resolve) => { this.wake = resolve })
-        this.wake = undefined
+      if (events.length === 0 && changes.length === 0 && letters.length === 0) {
+        await woken
+        // Waking from idle, let a few milliseconds' worth gather: at a thousand events a second
+        // that turns a thousand requests (and server transactions) into a couple of hundred.
+        // Under steady load there is no idle, so no linger: a batch gathers while one is in flight.
+        await pause(this.options.lingerMs, signal)
         continue
       }
-      const events = batch.map((entry) => entry.event)
       let results: IngestResult[]
       try {
         results = await retryForever('forwarding to the server', () => this.send(events, changes.map((c) => c.change), letters.map((l) => l.letter), signal),
@@ -85,7 +89,8 @@ export class Forwarder {
       } catch {
         break // stopped; the batch stays queued
       }
-      outbox.remove(batch.map((entry) => entry.id))
+      // Devices hear `received` first: forgetting the entries can wait a moment, hearing cannot.
+      this.acknowledge(events, results)
       presence.remove(changes.map((c) => c.id))
       deadLetters.markForwarded(letters.map((l) => l.id))
       this.metrics.forwarded.inc({ kind: 'event' }, events.length)
@@ -93,7 +98,7 @@ export class Forwarder {
       this.metrics.forwarded.inc({ kind: 'dead_letter' }, letters.length)
       const now = Date.now()
       for (const e of events) this.metrics.forwardLatency.observe((now - e.receivedAt) / 1000)
-      this.acknowledge(events, results)
+      await outbox.remove(events.map((entry) => entry.id))
       this.updateOutboxGauges()
     }
   }
@@ -103,19 +108,19 @@ export class Forwarder {
    * dead letter it cannot take) must not block the events behind them: they go alone, and the
    * side lists are logged and let go.
    */
-  private async send (events: GatewayEvent[], presence: PresenceChange[], deadLetters: DeadLetter[], signal: AbortSignal): Promise<IngestResult[]> {
-    const batch: IngestBatch = {
-      events,
+  private async send (events: OutboxEntry[], presence: PresenceChange[], deadLetters: DeadLetter[], signal: AbortSignal): Promise<IngestResult[]> {
+    const eventsJson = events.map((e) => e.body)
+    const rest: Omit<IngestBatch, 'events'> = {
       ...(presence.length > 0 ? { presence } : {}),
       ...(deadLetters.length > 0 ? { deadLetters } : {}),
       gateway: this.health()
     }
     try {
-      return await this.server.ingest(batch, signal)
+      return await this.server.ingest(eventsJson, rest, signal)
     } catch (err) {
       if (!(err instanceof ServerError) || err.status !== 400 || (presence.length === 0 && deadLetters.length === 0)) throw err
       this.log.error({ err: err.message, presence: presence.length, deadLetters: deadLetters.length }, 'server refused presence/dead letters of a batch; sending the events alone')
-      return this.server.ingest({ events }, signal)
+      return this.server.ingest(eventsJson, {}, signal)
     }
   }
 
@@ -137,12 +142,12 @@ export class Forwarder {
   }
 
   /** `received` for each stored event; heartbeats are covered by their PUBACK alone. */
-  private acknowledge (events: GatewayEvent[], results: IngestResult[]): void {
+  private acknowledge (events: OutboxEntry[], results: IngestResult[]): void {
     events.forEach((e, i) => {
-      if (e.event.type === 'heartbeat') return
+      if (e.type === 'heartbeat') return
       const result = results[i]
       const topic = topics.ack(e.deviceId)
-      const seq = e.event.seq
+      const seq = e.seq
       // A silent alarm (shop counter) shows the state but must never sound it.
       const silent = result?.silent ? { silent: true as const } : {}
       if (result?.ackState === 'rejected') {

@@ -8,7 +8,7 @@ import type { Aedes, Client } from 'aedes'
 import { deviceIdOfClientId, type Ack, type DownlinkMessage } from '../protocol/index.js'
 import { DEFAULT_HEARTBEAT_INTERVALS_MS, defaultMaxConnections, type GatewayConfig } from './config.js'
 import { openStateDb } from './state-db.js'
-import { Outbox } from './outbox.js'
+import { Outbox, adoptLegacyOutbox } from './outbox/outbox.js'
 import { DeadLetters } from './dead-letters.js'
 import { PresenceLog } from './presence-log.js'
 import { CredentialCache } from './credentials.js'
@@ -46,8 +46,11 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
   const db = openStateDb(config.dataDir)
   const metrics = createGatewayMetrics()
   const server = new ServerClient(config.serverUrl, config.gatewayToken)
-  const outbox = new Outbox(db, config.outboxMaxEvents)
+  const outbox = await Outbox.open(config.dataDir, config.outboxMaxEvents)
+  const adopted = await adoptLegacyOutbox(outbox, db)
+  if (adopted > 0) log.info({ events: adopted }, 'moved waiting events from the old outbox table')
   const presence = new PresenceLog(db)
+  presence.on('failed', (err) => log.error({ err: err.message }, 'presence changes could not be recorded; retrying'))
   let forwarder: Forwarder | undefined
   const deadLetters = new DeadLetters(db, config.gatewayId, 10_000, () => forwarder?.poke())
   outbox.on('full', (full) => {
@@ -128,7 +131,7 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
   // why in a CONNACK, while a flood of sockets that never send CONNECT cannot exhaust descriptors.
   const listeners = await listen(broker, { ...config, maxConnections: maxConnections + 64 })
 
-  forwarder = new Forwarder(config.gatewayId, { outbox, presence, deadLetters }, server, sendToDevice, metrics, log, config.forwardBatchSize)
+  forwarder = new Forwarder(config.gatewayId, { outbox, presence, deadLetters }, server, sendToDevice, metrics, log, { batchSize: config.forwardBatchSize, lingerMs: config.forwardLingerMs ?? 5 })
   const downlink = new DownlinkRelay(db, server, (m: DownlinkMessage) => publish(m.topic, Buffer.from(JSON.stringify(m.payload)), m.retain), metrics, log, config.downlinkWaitMs)
   downlink.restoreRetained()
   supervisor.start()
@@ -174,9 +177,12 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
       await forwarder!.stop()
       await downlink.stop()
       credentials.stop()
+      await server.close()
       await new Promise<void>((resolve) => aedes.close(() => resolve()))
       await listenersClosed
       await ops?.close()
+      presence.flush()
+      await outbox.close()
       db.close()
     }
   }

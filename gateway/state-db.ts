@@ -1,7 +1,8 @@
 /**
- * The gateway's local durable state (SQLite, WAL, fsync on every commit): the outbox of
- * accepted events, dead letters, the device credential cache and small positions.
- * A committed transaction survives `kill -9` and power loss.
+ * The gateway's local durable state (SQLite, WAL, fsync on every commit): dead letters,
+ * presence changes, the device credential cache and small positions. A committed transaction
+ * survives `kill -9` and power loss. (The outbox of accepted events has its own file and
+ * thread: outbox/.)
  */
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
@@ -17,14 +18,6 @@ export function openStateDb (dataDir: string): StateDb {
   db.pragma('synchronous = FULL')
   db.pragma('busy_timeout = 5000')
   db.exec(`
-    CREATE TABLE IF NOT EXISTS outbox (
-      id          INTEGER PRIMARY KEY AUTOINCREMENT,
-      event_id    TEXT NOT NULL UNIQUE,
-      device_id   TEXT NOT NULL,
-      type        TEXT NOT NULL,
-      body        TEXT NOT NULL,
-      received_at INTEGER NOT NULL
-    );
     CREATE TABLE IF NOT EXISTS dead_letters (
       id          INTEGER PRIMARY KEY AUTOINCREMENT,
       device_id   TEXT,
@@ -33,7 +26,6 @@ export function openStateDb (dataDir: string): StateDb {
       payload     BLOB,
       received_at INTEGER NOT NULL
     );
-    CREATE INDEX IF NOT EXISTS outbox_heartbeats ON outbox (id) WHERE type = 'heartbeat';
     CREATE TABLE IF NOT EXISTS presence_outbox (
       id          INTEGER PRIMARY KEY AUTOINCREMENT,
       body        TEXT NOT NULL

@@ -13,6 +13,7 @@ import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import Sqlite from 'better-sqlite3'
+import { OUTBOX_FILE } from '../../gateway/outbox/store.js'
 import { connectDevice, startSystem, type TestSystem } from '../helpers/system.js'
 import { topics } from '../../protocol/index.js'
 import { mutate, randomPacket, seededRandom, type Rng } from './packet-mutations.js'
@@ -103,8 +104,9 @@ describe(`raw MQTT packet fuzzing (seed ${seed}, FUZZ_SEED to replay)`, () => {
     expect(retained.filter((t) => !t.startsWith('$SYS/') && t !== topics.status(device))).toEqual([])
 
     const db = new Sqlite(join(system.dataDir, 'gateway', 'gateway.sqlite'), { readonly: true })
+    const outboxDb = new Sqlite(join(system.dataDir, 'gateway', OUTBOX_FILE), { readonly: true })
     try {
-      const outboxDevices = db.prepare('SELECT DISTINCT device_id AS d FROM outbox').all() as Array<{ d: string }>
+      const outboxDevices = outboxDb.prepare('SELECT DISTINCT device_id AS d FROM outbox').all() as Array<{ d: string }>
       const deadLetterDevices = db.prepare('SELECT DISTINCT coalesce(device_id, \'(none)\') AS d FROM dead_letters').all() as Array<{ d: string }>
       const cached = db.prepare('SELECT id FROM credentials').all() as Array<{ id: string }>
       expect(outboxDevices.map((r) => r.d).filter((d) => d !== device)).toEqual([])
@@ -112,6 +114,7 @@ describe(`raw MQTT packet fuzzing (seed ${seed}, FUZZ_SEED to replay)`, () => {
       expect(cached.map((r) => r.id)).toEqual([device])
     } finally {
       db.close()
+      outboxDb.close()
     }
 
     gc()

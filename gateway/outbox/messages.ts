@@ -1,0 +1,17 @@
+/** What the main thread and the outbox worker say to each other (answers come in request order). */
+import type { AppendResult, OutboxEntry, OutboxLevel, OutboxRecord } from './store.js'
+
+export interface OutboxWorkerData {
+  dataDir: string
+  maxEvents: number
+}
+
+export type OutboxRequest =
+  | { op: 'append', records: OutboxRecord[] }
+  | { op: 'peek', limit: number }
+  | { op: 'remove', ids: number[] }
+  | { op: 'close' }
+
+export type OutboxReply =
+  | { ok: true, level: OutboxLevel, results?: AppendResult[], evicted?: number, entries?: OutboxEntry[] }
+  | { ok: false, error: string, code?: string }

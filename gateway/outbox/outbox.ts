@@ -1,0 +1,188 @@
+/**
+ * The durable outbox: accepted events wait here until the server has confirmed them.
+ *
+ * The disk work runs in a worker thread (worker.ts, store.ts). An fsync takes from half a
+ * millisecond to several on ordinary disks; done on the main thread it stopped the whole broker
+ * for that long, for every connection, several hundred times a second under load. Now the
+ * main thread only hands records over and goes on parsing packets while the disk works.
+ *
+ * `append` is group-committed: the events accepted during one turn of the event loop, and all
+ * those that arrive while a commit is in flight, go to the disk in the next transaction (one
+ * fsync). Each caller's promise resolves only after that commit: the broker sends PUBACK then,
+ * never before. While the outbox is over its bound (store.ts), `full` is true.
+ */
+import { EventEmitter } from 'node:events'
+import { Worker } from 'node:worker_threads'
+import type { GatewayEvent } from '../../protocol/index.js'
+import type { StateDb } from '../state-db.js'
+import type { OutboxReply, OutboxRequest, OutboxWorkerData } from './messages.js'
+import type { AppendResult, OutboxEntry, OutboxLevel, OutboxRecord } from './store.js'
+
+export type { AppendResult, OutboxEntry } from './store.js'
+
+interface Pending {
+  event: GatewayEvent
+  resolve: (result: AppendResult) => void
+  reject: (err: Error) => void
+}
+
+type Answered = Extract<OutboxReply, { ok: true }>
+
+export class OutboxError extends Error {
+  constructor (message: string, readonly code?: string) {
+    super(message)
+  }
+}
+
+export class Outbox extends EventEmitter<{ appended: [], full: [boolean], shed: [GatewayEvent], evicted: [number], error: [Error] }> {
+  private pending: Pending[] = []
+  private appending = false
+  private readonly waiting: Array<{ resolve: (reply: Answered) => void, reject: (err: Error) => void }> = []
+  private current: OutboxLevel
+  private isFull = false
+  private broken?: Error
+  private closing = false
+
+  /** Starts the worker and opens (or creates) `outbox.sqlite` in `dataDir`. */
+  static async open (dataDir: string, maxEvents = 200_000): Promise<Outbox> {
+    const worker = new Worker(new URL('./worker-bootstrap.mjs', import.meta.url), {
+      workerData: { entry: new URL('./worker.ts', import.meta.url).href, dataDir, maxEvents } satisfies OutboxWorkerData & { entry: string },
+      name: 'outbox'
+    })
+    // The outbox alone never keeps the process alive; `close` waits for its writes.
+    worker.unref()
+    const first = await new Promise<OutboxReply>((resolve, reject) => {
+      worker.once('message', resolve)
+      worker.once('error', reject)
+    })
+    if (!first.ok) {
+      await worker.terminate()
+      throw new OutboxError(`outbox could not be opened in ${dataDir}: ${first.error}`)
+    }
+    return new Outbox(worker, maxEvents, first.level)
+  }
+
+  private constructor (private readonly worker: Worker, readonly maxEvents: number, level: OutboxLevel) {
+    super()
+    this.current = level
+    this.isFull = level.count >= maxEvents
+    worker.on('message', (reply: OutboxReply) => this.answer(reply))
+    worker.on('error', (err) => this.fail(err))
+    worker.on('exit', (code) => this.fail(new OutboxError(`outbox worker exited (${code})`)))
+  }
+
+  append (event: GatewayEvent): Promise<AppendResult> {
+    return new Promise((resolve, reject) => {
+      if (this.broken) return reject(this.broken)
+      if (this.pending.push({ event, resolve, reject }) === 1 && !this.appending) setImmediate(() => this.flush())
+    })
+  }
+
+  /** The oldest entries, in arrival order (which keeps each device's order). */
+  async peek (limit: number): Promise<OutboxEntry[]> {
+    return (await this.call({ op: 'peek', limit })).entries ?? []
+  }
+
+  /** Forgets entries the server has confirmed. */
+  async remove (ids: number[]): Promise<void> {
+    if (ids.length > 0) await this.call({ op: 'remove', ids })
+  }
+
+  depth (): number {
+    return this.current.count
+  }
+
+  get full (): boolean {
+    return this.isFull
+  }
+
+  /** Receive time of the oldest waiting event (as of the last answer), or undefined when empty. */
+  oldestReceivedAt (): number | undefined {
+    return this.current.oldestReceivedAt ?? undefined
+  }
+
+  /** Waits for the writes already handed over, then closes the database and the worker. */
+  async close (): Promise<void> {
+    if (this.broken || this.closing) return
+    this.closing = true
+    await this.call({ op: 'close' })
+    this.broken = new OutboxError('outbox closed')
+    await this.worker.terminate()
+  }
+
+  private flush (): void {
+    if (this.appending || this.pending.length === 0) return
+    const batch = this.pending
+    this.pending = []
+    this.appending = true
+    const records = batch.map(({ event: e }): OutboxRecord => ({
+      eventId: e.eventId, deviceId: e.deviceId, type: e.event.type, seq: e.event.seq, receivedAt: e.receivedAt, body: JSON.stringify(e)
+    }))
+    this.call({ op: 'append', records }).then((reply) => {
+      batch.forEach((p, i) => {
+        const result = reply.results?.[i] ?? 'stored'
+        if (result === 'shed') this.emit('shed', p.event)
+        p.resolve(result)
+      })
+      if (reply.evicted) this.emit('evicted', reply.evicted)
+      this.emit('appended')
+    }, (err: Error) => {
+      for (const p of batch) p.reject(err)
+    }).finally(() => {
+      this.appending = false
+      // Whatever arrived during that commit goes in the next one, at once.
+      this.flush()
+    })
+  }
+
+  private call (request: OutboxRequest): Promise<Answered> {
+    if (this.broken) return Promise.reject(this.broken)
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ resolve, reject })
+      this.worker.postMessage(request)
+    })
+  }
+
+  private answer (reply: OutboxReply): void {
+    const caller = this.waiting.shift()
+    if (!reply.ok) {
+      caller?.reject(new OutboxError(reply.error, reply.code))
+      return
+    }
+    this.current = reply.level
+    const full = reply.level.count >= this.maxEvents
+    if (full !== this.isFull) {
+      this.isFull = full
+      this.emit('full', full)
+    }
+    caller?.resolve(reply)
+  }
+
+  /** The worker is gone: nothing more can be made durable, so nothing more is acknowledged. */
+  private fail (err: Error): void {
+    if (this.broken || this.closing) return
+    this.broken = err
+    for (const caller of this.waiting.splice(0)) caller.reject(err)
+    for (const p of this.pending.splice(0)) p.reject(err)
+    // Unheard, this crashes the process, which is right: a gateway that can store nothing must
+    // be restarted by its supervisor rather than hold connections it cannot serve.
+    this.emit('error', err)
+  }
+}
+
+/**
+ * Before 0.2 the outbox was a table of the gateway's state database. Events still waiting
+ * there when the gateway is upgraded are moved, in their order, before anything new arrives.
+ */
+export async function adoptLegacyOutbox (outbox: Outbox, db: StateDb): Promise<number> {
+  const table = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'").get()
+  if (!table) return 0
+  const rows = db.prepare('SELECT body FROM outbox ORDER BY id').all() as Array<{ body: string }>
+  for (let i = 0; i < rows.length; i += 5000) {
+    await Promise.all(rows.slice(i, i + 5000).map((row) => outbox.append(JSON.parse(row.body) as GatewayEvent)))
+  }
+  // Moved and committed: only now may the old copies go (a crash before this line moves them
+  // again, and the new table ignores event ids it already has).
+  db.exec('DROP TABLE outbox')
+  return rows.length
+}

@@ -1,0 +1,142 @@
+/**
+ * The outbox table itself: plain synchronous SQLite, used only inside the outbox's worker
+ * thread (see outbox.ts for why). Its own file, `outbox.sqlite`, so no other writer of the
+ * gateway's state ever waits behind an outbox commit or makes one wait.
+ *
+ * Bounded, with this policy when `maxEvents` is reached (the server has been away long):
+ *  1. the oldest stored heartbeat is evicted to make room (a heartbeat's news is stale by then);
+ *  2. with no heartbeat left, routine events (heartbeat, battery_low, power_lost, test) are shed:
+ *     acknowledged and counted but not kept;
+ *  3. alarm events (press, hold, cancel, tamper, report) are ALWAYS stored, past the bound if
+ *     need be: only the disk limits them.
+ */
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import Sqlite from 'better-sqlite3'
+import { UNLIMITED_TYPES } from '../rate-limiter.js'
+import type { EventType } from '../../protocol/index.js'
+
+/** An accepted event as the outbox keeps it: the columns the forwarder needs, and the JSON it sends. */
+export interface OutboxRecord {
+  eventId: string
+  deviceId: string
+  type: EventType
+  seq: number
+  receivedAt: number
+  /** The GatewayEvent as JSON, sent to the server as it is. */
+  body: string
+}
+
+export interface OutboxEntry extends OutboxRecord {
+  id: number
+}
+
+export type AppendResult = 'stored' | 'shed'
+
+/** What every answer of the store carries, so the main thread never has to ask. */
+export interface OutboxLevel {
+  count: number
+  /** Receive time of the oldest waiting event, or null when empty. */
+  oldestReceivedAt: number | null
+}
+
+export const OUTBOX_FILE = 'outbox.sqlite'
+
+export class OutboxStore {
+  private readonly db: Sqlite.Database
+  private count: number
+  private readonly appendBatch
+  private readonly removeBatch
+  private readonly selectOldest
+  private readonly selectHead
+
+  constructor (dataDir: string, private readonly maxEvents: number) {
+    mkdirSync(dataDir, { recursive: true })
+    this.db = new Sqlite(join(dataDir, OUTBOX_FILE))
+    this.db.pragma('journal_mode = WAL')
+    // FULL: the WAL is fsynced at every commit, so an acknowledged event is on disk.
+    this.db.pragma('synchronous = FULL')
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS outbox (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id    TEXT NOT NULL UNIQUE,
+        device_id   TEXT NOT NULL,
+        type        TEXT NOT NULL,
+        seq         INTEGER NOT NULL,
+        body        TEXT NOT NULL,
+        received_at INTEGER NOT NULL
+      );
+      CREATE INDEX IF NOT EXISTS outbox_heartbeats ON outbox (id) WHERE type = 'heartbeat';
+    `)
+    this.count = (this.db.prepare('SELECT count(*) AS n FROM outbox').get() as { n: number }).n
+    // OR IGNORE: a QoS 1 redelivery of an event still waiting here is the same event.
+    const insert = this.db.prepare('INSERT OR IGNORE INTO outbox (event_id, device_id, type, seq, body, received_at) VALUES (?, ?, ?, ?, ?, ?)')
+    const evictHeartbeat = this.db.prepare("DELETE FROM outbox WHERE id = (SELECT id FROM outbox WHERE type = 'heartbeat' ORDER BY id LIMIT 1)")
+    this.appendBatch = this.db.transaction((records: OutboxRecord[]) => {
+      const results: AppendResult[] = []
+      let evicted = 0
+      let count = this.count
+      for (const r of records) {
+        if (count >= this.maxEvents) {
+          if (evictHeartbeat.run().changes === 1) {
+            count--
+            evicted++
+          } else if (!UNLIMITED_TYPES.has(r.type)) {
+            results.push('shed')
+            continue
+          }
+        }
+        count += insert.run(r.eventId, r.deviceId, r.type, r.seq, r.body, r.receivedAt).changes
+        results.push('stored')
+      }
+      return { results, count, evicted }
+    })
+    const remove = this.db.prepare('DELETE FROM outbox WHERE id = ?')
+    this.removeBatch = this.db.transaction((ids: number[]) => {
+      let removed = 0
+      for (const id of ids) removed += remove.run(id).changes
+      return removed
+    })
+    this.selectOldest = this.db.prepare('SELECT received_at AS at FROM outbox ORDER BY id LIMIT 1')
+    this.selectHead = this.db.prepare(`SELECT id, event_id AS eventId, device_id AS deviceId, type, seq, received_at AS receivedAt, body
+      FROM outbox ORDER BY id LIMIT ?`)
+  }
+
+  /** One transaction, one fsync, for the whole batch; a result per record, in order. */
+  append (records: OutboxRecord[]): { results: AppendResult[], evicted: number } {
+    // The counter moves only once the transaction committed.
+    const { results, count, evicted } = this.appendBatch(records)
+    this.count = count
+    return { results, evicted }
+  }
+
+  /** The oldest entries, in arrival order (which keeps each device's order). */
+  peek (limit: number): OutboxEntry[] {
+    return this.selectHead.all(limit) as OutboxEntry[]
+  }
+
+  /**
+   * Forgets entries the server has confirmed, without waiting for the disk: a forgetting lost
+   * to a power cut only means those events are sent again, and the server stores each event
+   * id once. (The WAL keeps commits in order, so the next fsynced append makes it durable.)
+   * It halves the fsyncs on the hot path.
+   */
+  remove (ids: number[]): void {
+    if (ids.length === 0) return
+    this.db.pragma('synchronous = NORMAL')
+    try {
+      this.count -= this.removeBatch(ids)
+    } finally {
+      this.db.pragma('synchronous = FULL')
+    }
+  }
+
+  level (): OutboxLevel {
+    const oldest = this.selectOldest.get() as { at: number } | undefined
+    return { count: this.count, oldestReceivedAt: oldest?.at ?? null }
+  }
+
+  close (): void {
+    this.db.close()
+  }
+}
