@@ -6,23 +6,47 @@ import { EventEmitter } from 'node:events'
 import type { PresenceChange } from '../protocol/index.js'
 import type { StateDb } from './state-db.js'
 
-export class PresenceLog extends EventEmitter<{ appended: [] }> {
-  private readonly insert
-  private readonly saveState
+export class PresenceLog extends EventEmitter<{ appended: [], failed: [Error] }> {
+  private readonly writeBatch
+  private queued: Array<{ change: PresenceChange, kind: string }> = []
+  private retry?: NodeJS.Timeout
 
   constructor (private readonly db: StateDb) {
     super()
-    this.insert = db.prepare('INSERT INTO presence_outbox (body) VALUES (?)')
-    this.saveState = db.prepare(`INSERT INTO presence_state (device_id, kind, state, last_seen) VALUES (?, ?, ?, ?)
+    const insert = db.prepare('INSERT INTO presence_outbox (body) VALUES (?)')
+    const saveState = db.prepare(`INSERT INTO presence_state (device_id, kind, state, last_seen) VALUES (?, ?, ?, ?)
       ON CONFLICT (device_id) DO UPDATE SET kind = excluded.kind, state = excluded.state, last_seen = excluded.last_seen`)
+    this.writeBatch = db.transaction((batch: Array<{ change: PresenceChange, kind: string }>) => {
+      for (const { change, kind } of batch) {
+        insert.run(JSON.stringify(change))
+        saveState.run(change.deviceId, kind, change.state, change.at)
+      }
+    })
   }
 
-  /** Records the change and the device's new state in one transaction. */
+  /**
+   * Records the change and the device's new state. The changes of one event-loop turn are
+   * written together (one fsync): after a gateway restart thousands of devices reconnect at
+   * once, and one fsync each would hold up every press behind them for seconds.
+   */
   append (change: PresenceChange, kind: string): void {
-    this.db.transaction(() => {
-      this.insert.run(JSON.stringify(change))
-      this.saveState.run(change.deviceId, kind, change.state, change.at)
-    })()
+    if (this.queued.push({ change, kind }) === 1) setImmediate(() => this.flush())
+  }
+
+  /** Writes what is queued now (also called before shutting down). */
+  flush (): void {
+    if (this.queued.length === 0) return
+    const batch = this.queued
+    this.queued = []
+    try {
+      this.writeBatch(batch)
+    } catch (err) {
+      // Disk full or failing: keep the changes, in order, and try again in a second.
+      this.queued = [...batch, ...this.queued]
+      this.emit('failed', err as Error)
+      this.retry ??= setTimeout(() => { this.retry = undefined; this.flush() }, 1000).unref()
+      return
+    }
     this.emit('appended')
   }
 

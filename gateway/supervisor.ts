@@ -120,11 +120,7 @@ export class Supervisor {
     watched.state = state
     watched.pending = undefined
     const change: PresenceChange = { deviceId, gatewayId: this.options.gatewayId, state, at: this.now(), reason }
-    try {
-      this.presence.append(change, watched.kind)
-    } catch (err) {
-      this.log.error({ err, deviceId }, 'presence change could not be recorded')
-    }
+    this.presence.append(change, watched.kind)
     this.publishStatus(topics.status(deviceId), state)
     this.metrics.presenceChanges.inc({ state, reason })
     this.updateGauges()

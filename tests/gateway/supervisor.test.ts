@@ -24,7 +24,8 @@ describe('supervisor', () => {
 
   const make = () => new Supervisor({ gatewayId: 'gw-unit', heartbeatIntervalsMs: { button: INTERVAL, kiosk: INTERVAL, counter: 60_000 }, reconnectGraceMs: 5_000 },
     log, (topic, status) => statuses.push([topic, status]), createGatewayMetrics(), quietLog)
-  const changes = () => log.peek(100).map((p) => [p.change.deviceId, p.change.state, p.change.reason, p.change.at])
+  // Changes are written once per event-loop turn; flush to read them now.
+  const changes = () => { log.flush(); return log.peek(100).map((p) => [p.change.deviceId, p.change.state, p.change.reason, p.change.at]) }
 
   beforeEach(() => {
     vi.useFakeTimers({ now: 1_000_000 })
