@@ -1,4 +1,9 @@
-/** The gateway's HTTP client for the server's gateway API (bearer-authenticated). */
+/**
+ * The gateway's HTTP client for the server's gateway API (bearer-authenticated), over undici's
+ * `request` with kept-alive connections: at low rates every event is its own batch, and
+ * `fetch` cost ~650 µs of CPU per request more (measured on the bench machine).
+ */
+import { Agent, request } from 'undici'
 import type { DeviceCredential, DownlinkMessage, IngestBatch, IngestResult } from '../protocol/index.js'
 
 export class ServerError extends Error {
@@ -8,11 +13,23 @@ export class ServerError extends Error {
 }
 
 export class ServerClient {
+  private readonly agent = new Agent({ keepAliveTimeout: 30_000, connections: 8 })
+
   constructor (private readonly baseUrl: string, private readonly token: string) {}
 
-  async ingest (batch: IngestBatch, signal?: AbortSignal): Promise<IngestResult[]> {
-    const body = await this.request<{ results: IngestResult[] }>('POST', '/v1/ingest', batch, signal, 30_000)
-    return body.results
+  async close (): Promise<void> {
+    await this.agent.destroy()
+  }
+
+  /**
+   * One ingest batch. The events come as the JSON the outbox keeps (each a GatewayEvent), so
+   * the hot path never parses and re-serializes them.
+   */
+  async ingest (eventsJson: string[], rest: Omit<IngestBatch, 'events'>, signal?: AbortSignal): Promise<IngestResult[]> {
+    const tail = JSON.stringify(rest)
+    const body = `{"events":[${eventsJson.join(',')}]${tail === '{}' ? '' : `,${tail.slice(1, -1)}`}}`
+    const answer = await this.request<{ results: IngestResult[] }>('POST', '/v1/ingest', body, signal, 30_000)
+    return answer.results
   }
 
   async credentials (filter: { id?: string, changedSince?: string } = {}, signal?: AbortSignal): Promise<{ asOf: string, devices: DeviceCredential[] }> {
@@ -28,19 +45,22 @@ export class ServerClient {
     return this.request('GET', `/v1/gateway/downlink?${query}`, undefined, signal, waitMs + 10_000)
   }
 
-  private async request<T> (method: string, path: string, body: unknown, signal: AbortSignal | undefined, timeoutMs: number): Promise<T> {
-    const timeout = AbortSignal.timeout(timeoutMs)
-    const response = await fetch(this.baseUrl + path, {
-      method,
+  private async request<T> (method: string, path: string, body: string | undefined, signal: AbortSignal | undefined, timeoutMs: number): Promise<T> {
+    const response = await request(this.baseUrl + path, {
+      method: method as 'GET' | 'POST',
       headers: {
         authorization: `Bearer ${this.token}`,
         ...(body === undefined ? {} : { 'content-type': 'application/json' })
       },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: signal ? AbortSignal.any([signal, timeout]) : timeout
+      body,
+      signal,
+      dispatcher: this.agent,
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs
     })
-    const text = await response.text()
-    if (!response.ok) throw new ServerError(response.status, `${method} ${path} → ${response.status}: ${text.slice(0, 300)}`)
+    const text = await response.body.text()
+    const status = response.statusCode
+    if (status < 200 || status > 299) throw new ServerError(status, `${method} ${path} → ${status}: ${text.slice(0, 300)}`)
     return JSON.parse(text) as T
   }
 }
