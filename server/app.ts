@@ -68,6 +68,9 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
     // Clients behind a slow link get time; a stuck request does not hold a socket forever.
     requestTimeout: 120_000,
+    // Gateways post batches and long-poll hundreds of times a second: two log lines each would
+    // bury everything else and cost more CPU than storing the batch. Their errors still log.
+    disableRequestLogging: (request) => request.url.startsWith('/v1/ingest') || request.url.startsWith('/v1/gateway/'),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } }
   }).withTypeProvider<TypeBoxTypeProvider>()
 
