@@ -33,7 +33,9 @@ export interface LaunchOptions {
 
 /** Starts a process and resolves once it logged `readyMessage`; rejects if it exits first. */
 export function launch (options: LaunchOptions): Promise<Launched> {
-  const nodeArgs = ['--import', tsxLoader, join(repoRoot, options.entry)]
+  // BENCH_PROFILE=dir: a V8 CPU profile of each process, written to dir when it exits cleanly.
+  const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []
+  const nodeArgs = [...profile, '--import', tsxLoader, join(repoRoot, options.entry)]
   const [cmd, args] = options.openFiles
     // prlimit execs node in place: the pid we get is node's own, which /proc measurements need.
     ? ['prlimit', [`--nofile=${options.openFiles}:${options.openFiles}`, process.execPath, ...nodeArgs]]
