@@ -9,7 +9,7 @@ export interface BenchReport {
   machine: { cpus: string, cores: number, memoryGB: number, kernel: string, node: string, postgres: string, mosquitto?: string, loadAverageAtStart: number[], diskCommitMs?: { p50: number, p99: number } }
   settings: Record<string, unknown>
   ingest: IngestStep[]
-  connections: { gatewayOpenFiles: number, ephemeralPorts: number, baselineRssMB: number, levels: ConnectionLevel[] }
+  connections: { gatewayOpenFiles: number, ephemeralPorts: number, baselineRssMB: number, afterGc: boolean, levels: ConnectionLevel[] }
   reference: ReferenceStep[]
   /** gateway CPU per event ÷ Mosquitto CPU per message, per offered rate. */
   cpuRatio: Array<{ rate: number, ratio: number }>
@@ -91,9 +91,12 @@ export function printReport (r: BenchReport): string {
   )
   const c = r.connections
   lines.push(`3. idle connections held by one gateway process (open-file limit ${c.gatewayOpenFiles}, ${c.ephemeralPorts} local ports; baseline RSS ${c.baselineRssMB} MB)`)
+  lines.push(c.afterGc
+    ? '   RSS read after a full GC (asked through the inspector): what the connections retain; "before GC" also counts the garbage the connects left'
+    : '   RSS as found (no inspector): includes garbage not yet collected')
   table(
-    ['level', 'target', 'held', 'failed', 'connects/s', 'RSS MB', 'bytes/conn'],
-    c.levels.map((l) => [l.label, l.target, l.held, l.failed, l.connectPerSec, l.rssMB, l.bytesPerConnection])
+    ['level', 'target', 'held', 'failed', 'connects/s', 'RSS MB', 'bytes/conn', 'before GC'],
+    c.levels.map((l) => [l.label, l.target, l.held, l.failed, l.connectPerSec, l.rssMB, l.bytesPerConnection, l.bytesPerConnectionBeforeGc])
   )
   const failures = c.levels.filter((l) => l.firstError)
   for (const l of failures) lines.push(`   ${l.label}: first failure: ${l.firstError}`)

@@ -62,8 +62,8 @@ try {
 
   // Part 3: a fresh gateway with the open-file limit raised as far as we are allowed.
   const wantFiles = 1_048_576
-  gateway = await launchGateway({ serverUrl: server.url, gatewayToken, dataDir: join(dataDir, 'gateway-conns'), openFiles: wantFiles })
-    .catch(() => launchGateway({ serverUrl: server.url, gatewayToken, dataDir: join(dataDir, 'gateway-conns') }))
+  gateway = await launchGateway({ serverUrl: server.url, gatewayToken, dataDir: join(dataDir, 'gateway-conns'), openFiles: wantFiles, inspect: true })
+    .catch(() => launchGateway({ serverUrl: server.url, gatewayToken, dataDir: join(dataDir, 'gateway-conns'), inspect: true }))
   cleanups.push(() => gateway.stop())
   const gatewayOpenFiles = openFilesLimit(gateway.pid)
   const ports = ephemeralPorts()
@@ -74,8 +74,8 @@ try {
   levels.push({ target: max, label: 'max' })
   say(`connections: ${levels.map((l) => l.target).join(', ')} (gateway open-file limit ${gatewayOpenFiles}, ${ports} local ports)`)
   const connPool = LoadPool.start(Math.max(2, Math.ceil(max / 15_000)))
-  const connections = await runConnectionLevels({ pool: connPool, gatewayPid: gateway.pid, mqttPort: gateway.mqttPort, devices, levels })
-  for (const l of connections.levels) say(`  ${l.held} held, ${l.connectPerSec} connects/s, ${l.bytesPerConnection} bytes each${l.failed ? `, ${l.failed} failed: ${l.firstError}` : ''}`)
+  const connections = await runConnectionLevels({ pool: connPool, gatewayPid: gateway.pid, mqttPort: gateway.mqttPort, devices, levels, inspectorUrl: gateway.inspectorUrl })
+  for (const l of connections.levels) say(`  ${l.held} held, ${l.connectPerSec} connects/s, ${l.bytesPerConnection} bytes each (${l.bytesPerConnectionBeforeGc} before a full GC)${l.failed ? `, ${l.failed} failed: ${l.firstError}` : ''}`)
   await connPool.close()
   await gateway.stop()
 

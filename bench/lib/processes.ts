@@ -16,6 +16,8 @@ export interface Launched {
   pid: number
   /** The pino line that announced it was listening. */
   ready: Record<string, unknown>
+  /** The inspector's WebSocket address, when started with `inspect`. */
+  inspectorUrl?: string
   /** Resolves when the process has exited. */
   exited: Promise<number | null>
   stop(signal?: NodeJS.Signals): Promise<void>
@@ -28,6 +30,8 @@ export interface LaunchOptions {
   readyMessage: string
   /** Raise the open-files limit (root can lift the hard limit too) with prlimit. */
   openFiles?: number
+  /** Open the V8 inspector on a free local port (the bench asks it for a full GC before reading memory). */
+  inspect?: boolean
   timeoutMs?: number
 }
 
@@ -35,7 +39,8 @@ export interface LaunchOptions {
 export function launch (options: LaunchOptions): Promise<Launched> {
   // BENCH_PROFILE=dir: a V8 CPU profile of each process, written to dir when it exits cleanly.
   const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []
-  const nodeArgs = [...profile, '--import', tsxLoader, join(repoRoot, options.entry)]
+  const inspect = options.inspect ? ['--inspect=127.0.0.1:0'] : []
+  const nodeArgs = [...profile, ...inspect, '--import', tsxLoader, join(repoRoot, options.entry)]
   const [cmd, args] = options.openFiles
     // prlimit execs node in place: the pid we get is node's own, which /proc measurements need.
     ? ['prlimit', [`--nofile=${options.openFiles}:${options.openFiles}`, process.execPath, ...nodeArgs]]
@@ -47,7 +52,13 @@ export function launch (options: LaunchOptions): Promise<Launched> {
   })
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
   const errors: string[] = []
-  child.stderr!.on('data', (chunk: Buffer) => { errors.push(chunk.toString()); if (errors.length > 50) errors.shift() })
+  let inspectorUrl: string | undefined
+  child.stderr!.on('data', (chunk: Buffer) => {
+    const text = chunk.toString()
+    inspectorUrl ??= /Debugger listening on (ws:\/\/\S+)/.exec(text)?.[1]
+    errors.push(text)
+    if (errors.length > 50) errors.shift()
+  })
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`${options.entry} not ready in time: ${errors.join('')}`)) }, options.timeoutMs ?? 120_000)
     const lines = createInterface({ input: child.stdout! })
@@ -63,6 +74,7 @@ export function launch (options: LaunchOptions): Promise<Launched> {
         child,
         pid: child.pid!,
         ready: entry,
+        get inspectorUrl () { return inspectorUrl },
         exited,
         async stop (signal = 'SIGTERM') {
           if (child.exitCode === null && child.signalCode === null) child.kill(signal)
@@ -104,6 +116,7 @@ export interface GatewayProcessOptions {
   dataDir: string
   mqttPort?: number
   openFiles?: number
+  inspect?: boolean
   timeoutMs?: number
 }
 
@@ -112,6 +125,7 @@ export async function launchGateway (o: GatewayProcessOptions): Promise<Launched
     entry: 'gateway/main.ts',
     readyMessage: 'gateway listening',
     openFiles: o.openFiles,
+    inspect: o.inspect,
     timeoutMs: o.timeoutMs,
     env: {
       SERVER_URL: o.serverUrl, GATEWAY_TOKEN: o.gatewayToken, DATA_DIR: o.dataDir, GATEWAY_ID: 'gw-bench',
