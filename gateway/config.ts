@@ -32,6 +32,8 @@ export interface GatewayConfig {
   readonly forwardBatchSize: number
   /** How long the forwarder lets events gather after being idle, ms. */
   readonly forwardLingerMs?: number
+  /** Batches in flight to the server at most (split by device, so each device keeps its order). */
+  readonly forwardParallel?: number
   /** Outbox bound (events); see the policy in outbox.ts. */
   readonly outboxMaxEvents?: number
   /** Heartbeat interval per device kind, ms (supervision). */
@@ -113,6 +115,7 @@ export function gatewayConfigFromEnv (env: NodeJS.ProcessEnv = process.env): Gat
     credentialRefreshMs: seconds(env, 'CREDENTIAL_REFRESH_S', 30_000),
     forwardBatchSize: 500,
     forwardLingerMs: 5,
+    forwardParallel: positiveInt(env, 'FORWARD_PARALLEL', 4),
     outboxMaxEvents: positiveInt(env, 'OUTBOX_MAX_EVENTS', 200_000),
     heartbeatIntervalsMs: Object.freeze({
       button: seconds(env, 'HEARTBEAT_INTERVAL_BUTTON_S', heartbeat),

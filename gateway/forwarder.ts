@@ -36,7 +36,7 @@ export class Forwarder {
     private readonly sendToDevice: (topic: string, payload: Ack) => void,
     private readonly metrics: GatewayMetrics,
     private readonly log: Logger,
-    private readonly options: { batchSize: number, lingerMs: number }
+    private readonly options: { batchSize: number, lingerMs: number, parallel: number }
   ) {
     const poke = () => this.wake?.()
     sources.outbox.on('appended', poke)
@@ -67,10 +67,11 @@ export class Forwarder {
   private async loop (): Promise<void> {
     const signal = this.stopping.signal
     const { outbox, presence, deadLetters } = this.sources
+    const { batchSize, parallel } = this.options
     while (!signal.aborted) {
       // Armed before looking, so an append while we look is not missed.
       const woken = new Promise<void>((resolve) => { this.wake = resolve })
-      const events = await outbox.peek(this.options.batchSize)
+      const events = await outbox.peek(batchSize * parallel)
       const changes = presence.peek(SIDE_BATCH)
       const letters = deadLetters.peekUnforwarded(SIDE_BATCH)
       this.updateOutboxGauges()
@@ -82,23 +83,31 @@ export class Forwarder {
         await pause(this.options.lingerMs, signal)
         continue
       }
-      let results: IngestResult[]
-      try {
-        results = await retryForever('forwarding to the server', () => this.send(events, changes.map((c) => c.change), letters.map((l) => l.letter), signal),
-          signal, this.log, () => this.metrics.forwardFailures.inc())
-      } catch {
-        break // stopped; the batch stays queued
-      }
-      // Devices hear `received` first: forgetting the entries can wait a moment, hearing cannot.
-      this.acknowledge(events, results)
-      presence.remove(changes.map((c) => c.id))
-      deadLetters.markForwarded(letters.map((l) => l.id))
-      this.metrics.forwarded.inc({ kind: 'event' }, events.length)
-      this.metrics.forwarded.inc({ kind: 'presence' }, changes.length)
-      this.metrics.forwarded.inc({ kind: 'dead_letter' }, letters.length)
+      // Several requests at once when there is much to send, so the server and the database work
+      // side by side; each device's events stay in one of them, in order.
+      const groups = splitByDevice(events, Math.min(parallel, Math.ceil(events.length / batchSize)))
+      const sent = await Promise.allSettled(groups.map((group, i) => retryForever('forwarding to the server',
+        // The side lists ride with the first request.
+        () => this.send(group, i === 0 ? changes.map((c) => c.change) : [], i === 0 ? letters.map((l) => l.letter) : [], signal),
+        signal, this.log, () => this.metrics.forwardFailures.inc())))
+      const done: OutboxEntry[] = []
+      sent.forEach((outcome, i) => {
+        if (outcome.status !== 'fulfilled') return // stopped; that group stays queued
+        const group = groups[i]!
+        // Devices hear `received` first: forgetting the entries can wait a moment, hearing cannot.
+        this.acknowledge(group, outcome.value)
+        done.push(...group)
+        if (i === 0) {
+          presence.remove(changes.map((c) => c.id))
+          deadLetters.markForwarded(letters.map((l) => l.id))
+          this.metrics.forwarded.inc({ kind: 'presence' }, changes.length)
+          this.metrics.forwarded.inc({ kind: 'dead_letter' }, letters.length)
+        }
+      })
+      this.metrics.forwarded.inc({ kind: 'event' }, done.length)
       const now = Date.now()
-      for (const e of events) this.metrics.forwardLatency.observe((now - e.receivedAt) / 1000)
-      await outbox.remove(events.map((entry) => entry.id))
+      for (const e of done) this.metrics.forwardLatency.observe((now - e.receivedAt) / 1000)
+      await outbox.remove(done.map((entry) => entry.id))
       this.updateOutboxGauges()
     }
   }
@@ -162,4 +171,19 @@ export class Forwarder {
       }
     })
   }
+}
+
+/** Up to `parts` groups, each holding all of its devices' events in their order. */
+function splitByDevice (events: OutboxEntry[], parts: number): OutboxEntry[][] {
+  if (parts <= 1) return [events]
+  const groups: OutboxEntry[][] = Array.from({ length: parts }, () => [])
+  const groupOf = new Map<string, OutboxEntry[]>()
+  let next = 0
+  for (const e of events) {
+    let group = groupOf.get(e.deviceId)
+    // Devices are dealt round-robin in order of first appearance: even enough, and stable.
+    if (!group) groupOf.set(e.deviceId, group = groups[next++ % parts]!)
+    group.push(e)
+  }
+  return groups.filter((g) => g.length > 0)
 }

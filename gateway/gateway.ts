@@ -7,7 +7,7 @@ import type { Logger } from 'pino'
 import type { Aedes, Client } from 'aedes'
 import { deviceIdOfClientId, type Ack, type DownlinkMessage } from '../protocol/index.js'
 import { DEFAULT_HEARTBEAT_INTERVALS_MS, defaultMaxConnections, type GatewayConfig } from './config.js'
-import { openStateDb } from './state-db.js'
+import { openStateDb, syncStateDb } from './state-db.js'
 import { Outbox, adoptLegacyOutbox } from './outbox/outbox.js'
 import { DeadLetters } from './dead-letters.js'
 import { PresenceLog } from './presence-log.js'
@@ -44,6 +44,7 @@ export interface RunningGateway {
 
 export async function startGateway (config: GatewayConfig, log: Logger): Promise<RunningGateway> {
   const db = openStateDb(config.dataDir)
+  const stopSyncing = syncStateDb(db)
   const metrics = createGatewayMetrics()
   const server = new ServerClient(config.serverUrl, config.gatewayToken)
   const outbox = await Outbox.open(config.dataDir, config.outboxMaxEvents)
@@ -59,6 +60,7 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
     else log.info({ depth: outbox.depth() }, 'outbox below its bound again')
   })
   outbox.on('evicted', (n) => metrics.outboxEvicted.inc(n))
+  outbox.on('committed', (seconds) => metrics.outboxCommit.observe(seconds))
 
   let broker: Aedes | undefined
   const publish = (topic: string, payload: Buffer, retain: boolean) => {
@@ -131,7 +133,7 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
   // why in a CONNACK, while a flood of sockets that never send CONNECT cannot exhaust descriptors.
   const listeners = await listen(broker, { ...config, maxConnections: maxConnections + 64 })
 
-  forwarder = new Forwarder(config.gatewayId, { outbox, presence, deadLetters }, server, sendToDevice, metrics, log, { batchSize: config.forwardBatchSize, lingerMs: config.forwardLingerMs ?? 5 })
+  forwarder = new Forwarder(config.gatewayId, { outbox, presence, deadLetters }, server, sendToDevice, metrics, log, { batchSize: config.forwardBatchSize, lingerMs: config.forwardLingerMs ?? 5, parallel: config.forwardParallel ?? 4 })
   const downlink = new DownlinkRelay(db, server, (m: DownlinkMessage) => publish(m.topic, Buffer.from(JSON.stringify(m.payload)), m.retain), metrics, log, config.downlinkWaitMs)
   downlink.restoreRetained()
   supervisor.start()
@@ -183,6 +185,7 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
       await ops?.close()
       presence.flush()
       await outbox.close()
+      stopSyncing()
       db.close()
     }
   }

@@ -19,6 +19,7 @@ export function createGatewayMetrics () {
     outboxOldestAge: new Gauge({ name: 'sos_gateway_outbox_oldest_age_seconds', help: 'Age of the oldest event waiting for server confirmation', registers }),
     outboxFull: new Gauge({ name: 'sos_gateway_outbox_full', help: '1 while the outbox is at its bound (routine events are being shed)', registers }),
     outboxEvicted: new Counter({ name: 'sos_gateway_outbox_evicted_total', help: 'Stored heartbeats evicted to make room in a full outbox', registers }),
+    outboxCommit: new Histogram({ name: 'sos_gateway_outbox_commit_seconds', help: 'One outbox transaction (insert and fsync) in its worker thread: the disk\'s share of PUBACK latency', buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5], registers }),
     pubackLatency: new Histogram({ name: 'sos_gateway_puback_latency_seconds', help: 'Receive → durable write (PUBACK) latency', buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5], registers }),
     forwardLatency: new Histogram({ name: 'sos_gateway_forward_latency_seconds', help: 'Receive → confirmed by server latency', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5, 30], registers }),
     forwardFailures: new Counter({ name: 'sos_gateway_forward_failures_total', help: 'Failed batch deliveries to the server', registers }),

@@ -34,7 +34,7 @@ export class OutboxError extends Error {
   }
 }
 
-export class Outbox extends EventEmitter<{ appended: [], full: [boolean], shed: [GatewayEvent], evicted: [number], error: [Error] }> {
+export class Outbox extends EventEmitter<{ appended: [], committed: [seconds: number], full: [boolean], shed: [GatewayEvent], evicted: [number], error: [Error] }> {
   private pending: Pending[] = []
   private appending = false
   private readonly waiting: Array<{ resolve: (reply: Answered) => void, reject: (err: Error) => void }> = []
@@ -125,6 +125,7 @@ export class Outbox extends EventEmitter<{ appended: [], full: [boolean], shed: 
         p.resolve(result)
       })
       if (reply.evicted) this.emit('evicted', reply.evicted)
+      if (reply.commitMs !== undefined) this.emit('committed', reply.commitMs / 1000)
       this.emit('appended')
     }, (err: Error) => {
       for (const p of batch) p.reject(err)

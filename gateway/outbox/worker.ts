@@ -3,6 +3,7 @@
  * order they were posted, answering each in that order. A failed write (disk full, I/O error)
  * is answered as an error and the worker goes on: the next request may succeed.
  */
+import { performance } from 'node:perf_hooks'
 import { parentPort, workerData } from 'node:worker_threads'
 import { OutboxStore } from './store.js'
 import type { OutboxReply, OutboxRequest, OutboxWorkerData } from './messages.js'
@@ -22,7 +23,12 @@ port.on('message', (request: OutboxRequest) => {
   let reply: OutboxReply
   try {
     switch (request.op) {
-      case 'append': reply = { ok: true, ...store.append(request.records), level: store.level() }; break
+      case 'append': {
+        const started = performance.now()
+        const appended = store.append(request.records)
+        reply = { ok: true, ...appended, commitMs: performance.now() - started, level: store.level() }
+        break
+      }
       case 'peek': reply = { ok: true, entries: store.peek(request.limit), level: store.level() }; break
       case 'remove': store.remove(request.ids); reply = { ok: true, level: store.level() }; break
       case 'close': store.close(); port.postMessage({ ok: true, level: { count: 0, oldestReceivedAt: null } } satisfies OutboxReply); port.close(); return
