@@ -55,7 +55,13 @@ export function createAuthorizePublish (deps: PipelineDeps) {
         log.error({ err, deviceId: session.deviceId }, 'dead letter could not be stored')
       }
     }
-    run(steps, ctx).then((outcome) => {
+    let ran: Outcome | Promise<Outcome>
+    try {
+      ran = run(steps, ctx)
+    } catch (err) {
+      ran = Promise.reject(err)
+    }
+    Promise.resolve(ran).then((outcome) => {
       switch (outcome.kind) {
         case 'status':
           // Only the gateway publishes retained status (online on connect, offline when the
@@ -98,9 +104,14 @@ export function createAuthorizePublish (deps: PipelineDeps) {
   }
 }
 
-async function run (steps: Step[], ctx: PublishContext): Promise<Outcome> {
-  for (const step of steps) {
-    const outcome = await step(ctx)
+/**
+ * Runs the steps in order until one gives an outcome. Steps that answer synchronously stay
+ * synchronous (no promise per step per event); only the durable write waits.
+ */
+function run (steps: Step[], ctx: PublishContext, from = 0): Outcome | Promise<Outcome> {
+  for (let i = from; i < steps.length; i++) {
+    const outcome = steps[i]!(ctx)
+    if (outcome instanceof Promise) return outcome.then((o) => o ?? run(steps, ctx, i + 1))
     if (outcome) return outcome
   }
   throw new Error('publish pipeline ended without an outcome')
