@@ -1,15 +1,19 @@
 /**
- * Outbox → server. One batch in flight at a time, oldest first, so each device's events
- * arrive in order. A batch carries events, presence changes and dead letters, plus the
- * gateway's own health. An entry is forgotten only after the server confirmed the batch; a
- * batch interrupted by a crash is sent again after restart and the server stores it once
- * (idempotent by event id). After confirmation the devices hear `received` (or `rejected`).
+ * Outbox → server, in two lanes that run side by side:
+ *  - alarms (press, hold, cancel, tamper, report) with presence changes: sent at once, one
+ *    batch in flight, so an alarm never queues behind routine traffic;
+ *  - routine events (heartbeats, tests, battery, power) with dead letters: after a short linger,
+ *    up to `parallel` batches in flight, split by device.
+ * Within a lane each device's events arrive in order. A batch also carries the gateway's own
+ * health. An entry is forgotten only after the server confirmed it; a batch interrupted by a
+ * crash is sent again after restart and the server stores it once (idempotent by event id).
+ * After confirmation the devices hear `received` (or `rejected`).
  */
 import type { Logger } from 'pino'
 import { topics, type Ack, type DeadLetter, type IngestBatch, type IngestResult, type PresenceChange } from '../protocol/index.js'
 import type { DeadLetters } from './dead-letters.js'
 import type { GatewayMetrics } from './metrics.js'
-import type { Outbox, OutboxEntry } from './outbox/outbox.js'
+import type { Lane, Outbox, OutboxEntry } from './outbox/outbox.js'
 import type { PresenceLog } from './presence-log.js'
 import { ServerError, type ServerClient } from './server-client.js'
 import { pause, retryForever } from './retry.js'
@@ -24,10 +28,15 @@ export interface ForwarderSources {
   deadLetters: DeadLetters
 }
 
+interface SideItems {
+  presence: Array<{ id: number, change: PresenceChange }>
+  deadLetters: Array<{ id: number, letter: DeadLetter }>
+}
+
 export class Forwarder {
   private readonly stopping = new AbortController()
-  private running?: Promise<void>
-  private wake?: () => void
+  private running?: Promise<unknown>
+  private readonly sleepers = new Set<() => void>()
 
   constructor (
     private readonly gatewayId: string,
@@ -38,7 +47,10 @@ export class Forwarder {
     private readonly log: Logger,
     private readonly options: { batchSize: number, lingerMs: number, parallel: number }
   ) {
-    const poke = () => this.wake?.()
+    const poke = () => {
+      for (const wake of this.sleepers) wake()
+      this.sleepers.clear()
+    }
     sources.outbox.on('appended', poke)
     sources.presence.on('appended', poke)
     this.poke = poke
@@ -48,7 +60,7 @@ export class Forwarder {
   readonly poke: () => void
 
   start (): void {
-    this.running ??= this.loop()
+    this.running ??= Promise.all([this.loop('alarm'), this.loop('routine')])
   }
 
   /** Gives the queues up to `drainMs` to empty, then stops; what is left is sent after restart. */
@@ -56,7 +68,7 @@ export class Forwarder {
     const deadline = Date.now() + drainMs
     while (this.pendingWork() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
     this.stopping.abort()
-    this.wake?.()
+    this.poke()
     await this.running
   }
 
@@ -64,44 +76,47 @@ export class Forwarder {
     return this.sources.outbox.depth() > 0 || this.sources.presence.peek(1).length > 0 || this.sources.deadLetters.peekUnforwarded(1).length > 0
   }
 
-  private async loop (): Promise<void> {
+  private async loop (lane: Lane): Promise<void> {
     const signal = this.stopping.signal
     const { outbox, presence, deadLetters } = this.sources
-    const { batchSize, parallel } = this.options
+    const alarm = lane === 'alarm'
+    const { batchSize } = this.options
+    const parallel = alarm ? 1 : this.options.parallel
     while (!signal.aborted) {
       // Armed before looking, so an append while we look is not missed.
-      const woken = new Promise<void>((resolve) => { this.wake = resolve })
-      const events = await outbox.peek(batchSize * parallel)
-      const changes = presence.peek(SIDE_BATCH)
-      const letters = deadLetters.peekUnforwarded(SIDE_BATCH)
+      const woken = new Promise<void>((resolve) => { this.sleepers.add(resolve) })
+      const events = await outbox.peek(lane, batchSize * parallel)
+      const side: SideItems = {
+        presence: alarm ? presence.peek(SIDE_BATCH) : [],
+        deadLetters: alarm ? [] : deadLetters.peekUnforwarded(SIDE_BATCH)
+      }
       this.updateOutboxGauges()
-      if (events.length === 0 && changes.length === 0 && letters.length === 0) {
+      if (events.length === 0 && side.presence.length === 0 && side.deadLetters.length === 0) {
         await woken
-        // Waking from idle, let a few milliseconds' worth gather: at a thousand events a second
-        // that turns a thousand requests (and server transactions) into a couple of hundred.
-        // Under steady load there is no idle, so no linger: a batch gathers while one is in flight.
-        await pause(this.options.lingerMs, signal)
+        // Routine events waking the lane from idle let a few milliseconds' worth gather: at a
+        // thousand a second that turns a thousand requests (and server transactions) into a
+        // couple of hundred. Under steady load there is no idle, so no linger. Alarms never wait.
+        if (!alarm) await pause(this.options.lingerMs, signal)
         continue
       }
       // Several requests at once when there is much to send, so the server and the database work
       // side by side; each device's events stay in one of them, in order.
       const groups = splitByDevice(events, Math.min(parallel, Math.ceil(events.length / batchSize)))
-      const sent = await Promise.allSettled(groups.map((group, i) => retryForever('forwarding to the server',
+      const sent = await Promise.allSettled(groups.map((group, i) => retryForever(`forwarding ${lane} events to the server`,
         // The side lists ride with the first request.
-        () => this.send(group, i === 0 ? changes.map((c) => c.change) : [], i === 0 ? letters.map((l) => l.letter) : [], signal),
-        signal, this.log, () => this.metrics.forwardFailures.inc())))
+        () => this.send(group, i === 0 ? side : { presence: [], deadLetters: [] }, signal),
+        signal, this.log, () => this.metrics.forwardFailures.inc())
+        // Devices hear `received` as soon as their request is confirmed.
+        .then((results) => { this.acknowledge(group, results); return group })))
       const done: OutboxEntry[] = []
       sent.forEach((outcome, i) => {
         if (outcome.status !== 'fulfilled') return // stopped; that group stays queued
-        const group = groups[i]!
-        // Devices hear `received` first: forgetting the entries can wait a moment, hearing cannot.
-        this.acknowledge(group, outcome.value)
-        done.push(...group)
+        done.push(...outcome.value)
         if (i === 0) {
-          presence.remove(changes.map((c) => c.id))
-          deadLetters.markForwarded(letters.map((l) => l.id))
-          this.metrics.forwarded.inc({ kind: 'presence' }, changes.length)
-          this.metrics.forwarded.inc({ kind: 'dead_letter' }, letters.length)
+          presence.remove(side.presence.map((c) => c.id))
+          deadLetters.markForwarded(side.deadLetters.map((l) => l.id))
+          this.metrics.forwarded.inc({ kind: 'presence' }, side.presence.length)
+          this.metrics.forwarded.inc({ kind: 'dead_letter' }, side.deadLetters.length)
         }
       })
       this.metrics.forwarded.inc({ kind: 'event' }, done.length)
@@ -117,7 +132,9 @@ export class Forwarder {
    * dead letter it cannot take) must not block the events behind them: they go alone, and the
    * side lists are logged and let go.
    */
-  private async send (events: OutboxEntry[], presence: PresenceChange[], deadLetters: DeadLetter[], signal: AbortSignal): Promise<IngestResult[]> {
+  private async send (events: OutboxEntry[], side: SideItems, signal: AbortSignal): Promise<IngestResult[]> {
+    const presence = side.presence.map((c) => c.change)
+    const deadLetters = side.deadLetters.map((l) => l.letter)
     const eventsJson = events.map((e) => e.body)
     const rest: Omit<IngestBatch, 'events'> = {
       ...(presence.length > 0 ? { presence } : {}),

@@ -32,6 +32,8 @@ export interface BenchSettings {
   /** Upper bound of the "max" level (0 = only the limits decide). */
   maxConnections: number
   skipMosquitto: boolean
+  /** One event in this many is a press, the rest routine `test` events (0: no presses). */
+  pressEvery: number
 }
 
 export function benchSettings (): BenchSettings {
@@ -44,6 +46,7 @@ export function benchSettings (): BenchSettings {
     workers: num('BENCH_WORKERS', 2),
     connectionLevels: list('BENCH_CONNECTIONS', [5000, 20000]),
     maxConnections: process.env.BENCH_MAX_CONNECTIONS === '0' ? 0 : num('BENCH_MAX_CONNECTIONS', 60000),
-    skipMosquitto: process.env.BENCH_SKIP_MOSQUITTO === '1'
+    skipMosquitto: process.env.BENCH_SKIP_MOSQUITTO === '1',
+    pressEvery: process.env.BENCH_PRESS_EVERY === '0' ? 0 : num('BENCH_PRESS_EVERY', 100)
   })
 }

@@ -45,9 +45,9 @@ export class LoadPool {
   }
 
   /** The offered `rate` (messages/s over all workers) for `durationMs`. */
-  async run (rate: number, durationMs: number, payload: 'event' | 'reference', drainMs = 10_000): Promise<MergedRun> {
-    const replies = await Promise.all(this.workers.map((w) => ask(w, { type: 'run', rate: rate / this.workers.length, durationMs, payload, drainMs })))
-    const merged: MergedRun = { sent: 0, acked: 0, failed: 0, unacked: 0, offeredMs: 0, worstLagMs: 0, cpuUs: 0, puback: [], received: [] }
+  async run (rate: number, durationMs: number, payload: 'event' | 'reference', drainMs = 10_000, pressEvery = 0): Promise<MergedRun> {
+    const replies = await Promise.all(this.workers.map((w) => ask(w, { type: 'run', rate: rate / this.workers.length, durationMs, payload, drainMs, pressEvery })))
+    const merged: MergedRun = { sent: 0, acked: 0, failed: 0, unacked: 0, offeredMs: 0, worstLagMs: 0, cpuUs: 0, puback: [], received: [], receivedPress: [] }
     for (const r of replies) {
       if (r.type !== 'ran') throw new Error(`unexpected ${r.type}`)
       const x = r.result
@@ -60,21 +60,23 @@ export class LoadPool {
       merged.worstLagMs = Math.max(merged.worstLagMs, x.worstLagMs)
       for (const v of x.puback) merged.puback.push(v)
       for (const v of x.received) merged.received.push(v)
+      for (const v of x.receivedPress) merged.receivedPress.push(v)
     }
     return merged
   }
 
   /** Late acks/deliveries, waiting up to `waitMs` for the expected totals. */
-  async collect (waitMs: number, expect: { delivered?: number, received?: number } = {}): Promise<{ delivered: number[], deliveredCount: number, received: number[] }> {
+  async collect (waitMs: number, expect: { delivered?: number, received?: number } = {}): Promise<{ delivered: number[], deliveredCount: number, received: number[], receivedPress: number[] }> {
     const n = this.workers.length
     const replies = await Promise.all(this.workers.map((w) => ask(w, {
       type: 'collect', waitMs, expectDelivered: Math.ceil((expect.delivered ?? 0) / n), expectReceived: Math.floor((expect.received ?? 0) / n)
     })))
-    const out = { delivered: [] as number[], deliveredCount: 0, received: [] as number[] }
+    const out = { delivered: [] as number[], deliveredCount: 0, received: [] as number[], receivedPress: [] as number[] }
     for (const r of replies) {
       if (r.type !== 'collected') throw new Error(`unexpected ${r.type}`)
       for (const v of r.delivered) out.delivered.push(v)
       for (const v of r.received) out.received.push(v)
+      for (const v of r.receivedPress) out.receivedPress.push(v)
       out.deliveredCount += r.deliveredCount
     }
     return out

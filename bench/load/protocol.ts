@@ -15,7 +15,7 @@ export interface ConnSpec {
 
 export type WorkerRequest =
   | { type: 'connect', port: number, conns: ConnSpec[], concurrency?: number }
-  | { type: 'run', rate: number, durationMs: number, payload: 'event' | 'reference', drainMs?: number }
+  | { type: 'run', rate: number, durationMs: number, payload: 'event' | 'reference', drainMs?: number, pressEvery?: number }
   | { type: 'collect', waitMs?: number, expectDelivered?: number, expectReceived?: number }
   | { type: 'close' }
 
@@ -32,11 +32,13 @@ export interface RunResult {
   puback: number[]
   /** publish → `received` on the ack topic, ms. */
   received: number[]
+  /** The same, for presses only. */
+  receivedPress: number[]
 }
 
 export type WorkerReply =
   | { type: 'connected', ms: number, failed: number, open: number, firstError?: string }
   | { type: 'ran', result: RunResult }
-  | { type: 'collected', delivered: number[], deliveredCount: number, received: number[] }
+  | { type: 'collected', delivered: number[], deliveredCount: number, received: number[], receivedPress: number[] }
   | { type: 'closed' }
   | { type: 'error', message: string }

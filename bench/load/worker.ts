@@ -17,10 +17,13 @@ interface Conn {
   seq: number
   /** seq → publish time, for `received` acks on the device's ack topic. */
   sentAt: Map<number, number>
+  /** The seqs that were presses. */
+  presses: Set<number>
 }
 
 const conns: Conn[] = []
 let receivedLatencies: number[] = []
+let receivedPressLatencies: number[] = []
 let delivered: number[] = []
 let deliveredCount = 0
 
@@ -38,7 +41,7 @@ async function connectAll (port: number, specs: ConnSpec[], concurrency: number)
       const spec = specs[next++]!
       try {
         const client = await RawClient.connect({ port, clientId: spec.clientId, username: spec.username, password: spec.password, keepalive: 60 })
-        const conn: Conn = { spec, client, seq: spec.firstSeq ?? 1, sentAt: new Map() }
+        const conn: Conn = { spec, client, seq: spec.firstSeq ?? 1, sentAt: new Map(), presses: new Set() }
         if (spec.subscribe) {
           client.onMessage = (topic, payload) => onMessage(conn, topic, payload)
           await client.subscribe(spec.subscribe, 1)
@@ -69,13 +72,15 @@ function onMessage (conn: Conn, _topic: string, payload: Buffer): void {
   if (sent === undefined) return
   conn.sentAt.delete(body.seq)
   receivedLatencies.push(now - sent)
+  if (conn.presses.delete(body.seq)) receivedPressLatencies.push(now - sent)
 }
 
-async function run (rate: number, durationMs: number, payloadKind: 'event' | 'reference', drainMs: number): Promise<RunResult> {
+async function run (rate: number, durationMs: number, payloadKind: 'event' | 'reference', drainMs: number, pressEvery = 0): Promise<RunResult> {
   const live = conns.filter((c) => !c.client.closed)
   if (live.length === 0) throw new Error('no load connection is open: the broker closed them all')
   const cpuBefore = process.cpuUsage()
   receivedLatencies = []
+  receivedPressLatencies = []
   const puback: number[] = []
   let sent = 0
   let acked = 0
@@ -92,7 +97,10 @@ async function run (rate: number, durationMs: number, payloadKind: 'event' | 're
     if (payloadKind === 'event') {
       const seq = conn.seq++
       conn.sentAt.set(seq, t0)
-      payload = JSON.stringify({ seq, boot: conn.spec.boot, type: 'test', ts: Math.floor(t0) })
+      // Now and then a press among the routine events: what must never wait behind them.
+      const press = pressEvery > 0 && sent % pressEvery === pressEvery - 1
+      if (press) conn.presses.add(seq)
+      payload = JSON.stringify({ seq, boot: conn.spec.boot, type: press ? 'press' : 'test', ts: Math.floor(t0) })
     } else {
       payload = JSON.stringify({ seq: conn.seq++, type: 'test', t: t0 })
     }
@@ -125,6 +133,7 @@ async function run (rate: number, durationMs: number, payloadKind: 'event' | 're
     cpuUs: cpu.user + cpu.system,
     puback,
     received: receivedLatencies,
+    receivedPress: receivedPressLatencies,
     unacked: sent - acked - failed
   }
 }
@@ -137,16 +146,17 @@ process.on('message', async (request: WorkerRequest) => {
         return reply({ type: 'connected', ...result, open: conns.filter((c) => !c.client.closed).length })
       }
       case 'run':
-        return reply({ type: 'ran', result: await run(request.rate, request.durationMs, request.payload, request.drainMs ?? 10_000) })
+        return reply({ type: 'ran', result: await run(request.rate, request.durationMs, request.payload, request.drainMs ?? 10_000, request.pressEvery) })
       case 'collect': {
         // Waits (bounded) for late `received` acks or reference deliveries, then hands them over.
         const until = performance.now() + (request.waitMs ?? 0)
         const done = () => deliveredCount >= (request.expectDelivered ?? 0) && receivedLatencies.length >= (request.expectReceived ?? 0)
         while (performance.now() < until && !done()) await new Promise((resolve) => setTimeout(resolve, 20))
-        const out = { type: 'collected' as const, delivered, deliveredCount, received: receivedLatencies }
+        const out = { type: 'collected' as const, delivered, deliveredCount, received: receivedLatencies, receivedPress: receivedPressLatencies }
         delivered = []
         deliveredCount = 0
         receivedLatencies = []
+        receivedPressLatencies = []
         return reply(out)
       }
       case 'close':

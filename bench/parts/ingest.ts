@@ -30,8 +30,13 @@ export interface IngestStep {
   storedPerSec: number
   lost: number
   duplicated: number
+  /** Every event (1 in `pressEvery` is a press, the rest `test`): publish → stored, → `received`. */
   pressToStored: Summary
   pressToReceived: Summary
+  /** Presses alone: they travel the alarm lane, ahead of routine traffic. */
+  presses: number
+  alarmToStored: Summary
+  alarmToReceived: Summary
 }
 
 export function deviceConnections (devices: DeviceCredentials[], runId: string): ConnSpec[] {
@@ -48,6 +53,8 @@ export async function runIngestStep (options: {
   rate: number
   seconds: number
   burst: boolean
+  /** One event in this many is a press (0: none). */
+  pressEvery: number
 }): Promise<IngestStep> {
   const { pool, db, rate, seconds } = options
   const gateway = new CpuMeter(() => [options.gatewayPid])
@@ -56,7 +63,7 @@ export async function runIngestStep (options: {
   const countBefore = await count(db)
   const windowStart = Date.now()
 
-  const run = await pool.run(rate, seconds * 1000, 'event', 15_000)
+  const run = await pool.run(rate, seconds * 1000, 'event', 15_000, options.pressEvery)
   const stored = await waitForStored(db, countBefore + run.acked, 60_000)
   const storedAt = Date.now()
   // CPU is charged up to the moment everything is stored: accepting, forwarding and acking.
@@ -72,6 +79,11 @@ export async function runIngestStep (options: {
            extract(epoch FROM max(stored_at) - min(stored_at)) * 1000 AS span_ms
     FROM (SELECT event_id, stored_at, extract(epoch FROM stored_at - device_ts) * 1000 AS ms
           FROM events WHERE device_ts >= to_timestamp($1 / 1000.0)) s`, [windowStart])
+  const { rows: [alarm] } = await db.query(`
+    SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50, percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) AS p99,
+           max(ms) AS max, count(*)::int AS n
+    FROM (SELECT extract(epoch FROM stored_at - device_ts) * 1000 AS ms
+          FROM events WHERE device_ts >= to_timestamp($1 / 1000.0) AND type = 'press') s`, [windowStart])
   const n = Number(latency.n)
   const acked = Math.max(1, run.acked)
   const storedNow = stored - countBefore
@@ -94,7 +106,10 @@ export async function runIngestStep (options: {
     lost: Math.max(0, run.acked - Number(latency.distinct_ids)),
     duplicated: n - Number(latency.distinct_ids),
     pressToStored: { count: n, p50: round(Number(latency.p50)), p99: round(Number(latency.p99)), max: round(Number(latency.max)) },
-    pressToReceived: rounded(summarize([...run.received, ...late.received]))
+    pressToReceived: rounded(summarize([...run.received, ...late.received])),
+    presses: Number(alarm.n),
+    alarmToStored: { count: Number(alarm.n), p50: round(Number(alarm.p50)), p99: round(Number(alarm.p99)), max: round(Number(alarm.max)) },
+    alarmToReceived: rounded(summarize([...run.receivedPress, ...late.receivedPress]))
   }
 }
 

@@ -1,5 +1,5 @@
 /** What the main thread and the outbox worker say to each other (answers come in request order). */
-import type { AppendResult, OutboxEntry, OutboxLevel, OutboxRecord } from './store.js'
+import type { AppendResult, Lane, OutboxEntry, OutboxLevel, OutboxRecord } from './store.js'
 
 export interface OutboxWorkerData {
   dataDir: string
@@ -8,7 +8,7 @@ export interface OutboxWorkerData {
 
 export type OutboxRequest =
   | { op: 'append', records: OutboxRecord[] }
-  | { op: 'peek', limit: number }
+  | { op: 'peek', lane: Lane, limit: number }
   | { op: 'remove', ids: number[] }
   | { op: 'close' }
 

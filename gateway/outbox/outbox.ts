@@ -16,9 +16,9 @@ import { Worker } from 'node:worker_threads'
 import type { GatewayEvent } from '../../protocol/index.js'
 import type { StateDb } from '../state-db.js'
 import type { OutboxReply, OutboxRequest, OutboxWorkerData } from './messages.js'
-import type { AppendResult, OutboxEntry, OutboxLevel, OutboxRecord } from './store.js'
+import type { AppendResult, Lane, OutboxEntry, OutboxLevel, OutboxRecord } from './store.js'
 
-export type { AppendResult, OutboxEntry } from './store.js'
+export type { AppendResult, Lane, OutboxEntry } from './store.js'
 
 interface Pending {
   event: GatewayEvent
@@ -78,9 +78,9 @@ export class Outbox extends EventEmitter<{ appended: [], committed: [seconds: nu
     })
   }
 
-  /** The oldest entries, in arrival order (which keeps each device's order). */
-  async peek (limit: number): Promise<OutboxEntry[]> {
-    return (await this.call({ op: 'peek', limit })).entries ?? []
+  /** The oldest entries of a lane (alarms or routine events), in arrival order. */
+  async peek (lane: Lane, limit: number): Promise<OutboxEntry[]> {
+    return (await this.call({ op: 'peek', lane, limit })).entries ?? []
   }
 
   /** Forgets entries the server has confirmed. */

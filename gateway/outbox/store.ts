@@ -33,6 +33,14 @@ export interface OutboxEntry extends OutboxRecord {
 
 export type AppendResult = 'stored' | 'shed'
 
+/**
+ * Alarms (press, hold, cancel, tamper, report) and routine events (heartbeat, test, battery,
+ * power) are forwarded by separate lanes, so a press never waits behind a flood of heartbeats.
+ * Each lane keeps its own events in order; across lanes a device's order may change, which
+ * routine events tolerate (the server orders by time).
+ */
+export type Lane = 'alarm' | 'routine'
+
 /** What every answer of the store carries, so the main thread never has to ask. */
 export interface OutboxLevel {
   count: number
@@ -63,14 +71,16 @@ export class OutboxStore {
         device_id   TEXT NOT NULL,
         type        TEXT NOT NULL,
         seq         INTEGER NOT NULL,
+        alarm       INTEGER NOT NULL,
         body        TEXT NOT NULL,
         received_at INTEGER NOT NULL
       );
       CREATE INDEX IF NOT EXISTS outbox_heartbeats ON outbox (id) WHERE type = 'heartbeat';
+      CREATE INDEX IF NOT EXISTS outbox_lanes ON outbox (alarm, id);
     `)
     this.count = (this.db.prepare('SELECT count(*) AS n FROM outbox').get() as { n: number }).n
     // OR IGNORE: a QoS 1 redelivery of an event still waiting here is the same event.
-    const insert = this.db.prepare('INSERT OR IGNORE INTO outbox (event_id, device_id, type, seq, body, received_at) VALUES (?, ?, ?, ?, ?, ?)')
+    const insert = this.db.prepare('INSERT OR IGNORE INTO outbox (event_id, device_id, type, seq, alarm, body, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
     const evictHeartbeat = this.db.prepare("DELETE FROM outbox WHERE id = (SELECT id FROM outbox WHERE type = 'heartbeat' ORDER BY id LIMIT 1)")
     this.appendBatch = this.db.transaction((records: OutboxRecord[]) => {
       const results: AppendResult[] = []
@@ -86,7 +96,7 @@ export class OutboxStore {
             continue
           }
         }
-        count += insert.run(r.eventId, r.deviceId, r.type, r.seq, r.body, r.receivedAt).changes
+        count += insert.run(r.eventId, r.deviceId, r.type, r.seq, UNLIMITED_TYPES.has(r.type) ? 1 : 0, r.body, r.receivedAt).changes
         results.push('stored')
       }
       return { results, count, evicted }
@@ -99,7 +109,7 @@ export class OutboxStore {
     })
     this.selectOldest = this.db.prepare('SELECT received_at AS at FROM outbox ORDER BY id LIMIT 1')
     this.selectHead = this.db.prepare(`SELECT id, event_id AS eventId, device_id AS deviceId, type, seq, received_at AS receivedAt, body
-      FROM outbox ORDER BY id LIMIT ?`)
+      FROM outbox WHERE alarm = ? ORDER BY id LIMIT ?`)
   }
 
   /** One transaction, one fsync, for the whole batch; a result per record, in order. */
@@ -110,9 +120,9 @@ export class OutboxStore {
     return { results, evicted }
   }
 
-  /** The oldest entries, in arrival order (which keeps each device's order). */
-  peek (limit: number): OutboxEntry[] {
-    return this.selectHead.all(limit) as OutboxEntry[]
+  /** The oldest entries of a lane, in arrival order (which keeps each device's order in it). */
+  peek (lane: Lane, limit: number): OutboxEntry[] {
+    return this.selectHead.all(lane === 'alarm' ? 1 : 0, limit) as OutboxEntry[]
   }
 
   /**

@@ -32,7 +32,7 @@ describe('outbox', () => {
     // A QoS 1 redelivery of a waiting event is the same event.
     expect(await outbox.append(event('btn-1', 3))).toBe('stored')
     expect(outbox.depth()).toBe(5)
-    const head = await outbox.peek(2)
+    const head = await outbox.peek('alarm', 2)
     expect(head.map((e) => e.seq)).toEqual([1, 2])
     expect(JSON.parse(head[0]!.body)).toEqual(event('btn-1', 1))
     await outbox.remove(head.map((e) => e.id))
@@ -41,8 +41,18 @@ describe('outbox', () => {
     outbox = await Outbox.open(dir)
     expect(outbox.depth()).toBe(3)
     expect(outbox.oldestReceivedAt()).toBe(event('btn-1', 3).receivedAt)
-    const rest = await outbox.peek(10)
+    const rest = await outbox.peek('alarm', 10)
     expect(rest.map((e) => [e.deviceId, e.type, e.seq])).toEqual([['btn-1', 'press', 3], ['btn-1', 'press', 4], ['btn-1', 'press', 5]])
+  })
+
+  it('keeps alarms and routine events in separate lanes, each in arrival order', async () => {
+    outbox = await Outbox.open(dir)
+    const arrivals = [event('btn-4', 1, 'heartbeat'), event('btn-4', 2, 'press'), event('btn-5', 1, 'test'), event('btn-4', 3, 'cancel'),
+      event('btn-5', 2, 'battery_low'), event('kiosk-2', 1, 'report'), event('btn-5', 3, 'tamper')]
+    await Promise.all(arrivals.map((e) => outbox!.append(e)))
+    const lane = async (name: 'alarm' | 'routine') => (await outbox!.peek(name, 10)).map((e) => `${e.deviceId}/${e.seq}/${e.type}`)
+    expect(await lane('alarm')).toEqual(['btn-4/2/press', 'btn-4/3/cancel', 'kiosk-2/1/report', 'btn-5/3/tamper'])
+    expect(await lane('routine')).toEqual(['btn-4/1/heartbeat', 'btn-5/1/test', 'btn-5/2/battery_low'])
   })
 
   it('moves events waiting in the old outbox table of the state database, in order, once', async () => {
@@ -59,7 +69,7 @@ describe('outbox', () => {
     expect(await adoptLegacyOutbox(outbox, db)).toBe(0)
     expect(db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'outbox'").get()).toEqual({ n: 0 })
     db.close()
-    const moved = await outbox.peek(10)
+    const moved = await outbox.peek('alarm', 10)
     expect(moved.map((e) => JSON.parse(e.body))).toEqual(waiting)
   })
 
