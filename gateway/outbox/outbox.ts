@@ -172,7 +172,7 @@ export class Outbox extends EventEmitter<{ appended: [], committed: [seconds: nu
 }
 
 /**
- * Before 0.2 the outbox was a table of the gateway's state database. Events still waiting
+ * Before 0.3 the outbox was a table of the gateway's state database. Events still waiting
  * there when the gateway is upgraded are moved, in their order, before anything new arrives.
  */
 export async function adoptLegacyOutbox (outbox: Outbox, db: StateDb): Promise<number> {

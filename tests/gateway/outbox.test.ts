@@ -57,7 +57,7 @@ describe('outbox', () => {
 
   it('moves events waiting in the old outbox table of the state database, in order, once', async () => {
     const db = openStateDb(dir)
-    // The table as versions before 0.2 created it.
+    // The table as versions before 0.3 created it.
     db.exec(`CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE, device_id TEXT NOT NULL,
       type TEXT NOT NULL, body TEXT NOT NULL, received_at INTEGER NOT NULL)`)
     const insert = db.prepare('INSERT INTO outbox (event_id, device_id, type, body, received_at) VALUES (?, ?, ?, ?, ?)')
