@@ -36,7 +36,8 @@ interface SideItems {
 export class Forwarder {
   private readonly stopping = new AbortController()
   private running?: Promise<unknown>
-  private readonly sleepers = new Set<() => void>()
+  /** Each lane's loop, asleep until something arrives for it. */
+  private readonly sleepers: Record<Lane, Set<() => void>> = { alarm: new Set(), routine: new Set() }
 
   constructor (
     private readonly gatewayId: string,
@@ -47,17 +48,20 @@ export class Forwarder {
     private readonly log: Logger,
     private readonly options: { batchSize: number, lingerMs: number, parallel: number }
   ) {
-    const poke = () => {
-      for (const wake of this.sleepers) wake()
-      this.sleepers.clear()
-    }
-    sources.outbox.on('appended', poke)
-    sources.presence.on('appended', poke)
-    this.poke = poke
+    // Only the lane that got something wakes: at a thousand routine events a second, the alarm
+    // lane stays asleep instead of asking the outbox a thousand times for nothing.
+    sources.outbox.on('appended', (lanes) => { for (const lane of lanes) this.wake(lane) })
+    sources.presence.on('appended', () => this.wake('alarm'))
   }
 
-  /** Called when something was queued outside the emitters (dead letters). */
-  readonly poke: () => void
+  /** Called when a dead letter was queued (they travel in the routine lane). */
+  readonly poke = (): void => this.wake('routine')
+
+  private wake (lane: Lane): void {
+    const sleepers = this.sleepers[lane]
+    for (const wake of sleepers) wake()
+    sleepers.clear()
+  }
 
   start (): void {
     this.running ??= Promise.all([this.loop('alarm'), this.loop('routine')])
@@ -68,7 +72,8 @@ export class Forwarder {
     const deadline = Date.now() + drainMs
     while (this.pendingWork() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
     this.stopping.abort()
-    this.poke()
+    this.wake('alarm')
+    this.wake('routine')
     await this.running
   }
 
@@ -84,7 +89,7 @@ export class Forwarder {
     const parallel = alarm ? 1 : this.options.parallel
     while (!signal.aborted) {
       // Armed before looking, so an append while we look is not missed.
-      const woken = new Promise<void>((resolve) => { this.sleepers.add(resolve) })
+      const woken = new Promise<void>((resolve) => { this.sleepers[lane].add(resolve) })
       const events = await outbox.peek(lane, batchSize * parallel)
       const side: SideItems = {
         presence: alarm ? presence.peek(SIDE_BATCH) : [],
@@ -122,7 +127,9 @@ export class Forwarder {
       this.metrics.forwarded.inc({ kind: 'event' }, done.length)
       const now = Date.now()
       for (const e of done) this.metrics.forwardLatency.observe((now - e.receivedAt) / 1000)
-      await outbox.remove(done.map((entry) => entry.id))
+      // Not awaited: the outbox runs requests in order, so the next peek already sees them gone.
+      // Should forgetting fail, those events are sent again and the server stores them once.
+      outbox.remove(done.map((entry) => entry.id)).catch((err: Error) => this.log.warn({ err: err.message }, 'confirmed events could not be removed from the outbox; they will be sent again'))
       this.updateOutboxGauges()
     }
   }

@@ -16,7 +16,7 @@ import { Worker } from 'node:worker_threads'
 import type { GatewayEvent } from '../../protocol/index.js'
 import type { StateDb } from '../state-db.js'
 import type { OutboxReply, OutboxRequest, OutboxWorkerData } from './messages.js'
-import type { AppendResult, Lane, OutboxEntry, OutboxLevel, OutboxRecord } from './store.js'
+import { laneOf, type AppendResult, type Lane, type OutboxEntry, type OutboxLevel, type OutboxRecord } from './store.js'
 
 export type { AppendResult, Lane, OutboxEntry } from './store.js'
 
@@ -34,7 +34,7 @@ export class OutboxError extends Error {
   }
 }
 
-export class Outbox extends EventEmitter<{ appended: [], committed: [seconds: number], full: [boolean], shed: [GatewayEvent], evicted: [number], error: [Error] }> {
+export class Outbox extends EventEmitter<{ appended: [lanes: ReadonlySet<Lane>], committed: [seconds: number], full: [boolean], shed: [GatewayEvent], evicted: [number], error: [Error] }> {
   private pending: Pending[] = []
   private appending = false
   private readonly waiting: Array<{ resolve: (reply: Answered) => void, reject: (err: Error) => void }> = []
@@ -126,7 +126,9 @@ export class Outbox extends EventEmitter<{ appended: [], committed: [seconds: nu
       })
       if (reply.evicted) this.emit('evicted', reply.evicted)
       if (reply.commitMs !== undefined) this.emit('committed', reply.commitMs / 1000)
-      this.emit('appended')
+      const lanes = new Set<Lane>()
+      batch.forEach((p, i) => { if (reply.results?.[i] !== 'shed') lanes.add(laneOf(p.event.event.type)) })
+      if (lanes.size > 0) this.emit('appended', lanes)
     }, (err: Error) => {
       for (const p of batch) p.reject(err)
     }).finally(() => {

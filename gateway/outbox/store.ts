@@ -41,6 +41,10 @@ export type AppendResult = 'stored' | 'shed'
  */
 export type Lane = 'alarm' | 'routine'
 
+export function laneOf (type: EventType): Lane {
+  return UNLIMITED_TYPES.has(type) ? 'alarm' : 'routine'
+}
+
 /** What every answer of the store carries, so the main thread never has to ask. */
 export interface OutboxLevel {
   count: number
@@ -96,7 +100,7 @@ export class OutboxStore {
             continue
           }
         }
-        count += insert.run(r.eventId, r.deviceId, r.type, r.seq, UNLIMITED_TYPES.has(r.type) ? 1 : 0, r.body, r.receivedAt).changes
+        count += insert.run(r.eventId, r.deviceId, r.type, r.seq, laneOf(r.type) === 'alarm' ? 1 : 0, r.body, r.receivedAt).changes
         results.push('stored')
       }
       return { results, count, evicted }
