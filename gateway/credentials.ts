@@ -3,6 +3,13 @@
  * secret hash, revoked), kept in memory and on disk, so known devices still connect while
  * the server is unreachable or the gateway restarts without it. Refreshed periodically, so a
  * revoked device is refused within one refresh interval.
+ *
+ * The server is asked about one device only when the cache cannot answer: an id it has never
+ * seen (a device provisioned since the last refresh), or a known device whose secret does not
+ * match (its secret may have been rotated since). Both are bounded, so CONNECT floods with
+ * made-up ids or wrong passwords cannot become a flood of requests to the server: an id the
+ * server did not know is not asked about again for a while, a device's secret is re-checked at
+ * most once per RECHECK_MS, and at most MAX_LOOKUPS questions are in flight at once.
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { Logger } from 'pino'
@@ -15,12 +22,24 @@ export type CheckResult =
   | { ok: true, device: DeviceCredential }
   | { ok: false, reason: 'unknown' | 'revoked' | 'bad_secret' | 'unavailable' }
 
+/** How long an id the server did not know is refused without asking again (a refresh clears it). */
+const UNKNOWN_FOR_MS = 30_000
+const MAX_UNKNOWN_REMEMBERED = 10_000
+/** A known device whose secret did not match is re-fetched at most this often. */
+const RECHECK_MS = 10_000
+const MAX_LOOKUPS = 16
+
 export class CredentialCache {
   private readonly devices = new Map<string, DeviceCredential>()
   /** sha256 of secrets already verified against a given hash: reconnects skip the slow scrypt. */
   private readonly verified = new Map<string, { secretHash: string, digest: Buffer }>()
   private timer?: NodeJS.Timeout
   private lastSync?: string
+  /** Ids the server said it does not know → until when we take its word for it. */
+  private readonly unknownUntil = new Map<string, number>()
+  /** One question per device at a time, shared by concurrent CONNECTs. */
+  private readonly fetching = new Map<string, Promise<void>>()
+  private readonly recheckedAt = new Map<string, number>()
 
   constructor (
     private readonly db: StateDb,
@@ -28,7 +47,10 @@ export class CredentialCache {
     private readonly refreshMs: number,
     private readonly log: Logger,
     /** Called with ids that were revoked, so their live sessions can be closed. */
-    private readonly onRevoked: (ids: string[]) => void = () => {}
+    private readonly onRevoked: (ids: string[]) => void = () => {},
+    /** Counts each question to the server about one device, by outcome. */
+    private readonly onLookup: (result: 'found' | 'unknown' | 'failed') => void = () => {},
+    private readonly now: () => number = Date.now
   ) {
     for (const row of db.prepare('SELECT body FROM credentials').all() as Array<{ body: string }>) {
       const device = JSON.parse(row.body) as DeviceCredential
@@ -61,32 +83,74 @@ export class CredentialCache {
   async check (deviceId: string, secret: string): Promise<CheckResult> {
     const known = await this.lookup(deviceId)
     if (!known.ok) return known
-    const { device } = known
-    const digest = createHash('sha256').update(secret).digest()
-    const verified = this.verified.get(deviceId)
-    if (verified && verified.secretHash === device.secretHash && timingSafeEqual(verified.digest, digest)) return { ok: true, device }
-    if (!await verifySecret(secret, device.secretHash)) return { ok: false, reason: 'bad_secret' }
-    this.verified.set(deviceId, { secretHash: device.secretHash, digest })
-    return { ok: true, device }
+    if (await this.matches(known.device, secret)) return known
+    // The secret may have been rotated since the last refresh: ask once, rather than refuse the
+    // device until the next one. At most once per RECHECK_MS per device, so a wrong password
+    // repeated does not become a stream of requests.
+    const last = this.recheckedAt.get(deviceId)
+    if (last !== undefined && this.now() - last < RECHECK_MS) return { ok: false, reason: 'bad_secret' }
+    this.recheckedAt.set(deviceId, this.now())
+    if (this.recheckedAt.size > MAX_UNKNOWN_REMEMBERED) this.recheckedAt.delete(this.recheckedAt.keys().next().value!)
+    try {
+      await this.fetch(deviceId)
+    } catch {
+      return { ok: false, reason: 'bad_secret' }
+    }
+    const fresh = this.devices.get(deviceId)
+    if (!fresh || fresh.secretHash === known.device.secretHash) return { ok: false, reason: 'bad_secret' }
+    if (fresh.revoked) return { ok: false, reason: 'revoked' }
+    return await this.matches(fresh, secret) ? { ok: true, device: fresh } : { ok: false, reason: 'bad_secret' }
   }
 
   /** A registered, unrevoked device (asking the server for one provisioned since the last sync). */
   async lookup (deviceId: string): Promise<CheckResult> {
     let device = this.devices.get(deviceId)
     if (!device) {
-      // A device provisioned since the last sync: ask for it now.
+      const until = this.unknownUntil.get(deviceId)
+      if (until !== undefined && until > this.now()) return { ok: false, reason: 'unknown' }
+      // Many different unknown ids at once is a flood, not an installer: they can try again later.
+      if (this.fetching.size >= MAX_LOOKUPS && !this.fetching.has(deviceId)) return { ok: false, reason: 'unavailable' }
       try {
-        const { devices } = await this.server.credentials({ id: deviceId })
-        this.store(devices)
+        await this.fetch(deviceId)
       } catch (err) {
         this.log.warn({ deviceId, err: (err as Error).message }, 'cannot look up an unknown device: server unreachable')
         return { ok: false, reason: 'unavailable' }
       }
       device = this.devices.get(deviceId)
-      if (!device) return { ok: false, reason: 'unknown' }
+      if (!device) {
+        this.unknownUntil.set(deviceId, this.now() + UNKNOWN_FOR_MS)
+        if (this.unknownUntil.size > MAX_UNKNOWN_REMEMBERED) this.unknownUntil.delete(this.unknownUntil.keys().next().value!)
+        return { ok: false, reason: 'unknown' }
+      }
     }
     if (device.revoked) return { ok: false, reason: 'revoked' }
     return { ok: true, device }
+  }
+
+  /** Asks the server about one device; concurrent callers share the question. */
+  private fetch (deviceId: string): Promise<void> {
+    let pending = this.fetching.get(deviceId)
+    if (!pending) {
+      pending = this.server.credentials({ id: deviceId }).then(({ devices }) => {
+        this.onLookup(devices.some((d) => d.id === deviceId) ? 'found' : 'unknown')
+        this.store(devices)
+      }, (err: Error) => {
+        this.onLookup('failed')
+        throw err
+      }).finally(() => this.fetching.delete(deviceId))
+      this.fetching.set(deviceId, pending)
+    }
+    return pending
+  }
+
+  /** Whether `secret` is the device's: scrypt the first time, a digest compare after that. */
+  private async matches (device: DeviceCredential, secret: string): Promise<boolean> {
+    const digest = createHash('sha256').update(secret).digest()
+    const verified = this.verified.get(device.id)
+    if (verified && verified.secretHash === device.secretHash && timingSafeEqual(verified.digest, digest)) return true
+    if (!await verifySecret(secret, device.secretHash)) return false
+    this.verified.set(device.id, { secretHash: device.secretHash, digest })
+    return true
   }
 
   get (deviceId: string): DeviceCredential | undefined {
@@ -102,6 +166,7 @@ export class CredentialCache {
         const before = this.devices.get(device.id)
         if (device.revoked && !before?.revoked) revoked.push(device.id)
         if (before && before.secretHash !== device.secretHash) this.verified.delete(device.id)
+        this.unknownUntil.delete(device.id)
         this.devices.set(device.id, device)
         upsert.run(device.id, JSON.stringify(device))
       }

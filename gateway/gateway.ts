@@ -88,7 +88,7 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
         client.close()
       }
     }
-  })
+  }, (result) => metrics.credentialLookups.inc({ result }))
   await credentials.start()
 
   const limiter = new DeviceRateLimiter(config.rateLimit ?? { burst: 10, perSecond: 1 })

@@ -8,6 +8,7 @@ export function createGatewayMetrics () {
   return {
     registry,
     connections: new Gauge({ name: 'sos_gateway_connections', help: 'Open authenticated MQTT connections', registers }),
+    credentialLookups: new Counter({ name: 'sos_gateway_credential_lookups_total', help: 'Questions to the server about one device at CONNECT (unknown id, or a secret that may have been rotated), by result', labelNames: ['result'], registers }),
     connectionsRefused: new Counter({ name: 'sos_gateway_connections_refused_total', help: 'CONNECTs refused, by reason', labelNames: ['reason'], registers }),
     connectionsClosed: new Counter({ name: 'sos_gateway_connections_closed_total', help: 'Connections the gateway closed itself, by reason', labelNames: ['reason'], registers }),
     eventsIn: new Counter({ name: 'sos_gateway_events_in_total', help: 'PUBLISHes received from devices', registers }),

@@ -29,6 +29,20 @@ const DROP_TOPIC = '$drop/refused'
 
 export function createAuthorizePublish (deps: PipelineDeps) {
   const { steps, deadLetters, metrics, log } = deps
+  // A full disk fails every write at once: one line a second says so (with how many it stands
+  // for), rather than a stack trace per device per retry.
+  let loggedAt = 0
+  let unlogged = 0
+  const storeFailureLog = (err: Error, deviceId: string) => {
+    const now = Date.now()
+    if (now - loggedAt < 1000) {
+      unlogged++
+      return
+    }
+    log.error({ err: err.message, code: (err as { code?: string }).code, deviceId, alsoFailedSinceLastLine: unlogged }, 'event could not be stored; refusing it so the device retries')
+    loggedAt = now
+    unlogged = 0
+  }
 
   return function authorizePublish (client: Client | null, packet: PublishPacket, callback: (error?: Error | null) => void): void {
     const session = sessionOf(client)
@@ -97,8 +111,8 @@ export function createAuthorizePublish (deps: PipelineDeps) {
     }, (err: Error) => {
       // Not durable (disk full, I/O error): no PUBACK. The error closes the connection and
       // the device sends the event again when it reconnects.
-      log.error({ err, deviceId: session.deviceId }, 'event could not be stored; refusing it so the device retries')
       metrics.storeFailures.inc()
+      storeFailureLog(err, session.deviceId)
       callback(err)
     })
   }
