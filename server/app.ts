@@ -85,7 +85,7 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   const lifecycle = new AlertLifecycle(db, downlink, bus, metrics)
   const ingestor = new Ingestor(db, bus, lifecycle, metrics, { cancelWindowMs: settings.cancelWindowMs ?? SERVER_DEFAULTS.cancelWindowMs })
   const stream = new LiveStream(bus)
-  const reports = new ReportStore(db)
+  const reports = new ReportStore(db, bus)
   const announcements = new Announcements(db, downlink)
   const webhooks = new WebhookSender({ urls: settings.webhookUrls ?? [], secret: settings.webhookSecret, ...options.webhookBackoff }, metrics, app.log)
   const escalator = new Escalator(db, bus, webhooks, metrics, { escalateAfterMs: settings.escalateAfterMs ?? SERVER_DEFAULTS.escalateAfterMs }, app.log)

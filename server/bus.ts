@@ -9,6 +9,8 @@ export interface BusEvents {
   alert: [{ alertId: string, deviceId: string, state: string, kind: string, escalationLevel?: number }]
   /** Device registry or device health changed. */
   device: [{ deviceId: string, change: string }]
+  /** A kiosk report was filed (`open`) or closed by an operator. */
+  report: [{ reportId: string, deviceId: string, state: 'open' | 'closed' }]
   /** New downlink rows exist up to this id. */
   downlink: [{ head: number }]
 }

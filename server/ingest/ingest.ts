@@ -106,7 +106,9 @@ export class Ingestor {
       this.metrics.presenceChanges.inc({ state: change.change })
       this.bus.emit('device', change)
     }
-    this.metrics.reportsFiled.inc([...o.tickets.keys()].filter((id) => o.fresh.has(id)).length)
+    const filed = unique(batch.events).filter((e) => o.fresh.has(e.eventId) && o.tickets.has(e.eventId))
+    this.metrics.reportsFiled.inc(filed.length)
+    for (const e of filed) this.bus.emit('report', { reportId: o.tickets.get(e.eventId)!, deviceId: e.deviceId, state: 'open' })
     if (o.deadLetters > 0) this.metrics.deadLetters.inc({ gateway: batch.deadLetters?.[0]?.gatewayId ?? 'unknown' }, o.deadLetters)
     if (downlink) await this.lifecycle.notifyDownlink()
   }

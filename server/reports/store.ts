@@ -1,5 +1,6 @@
 /** The residents' report queue (kiosks): listing for operators, closing with a note. */
 import type { Queryable } from '../db/database.js'
+import type { Bus } from '../bus.js'
 import { conflict, notFound } from '../plugins/errors.js'
 
 export const REPORT_STATES = ['open', 'closed'] as const
@@ -35,7 +36,7 @@ interface ReportRow {
 const COLUMNS = 'id, device_id, zone, category, text, state, created_at, closed_at, closed_by, note'
 
 export class ReportStore {
-  constructor (private readonly db: Queryable) {}
+  constructor (private readonly db: Queryable, private readonly bus?: Bus) {}
 
   async list (filter: { state?: ReportState, zone?: string, from?: Date, to?: Date, limit: number }): Promise<ReportView[]> {
     const rows = await this.db.query<ReportRow>(`SELECT ${COLUMNS} FROM reports
@@ -55,7 +56,10 @@ export class ReportStore {
   async close (id: string, actor: string, note?: string): Promise<ReportView> {
     const rows = await this.db.query<ReportRow>(`UPDATE reports SET state = 'closed', closed_at = now(), closed_by = $2, note = $3
       WHERE id = $1 AND state = 'open' RETURNING ${COLUMNS}`, [id.toUpperCase(), actor, note ?? null])
-    if (rows[0]) return toView(rows[0])
+    if (rows[0]) {
+      this.bus?.emit('report', { reportId: rows[0].id, deviceId: rows[0].device_id, state: 'closed' })
+      return toView(rows[0])
+    }
     const existing = await this.get(id)
     throw conflict(`report ${existing.id} is already ${existing.state}`)
   }

@@ -1,6 +1,6 @@
 /**
- * The live stream behind `GET /v1/stream` (server-sent events). Every alert and device change
- * on the bus becomes a numbered entry; the last entries are kept so a client that reconnects
+ * The live stream behind `GET /v1/stream` (server-sent events). Every alert, device and report
+ * change on the bus becomes a numbered entry; the last entries are kept so a client that reconnects
  * with `Last-Event-ID` gets what it missed. One that fell further behind is told to reload
  * (`reset`), because a gap must never look like a quiet ward.
  */
@@ -8,8 +8,8 @@ import type { Bus, BusEvents } from '../bus.js'
 
 export interface StreamEntry {
   id: number
-  event: 'alert' | 'device'
-  data: BusEvents['alert'][0] | BusEvents['device'][0]
+  event: 'alert' | 'device' | 'report'
+  data: BusEvents['alert'][0] | BusEvents['device'][0] | BusEvents['report'][0]
 }
 
 export class LiveStream {
@@ -20,6 +20,7 @@ export class LiveStream {
   constructor (bus: Bus, private readonly keep = 5000) {
     bus.on('alert', (data) => this.push('alert', data))
     bus.on('device', (data) => this.push('device', data))
+    bus.on('report', (data) => this.push('report', data))
   }
 
   /** Entries after `lastId`, or null when some were already dropped (the client must reload). */

@@ -113,6 +113,25 @@ describe.each(storageBackends)('press to alert on $name', (backend) => {
     expect(replay).toContain(`id: ${lastId}`)
   })
 
+  it('pushes a kiosk report onto the live stream when it is filed and when an operator closes it', async () => {
+    const response = await fetch(`${system.server.url}/v1/stream`, { headers: { authorization: `Bearer ${system.adminToken}` } })
+    const reader = response.body!.getReader()
+    let text = ''
+    const until = async (pattern: RegExp) => {
+      while (!pattern.test(text)) text += new TextDecoder().decode((await reader.read()).value)
+      return pattern.exec(text)!
+    }
+    const kiosk = 'ksk-e2e-stream'
+    const secret = await system.provision(kiosk, { kind: 'kiosk' })
+    const client = await connectDevice(system.mqttUrl, kiosk, kiosk, secret)
+    await client.publishAsync(topics.event(kiosk), JSON.stringify({ seq: 1, type: 'report', report: { category: 'other', text: 'street light out' } }), { qos: 1 })
+    const [, reportId] = await until(/event: report\ndata: \{"reportId":"([^"]+)","deviceId":"ksk-e2e-stream","state":"open"\}/)
+    expect((await system.api('POST', `/v1/reports/${reportId}/close`, { note: 'sent to the utility' })).status).toBe(200)
+    await until(new RegExp(`event: report\\ndata: \\{"reportId":"${reportId}","deviceId":"${kiosk}","state":"closed"\\}`))
+    await reader.cancel()
+    await client.endAsync()
+  })
+
   it('refuses a wrong password at CONNACK', async () => {
     await expect(connectDevice(system.mqttUrl, id, id, 'not-the-secret')).rejects.toThrow(/Bad username or password|Not authorized/i)
   })
