@@ -47,20 +47,14 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
   const stopSyncing = syncStateDb(db)
   const metrics = createGatewayMetrics()
   const server = new ServerClient(config.serverUrl, config.gatewayToken)
-  const outbox = await Outbox.open(config.dataDir, config.outboxMaxEvents)
-  const adopted = await adoptLegacyOutbox(outbox, db)
-  if (adopted > 0) log.info({ events: adopted }, 'moved waiting events from the old outbox table')
+  // The outbox's worker thread starts while the credentials sync (it takes half a second to
+  // load, which after a crash is half a second more before the first PUBACK).
+  const outboxOpening = Outbox.open(config.dataDir, config.outboxMaxEvents)
+  outboxOpening.catch(() => {}) // awaited below, where its failure stops the start
   const presence = new PresenceLog(db)
   presence.on('failed', (err) => log.error({ err: err.message }, 'presence changes could not be recorded; retrying'))
   let forwarder: Forwarder | undefined
   const deadLetters = new DeadLetters(db, config.gatewayId, 10_000, () => forwarder?.poke())
-  outbox.on('full', (full) => {
-    metrics.outboxFull.set(full ? 1 : 0)
-    if (full) log.error({ depth: outbox.depth(), max: outbox.maxEvents }, 'outbox full: routine events are being shed; alarms are still stored')
-    else log.info({ depth: outbox.depth() }, 'outbox below its bound again')
-  })
-  outbox.on('evicted', (n) => metrics.outboxEvicted.inc(n))
-  outbox.on('committed', (seconds) => metrics.outboxCommit.observe(seconds))
 
   let broker: Aedes | undefined
   const publish = (topic: string, payload: Buffer, retain: boolean) => {
@@ -90,6 +84,17 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
     }
   }, (result) => metrics.credentialLookups.inc({ result }))
   await credentials.start()
+
+  const outbox = await outboxOpening
+  const adopted = await adoptLegacyOutbox(outbox, db)
+  if (adopted > 0) log.info({ events: adopted }, 'moved waiting events from the old outbox table')
+  outbox.on('full', (full) => {
+    metrics.outboxFull.set(full ? 1 : 0)
+    if (full) log.error({ depth: outbox.depth(), max: outbox.maxEvents }, 'outbox full: routine events are being shed; alarms are still stored')
+    else log.info({ depth: outbox.depth() }, 'outbox below its bound again')
+  })
+  outbox.on('evicted', (n) => metrics.outboxEvicted.inc(n))
+  outbox.on('committed', (seconds) => metrics.outboxCommit.observe(seconds))
 
   const limiter = new DeviceRateLimiter(config.rateLimit ?? { burst: 10, perSecond: 1 })
   const maxConnections = config.maxConnections ?? defaultMaxConnections()
