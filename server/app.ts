@@ -14,6 +14,7 @@ import { AlertStore } from './alerts/store.js'
 import { AlertLifecycle } from './alerts/lifecycle.js'
 import { DownlinkQueue } from './downlink/queue.js'
 import { Ingestor } from './ingest/ingest.js'
+import { RequestLogging } from './plugins/request-logging.js'
 import { registerAuth } from './plugins/auth.js'
 import { registerStripNul } from './plugins/strip-nul.js'
 import { registerErrorHandling } from './plugins/errors.js'
@@ -68,9 +69,7 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
     // Clients behind a slow link get time; a stuck request does not hold a socket forever.
     requestTimeout: 120_000,
-    // Gateways post batches and long-poll hundreds of times a second: two log lines each would
-    // bury everything else and cost more CPU than storing the batch. Their errors still log.
-    disableRequestLogging: (request) => request.url.startsWith('/v1/ingest') || request.url.startsWith('/v1/gateway/'),
+    logController: new RequestLogging(),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } }
   }).withTypeProvider<TypeBoxTypeProvider>()
 
