@@ -95,10 +95,12 @@ describe('rate limit, connection limit, operations endpoint', () => {
     await Promise.all(sends) // every publish was PUBACKed: the device stops resending
     const presses = [10, 20, 30, 40, 50, 60]
     await acks.waitFor((a) => a.state === 'received' && a.seq === 60, 15_000)
+    // Presses travel the alarm lane, heartbeats the routine one: wait for both.
     const stored = await eventually(async () => {
       const { body } = await system.api('GET', `/v1/events?deviceId=${id}&limit=1000`)
-      return (body as any[]).filter((e) => e.type === 'press').length === presses.length ? body as any[] : undefined
-    }, 15_000, 'all presses stored')
+      const rows = body as any[]
+      return rows.filter((e) => e.type === 'press').length === presses.length && rows.filter((e) => e.type === 'heartbeat').length >= 5 ? rows : undefined
+    }, 15_000, 'all presses and the heartbeats within the bucket stored')
     expect(stored.filter((e) => e.type === 'press').map((e) => e.seq).sort((x, y) => x - y)).toEqual(presses)
     expect(stored.filter((e) => e.type === 'heartbeat')).toHaveLength(5)
     expect(await metricValue(system.gateway, 'sos_gateway_events_shed_total', { type: 'heartbeat', reason: 'rate_limited' })).toBe(54 - 5)
