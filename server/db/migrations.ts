@@ -6,6 +6,7 @@
 import type { Database, Queryable } from './database.js'
 import { reportsAnnouncementsDeadLetters } from './migrations/002-reports-announcements-dead-letters.js'
 import { timescale } from './migrations/003-timescale.js'
+import { eventIdsPruning } from './migrations/004-event-ids-pruning.js'
 
 export interface Migration {
   version: number
@@ -127,5 +128,6 @@ CREATE TABLE downlink (
 `
   },
   reportsAnnouncementsDeadLetters,
-  timescale
+  timescale,
+  eventIdsPruning
 ]

@@ -37,7 +37,7 @@ export interface StoragePolicies {
 }
 
 /**
- * Compression and retention of `events` (TimescaleDB only; a no-op elsewhere). The policies are
+ * Compression and retention of `events`, and the pruning of their ids (TimescaleDB only; a no-op elsewhere). The policies are
  * replaced rather than left alone so a changed setting applies. Alert transitions are the audit
  * trail and are never dropped; the hourly aggregates outlive the raw events they summarize.
  */
@@ -47,8 +47,12 @@ export async function applyStoragePolicies (db: Database, policies: StoragePolic
     await tx.query("SELECT remove_compression_policy('events', if_exists => true)")
     await tx.query("SELECT add_compression_policy('events', compress_after => make_interval(days => $1))", [policies.compressAfterDays])
     await tx.query("SELECT remove_retention_policy('events', if_exists => true)")
+    await tx.query("SELECT delete_job(job_id) FROM timescaledb_information.jobs WHERE proc_name = 'prune_event_ids'")
     if (policies.retentionDays > 0) {
       await tx.query("SELECT add_retention_policy('events', drop_after => make_interval(days => $1))", [policies.retentionDays])
+      // Event ids outlive their events by two days: chunks are a day wide and are dropped only
+      // once wholly past the retention, and a resent event still stored must still be a duplicate.
+      await tx.query("SELECT add_job('prune_event_ids', INTERVAL '1 hour', config => jsonb_build_object('keep', make_interval(days => $1 + 2)))", [policies.retentionDays])
     }
   })
   return true

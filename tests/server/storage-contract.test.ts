@@ -38,10 +38,19 @@ describe.each(databaseBackends)('storage contract on $name', (backend) => {
   it('applies migrations once: starting again changes nothing', async () => {
     expect(await migrate(db)).toEqual([])
     const versions = await db.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version')
-    expect(versions.map((v) => v.version)).toEqual([1, 2, 3])
+    expect(versions.map((v) => v.version)).toEqual([1, 2, 3, 4])
     const { status, body } = await fx.call('GET', '/readyz', undefined, '')
     expect(status).toBe(200)
-    expect(body.schemaVersion).toBe(3)
+    expect(body.schemaVersion).toBe(4)
+  })
+
+  it('prunes event ids older than what the retention keeps, and only those', async () => {
+    await db.query(`INSERT INTO event_ids (event_id, received_at) VALUES
+      ('prune-test:old', now() - INTERVAL '40 days'), ('prune-test:kept', now() - INTERVAL '31 days')`)
+    // What the TimescaleDB job runs every hour for a 30-day retention (30 + 2 days kept).
+    await db.query(`CALL prune_event_ids(0, '{"keep": "32 days"}')`)
+    const left = await db.query<{ event_id: string }>("SELECT event_id FROM event_ids WHERE event_id LIKE 'prune-test:%' ORDER BY event_id")
+    expect(left.map((r) => r.event_id)).toEqual(['prune-test:kept'])
   })
 
   it('stores events once and keeps the gap since each device\'s previous event', async () => {
@@ -127,10 +136,12 @@ describe.each(databaseBackends)('storage contract on $name', (backend) => {
       ['policy_refresh_continuous_aggregate', 'alert_response_hourly'],
       ['policy_refresh_continuous_aggregate', 'alerts_hourly'],
       ['policy_refresh_continuous_aggregate', 'device_health_hourly'],
-      ['policy_retention', 'events']
+      ['policy_retention', 'events'],
+      ['prune_event_ids', null]
     ])
     expect(jobs.find((j) => j.proc_name === 'policy_compression')!.config.compress_after).toBe('7 days')
     expect(jobs.find((j) => j.proc_name === 'policy_retention')!.config.drop_after).toBe('30 days')
+    expect(jobs.find((j) => j.proc_name === 'prune_event_ids')!.config.keep).toBe('32 days')
   })
 
   if (backend.timescale) it('answers the same from materialized aggregates', async () => {
