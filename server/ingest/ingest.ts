@@ -14,7 +14,7 @@ import { ALERT_KIND_OF_EVENT } from '../alerts/model.js'
 import type { AlertLifecycle } from '../alerts/lifecycle.js'
 import type { ServerMetrics } from '../metrics.js'
 import { insertEvents, updateDeviceHealth } from './events.js'
-import { raiseAlert, type RaisedAlert } from './raise-alert.js'
+import { raiseAlerts, type AlertCause, type RaisedAlert } from './raise-alert.js'
 import { applyCancel, checkPins, previousCancels, type CancelOutcome } from './cancel.js'
 import { fileReport, ticketsOf } from './reports.js'
 import { applyPresence, type PresenceEffects } from './presence.js'
@@ -54,18 +54,27 @@ export class Ingestor {
       const raised = new Map<string, RaisedAlert>()
       const cancels = new Map<string, CancelOutcome>()
       const tickets = new Map<string, string>()
+      // Alarms are raised together (one statement), but always before a cancel that follows
+      // them in the batch, so the cancel finds the alert they opened.
+      const pending: Array<{ eventId: string, cause: AlertCause }> = []
+      const raisePending = async () => {
+        const alerts = await raiseAlerts(tx, pending.map((p) => p.cause))
+        alerts.forEach((alert, i) => { if (alert) raised.set(pending[i]!.eventId, alert) })
+        pending.length = 0
+      }
       for (const e of unique(events).filter((e) => fresh.has(e.eventId))) {
         const kind = ALERT_KIND_OF_EVENT[e.event.type]
         if (kind) {
-          const alert = await raiseAlert(tx, { deviceId: e.deviceId, kind, atMs: e.receivedAt, seq: e.event.seq, eventId: e.eventId, actor: `device:${e.deviceId}` })
-          if (alert) raised.set(e.eventId, alert)
+          pending.push({ eventId: e.eventId, cause: { deviceId: e.deviceId, kind, atMs: e.receivedAt, seq: e.event.seq, eventId: e.eventId, actor: `device:${e.deviceId}` } })
         } else if (e.event.type === 'cancel') {
+          await raisePending()
           cancels.set(e.eventId, await applyCancel(tx, e, pins.get(e.eventId) ?? 'missing', this.lifecycle, this.options.cancelWindowMs))
         } else if (e.event.type === 'report') {
           const ticket = await fileReport(tx, e)
           if (ticket) tickets.set(e.eventId, ticket)
         }
       }
+      await raisePending()
       // Resent cancels and reports hear what they heard the first time.
       const resent = unique(events).filter((e) => !fresh.has(e.eventId))
       for (const [eventId, ticket] of await ticketsOf(tx, resent.filter((e) => e.event.type === 'report').map((e) => e.eventId))) tickets.set(eventId, ticket)

@@ -74,6 +74,31 @@ describe.each(plainBackends)('ingest on $name', (backend) => {
     expect(attempts.map((a) => a.result)).toEqual(['wrong_pin', 'cancelled'])
   })
 
+  it('raises the presses of one batch together, yet a cancel in the batch cancels only the alert opened before it', async () => {
+    await fx.provision('shop-2', { kind: 'counter', pin: '2468' })
+    const t = t0 + 300_000
+    const results = await fx.ingest({
+      events: [
+        gatewayEvent('shop-2', { seq: 1, type: 'press' }, t),
+        gatewayEvent('shop-2', { seq: 2, type: 'press' }, t + 1000),
+        gatewayEvent('shop-2', { seq: 3, type: 'cancel', pin: '2468' }, t + 5000),
+        gatewayEvent('shop-2', { seq: 4, type: 'press' }, t + 8000),
+        gatewayEvent('shop-2', { seq: 5, type: 'press' }, t + 9000)
+      ]
+    })
+    const [first, second, cancel, third, fourth] = results
+    expect(second!.alertId).toBe(first!.alertId)
+    expect(cancel).toMatchObject({ alertId: first!.alertId, alertState: 'cancelled' })
+    expect(third!.alertId).not.toBe(first!.alertId)
+    expect(fourth).toMatchObject({ alertId: third!.alertId, alertState: 'open' })
+    const cancelled = await alertOf(first!.alertId!)
+    expect(cancelled).toMatchObject({ state: 'cancelled', pressCount: 2 })
+    expect(cancelled.transitions.map((x: any) => x.to)).toEqual(['open', 'cancelled'])
+    const reopened = await alertOf(third!.alertId!)
+    expect(reopened).toMatchObject({ state: 'open', pressCount: 2, openedAt: new Date(t + 8000).toISOString(), lastPressAt: new Date(t + 9000).toISOString() })
+    expect(reopened.transitions.map((x: any) => x.to)).toEqual(['open'])
+  })
+
   it('refuses a cancel after the window, even with the right PIN', async () => {
     const [press] = await fx.ingest({ events: [gatewayEvent('shop-1', { seq: 10, type: 'press' }, t0 + 100_000)] })
     const [late] = await fx.ingest({ events: [gatewayEvent('shop-1', { seq: 11, type: 'cancel', pin: '4321' }, t0 + 131_000)] })
