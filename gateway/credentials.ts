@@ -89,6 +89,7 @@ export class CredentialCache {
     // repeated does not become a stream of requests.
     const last = this.recheckedAt.get(deviceId)
     if (last !== undefined && this.now() - last < RECHECK_MS) return { ok: false, reason: 'bad_secret' }
+    if (this.fetching.size >= MAX_LOOKUPS && !this.fetching.has(deviceId)) return { ok: false, reason: 'bad_secret' }
     this.recheckedAt.set(deviceId, this.now())
     if (this.recheckedAt.size > MAX_UNKNOWN_REMEMBERED) this.recheckedAt.delete(this.recheckedAt.keys().next().value!)
     try {

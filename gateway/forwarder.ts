@@ -21,6 +21,8 @@ import { pause, retryForever } from './retry.js'
 /** States a device should hear again when its event joins an alert already in them. */
 const STILL_TRUE_STATES = new Set(['acknowledged', 'dispatched', 'cancelled'])
 const SIDE_BATCH = 500
+/** Presence changes that ride with alarm events (all of SIDE_BATCH when there are none). */
+const PRESENCE_WITH_ALARMS = 50
 
 export interface ForwarderSources {
   outbox: Outbox
@@ -38,6 +40,8 @@ export class Forwarder {
   private running?: Promise<unknown>
   /** Each lane's loop, asleep until something arrives for it. */
   private readonly sleepers: Record<Lane, Set<() => void>> = { alarm: new Set(), routine: new Set() }
+  /** Lanes whose last confirmed events could not be removed from the outbox. */
+  private readonly removeFailed = new Set<Lane>()
 
   constructor (
     private readonly gatewayId: string,
@@ -83,55 +87,74 @@ export class Forwarder {
 
   private async loop (lane: Lane): Promise<void> {
     const signal = this.stopping.signal
+    while (!signal.aborted) {
+      try {
+        await this.round(lane, signal)
+      } catch (err) {
+        // A failing outbox read (an I/O error) must not end forwarding: try again shortly.
+        this.log.error({ err: (err as Error).message, lane }, 'forwarding round failed; trying again in a second')
+        await pause(1000, signal)
+      }
+    }
+  }
+
+  /** Sends what the lane has (or sleeps until it has something). */
+  private async round (lane: Lane, signal: AbortSignal): Promise<void> {
     const { outbox, presence, deadLetters } = this.sources
     const alarm = lane === 'alarm'
     const { batchSize } = this.options
     const parallel = alarm ? 1 : this.options.parallel
-    while (!signal.aborted) {
-      // Armed before looking, so an append while we look is not missed.
-      const woken = new Promise<void>((resolve) => { this.sleepers[lane].add(resolve) })
-      const events = await outbox.peek(lane, batchSize * parallel)
-      const side: SideItems = {
-        presence: alarm ? presence.peek(SIDE_BATCH) : [],
-        deadLetters: alarm ? [] : deadLetters.peekUnforwarded(SIDE_BATCH)
-      }
-      this.updateOutboxGauges()
-      if (events.length === 0 && side.presence.length === 0 && side.deadLetters.length === 0) {
-        await woken
-        // Routine events waking the lane from idle let a few milliseconds' worth gather: at a
-        // thousand a second that turns a thousand requests (and server transactions) into a
-        // couple of hundred. Under steady load there is no idle, so no linger. Alarms never wait.
-        if (!alarm) await pause(this.options.lingerMs, signal)
-        continue
-      }
-      // Several requests at once when there is much to send, so the server and the database work
-      // side by side; each device's events stay in one of them, in order.
-      const groups = splitByDevice(events, Math.min(parallel, Math.ceil(events.length / batchSize)))
-      const sent = await Promise.allSettled(groups.map((group, i) => retryForever(`forwarding ${lane} events to the server`,
-        // The side lists ride with the first request.
-        () => this.send(group, i === 0 ? side : { presence: [], deadLetters: [] }, signal),
-        signal, this.log, () => this.metrics.forwardFailures.inc())
-        // Devices hear `received` as soon as their request is confirmed.
-        .then((results) => { this.acknowledge(group, results); return group })))
-      const done: OutboxEntry[] = []
-      sent.forEach((outcome, i) => {
-        if (outcome.status !== 'fulfilled') return // stopped; that group stays queued
-        done.push(...outcome.value)
-        if (i === 0) {
-          presence.remove(side.presence.map((c) => c.id))
-          deadLetters.markForwarded(side.deadLetters.map((l) => l.id))
-          this.metrics.forwarded.inc({ kind: 'presence' }, side.presence.length)
-          this.metrics.forwarded.inc({ kind: 'dead_letter' }, side.deadLetters.length)
-        }
-      })
-      this.metrics.forwarded.inc({ kind: 'event' }, done.length)
-      const now = Date.now()
-      for (const e of done) this.metrics.forwardLatency.observe((now - e.receivedAt) / 1000)
-      // Not awaited: the outbox runs requests in order, so the next peek already sees them gone.
-      // Should forgetting fail, those events are sent again and the server stores them once.
-      outbox.remove(done.map((entry) => entry.id)).catch((err: Error) => this.log.warn({ err: err.message }, 'confirmed events could not be removed from the outbox; they will be sent again'))
-      this.updateOutboxGauges()
+    if (this.removeFailed.delete(lane)) {
+      // What we sent could not be forgotten (disk full?): wait before sending it all again.
+      await pause(1000, signal)
     }
+    // Armed before looking, so an append while we look is not missed.
+    const woken = new Promise<void>((resolve) => { this.sleepers[lane].add(resolve) })
+    const events = await outbox.peek(lane, batchSize * parallel)
+    const side: SideItems = {
+      // A storm of presence changes must not make the alarms beside them wait long.
+      presence: alarm ? presence.peek(events.length > 0 ? PRESENCE_WITH_ALARMS : SIDE_BATCH) : [],
+      deadLetters: alarm ? [] : deadLetters.peekUnforwarded(SIDE_BATCH)
+    }
+    this.updateOutboxGauges()
+    if (events.length === 0 && side.presence.length === 0 && side.deadLetters.length === 0) {
+      await woken
+      // Routine events waking the lane from idle let a few milliseconds' worth gather: at a
+      // thousand a second that turns a thousand requests (and server transactions) into a
+      // couple of hundred. Under steady load there is no idle, so no linger. Alarms never wait.
+      if (!alarm) await pause(this.options.lingerMs, signal)
+      return
+    }
+    // Several requests at once when there is much to send, so the server and the database work
+    // side by side; each device's events stay in one of them, in order.
+    const groups = splitByDevice(events, Math.min(parallel, Math.ceil(events.length / batchSize)), batchSize)
+    const sent = await Promise.allSettled(groups.map((group, i) => retryForever(`forwarding ${lane} events to the server`,
+      // The side lists ride with the first request.
+      () => this.send(group, i === 0 ? side : { presence: [], deadLetters: [] }, signal),
+      signal, this.log, () => this.metrics.forwardFailures.inc())
+      // Devices hear `received` as soon as their request is confirmed.
+      .then((results) => { this.acknowledge(group, results); return group })))
+    const done: OutboxEntry[] = []
+    sent.forEach((outcome, i) => {
+      if (outcome.status !== 'fulfilled') return // stopped; that group stays queued
+      done.push(...outcome.value)
+      if (i === 0) {
+        presence.remove(side.presence.map((c) => c.id))
+        deadLetters.markForwarded(side.deadLetters.map((l) => l.id))
+        this.metrics.forwarded.inc({ kind: 'presence' }, side.presence.length)
+        this.metrics.forwarded.inc({ kind: 'dead_letter' }, side.deadLetters.length)
+      }
+    })
+    this.metrics.forwarded.inc({ kind: 'event' }, done.length)
+    const now = Date.now()
+    for (const e of done) this.metrics.forwardLatency.observe((now - e.receivedAt) / 1000)
+    // Not awaited: the outbox runs requests in order, so the next peek already sees them gone.
+    // Should forgetting fail, those events are sent again (the server stores them once), after a pause.
+    outbox.remove(done.map((entry) => entry.id)).catch((err: Error) => {
+      this.removeFailed.add(lane)
+      this.log.warn({ err: err.message }, 'confirmed events could not be removed from the outbox; they will be sent again')
+    })
+    this.updateOutboxGauges()
   }
 
   /**
@@ -197,9 +220,13 @@ export class Forwarder {
   }
 }
 
-/** Up to `parts` groups, each holding all of its devices' events in their order. */
-function splitByDevice (events: OutboxEntry[], parts: number): OutboxEntry[][] {
-  if (parts <= 1) return [events]
+/**
+ * Up to `parts` groups, each holding its devices' events in their order, and at most `max`
+ * events: what does not fit (the latest events of a group) waits for the next round, which
+ * keeps every device's order and every request within the server's batch limit.
+ */
+function splitByDevice (events: OutboxEntry[], parts: number, max: number): OutboxEntry[][] {
+  if (parts <= 1) return [events.slice(0, max)]
   const groups: OutboxEntry[][] = Array.from({ length: parts }, () => [])
   const groupOf = new Map<string, OutboxEntry[]>()
   let next = 0
@@ -209,5 +236,5 @@ function splitByDevice (events: OutboxEntry[], parts: number): OutboxEntry[][] {
     if (!group) groupOf.set(e.deviceId, group = groups[next++ % parts]!)
     group.push(e)
   }
-  return groups.filter((g) => g.length > 0)
+  return groups.filter((g) => g.length > 0).map((g) => g.slice(0, max))
 }

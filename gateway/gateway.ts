@@ -86,15 +86,20 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
   await credentials.start()
 
   const outbox = await outboxOpening
-  const adopted = await adoptLegacyOutbox(outbox, db)
-  if (adopted > 0) log.info({ events: adopted }, 'moved waiting events from the old outbox table')
-  outbox.on('full', (full) => {
+  const reportFull = (full: boolean) => {
     metrics.outboxFull.set(full ? 1 : 0)
     if (full) log.error({ depth: outbox.depth(), max: outbox.maxEvents }, 'outbox full: routine events are being shed; alarms are still stored')
-    else log.info({ depth: outbox.depth() }, 'outbox below its bound again')
+  }
+  outbox.on('full', (full) => {
+    reportFull(full)
+    if (!full) log.info({ depth: outbox.depth() }, 'outbox below its bound again')
   })
   outbox.on('evicted', (n) => metrics.outboxEvicted.inc(n))
   outbox.on('committed', (seconds) => metrics.outboxCommit.observe(seconds))
+  // A gateway restarted with a full outbox says so at once, not at the next change.
+  reportFull(outbox.full)
+  const adopted = await adoptLegacyOutbox(outbox, db)
+  if (adopted > 0) log.info({ events: adopted }, 'moved waiting events from the old outbox table')
 
   const limiter = new DeviceRateLimiter(config.rateLimit ?? { burst: 10, perSecond: 1 })
   const maxConnections = config.maxConnections ?? defaultMaxConnections()
@@ -189,6 +194,7 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
       await listenersClosed
       await ops?.close()
       presence.flush()
+      presence.close()
       await outbox.close()
       stopSyncing()
       db.close()

@@ -50,6 +50,12 @@ export class PresenceLog extends EventEmitter<{ appended: [], failed: [Error] }>
     this.emit('appended')
   }
 
+  /** Stops retrying a failed write (the gateway is closing its database). */
+  close (): void {
+    clearTimeout(this.retry)
+    this.retry = undefined
+  }
+
   /** What each device's presence was when the gateway last ran. */
   lastStates (): Array<{ deviceId: string, kind: string, state: 'online' | 'offline', lastSeen: number }> {
     return this.db.prepare('SELECT device_id AS deviceId, kind, state, last_seen AS lastSeen FROM presence_state').all() as never

@@ -13,12 +13,17 @@ export class ServerError extends Error {
 }
 
 export class ServerClient {
-  private readonly agent = new Agent({ keepAliveTimeout: 30_000, connections: 8 })
+  /**
+   * Ingest has connections of its own (the forwarder has at most 5 requests in flight), so an
+   * alarm batch never queues behind credential lookups or the downlink long-poll.
+   */
+  private readonly ingestAgent = new Agent({ keepAliveTimeout: 30_000, connections: 8 })
+  private readonly otherAgent = new Agent({ keepAliveTimeout: 30_000, connections: 8 })
 
   constructor (private readonly baseUrl: string, private readonly token: string) {}
 
   async close (): Promise<void> {
-    await this.agent.destroy()
+    await Promise.all([this.ingestAgent.destroy(), this.otherAgent.destroy()])
   }
 
   /**
@@ -28,7 +33,7 @@ export class ServerClient {
   async ingest (eventsJson: string[], rest: Omit<IngestBatch, 'events'>, signal?: AbortSignal): Promise<IngestResult[]> {
     const tail = JSON.stringify(rest)
     const body = `{"events":[${eventsJson.join(',')}]${tail === '{}' ? '' : `,${tail.slice(1, -1)}`}}`
-    const answer = await this.request<{ results: IngestResult[] }>('POST', '/v1/ingest', body, signal, 30_000)
+    const answer = await this.request<{ results: IngestResult[] }>('POST', '/v1/ingest', body, signal, 30_000, this.ingestAgent)
     return answer.results
   }
 
@@ -45,7 +50,7 @@ export class ServerClient {
     return this.request('GET', `/v1/gateway/downlink?${query}`, undefined, signal, waitMs + 10_000)
   }
 
-  private async request<T> (method: string, path: string, body: string | undefined, signal: AbortSignal | undefined, timeoutMs: number): Promise<T> {
+  private async request<T> (method: string, path: string, body: string | undefined, signal: AbortSignal | undefined, timeoutMs: number, agent = this.otherAgent): Promise<T> {
     const response = await request(this.baseUrl + path, {
       method: method as 'GET' | 'POST',
       headers: {
@@ -54,7 +59,7 @@ export class ServerClient {
       },
       body,
       signal,
-      dispatcher: this.agent,
+      dispatcher: agent,
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs
     })

@@ -105,8 +105,9 @@ export class Outbox extends EventEmitter<{ appended: [lanes: ReadonlySet<Lane>],
   async close (): Promise<void> {
     if (this.broken || this.closing) return
     this.closing = true
-    await this.call({ op: 'close' })
-    this.broken = new OutboxError('outbox closed')
+    // The worker may end before its answer is read; either way the database is closed.
+    await this.call({ op: 'close' }).catch(() => {})
+    this.broken ??= new OutboxError('outbox closed')
     await this.worker.terminate()
   }
 
@@ -163,13 +164,14 @@ export class Outbox extends EventEmitter<{ appended: [lanes: ReadonlySet<Lane>],
 
   /** The worker is gone: nothing more can be made durable, so nothing more is acknowledged. */
   private fail (err: Error): void {
-    if (this.broken || this.closing) return
-    this.broken = err
-    for (const caller of this.waiting.splice(0)) caller.reject(err)
-    for (const p of this.pending.splice(0)) p.reject(err)
+    if (this.broken) return
+    // While closing, the worker ending is expected; whoever still waits must hear it either way.
+    this.broken = this.closing ? new OutboxError('outbox closed') : err
+    for (const caller of this.waiting.splice(0)) caller.reject(this.broken)
+    for (const p of this.pending.splice(0)) p.reject(this.broken)
     // Unheard, this crashes the process, which is right: a gateway that can store nothing must
     // be restarted by its supervisor rather than hold connections it cannot serve.
-    this.emit('error', err)
+    if (!this.closing) this.emit('error', err)
   }
 }
 
