@@ -48,7 +48,7 @@ export class Ingestor {
     const { events } = batch
     const endTimer = this.metrics.ingestBatchSeconds.startTimer()
     const pins = await checkPins(this.db, unique(events).filter((e) => e.event.type === 'cancel'))
-    const outcome = await this.db.transaction(async (tx): Promise<BatchOutcome> => {
+    const outcome = await runAgainOnConflict(() => this.db.transaction(async (tx): Promise<BatchOutcome> => {
       const fresh = events.length > 0 ? await insertEvents(tx, events) : new Set<string>()
       const silent = events.length > 0 ? await updateDeviceHealth(tx, events) : new Set<string>()
       const raised = new Map<string, RaisedAlert>()
@@ -84,7 +84,7 @@ export class Ingestor {
       const presence = await applyPresence(tx, batch.presence ?? [], this.lifecycle)
       const deadLetters = await storeDeadLetters(tx, batch.deadLetters ?? [])
       return { fresh, silent, raised, cancels, tickets, presence, deadLetters }
-    })
+    }))
     endTimer()
     await this.announce(batch, outcome)
     return results(events, outcome)
@@ -146,4 +146,21 @@ function results (events: GatewayEvent[], o: BatchOutcome): IngestResult[] {
 function unique (events: GatewayEvent[]): GatewayEvent[] {
   const seen = new Set<string>()
   return events.filter((e) => !seen.has(e.eventId) && seen.add(e.eventId))
+}
+
+/**
+ * A gateway sends alarms and routine events in parallel transactions that can lock the same
+ * devices in opposite orders; PostgreSQL then aborts one (deadlock, 40P01) or refuses it
+ * (serialization, 40001). The transaction touches only the database, so it is run again here
+ * rather than answered 500 and resent by the gateway a moment later.
+ */
+async function runAgainOnConflict<T> (run: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run()
+    } catch (err) {
+      const code = (err as { code?: string }).code
+      if (attempt >= attempts || (code !== '40P01' && code !== '40001')) throw err
+    }
+  }
 }
