@@ -12,13 +12,13 @@ export interface ScratchDatabase {
   drop(): Promise<void>
 }
 
-export async function createScratchDatabase (prefix: string): Promise<ScratchDatabase> {
+export async function createScratchDatabase (prefix: string, adminUrl = adminDatabaseUrl): Promise<ScratchDatabase> {
   const name = `${prefix}_${Date.now()}_${randomBytes(3).toString('hex')}`
-  const admin = new pg.Client({ connectionString: adminDatabaseUrl })
+  const admin = new pg.Client({ connectionString: adminUrl })
   await admin.connect()
   await admin.query(`CREATE DATABASE ${name}`)
   await admin.end()
-  const url = new URL(adminDatabaseUrl)
+  const url = new URL(adminUrl)
   url.pathname = `/${name}`
   const pool = new pg.Pool({ connectionString: url.toString(), max: 2, application_name: 'sos-harness' })
   pool.on('error', () => {})
@@ -28,7 +28,7 @@ export async function createScratchDatabase (prefix: string): Promise<ScratchDat
     pool,
     async drop () {
       await pool.end().catch(() => {})
-      const c = new pg.Client({ connectionString: adminDatabaseUrl })
+      const c = new pg.Client({ connectionString: adminUrl })
       await c.connect()
       await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
       await c.end()

@@ -2,32 +2,17 @@
  * A fresh PostgreSQL database per test file, on the server that TEST_DATABASE_URL points at
  * (CI sets it; locally, unset = PostgreSQL tests are skipped and the embedded store is used).
  */
-import { randomBytes } from 'node:crypto'
-import pg from 'pg'
 import type { Database } from '../../server/db/database.js'
 import { wrapPglite } from '../../server/db/pglite.js'
 import { openPostgres } from '../../server/db/postgres.js'
+import { createScratchDatabase } from '../../bench/lib/postgres.js'
 
 export const testDatabaseUrl = process.env.TEST_DATABASE_URL || undefined
 
 export async function createTestDatabase (): Promise<{ url: string, drop: () => Promise<void> }> {
   if (!testDatabaseUrl) throw new Error('TEST_DATABASE_URL is not set')
-  const name = `sos_test_${Date.now()}_${randomBytes(4).toString('hex')}`
-  const admin = new pg.Client({ connectionString: testDatabaseUrl })
-  await admin.connect()
-  await admin.query(`CREATE DATABASE ${name}`)
-  await admin.end()
-  const url = new URL(testDatabaseUrl)
-  url.pathname = `/${name}`
-  return {
-    url: url.toString(),
-    async drop () {
-      const c = new pg.Client({ connectionString: testDatabaseUrl })
-      await c.connect()
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-      await c.end()
-    }
-  }
+  const { url, drop } = await createScratchDatabase('sos_test', testDatabaseUrl)
+  return { url, drop }
 }
 
 /** The storage back-ends every storage-facing suite runs on. */
