@@ -24,7 +24,8 @@ export type CheckResult =
 
 /** How long an id the server did not know is refused without asking again (a refresh clears it). */
 const UNKNOWN_FOR_MS = 30_000
-const MAX_UNKNOWN_REMEMBERED = 10_000
+/** Ids remembered (as unknown, or as rechecked) at most: a flood of ids must not grow memory. */
+const MAX_REMEMBERED = 10_000
 /** A known device whose secret did not match is re-fetched at most this often. */
 const RECHECK_MS = 10_000
 const MAX_LOOKUPS = 16
@@ -90,8 +91,7 @@ export class CredentialCache {
     const last = this.recheckedAt.get(deviceId)
     if (last !== undefined && this.now() - last < RECHECK_MS) return { ok: false, reason: 'bad_secret' }
     if (this.fetching.size >= MAX_LOOKUPS && !this.fetching.has(deviceId)) return { ok: false, reason: 'bad_secret' }
-    this.recheckedAt.set(deviceId, this.now())
-    if (this.recheckedAt.size > MAX_UNKNOWN_REMEMBERED) this.recheckedAt.delete(this.recheckedAt.keys().next().value!)
+    remember(this.recheckedAt, deviceId, this.now())
     try {
       await this.fetch(deviceId)
     } catch {
@@ -119,8 +119,7 @@ export class CredentialCache {
       }
       device = this.devices.get(deviceId)
       if (!device) {
-        this.unknownUntil.set(deviceId, this.now() + UNKNOWN_FOR_MS)
-        if (this.unknownUntil.size > MAX_UNKNOWN_REMEMBERED) this.unknownUntil.delete(this.unknownUntil.keys().next().value!)
+        remember(this.unknownUntil, deviceId, this.now() + UNKNOWN_FOR_MS)
         return { ok: false, reason: 'unknown' }
       }
     }
@@ -174,4 +173,11 @@ export class CredentialCache {
     })()
     if (revoked.length > 0) this.onRevoked(revoked)
   }
+}
+
+/** Sets `key`, forgetting the oldest entry once the map holds more than MAX_REMEMBERED. */
+function remember<V> (map: Map<string, V>, key: string, value: V): void {
+  map.delete(key)
+  map.set(key, value)
+  if (map.size > MAX_REMEMBERED) map.delete(map.keys().next().value!)
 }
