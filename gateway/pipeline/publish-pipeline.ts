@@ -69,13 +69,8 @@ export function createAuthorizePublish (deps: PipelineDeps) {
         log.error({ err, deviceId: session.deviceId }, 'dead letter could not be stored')
       }
     }
-    let ran: Outcome | Promise<Outcome>
-    try {
-      ran = run(steps, ctx)
-    } catch (err) {
-      ran = Promise.reject(err)
-    }
-    Promise.resolve(ran).then((outcome) => {
+    // The executor runs the steps at once; a step that throws becomes the rejection below.
+    new Promise<Outcome>((resolve) => resolve(run(steps, ctx))).then((outcome) => {
       switch (outcome.kind) {
         case 'status':
           // Only the gateway publishes retained status (online on connect, offline when the
