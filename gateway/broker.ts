@@ -2,7 +2,7 @@
  * The embedded aedes broker and its listeners (TCP, WebSocket, TLS when configured), with
  * our handlers plugged in: authenticate at CONNECT, the publish pipeline, the subscribe ACL.
  */
-import { createServer as createTcpServer, type Server } from 'node:net'
+import { createServer as createTcpServer, type Server, type Socket } from 'node:net'
 import { createServer as createHttpServer } from 'node:http'
 import { createServer as createTlsServer } from 'node:tls'
 import { readFileSync } from 'node:fs'
@@ -73,7 +73,11 @@ export async function listen (broker: Aedes, config: GatewayConfig): Promise<{ p
     if (config.maxConnections) server.maxConnections = config.maxConnections
     return server
   }
-  const mqtt = await open(cap(createTcpServer(broker.handle)), config.mqttPort)
+  // Nagle off, as for the WebSocket listener (node:http's default). With it on, a `received`
+  // ack written while the device had not yet ACKed our PUBACK at the TCP level waited for the
+  // device's delayed ACK (40 ms on Linux), and a PUBACK behind an ack likewise.
+  const handle = (socket: Socket) => { socket.setNoDelay(true); broker.handle(socket) }
+  const mqtt = await open(cap(createTcpServer(handle)), config.mqttPort)
 
   const http = cap(createHttpServer((_req, res) => { res.writeHead(426).end('MQTT over WebSocket only\n') }))
   const wss = new WebSocketServer({ server: http })
@@ -89,7 +93,7 @@ export async function listen (broker: Aedes, config: GatewayConfig): Promise<{ p
       ...(config.tlsCaFile
         ? { ca: readFileSync(config.tlsCaFile), requestCert: true, rejectUnauthorized: config.tlsRequireClientCert === true }
         : {})
-    }, broker.handle)
+    }, handle)
     tls = await open(cap(tlsServer), config.mqttTlsPort)
   }
 
