@@ -1,13 +1,25 @@
-/** The bulk of every batch: events stored once, device health updated; two statements in all. */
+/** The bulk of every batch: events stored once and device health updated, in one statement. */
 import type { Queryable } from '../db/database.js'
 import type { GatewayEvent } from '../../protocol/index.js'
 
+export interface StoredEvents {
+  /** Ids of the events stored now (never seen before). */
+  fresh: Set<string>
+  /** The batch's registered devices that are silent alarms. */
+  silent: Set<string>
+}
+
 /**
- * Inserts the events whose ids were never seen; returns those ids. `gap_ms` is the time since
- * the device's previous event (within the batch, else its last seen time before the batch):
- * the dashboards count heartbeat gaps from it. Run before `updateDeviceHealth`.
+ * Inserts the events whose ids were never seen, and sets each device's last seen time,
+ * battery, signal and firmware from its newest event in the batch.
+ *
+ * One statement, so a batch of routine events is one round trip and atomic without a
+ * transaction around it. Its parts see one snapshot: `gap_ms` (the time since the device's
+ * previous event, within the batch, else its last seen time before the batch; the dashboards
+ * count heartbeat gaps from it) reads `last_seen_at` as it was before this batch.
  */
-export async function insertEvents (tx: Queryable, events: GatewayEvent[]): Promise<Set<string>> {
+export async function storeEvents (q: Queryable, events: GatewayEvent[]): Promise<StoredEvents> {
+  if (events.length === 0) return { fresh: new Set(), silent: new Set() }
   const rows = events.map((e) => {
     const { pin: _pin, seq, boot, type, ts, battery, rssi, fw, ...rest } = e.event
     return {
@@ -28,7 +40,15 @@ export async function insertEvents (tx: Queryable, events: GatewayEvent[]): Prom
       data: Object.keys(rest).length > 0 ? rest : null
     }
   })
-  const inserted = await tx.query<{ event_id: string }>(`
+  const latest = new Map<string, GatewayEvent>()
+  for (const e of events) {
+    const seen = latest.get(e.deviceId)
+    if (!seen || seen.receivedAt <= e.receivedAt) latest.set(e.deviceId, e)
+  }
+  const health = [...latest.values()].map((e) => ({
+    id: e.deviceId, seen_ms: e.receivedAt, battery: e.event.battery ?? null, rssi: e.event.rssi ?? null, fw: e.event.fw ?? null
+  }))
+  const result = await q.query<{ fresh: string | null, silent: string | null }>(`
     WITH input AS (
       SELECT DISTINCT ON (event_id) *
       FROM jsonb_to_recordset($1::jsonb) AS t(
@@ -42,36 +62,29 @@ export async function insertEvents (tx: Queryable, events: GatewayEvent[]): Prom
     ), stored AS (
       SELECT input.*, lag(time_ms) OVER (PARTITION BY device_id ORDER BY time_ms, seq) AS previous_ms
       FROM input JOIN fresh USING (event_id)
+    ), inserted AS (
+      INSERT INTO events (time, event_id, device_id, boot, seq, type, device_ts, skew_ms, skewed, battery, rssi, fw, gateway_id, data, gap_ms)
+      SELECT to_timestamp(s.time_ms / 1000.0), s.event_id, s.device_id, s.boot, s.seq, s.type, to_timestamp(s.device_ts_ms / 1000.0),
+             s.skew_ms, s.skewed, s.battery, s.rssi, s.fw, s.gateway_id, s.data,
+             -- Late (out of order) events have no meaningful gap.
+             NULLIF(GREATEST(s.time_ms - COALESCE(s.previous_ms, extract(epoch FROM d.last_seen_at) * 1000), -1), -1)::bigint
+      FROM stored s LEFT JOIN devices d ON d.id = s.device_id
+      RETURNING event_id
+    ), health AS (
+      UPDATE devices d SET
+        last_seen_at = GREATEST(d.last_seen_at, to_timestamp(s.seen_ms / 1000.0)),
+        battery = COALESCE(s.battery, d.battery), rssi = COALESCE(s.rssi, d.rssi), fw = COALESCE(s.fw, d.fw)
+      FROM jsonb_to_recordset($2::jsonb) AS s(id text, seen_ms float8, battery smallint, rssi smallint, fw text)
+      WHERE d.id = s.id
+      RETURNING d.id, d.silent
     )
-    INSERT INTO events (time, event_id, device_id, boot, seq, type, device_ts, skew_ms, skewed, battery, rssi, fw, gateway_id, data, gap_ms)
-    SELECT to_timestamp(s.time_ms / 1000.0), s.event_id, s.device_id, s.boot, s.seq, s.type, to_timestamp(s.device_ts_ms / 1000.0),
-           s.skew_ms, s.skewed, s.battery, s.rssi, s.fw, s.gateway_id, s.data,
-           -- Late (out of order) events have no meaningful gap.
-           NULLIF(GREATEST(s.time_ms - COALESCE(s.previous_ms, extract(epoch FROM d.last_seen_at) * 1000), -1), -1)::bigint
-    FROM stored s LEFT JOIN devices d ON d.id = s.device_id
-    RETURNING event_id`, [JSON.stringify(rows)])
-  return new Set(inserted.map((r) => r.event_id))
-}
-
-/**
- * Last seen, battery, signal and firmware per device, from the newest event of the batch.
- * Returns which of the batch's (registered) devices are silent alarms.
- */
-export async function updateDeviceHealth (tx: Queryable, events: GatewayEvent[]): Promise<Set<string>> {
-  const latest = new Map<string, GatewayEvent>()
-  for (const e of events) {
-    const seen = latest.get(e.deviceId)
-    if (!seen || seen.receivedAt <= e.receivedAt) latest.set(e.deviceId, e)
+    SELECT event_id AS fresh, NULL AS silent FROM inserted
+    UNION ALL
+    SELECT NULL, id FROM health WHERE silent`, [JSON.stringify(rows), JSON.stringify(health)])
+  const stored: StoredEvents = { fresh: new Set(), silent: new Set() }
+  for (const row of result) {
+    if (row.fresh !== null) stored.fresh.add(row.fresh)
+    else if (row.silent !== null) stored.silent.add(row.silent)
   }
-  const rows = [...latest.values()].map((e) => ({
-    id: e.deviceId, seen_ms: e.receivedAt, battery: e.event.battery ?? null, rssi: e.event.rssi ?? null, fw: e.event.fw ?? null
-  }))
-  const updated = await tx.query<{ id: string, silent: boolean }>(`
-    UPDATE devices d SET
-      last_seen_at = GREATEST(d.last_seen_at, to_timestamp(s.seen_ms / 1000.0)),
-      battery = COALESCE(s.battery, d.battery), rssi = COALESCE(s.rssi, d.rssi), fw = COALESCE(s.fw, d.fw)
-    FROM jsonb_to_recordset($1::jsonb) AS s(id text, seen_ms float8, battery smallint, rssi smallint, fw text)
-    WHERE d.id = s.id
-    RETURNING d.id, d.silent`, [JSON.stringify(rows)])
-  return new Set(updated.filter((r) => r.silent).map((r) => r.id))
+  return stored
 }

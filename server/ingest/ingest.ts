@@ -2,18 +2,19 @@
  * Stores batches from gateways exactly once and turns them into alerts, reports, cancels and
  * presence changes.
  *
- * One transaction per batch; a constant number of statements for the bulk (events, device
- * health, dead letters), one or two per event that does something (press, cancel, report,
- * presence change), which are rare next to heartbeats. Idempotent: an event id already stored
+ * One transaction per batch: one statement for the bulk (events and device health), one for
+ * dead letters, one or two per event that does something (press, cancel, report, presence
+ * change), which are rare next to heartbeats. A batch of routine events alone is that one
+ * statement, with no transaction around it. Idempotent: an event id already stored
  * is reported `duplicate` and changes nothing; a resent cancel or report hears the same answer.
  */
-import type { Database } from '../db/database.js'
+import type { Database, Queryable } from '../db/database.js'
 import type { Bus } from '../bus.js'
 import type { GatewayEvent, IngestBatch, IngestResult } from '../../protocol/index.js'
 import { ALERT_KIND_OF_EVENT } from '../alerts/model.js'
 import type { AlertLifecycle } from '../alerts/lifecycle.js'
 import type { ServerMetrics } from '../metrics.js'
-import { insertEvents, updateDeviceHealth } from './events.js'
+import { storeEvents } from './events.js'
 import { raiseAlerts, type AlertCause, type RaisedAlert } from './raise-alert.js'
 import { applyCancel, checkPins, previousCancels, type CancelOutcome } from './cancel.js'
 import { fileReport, ticketsOf } from './reports.js'
@@ -48,9 +49,13 @@ export class Ingestor {
     const { events } = batch
     const endTimer = this.metrics.ingestBatchSeconds.startTimer()
     const pins = await checkPins(this.db, unique(events).filter((e) => e.event.type === 'cancel'))
-    const outcome = await runAgainOnConflict(() => this.db.transaction(async (tx): Promise<BatchOutcome> => {
-      const fresh = events.length > 0 ? await insertEvents(tx, events) : new Set<string>()
-      const silent = events.length > 0 ? await updateDeviceHealth(tx, events) : new Set<string>()
+    // Routine events alone (most batches) are one statement, atomic by itself: no BEGIN and
+    // COMMIT round trips to the database around it.
+    const inTransaction = onlyRoutine(batch)
+      ? <T>(fn: (tx: Queryable) => Promise<T>) => fn(this.db)
+      : <T>(fn: (tx: Queryable) => Promise<T>) => this.db.transaction(fn)
+    const outcome = await runAgainOnConflict(() => inTransaction(async (tx): Promise<BatchOutcome> => {
+      const { fresh, silent } = await storeEvents(tx, events)
       const raised = new Map<string, RaisedAlert>()
       const cancels = new Map<string, CancelOutcome>()
       const tickets = new Map<string, string>()
@@ -140,6 +145,12 @@ function results (events: GatewayEvent[], o: BatchOutcome): IngestResult[] {
     if (o.silent.has(e.deviceId)) result.silent = true
     return result
   })
+}
+
+/** Nothing but routine events (no alarm, cancel or report), presence changes or dead letters. */
+function onlyRoutine (batch: IngestBatch): boolean {
+  return !batch.presence?.length && !batch.deadLetters?.length &&
+    batch.events.every((e) => !ALERT_KIND_OF_EVENT[e.event.type] && e.event.type !== 'cancel' && e.event.type !== 'report')
 }
 
 /** The first of each event id, in batch order (a batch may repeat an event the device resent). */

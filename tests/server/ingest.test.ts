@@ -48,6 +48,16 @@ describe.each(plainBackends)('ingest on $name', (backend) => {
     expect(open).toHaveLength(1)
   })
 
+  it('stores a batch of routine events alone (one statement, no transaction) once, with device health, telling silent devices so', async () => {
+    const batch = [gatewayEvent('shop-1', { seq: 100, type: 'test', battery: 55, rssi: -70 }, t0 + 1000), gatewayEvent('btn-1', { seq: 100, type: 'heartbeat' }, t0 + 2000)]
+    const first = await fx.ingest({ events: batch })
+    expect(first).toMatchObject([{ status: 'stored', silent: true }, { status: 'stored' }])
+    expect(first[1]!.silent).toBeUndefined()
+    expect(await fx.ingest({ events: batch })).toMatchObject([{ status: 'duplicate', silent: true }, { status: 'duplicate' }])
+    const { body: shop } = await fx.call('GET', '/v1/devices/shop-1')
+    expect(shop).toMatchObject({ battery: 55, rssi: -70, lastSeenAt: new Date(t0 + 1000).toISOString() })
+  })
+
   it('cancels only with the right PIN inside the window; the device hears cancelled or rejected', async () => {
     const [press] = await fx.ingest({ events: [gatewayEvent('shop-1', { seq: 1, type: 'press' }, t0)] })
     expect(press).toMatchObject({ status: 'stored', alertState: 'open', silent: true })
