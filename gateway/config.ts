@@ -30,8 +30,8 @@ export interface GatewayConfig {
   /** How often the device credential cache is refreshed (a revoked device is refused after at most this). */
   readonly credentialRefreshMs: number
   readonly forwardBatchSize: number
-  /** How long the forwarder lets events gather after being idle, ms. */
-  readonly forwardLingerMs?: number
+  /** Routine events are forwarded in rounds at most this many ms apart (alarms never wait). */
+  readonly forwardIntervalMs?: number
   /** Batches in flight to the server at most (split by device, so each device keeps its order). */
   readonly forwardParallel?: number
   /** Outbox bound (events); see the policy in outbox.ts. */
@@ -114,7 +114,7 @@ export function gatewayConfigFromEnv (env: NodeJS.ProcessEnv = process.env): Gat
     gatewayToken,
     credentialRefreshMs: seconds(env, 'CREDENTIAL_REFRESH_S', 30_000),
     forwardBatchSize: 500,
-    forwardLingerMs: 5,
+    forwardIntervalMs: 25,
     forwardParallel: positiveInt(env, 'FORWARD_PARALLEL', 4),
     outboxMaxEvents: positiveInt(env, 'OUTBOX_MAX_EVENTS', 200_000),
     heartbeatIntervalsMs: Object.freeze({

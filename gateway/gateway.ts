@@ -143,7 +143,7 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
   // why in a CONNACK, while a flood of sockets that never send CONNECT cannot exhaust descriptors.
   const listeners = await listen(broker, { ...config, maxConnections: maxConnections + 64 })
 
-  forwarder = new Forwarder(config.gatewayId, { outbox, presence, deadLetters }, server, sendToDevice, metrics, log, { batchSize: config.forwardBatchSize, lingerMs: config.forwardLingerMs ?? 5, parallel: config.forwardParallel ?? 4 })
+  forwarder = new Forwarder(config.gatewayId, { outbox, presence, deadLetters }, server, sendToDevice, metrics, log, { batchSize: config.forwardBatchSize, intervalMs: config.forwardIntervalMs ?? 25, parallel: config.forwardParallel ?? 4 })
   const downlink = new DownlinkRelay(db, server, (m: DownlinkMessage) => publish(m.topic, Buffer.from(JSON.stringify(m.payload)), m.retain), metrics, log, config.downlinkWaitMs)
   downlink.restoreRetained()
   supervisor.start()
