@@ -19,7 +19,9 @@ export class LoadPool {
   private constructor (private readonly workers: ChildProcess[]) {}
 
   static start (size: number): LoadPool {
-    const workers = Array.from({ length: size }, () => fork(workerFile, [], { execArgv: ['--import', tsxLoader], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }))
+    // BENCH_PROFILE=dir: the load generators are profiled too, like the gateway and the server.
+    const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []
+    const workers = Array.from({ length: size }, () => fork(workerFile, [], { execArgv: [...profile, '--import', tsxLoader], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }))
     return new LoadPool(workers)
   }
 
