@@ -6,11 +6,10 @@
  * for that long, for every connection, several hundred times a second under load. Now the
  * main thread only hands records over and goes on parsing packets while the disk works.
  *
- * `append` is group-committed: the events accepted during one turn of the event loop are handed
- * over together at the end of it, and the worker puts everything handed over while a commit was
- * in flight into the next transaction (one fsync). Each caller's promise resolves only after its
- * commit: the broker sends PUBACK then, never before. While the outbox is over its bound
- * (store.ts), `full` is true.
+ * `append` is group-committed: the events accepted during one turn of the event loop, and all
+ * those that arrive while a commit is in flight, go to the disk in the next transaction (one
+ * fsync). Each caller's promise resolves only after that commit: the broker sends PUBACK then,
+ * never before. While the outbox is over its bound (store.ts), `full` is true.
  */
 import { EventEmitter } from 'node:events'
 import { Worker } from 'node:worker_threads'
@@ -37,6 +36,7 @@ export class OutboxError extends Error {
 
 export class Outbox extends EventEmitter<{ appended: [lanes: ReadonlySet<Lane>], committed: [seconds: number], full: [boolean], shed: [GatewayEvent], evicted: [number], error: [Error] }> {
   private pending: Pending[] = []
+  private appending = false
   private readonly waiting: Array<{ resolve: (reply: Answered) => void, reject: (err: Error) => void }> = []
   private current: OutboxLevel
   private isFull = false
@@ -74,7 +74,7 @@ export class Outbox extends EventEmitter<{ appended: [lanes: ReadonlySet<Lane>],
   append (event: GatewayEvent): Promise<AppendResult> {
     return new Promise((resolve, reject) => {
       if (this.broken) return reject(this.broken)
-      if (this.pending.push({ event, resolve, reject }) === 1) setImmediate(() => this.flush())
+      if (this.pending.push({ event, resolve, reject }) === 1 && !this.appending) setImmediate(() => this.flush())
     })
   }
 
@@ -112,9 +112,10 @@ export class Outbox extends EventEmitter<{ appended: [lanes: ReadonlySet<Lane>],
   }
 
   private flush (): void {
-    if (this.pending.length === 0) return
+    if (this.appending || this.pending.length === 0) return
     const batch = this.pending
     this.pending = []
+    this.appending = true
     const records = batch.map(({ event: e }): OutboxRecord => ({
       eventId: e.eventId, deviceId: e.deviceId, type: e.event.type, seq: e.event.seq, receivedAt: e.receivedAt, body: JSON.stringify(e)
     }))
@@ -131,6 +132,10 @@ export class Outbox extends EventEmitter<{ appended: [lanes: ReadonlySet<Lane>],
       if (lanes.size > 0) this.emit('appended', lanes)
     }, (err: Error) => {
       for (const p of batch) p.reject(err)
+    }).finally(() => {
+      this.appending = false
+      // Whatever arrived during that commit goes in the next one, at once.
+      this.flush()
     })
   }
 
