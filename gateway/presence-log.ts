@@ -26,8 +26,8 @@ export class PresenceLog extends EventEmitter<{ appended: [], failed: [Error] }>
 
   /**
    * Records the change and the device's new state. The changes of one event-loop turn are
-   * written together (one fsync): after a gateway restart thousands of devices reconnect at
-   * once, and one fsync each would hold up every press behind them for seconds.
+   * written together (one transaction): after a gateway restart thousands of devices reconnect
+   * at once, and a transaction each would hold up every press behind them.
    */
   append (change: PresenceChange, kind: string): void {
     if (this.queued.push({ change, kind }) === 1) setImmediate(() => this.flush())
