@@ -13,10 +13,16 @@ export interface DeadLetterEntry { deviceId?: string, topic: string, reason: str
 
 export class DeadLetters {
   private readonly insert
+  // Prepared once: the forwarder asks for unforwarded letters on every routine round.
+  private readonly selectUnforwarded
+  private readonly markOne
   private inserted = 0
 
   constructor (private readonly db: StateDb, private readonly gatewayId: string, private readonly maxRows = 10_000, private readonly onAdded: () => void = () => {}) {
     this.insert = db.prepare('INSERT INTO dead_letters (device_id, topic, reason, payload, received_at) VALUES (?, ?, ?, ?, ?)')
+    this.selectUnforwarded = db.prepare(`SELECT id, device_id AS deviceId, topic, reason, payload, received_at AS receivedAt
+      FROM dead_letters WHERE forwarded = 0 ORDER BY id LIMIT ?`)
+    this.markOne = db.prepare('UPDATE dead_letters SET forwarded = 1 WHERE id = ?')
   }
 
   add (entry: DeadLetterEntry): void {
@@ -34,8 +40,7 @@ export class DeadLetters {
 
   /** The oldest dead letters the server has not confirmed yet, in the ingest format. */
   peekUnforwarded (limit: number): Array<{ id: number, letter: DeadLetter }> {
-    const rows = this.db.prepare(`SELECT id, device_id AS deviceId, topic, reason, payload, received_at AS receivedAt
-      FROM dead_letters WHERE forwarded = 0 ORDER BY id LIMIT ?`).all(limit) as Array<{ id: number, deviceId: string | null, topic: string, reason: string, payload: Buffer | null, receivedAt: number }>
+    const rows = this.selectUnforwarded.all(limit) as Array<{ id: number, deviceId: string | null, topic: string, reason: string, payload: Buffer | null, receivedAt: number }>
     return rows.map((row) => ({
       id: row.id,
       letter: {
@@ -52,8 +57,7 @@ export class DeadLetters {
 
   markForwarded (ids: number[]): void {
     if (ids.length === 0) return
-    const mark = this.db.prepare('UPDATE dead_letters SET forwarded = 1 WHERE id = ?')
-    this.db.transaction(() => { for (const id of ids) mark.run(id) })()
+    this.db.transaction(() => { for (const id of ids) this.markOne.run(id) })()
   }
 }
 

@@ -8,6 +8,9 @@ import type { StateDb } from './state-db.js'
 
 export class PresenceLog extends EventEmitter<{ appended: [], failed: [Error] }> {
   private readonly writeBatch
+  // Prepared once: the forwarder's alarm lane reads and forgets changes on every round.
+  private readonly selectHead
+  private readonly removeBatch
   private queued: Array<{ change: PresenceChange, kind: string }> = []
   private retry?: NodeJS.Timeout
 
@@ -22,6 +25,9 @@ export class PresenceLog extends EventEmitter<{ appended: [], failed: [Error] }>
         saveState.run(change.deviceId, kind, change.state, change.at)
       }
     })
+    this.selectHead = db.prepare('SELECT id, body FROM presence_outbox ORDER BY id LIMIT ?')
+    const remove = db.prepare('DELETE FROM presence_outbox WHERE id = ?')
+    this.removeBatch = db.transaction((ids: number[]) => { for (const id of ids) remove.run(id) })
   }
 
   /**
@@ -62,13 +68,12 @@ export class PresenceLog extends EventEmitter<{ appended: [], failed: [Error] }>
   }
 
   peek (limit: number): Array<{ id: number, change: PresenceChange }> {
-    const rows = this.db.prepare('SELECT id, body FROM presence_outbox ORDER BY id LIMIT ?').all(limit) as Array<{ id: number, body: string }>
+    const rows = this.selectHead.all(limit) as Array<{ id: number, body: string }>
     return rows.map((row) => ({ id: row.id, change: JSON.parse(row.body) as PresenceChange }))
   }
 
   remove (ids: number[]): void {
     if (ids.length === 0) return
-    const del = this.db.prepare('DELETE FROM presence_outbox WHERE id = ?')
-    this.db.transaction(() => { for (const id of ids) del.run(id) })()
+    this.removeBatch(ids)
   }
 }
