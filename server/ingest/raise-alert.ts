@@ -30,33 +30,19 @@ export interface AlertCause {
  * gateway resend it forever.
  */
 export async function raiseAlert (tx: Queryable, cause: AlertCause): Promise<RaisedAlert | null> {
-  const rows = await tx.query<{ id: string, state: AlertState, created: boolean }>(`
-    INSERT INTO alerts (id, device_id, kind, state, zone, test, opened_at, last_press_at, last_seq, opened_by_event)
-    SELECT $1, d.id, $2, 'open', d.zone, false, to_timestamp($3 / 1000.0), to_timestamp($3 / 1000.0), $4, $5
-    FROM devices d WHERE d.id = $6
-    ON CONFLICT (device_id, kind) WHERE state IN ('open', 'acknowledged', 'dispatched')
-    DO UPDATE SET press_count = alerts.press_count + 1,
-                  last_press_at = GREATEST(alerts.last_press_at, EXCLUDED.last_press_at),
-                  last_seq = COALESCE(EXCLUDED.last_seq, alerts.last_seq),
-                  updated_at = now()
-    RETURNING id, state, (xmax = 0) AS created`,
-  [randomUUID(), cause.kind, cause.atMs, cause.seq ?? null, cause.eventId ?? null, cause.deviceId])
-  const row = rows[0]
-  if (!row) return null
-  if (row.created) {
-    await recordTransition(tx, { alertId: row.id, from: null, to: 'open', actor: cause.actor, atMs: cause.atMs })
-  }
-  return { alertId: row.id, deviceId: cause.deviceId, kind: cause.kind, state: row.state, created: row.created }
+  const [raised] = await raiseAlerts(tx, [cause])
+  return raised ?? null
 }
 
 /**
- * The causes of one batch, in one statement: causes of the same device and kind are one row
- * (their count added to the alert's presses), so a batch holding a hundred presses costs one
- * round trip to the database rather than a hundred, which at load is what a press waits for.
+ * `raiseAlert` for the causes of one batch, in one statement: causes of the same device and
+ * kind are one row (their count added to the alert's presses), so a batch holding a hundred
+ * presses costs one round trip to the database rather than a hundred, which at load is what a
+ * press waits for.
  * The result is per cause, in order; `created` is true for the first cause of a new alert only.
  */
 export async function raiseAlerts (tx: Queryable, causes: AlertCause[]): Promise<Array<RaisedAlert | null>> {
-  if (causes.length <= 1) return Promise.all(causes.map((c) => raiseAlert(tx, c)))
+  if (causes.length === 0) return []
   interface Group { id: string, first: AlertCause, last: AlertCause, count: number }
   const groups = new Map<string, Group>()
   const groupOf = causes.map((cause) => {
