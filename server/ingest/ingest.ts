@@ -4,8 +4,8 @@
  *
  * One transaction per batch: one statement for the bulk (events and device health), one for
  * dead letters, one or two per event that does something (press, cancel, report, presence
- * change), which are rare next to heartbeats. A batch of routine events alone is that one
- * statement, with no transaction around it. Idempotent: an event id already stored
+ * change), which are rare next to heartbeats. A batch of events that only need storing is that
+ * one statement, with no transaction around it. Idempotent: an event id already stored
  * is reported `duplicate` and changes nothing; a resent cancel or report hears the same answer.
  */
 import type { Database, Queryable } from '../db/database.js'
@@ -49,12 +49,7 @@ export class Ingestor {
     const { events } = batch
     const endTimer = this.metrics.ingestBatchSeconds.startTimer()
     const pins = await checkPins(this.db, unique(events).filter((e) => e.event.type === 'cancel'))
-    // Routine events alone (most batches) are one statement, atomic by itself: no BEGIN and
-    // COMMIT round trips to the database around it.
-    const inTransaction = onlyRoutine(batch)
-      ? <T>(fn: (tx: Queryable) => Promise<T>) => fn(this.db)
-      : <T>(fn: (tx: Queryable) => Promise<T>) => this.db.transaction(fn)
-    const outcome = await runAgainOnConflict(() => inTransaction(async (tx): Promise<BatchOutcome> => {
+    const store = async (tx: Queryable): Promise<BatchOutcome> => {
       const { fresh, silent } = await storeEvents(tx, events)
       const raised = new Map<string, RaisedAlert>()
       const cancels = new Map<string, CancelOutcome>()
@@ -89,7 +84,10 @@ export class Ingestor {
       const presence = await applyPresence(tx, batch.presence ?? [], this.lifecycle)
       const deadLetters = await storeDeadLetters(tx, batch.deadLetters ?? [])
       return { fresh, silent, raised, cancels, tickets, presence, deadLetters }
-    }))
+    }
+    // A batch whose events only need storing (most batches) is one statement, atomic by
+    // itself: no BEGIN and COMMIT round trips to the database around it.
+    const outcome = await runAgainOnConflict(() => onlyStoring(batch) ? store(this.db) : this.db.transaction(store))
     endTimer()
     await this.announce(batch, outcome)
     return results(events, outcome)
@@ -147,8 +145,11 @@ function results (events: GatewayEvent[], o: BatchOutcome): IngestResult[] {
   })
 }
 
-/** Nothing but routine events (no alarm, cancel or report), presence changes or dead letters. */
-function onlyRoutine (batch: IngestBatch): boolean {
+/**
+ * Events that only need storing (heartbeats, tests: none opens an alert, cancels or files a
+ * report), and no presence changes or dead letters: `storeEvents` is all the batch does.
+ */
+function onlyStoring (batch: IngestBatch): boolean {
   return !batch.presence?.length && !batch.deadLetters?.length &&
     batch.events.every((e) => !ALERT_KIND_OF_EVENT[e.event.type] && e.event.type !== 'cancel' && e.event.type !== 'report')
 }
