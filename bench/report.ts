@@ -49,15 +49,15 @@ export function evaluateTargets (r: Pick<BenchReport, 'ingest' | 'connections'>)
       // The presses among the offered load (1 in BENCH_PRESS_EVERY): what an alarm system owes.
       name: 'press→stored p99 at 10k/s',
       goal: '≤ 50 ms',
-      measured: fmt(sustained, (s) => s.presses > 0 ? `${s.alarmToStored.p99} ms over ${s.presses} presses` : 'no presses sent'),
-      pass: sustained && sustained.presses > 0 ? sustained.alarmToStored.p99 <= 50 : null
+      measured: fmt(sustained, (s) => s.pressToStored.count > 0 ? `${s.pressToStored.p99} ms over ${s.pressToStored.count} presses` : 'no presses sent'),
+      pass: sustained && sustained.pressToStored.count > 0 ? sustained.pressToStored.p99 <= 50 : null
     },
     {
       // The same target read for every event, routine ones included.
       name: 'any event→stored p99 at 10k/s',
       goal: '≤ 50 ms',
-      measured: fmt(sustained, (s) => `${s.pressToStored.p99} ms`),
-      pass: sustained ? sustained.pressToStored.p99 <= 50 : null
+      measured: fmt(sustained, (s) => `${s.eventToStored.p99} ms`),
+      pass: sustained ? sustained.eventToStored.p99 <= 50 : null
     },
     {
       name: 'PUBACK p99 at 1k/s',
@@ -90,18 +90,18 @@ export function printReport (r: BenchReport): string {
   lines.push(`machine: ${m.cpus} × ${m.cores}, ${m.memoryGB} GB, Linux ${m.kernel}, Node ${m.node}, ${m.postgres}${m.mosquitto ? `, ${m.mosquitto}` : ''}; load average at start ${m.loadAverageAtStart.join(' ')}`)
   if (m.diskCommitMs) lines.push(`disk: one durable SQLite commit (WAL, synchronous=FULL) takes p50 ${m.diskCommitMs.p50} ms, p99 ${m.diskCommitMs.p99} ms here — the floor under PUBACK latency`)
   lines.push('')
-  lines.push(`1+2. gateway ingest (QoS 1, durable outbox) and end to end on PostgreSQL; CPU in µs per event; latency in ms${r.ingest.some((s) => s.presses > 0) ? '; 1 event in 100 is a press, the rest routine test events' : ''}`)
+  lines.push(`1+2. gateway ingest (QoS 1, durable outbox) and end to end on PostgreSQL; CPU in µs per event; latency in ms${r.ingest.some((s) => s.pressToStored.count > 0) ? `; 1 event in ${r.settings.pressEvery} is a press, the rest routine test events` : ''}`)
   table(
     ['offered/s', 's', 'sent', 'PUBACKed', 'accepted/s', 'puback p50', 'p99', 'gw CPU', 'server', 'postgres', 'loadgen', 'stored/s', 'lost', 'dup', '→stored p50', 'p99', '→received p50', 'p99'],
     r.ingest.map((s) => [`${s.rate}${s.burst ? ' burst' : ''}`, s.seconds, s.sent, s.acked, s.acceptedPerSec, s.puback.p50, s.puback.p99,
       s.gatewayCpuUsPerEvent, s.serverCpuUsPerEvent, s.postgresCpuUsPerEvent, s.loadgenCpuUsPerEvent, s.storedPerSec, s.lost, s.duplicated,
-      s.pressToStored.p50, s.pressToStored.p99, s.pressToReceived.p50, s.pressToReceived.p99])
+      s.eventToStored.p50, s.eventToStored.p99, s.eventToReceived.p50, s.eventToReceived.p99])
   )
-  if (r.ingest.some((s) => s.presses > 0)) {
+  if (r.ingest.some((s) => s.pressToStored.count > 0)) {
     lines.push('   the presses among that load (alarm lane), latency in ms')
     table(
       ['offered/s', 'presses', 'press→stored p50', 'p99', 'max', 'press→received p50', 'p99'],
-      r.ingest.map((s) => [`${s.rate}${s.burst ? ' burst' : ''}`, s.presses, s.alarmToStored.p50, s.alarmToStored.p99, s.alarmToStored.max, s.alarmToReceived.p50, s.alarmToReceived.p99])
+      r.ingest.map((s) => [`${s.rate}${s.burst ? ' burst' : ''}`, s.pressToStored.count, s.pressToStored.p50, s.pressToStored.p99, s.pressToStored.max, s.pressToReceived.p50, s.pressToReceived.p99])
     )
   }
   const c = r.connections

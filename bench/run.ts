@@ -54,7 +54,7 @@ try {
     const seconds = burst ? settings.burstSeconds : settings.sustainedSeconds
     say(`ingest ${rate}/s for ${seconds} s${burst ? ' (burst)' : ''}`)
     const step = await runIngestStep({ pool, db: db.pool, gatewayPid: gateway.pid, serverPid: server.pid, rate, seconds, burst, pressEvery: settings.pressEvery })
-    say(`  accepted ${step.acceptedPerSec}/s, PUBACK p99 ${step.puback.p99} ms, stored ${step.stored}/${step.acked}, →stored p99 ${step.pressToStored.p99} ms (presses ${step.alarmToStored.p99} ms), gateway ${step.gatewayCpuUsPerEvent} µs/event`)
+    say(`  accepted ${step.acceptedPerSec}/s, PUBACK p99 ${step.puback.p99} ms, stored ${step.stored}/${step.acked}, →stored p99 ${step.eventToStored.p99} ms (presses ${step.pressToStored.p99} ms), gateway ${step.gatewayCpuUsPerEvent} µs/event`)
     ingest.push(step)
   }
   await pool.close()

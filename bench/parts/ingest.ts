@@ -31,12 +31,11 @@ export interface IngestStep {
   lost: number
   duplicated: number
   /** Every event (1 in `pressEvery` is a press, the rest `test`): publish → stored, → `received`. */
+  eventToStored: Summary
+  eventToReceived: Summary
+  /** Presses alone (`count` of them): they travel the alarm lane, ahead of routine traffic. */
   pressToStored: Summary
   pressToReceived: Summary
-  /** Presses alone: they travel the alarm lane, ahead of routine traffic. */
-  presses: number
-  alarmToStored: Summary
-  alarmToReceived: Summary
 }
 
 export function deviceConnections (devices: DeviceCredentials[], runId: string): ConnSpec[] {
@@ -104,11 +103,10 @@ export async function runIngestStep (options: {
     storedPerSec: round(n / Math.max(0.001, (storedAt - windowStart) / 1000, (Number(latency.span_ms) || 0) / 1000), 0),
     lost: Math.max(0, run.acked - Number(latency.distinct_ids)),
     duplicated: n - Number(latency.distinct_ids),
-    pressToStored: { count: n, p50: round(Number(latency.p50)), p99: round(Number(latency.p99)), max: round(Number(latency.max)) },
-    pressToReceived: rounded(summarize([...run.received, ...late.received])),
-    presses: Number(latency.presses),
-    alarmToStored: { count: Number(latency.presses), p50: round(Number(latency.press_p50)), p99: round(Number(latency.press_p99)), max: round(Number(latency.press_max)) },
-    alarmToReceived: rounded(summarize([...run.receivedPress, ...late.receivedPress]))
+    eventToStored: { count: n, p50: round(Number(latency.p50)), p99: round(Number(latency.p99)), max: round(Number(latency.max)) },
+    eventToReceived: rounded(summarize([...run.received, ...late.received])),
+    pressToStored: { count: Number(latency.presses), p50: round(Number(latency.press_p50)), p99: round(Number(latency.press_p99)), max: round(Number(latency.press_max)) },
+    pressToReceived: rounded(summarize([...run.receivedPress, ...late.receivedPress]))
   }
 }
 
