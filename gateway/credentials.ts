@@ -90,7 +90,7 @@ export class CredentialCache {
     // repeated does not become a stream of requests.
     const last = this.recheckedAt.get(deviceId)
     if (last !== undefined && this.now() - last < RECHECK_MS) return { ok: false, reason: 'bad_secret' }
-    if (this.fetching.size >= MAX_LOOKUPS && !this.fetching.has(deviceId)) return { ok: false, reason: 'bad_secret' }
+    if (this.lookupsFull(deviceId)) return { ok: false, reason: 'bad_secret' }
     remember(this.recheckedAt, deviceId, this.now())
     try {
       await this.fetch(deviceId)
@@ -110,7 +110,7 @@ export class CredentialCache {
       const until = this.unknownUntil.get(deviceId)
       if (until !== undefined && until > this.now()) return { ok: false, reason: 'unknown' }
       // Many different unknown ids at once is a flood, not an installer: they can try again later.
-      if (this.fetching.size >= MAX_LOOKUPS && !this.fetching.has(deviceId)) return { ok: false, reason: 'unavailable' }
+      if (this.lookupsFull(deviceId)) return { ok: false, reason: 'unavailable' }
       try {
         await this.fetch(deviceId)
       } catch (err) {
@@ -125,6 +125,11 @@ export class CredentialCache {
     }
     if (device.revoked) return { ok: false, reason: 'revoked' }
     return { ok: true, device }
+  }
+
+  /** MAX_LOOKUPS questions about other devices are in flight (joining one already asked is free). */
+  private lookupsFull (deviceId: string): boolean {
+    return this.fetching.size >= MAX_LOOKUPS && !this.fetching.has(deviceId)
   }
 
   /** Asks the server about one device; concurrent callers share the question. */
