@@ -44,7 +44,7 @@ export interface RunningGateway {
 
 export async function startGateway (config: GatewayConfig, log: Logger): Promise<RunningGateway> {
   const db = openStateDb(config.dataDir)
-  const stopSyncing = syncStateDb(db)
+  const stopSyncing = syncStateDb(db, log)
   const metrics = createGatewayMetrics()
   const server = new ServerClient(config.serverUrl, config.gatewayToken)
   // The outbox's worker thread starts while the credentials sync (it takes half a second to
@@ -196,7 +196,7 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
       presence.flush()
       presence.close()
       await outbox.close()
-      stopSyncing()
+      await stopSyncing()
       db.close()
     }
   }

@@ -5,7 +5,11 @@
  */
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
+import { once } from 'node:events'
+import { Worker } from 'node:worker_threads'
 import Sqlite from 'better-sqlite3'
+import type { Logger } from 'pino'
+import type { CheckpointerData } from './state-db-checkpointer.js'
 
 export type StateDb = Sqlite.Database
 
@@ -14,7 +18,7 @@ export function openStateDb (dataDir: string): StateDb {
   const db = new Sqlite(join(dataDir, 'gateway.sqlite'))
   db.pragma('journal_mode = WAL')
   // NORMAL: a commit survives a crash of the process (kill -9) at once, and a power cut once
-  // the WAL is next synced (at checkpoints, which `syncStateDb` runs every 2 s). What lives here is either re-learned (credentials,
+  // the WAL is next synced (at checkpoints, which `syncStateDb` runs every 2 s, off the main thread). What lives here is either re-learned (credentials,
   // positions), or its loss in the last moments before a power cut is recovered by the
   // supervision after restart (presence), or diagnostic (dead letters). An fsync per write
   // here, on the main thread, held up every press while thousands of devices reconnected.
@@ -56,17 +60,40 @@ export function openStateDb (dataDir: string): StateDb {
   return db
 }
 
-/** Checkpoints (and so syncs) the state database every `everyMs`: what a power cut can take is that long. */
-export function syncStateDb (db: StateDb, everyMs = 2000): () => void {
-  const timer = setInterval(() => {
-    try {
-      db.pragma('wal_checkpoint(PASSIVE)')
-    } catch {
-      // Busy or failing disk: the next tick tries again; writes report their own errors.
-    }
-  }, everyMs)
-  timer.unref()
-  return () => clearInterval(timer)
+/** How far the WAL may grow before the main connection checkpoints by itself (see below). */
+const FALLBACK_CHECKPOINT_PAGES = 10_000
+
+/**
+ * Checkpoints (and so syncs) the state database every `everyMs`: what a power cut can take is
+ * that long. The checkpoint runs in a thread of its own (state-db-checkpointer.ts): on a disk
+ * busy with the outbox's and PostgreSQL's fsyncs, one took up to 130 ms, and on the main
+ * thread that stopped every connection for as long. The main connection's own automatic
+ * checkpoint stays as a fallback, for a WAL the thread cannot keep small (a reconnect storm) or
+ * a thread that is gone. Returns the stop, which waits for the thread to close its connection.
+ */
+export function syncStateDb (db: StateDb, log: Logger, everyMs = 2000): () => Promise<void> {
+  const worker = new Worker(new URL('./worker-bootstrap.mjs', import.meta.url), {
+    workerData: { entry: new URL('./state-db-checkpointer.ts', import.meta.url).href, file: db.name, everyMs } satisfies CheckpointerData & { entry: string },
+    name: 'state-db checkpointer'
+  })
+  worker.unref()
+  db.pragma(`wal_autocheckpoint = ${FALLBACK_CHECKPOINT_PAGES}`)
+  let stopping = false
+  worker.on('error', (err) => log.error({ err: err.message }, 'state database checkpointer failed'))
+  worker.on('exit', () => {
+    if (stopping) return
+    log.warn('state database checkpointer ended; the main thread checkpoints again')
+    db.pragma('wal_autocheckpoint = 1000')
+  })
+  return async () => {
+    stopping = true
+    const exited = once(worker, 'exit')
+    worker.postMessage('stop')
+    // A checkpoint stuck on a failing disk must not hold up the shutdown for ever.
+    const timer = setTimeout(() => { void worker.terminate() }, 5000)
+    await exited
+    clearTimeout(timer)
+  }
 }
 
 export function getMeta (db: StateDb, key: string): string | undefined {

@@ -45,7 +45,7 @@ export class Outbox extends EventEmitter<{ appended: [lanes: ReadonlySet<Lane>],
 
   /** Starts the worker and opens (or creates) `outbox.sqlite` in `dataDir`. */
   static async open (dataDir: string, maxEvents = 200_000): Promise<Outbox> {
-    const worker = new Worker(new URL('./worker-bootstrap.mjs', import.meta.url), {
+    const worker = new Worker(new URL('../worker-bootstrap.mjs', import.meta.url), {
       workerData: { entry: new URL('./worker.ts', import.meta.url).href, dataDir, maxEvents } satisfies OutboxWorkerData & { entry: string },
       name: 'outbox'
     })
