@@ -153,7 +153,7 @@ export class Forwarder {
     for (const e of done) this.metrics.forwardLatency.observe((now - e.receivedAt) / 1000)
     // Not awaited: the outbox runs requests in order, so the next peek already sees them gone.
     // Should forgetting fail, those events are sent again (the server stores them once), after a pause.
-    outbox.remove(done.map((entry) => entry.id)).catch((err: Error) => {
+    outbox.remove(lane, done.map((entry) => entry.id)).catch((err: Error) => {
       this.removeFailed.add(lane)
       this.log.warn({ err: err.message }, 'confirmed events could not be removed from the outbox; they will be sent again')
     })

@@ -13,5 +13,5 @@ export type OutboxRequest =
   | { op: 'close' }
 
 export type OutboxReply =
-  | { ok: true, level: OutboxLevel, results?: AppendResult[], evicted?: number, commitMs?: number, entries?: OutboxEntry[] }
+  | { ok: true, level: OutboxLevel, results?: AppendResult[], ids?: number[], evicted?: number, commitMs?: number, entries?: OutboxEntry[] }
   | { ok: false, error: string, code?: string }

@@ -10,6 +10,10 @@
  * those that arrive while a commit is in flight, go to the disk in the next transaction (one
  * fsync). Each caller's promise resolves only after that commit: the broker sends PUBACK then,
  * never before. While the outbox is over its bound (store.ts), `full` is true.
+ *
+ * `peek` answers from memory while a lane's waiting entries fit there (lane-tail.ts): the
+ * forwarder's next batch is what the main thread has just handed over, so it need not be read
+ * back from disk, and an alarm is sent without first waiting behind the commit in flight.
  */
 import { EventEmitter } from 'node:events'
 import { Worker } from 'node:worker_threads'
@@ -17,6 +21,7 @@ import type { GatewayEvent } from '../../protocol/index.js'
 import type { StateDb } from '../state-db.js'
 import type { OutboxReply, OutboxRequest, OutboxWorkerData } from './messages.js'
 import { laneOf, type AppendResult, type Lane, type OutboxEntry, type OutboxLevel, type OutboxRecord } from './store.js'
+import { LaneTail } from './lane-tail.js'
 
 export type { AppendResult, Lane, OutboxEntry } from './store.js'
 
@@ -28,6 +33,9 @@ interface Pending {
 
 type Answered = Extract<OutboxReply, { ok: true }>
 
+/** Entries a lane keeps in memory at most (lane-tail.ts); past it, the forwarder reads from disk. */
+const TAIL_MAX = 10_000
+
 export class OutboxError extends Error {
   constructor (message: string, readonly code?: string) {
     super(message)
@@ -37,7 +45,8 @@ export class OutboxError extends Error {
 export class Outbox extends EventEmitter<{ appended: [lanes: ReadonlySet<Lane>], committed: [seconds: number], full: [boolean], shed: [GatewayEvent], evicted: [number], error: [Error] }> {
   private pending: Pending[] = []
   private appending = false
-  private readonly waiting: Array<{ resolve: (reply: Answered) => void, reject: (err: Error) => void }> = []
+  private readonly waiting: Array<{ resolve: (reply: Answered) => void, reject: (err: Error) => void, onReply?: (reply: Answered) => void }> = []
+  private readonly tails: Record<Lane, LaneTail> = { alarm: new LaneTail(TAIL_MAX), routine: new LaneTail(TAIL_MAX) }
   private current: OutboxLevel
   private isFull = false
   private broken?: Error
@@ -80,12 +89,21 @@ export class Outbox extends EventEmitter<{ appended: [lanes: ReadonlySet<Lane>],
 
   /** The oldest entries of a lane (alarms or routine events), in arrival order. */
   async peek (lane: Lane, limit: number): Promise<OutboxEntry[]> {
-    return (await this.call({ op: 'peek', lane, limit })).entries ?? []
+    const tail = this.tails[lane]
+    const cached = tail.head(limit)
+    if (cached) return cached
+    return (await this.call({ op: 'peek', lane, limit }, (reply) => tail.read(reply.entries ?? [], limit))).entries ?? []
   }
 
-  /** Forgets entries the server has confirmed. */
-  async remove (ids: number[]): Promise<void> {
-    if (ids.length > 0) await this.call({ op: 'remove', ids })
+  /** Forgets entries of a lane the server has confirmed. */
+  async remove (lane: Lane, ids: number[]): Promise<void> {
+    if (ids.length === 0) return
+    this.tails[lane].removed(ids)
+    await this.call({ op: 'remove', ids }).catch((err: Error) => {
+      // Still on disk, gone from memory: only the disk tells the truth now.
+      this.tails[lane].forget()
+      throw err
+    })
   }
 
   depth (): number {
@@ -119,7 +137,7 @@ export class Outbox extends EventEmitter<{ appended: [lanes: ReadonlySet<Lane>],
     const records = batch.map(({ event: e }): OutboxRecord => ({
       eventId: e.eventId, deviceId: e.deviceId, type: e.event.type, seq: e.event.seq, receivedAt: e.receivedAt, body: JSON.stringify(e)
     }))
-    this.call({ op: 'append', records }).then((reply) => {
+    this.call({ op: 'append', records }, (reply) => this.remember(records, reply)).then((reply) => {
       batch.forEach((p, i) => {
         const result = reply.results?.[i] ?? 'stored'
         if (result === 'shed') this.emit('shed', p.event)
@@ -139,10 +157,27 @@ export class Outbox extends EventEmitter<{ appended: [lanes: ReadonlySet<Lane>],
     })
   }
 
-  private call (request: OutboxRequest): Promise<Answered> {
+  /** Committed entries join their lane's tail, in the order the worker answered. */
+  private remember (records: OutboxRecord[], reply: Answered): void {
+    // A full outbox made room by evicting heartbeats, which memory may still hold.
+    if (reply.evicted) this.tails.routine.forget()
+    const fresh: Record<Lane, OutboxEntry[]> = { alarm: [], routine: [] }
+    records.forEach((record, i) => {
+      const id = reply.ids?.[i]
+      if (id) fresh[laneOf(record.type)].push({ ...record, id })
+    })
+    this.tails.alarm.committed(fresh.alarm)
+    this.tails.routine.committed(fresh.routine)
+  }
+
+  /**
+   * Posts a request; `onReply` runs as soon as its answer arrives, before any later answer, so
+   * the lane tails follow the disk in its own order.
+   */
+  private call (request: OutboxRequest, onReply?: (reply: Answered) => void): Promise<Answered> {
     if (this.broken) return Promise.reject(this.broken)
     return new Promise((resolve, reject) => {
-      this.waiting.push({ resolve, reject })
+      this.waiting.push({ resolve, reject, onReply })
       this.worker.postMessage(request)
     })
   }
@@ -159,6 +194,7 @@ export class Outbox extends EventEmitter<{ appended: [lanes: ReadonlySet<Lane>],
       this.isFull = full
       this.emit('full', full)
     }
+    caller?.onReply?.(reply)
     caller?.resolve(reply)
   }
 

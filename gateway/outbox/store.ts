@@ -88,6 +88,7 @@ export class OutboxStore {
     const evictHeartbeat = this.db.prepare("DELETE FROM outbox WHERE id = (SELECT id FROM outbox WHERE type = 'heartbeat' ORDER BY id LIMIT 1)")
     this.appendBatch = this.db.transaction((records: OutboxRecord[]) => {
       const results: AppendResult[] = []
+      const ids: number[] = []
       let evicted = 0
       let count = this.count
       for (const r of records) {
@@ -97,13 +98,16 @@ export class OutboxStore {
             evicted++
           } else if (!UNLIMITED_TYPES.has(r.type)) {
             results.push('shed')
+            ids.push(0)
             continue
           }
         }
-        count += insert.run(r.eventId, r.deviceId, r.type, r.seq, laneOf(r.type) === 'alarm' ? 1 : 0, r.body, r.receivedAt).changes
+        const { changes, lastInsertRowid } = insert.run(r.eventId, r.deviceId, r.type, r.seq, laneOf(r.type) === 'alarm' ? 1 : 0, r.body, r.receivedAt)
+        count += changes
         results.push('stored')
+        ids.push(changes === 1 ? Number(lastInsertRowid) : 0)
       }
-      return { results, count, evicted }
+      return { results, ids, count, evicted }
     })
     const remove = this.db.prepare('DELETE FROM outbox WHERE id = ?')
     this.removeBatch = this.db.transaction((ids: number[]) => {
@@ -116,12 +120,15 @@ export class OutboxStore {
       FROM outbox WHERE alarm = ? ORDER BY id LIMIT ?`)
   }
 
-  /** One transaction, one fsync, for the whole batch; a result per record, in order. */
-  append (records: OutboxRecord[]): { results: AppendResult[], evicted: number } {
+  /**
+   * One transaction, one fsync, for the whole batch; a result per record, in order, and the id
+   * each new entry got (0 when none: shed, or an event id already waiting here).
+   */
+  append (records: OutboxRecord[]): { results: AppendResult[], ids: number[], evicted: number } {
     // The counter moves only once the transaction committed.
-    const { results, count, evicted } = this.appendBatch(records)
+    const { results, ids, count, evicted } = this.appendBatch(records)
     this.count = count
-    return { results, evicted }
+    return { results, ids, evicted }
   }
 
   /** The oldest entries of a lane, in arrival order (which keeps each device's order in it). */

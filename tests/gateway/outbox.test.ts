@@ -5,13 +5,16 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import Sqlite from 'better-sqlite3'
+import fc from 'fast-check'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { Outbox, adoptLegacyOutbox } from '../../gateway/outbox/outbox.js'
+import { Outbox, adoptLegacyOutbox, type Lane } from '../../gateway/outbox/outbox.js'
+import { OUTBOX_FILE } from '../../gateway/outbox/store.js'
 import { openStateDb } from '../../gateway/state-db.js'
 import { eventIdOf, type GatewayEvent } from '../../protocol/index.js'
 
-function event (deviceId: string, seq: number, type: GatewayEvent['event']['type'] = 'press'): GatewayEvent {
-  return { eventId: eventIdOf(deviceId, seq, 'b1'), deviceId, gatewayId: 'gw-test', receivedAt: 1_700_000_000_000 + seq, skewed: false, event: { seq, boot: 'b1', type } }
+function event (deviceId: string, seq: number, type: GatewayEvent['event']['type'] = 'press', boot = 'b1'): GatewayEvent {
+  return { eventId: eventIdOf(deviceId, seq, boot), deviceId, gatewayId: 'gw-test', receivedAt: 1_700_000_000_000 + seq, skewed: false, event: { seq, boot, type } }
 }
 
 describe('outbox', () => {
@@ -35,7 +38,7 @@ describe('outbox', () => {
     const head = await outbox.peek('alarm', 2)
     expect(head.map((e) => e.seq)).toEqual([1, 2])
     expect(JSON.parse(head[0]!.body)).toEqual(event('btn-1', 1))
-    await outbox.remove(head.map((e) => e.id))
+    await outbox.remove('alarm', head.map((e) => e.id))
     await outbox.close()
 
     outbox = await Outbox.open(dir)
@@ -78,5 +81,55 @@ describe('outbox', () => {
     await outbox.close()
     await expect(outbox.append(event('btn-3', 1))).rejects.toThrow(/closed/)
     outbox = undefined
+  })
+  it('hands the forwarder each lane exactly as the disk holds it, through appends, redeliveries, removals, evictions and shedding', async () => {
+    // Small, so that heartbeats are evicted and routine events shed (store.ts).
+    outbox = await Outbox.open(dir, 12)
+    // A second connection reads the file itself: the truth the lanes kept in memory must match.
+    const disk = new Sqlite(join(dir, OUTBOX_FILE), { readonly: true })
+    const onDisk = disk.prepare(`SELECT id, event_id AS eventId, device_id AS deviceId, type, seq, received_at AS receivedAt, body
+      FROM outbox WHERE alarm = ? ORDER BY id LIMIT ?`)
+    const devices = ['btn-a', 'btn-b', 'kiosk-c']
+    const types = ['press', 'test', 'heartbeat', 'cancel'] as const
+    const operation = fc.oneof(
+      fc.record({ op: fc.constant('append' as const), events: fc.array(fc.record({ device: fc.nat(2), type: fc.nat(3), again: fc.boolean() }), { minLength: 1, maxLength: 6 }) }),
+      fc.record({ op: fc.constant('peek' as const), alarm: fc.boolean(), limit: fc.integer({ min: 1, max: 8 }) }),
+      fc.record({ op: fc.constant('remove' as const), alarm: fc.boolean(), keep: fc.array(fc.boolean(), { maxLength: 8 }) })
+    )
+    let run = 0
+    try {
+      await fc.assert(fc.asyncProperty(fc.array(operation, { maxLength: 30 }), async (operations) => {
+        const boot = `r${run++}`
+        const sent: GatewayEvent[] = []
+        const seqs = new Map<string, number>()
+        const lastPeek: Record<Lane, number[]> = { alarm: [], routine: [] }
+        for (const o of operations) {
+          if (o.op === 'append') {
+            await Promise.all(o.events.map((e) => {
+              // A QoS 1 redelivery of an event already sent, or a new one.
+              const again = e.again && sent.length > 0 ? sent[sent.length - 1]! : undefined
+              const deviceId = devices[e.device]!
+              const seq = (seqs.get(deviceId) ?? 0) + 1
+              if (!again) seqs.set(deviceId, seq)
+              const next = again ?? event(deviceId, seq, types[e.type], boot)
+              sent.push(next)
+              return outbox!.append(next)
+            }))
+          } else if (o.op === 'peek') {
+            const lane: Lane = o.alarm ? 'alarm' : 'routine'
+            const head = await outbox!.peek(lane, o.limit)
+            expect(head).toEqual(onDisk.all(o.alarm ? 1 : 0, o.limit))
+            lastPeek[lane] = head.map((e) => e.id)
+          } else {
+            const lane: Lane = o.alarm ? 'alarm' : 'routine'
+            await outbox!.remove(lane, lastPeek[lane].filter((_, i) => !o.keep[i]))
+            lastPeek[lane] = []
+          }
+        }
+        expect(outbox!.depth()).toBe((disk.prepare('SELECT count(*) AS n FROM outbox').get() as { n: number }).n)
+      }), { numRuns: 60 })
+    } finally {
+      disk.close()
+    }
   })
 })
