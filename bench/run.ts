@@ -15,7 +15,7 @@ import { openFilesLimit } from './lib/proc.js'
 import { round } from './lib/stats.js'
 import { probeCommitLatency } from './lib/fsync-probe.js'
 import { LoadPool } from './load/pool.js'
-import { addStoredAtColumn, deviceConnections, runIngestStep, type IngestStep } from './parts/ingest.js'
+import { addStoredAtColumn, deviceConnections, runIngestStep, warmUp, type IngestStep } from './parts/ingest.js'
 import { ephemeralPorts, runConnectionLevels } from './parts/connections.js'
 import { runReference } from './parts/mosquitto.js'
 import { evaluateTargets, printReport, type BenchReport } from './report.js'
@@ -48,6 +48,10 @@ try {
   const pool = LoadPool.start(settings.workers)
   const connected = await pool.connect(gateway.mqttPort, deviceConnections(devices, runId), 8)
   if (connected.failed > 0) throw new Error(`${connected.failed} devices could not connect: ${connected.firstError}`)
+  if (settings.warmUpSeconds > 0) {
+    say(`warm-up: ${settings.rates[0]}/s for ${settings.warmUpSeconds} s, not measured`)
+    await warmUp({ pool, db: db.pool, rate: settings.rates[0]!, seconds: settings.warmUpSeconds, pressEvery: settings.pressEvery })
+  }
   const ingest: IngestStep[] = []
   for (const [i, rate] of settings.rates.entries()) {
     const burst = i === settings.rates.length - 1 && settings.rates.length > 1

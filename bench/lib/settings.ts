@@ -34,6 +34,8 @@ export interface BenchSettings {
   skipMosquitto: boolean
   /** One event in this many is a press, the rest routine `test` events (0: no presses). */
   pressEvery: number
+  /** Unmeasured load at the first rate before the first step (0: none). */
+  warmUpSeconds: number
 }
 
 export function benchSettings (): BenchSettings {
@@ -47,6 +49,7 @@ export function benchSettings (): BenchSettings {
     connectionLevels: list('BENCH_CONNECTIONS', [5000, 20000]),
     maxConnections: process.env.BENCH_MAX_CONNECTIONS === '0' ? 0 : num('BENCH_MAX_CONNECTIONS', 60000),
     skipMosquitto: process.env.BENCH_SKIP_MOSQUITTO === '1',
-    pressEvery: process.env.BENCH_PRESS_EVERY === '0' ? 0 : num('BENCH_PRESS_EVERY', 100)
+    pressEvery: process.env.BENCH_PRESS_EVERY === '0' ? 0 : num('BENCH_PRESS_EVERY', 100),
+    warmUpSeconds: process.env.BENCH_WARMUP_SECONDS === '0' ? 0 : num('BENCH_WARMUP_SECONDS', 3)
   })
 }

@@ -110,6 +110,20 @@ export async function runIngestStep (options: {
   }
 }
 
+/**
+ * A few seconds at the first rate, not measured, and drained before the first step: V8 compiles
+ * the hot paths and the caches (prepared statements, PostgreSQL's buffers) fill, so the first
+ * step measures the steady state, as the later steps do.
+ */
+export async function warmUp (options: { pool: LoadPool, db: pg.Pool, rate: number, seconds: number, pressEvery: number }): Promise<void> {
+  const { pool, db } = options
+  const before = await count(db)
+  const run = await pool.run(options.rate, options.seconds * 1000, 'event', 15_000, options.pressEvery)
+  await waitForStored(db, before + run.acked, 60_000)
+  // Its `received` acks must not count in the first step.
+  await pool.collect(5000, { received: run.acked })
+}
+
 async function count (db: pg.Pool): Promise<number> {
   const { rows } = await db.query('SELECT count(*)::int AS n FROM events')
   return rows[0].n
