@@ -5,7 +5,6 @@
  */
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { once } from 'node:events'
 import { Worker } from 'node:worker_threads'
 import Sqlite from 'better-sqlite3'
 import type { Logger } from 'pino'
@@ -18,7 +17,8 @@ export function openStateDb (dataDir: string): StateDb {
   const db = new Sqlite(join(dataDir, 'gateway.sqlite'))
   db.pragma('journal_mode = WAL')
   // NORMAL: a commit survives a crash of the process (kill -9) at once, and a power cut once
-  // the WAL is next synced (at checkpoints, which `syncStateDb` runs every 2 s, off the main thread). What lives here is either re-learned (credentials,
+  // the WAL is next synced (at checkpoints, which `syncStateDb` runs every 2 s, off the main
+  // thread). What lives here is either re-learned (credentials,
   // positions), or its loss in the last moments before a power cut is recovered by the
   // supervision after restart (presence), or diagnostic (dead letters). An fsync per write
   // here, on the main thread, held up every press while thousands of devices reconnected.
@@ -79,15 +79,19 @@ export function syncStateDb (db: StateDb, log: Logger, everyMs = 2000): () => Pr
   worker.unref()
   db.pragma(`wal_autocheckpoint = ${FALLBACK_CHECKPOINT_PAGES}`)
   let stopping = false
+  let ended = false
+  // Not events.once: that would reject on the worker's 'error', unheard until the stop.
+  const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()))
   worker.on('error', (err) => log.error({ err: err.message }, 'state database checkpointer failed'))
   worker.on('exit', () => {
-    if (stopping) return
+    ended = true
+    if (stopping || !db.open) return
     log.warn('state database checkpointer ended; the main thread checkpoints again')
     db.pragma('wal_autocheckpoint = 1000')
   })
   return async () => {
     stopping = true
-    const exited = once(worker, 'exit')
+    if (ended) return
     worker.postMessage('stop')
     // A checkpoint stuck on a failing disk must not hold up the shutdown for ever.
     const timer = setTimeout(() => { void worker.terminate() }, 5000)
