@@ -18,9 +18,14 @@ try {
   const admin = resolveAdminToken(serverConfig.dataDir, serverConfig.adminToken)
   // The in-process gateway's token: GATEWAY_TOKEN if given, else one for this run only.
   const gatewayToken = serverConfig.gatewayToken ?? `gw_${randomBytes(24).toString('base64url')}`
-  const server = await startServer({ ...serverConfig, adminToken: admin.token, gatewayToken }, log.child({ name: 'server' }))
+  // The server listens first (the gateway loads its credentials from it), but the system is
+  // up only once devices can connect: until then its health probes say so.
+  let gatewayUp = false
+  const server = await startServer({ ...serverConfig, adminToken: admin.token, gatewayToken }, log.child({ name: 'server' }),
+    { starting: () => gatewayUp ? undefined : 'the gateway' })
   const gatewayConfig = gatewayConfigFromEnv({ ...process.env, GATEWAY_TOKEN: gatewayToken, SERVER_URL: process.env.SERVER_URL || server.url })
   const gateway = await startGateway(gatewayConfig, log.child({ name: 'gateway' }))
+  gatewayUp = true
 
   const lines = [
     '',

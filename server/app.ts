@@ -62,6 +62,8 @@ export interface AppOptions {
   settings?: Pick<ServerConfig, 'cancelWindowMs' | 'escalateAfterMs' | 'webhookUrls' | 'webhookSecret'>
   /** Webhook retry timing (tests shorten it). */
   webhookBackoff?: { minBackoffMs: number, maxBackoffMs: number, retries?: number }
+  /** A part of this process still starting, if any (see routes/health.ts). */
+  starting?: () => string | undefined
 }
 
 export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
@@ -110,7 +112,7 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
 
-  await app.register(healthRoutes, { db, metrics: metrics.registry })
+  await app.register(healthRoutes, { db, metrics: metrics.registry, starting: options.starting })
   await app.register(deviceRoutes, { devices })
   await app.register(tokenRoutes, { tokens })
   await app.register(alertRoutes, { alerts, lifecycle })

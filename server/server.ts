@@ -6,7 +6,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { openDatabase, type Database } from './db/database.js'
 import { migrate } from './db/migrate.js'
 import { applyStoragePolicies } from './db/timescale.js'
-import { buildApp } from './app.js'
+import { buildApp, type AppOptions } from './app.js'
 import type { StaticToken } from './auth/tokens.js'
 import { SERVER_DEFAULTS, type ServerConfig } from './config.js'
 
@@ -19,7 +19,7 @@ export interface RunningServer {
   close(): Promise<void>
 }
 
-export async function startServer (config: ServerConfig, logger?: FastifyBaseLogger): Promise<RunningServer> {
+export async function startServer (config: ServerConfig, logger?: FastifyBaseLogger, options: Pick<AppOptions, 'starting'> = {}): Promise<RunningServer> {
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir })
   try {
     await migrate(db)
@@ -30,7 +30,7 @@ export async function startServer (config: ServerConfig, logger?: FastifyBaseLog
     const staticTokens: StaticToken[] = []
     if (config.adminToken) staticTokens.push({ token: config.adminToken, role: 'admin', name: 'admin' })
     if (config.gatewayToken) staticTokens.push({ token: config.gatewayToken, role: 'gateway', name: 'gateway' })
-    const app = await buildApp({ db, staticTokens, logger, settings: config })
+    const app = await buildApp({ db, staticTokens, logger, settings: config, starting: options.starting })
     await app.listen({ port: config.httpPort, host: config.httpHost })
     const address = app.server.address()
     const port = typeof address === 'object' && address ? address.port : config.httpPort

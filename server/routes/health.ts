@@ -1,15 +1,28 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyReply } from 'fastify'
 import type { Registry } from 'prom-client'
 import type { Database } from '../db/database.js'
 import { migrations } from '../db/migrations.js'
 
 const LATEST_MIGRATION = Math.max(...migrations.map((m) => m.version))
 
-/** Liveness, readiness (the database answers) and Prometheus metrics: public, for probes. */
-export const healthRoutes: FastifyPluginAsyncTypebox<{ db: Database, metrics: Registry }> = async (app, { db, metrics }) => {
-  app.get('/healthz', { schema: { tags: ['operations'] } }, async () => ({ status: 'ok' }))
+/**
+ * Liveness, readiness (the database answers) and Prometheus metrics: public, for probes.
+ * `starting` names a part of the same process that is not up yet (the gateway under
+ * `npm start`): until it is, both probes answer 503, so whoever waits for them (a script, an
+ * orchestrator) does not connect devices to a listener that is not there yet.
+ */
+export const healthRoutes: FastifyPluginAsyncTypebox<{ db: Database, metrics: Registry, starting?: () => string | undefined }> = async (app, { db, metrics, starting }) => {
+  const notYet = (reply: FastifyReply): FastifyReply | undefined => {
+    const part = starting?.()
+    return part === undefined ? undefined : reply.status(503).send({ statusCode: 503, code: 'STARTING', message: `${part} is still starting` })
+  }
+
+  app.get('/healthz', { schema: { tags: ['operations'] } }, async (_request, reply) => notYet(reply) ?? { status: 'ok' })
 
   app.get('/readyz', { schema: { tags: ['operations'] } }, async (_request, reply) => {
+    const starting = notYet(reply)
+    if (starting) return starting
     try {
       // Reachable and migrated to the schema this code expects.
       const rows = await db.query<{ version: number }>('SELECT COALESCE(max(version), 0)::int8 AS version FROM schema_migrations')
