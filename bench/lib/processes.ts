@@ -132,6 +132,8 @@ export async function launchGateway (o: GatewayProcessOptions): Promise<Launched
     env: {
       SERVER_URL: o.serverUrl, GATEWAY_TOKEN: o.gatewayToken, DATA_DIR: o.dataDir, GATEWAY_ID: 'gw-bench',
       MQTT_HOST: '127.0.0.1', MQTT_PORT: String(o.mqttPort ?? 0), MQTT_WS_PORT: '0', LOG_LEVEL: 'info',
+      // Its health and metrics endpoint on a free port, not 8081, which another gateway may hold.
+      GATEWAY_HTTP_PORT: '0',
       // A few hundred bench devices stand in for a city's worth, each publishing far faster than
       // a real device; the per-device limiter would shed their routine events by design, so it
       // is opened here: the bench measures the pipeline, not the limiter.
