@@ -137,7 +137,8 @@ export class Outbox extends EventEmitter<{ appended: [lanes: ReadonlySet<Lane>],
     const records = batch.map(({ event: e }): OutboxRecord => ({
       eventId: e.eventId, deviceId: e.deviceId, type: e.event.type, seq: e.event.seq, receivedAt: e.receivedAt, body: JSON.stringify(e)
     }))
-    this.call({ op: 'append', records }, (reply) => this.remember(records, reply)).then((reply) => {
+    let grown: ReadonlySet<Lane> = new Set()
+    this.call({ op: 'append', records }, (reply) => { grown = this.remember(records, reply) }).then((reply) => {
       batch.forEach((p, i) => {
         const result = reply.results?.[i] ?? 'stored'
         if (result === 'shed') this.emit('shed', p.event)
@@ -145,9 +146,7 @@ export class Outbox extends EventEmitter<{ appended: [lanes: ReadonlySet<Lane>],
       })
       if (reply.evicted) this.emit('evicted', reply.evicted)
       if (reply.commitMs !== undefined) this.emit('committed', reply.commitMs / 1000)
-      const lanes = new Set<Lane>()
-      batch.forEach((p, i) => { if (reply.results?.[i] !== 'shed') lanes.add(laneOf(p.event.event.type)) })
-      if (lanes.size > 0) this.emit('appended', lanes)
+      if (grown.size > 0) this.emit('appended', grown)
     }, (err: Error) => {
       for (const p of batch) p.reject(err)
     }).finally(() => {
@@ -157,8 +156,12 @@ export class Outbox extends EventEmitter<{ appended: [lanes: ReadonlySet<Lane>],
     })
   }
 
-  /** Committed entries join their lane's tail, in the order the worker answered. */
-  private remember (records: OutboxRecord[], reply: Answered): void {
+  /**
+   * Committed entries join their lane's tail, in the order the worker answered. Returns the
+   * lanes that got new entries: those to wake (a shed event, or a redelivery of one still
+   * waiting, adds nothing to send).
+   */
+  private remember (records: OutboxRecord[], reply: Answered): ReadonlySet<Lane> {
     // A full outbox made room by evicting heartbeats, which memory may still hold.
     if (reply.evicted) this.tails.routine.forget()
     const fresh: Record<Lane, OutboxEntry[]> = { alarm: [], routine: [] }
@@ -166,8 +169,13 @@ export class Outbox extends EventEmitter<{ appended: [lanes: ReadonlySet<Lane>],
       const id = reply.ids?.[i]
       if (id) fresh[laneOf(record.type)].push({ ...record, id })
     })
-    this.tails.alarm.committed(fresh.alarm)
-    this.tails.routine.committed(fresh.routine)
+    const grown = new Set<Lane>()
+    for (const lane of ['alarm', 'routine'] as const) {
+      if (fresh[lane].length === 0) continue
+      this.tails[lane].committed(fresh[lane])
+      grown.add(lane)
+    }
+    return grown
   }
 
   /**
