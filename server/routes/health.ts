@@ -21,8 +21,8 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ db: Database, metrics: Re
   app.get('/healthz', { schema: { tags: ['operations'] } }, async (_request, reply) => notYet(reply) ?? { status: 'ok' })
 
   app.get('/readyz', { schema: { tags: ['operations'] } }, async (_request, reply) => {
-    const starting = notYet(reply)
-    if (starting) return starting
+    const early = notYet(reply)
+    if (early) return early
     try {
       // Reachable and migrated to the schema this code expects.
       const rows = await db.query<{ version: number }>('SELECT COALESCE(max(version), 0)::int8 AS version FROM schema_migrations')
