@@ -1,25 +1,33 @@
 /** The bulk of every batch: events stored once and device health updated, in one statement. */
 import type { Queryable } from '../db/database.js'
 import type { GatewayEvent } from '../../protocol/index.js'
+import { causeRecords, causesJson, RAISE_FROM_CAUSES, type AlertCause, type RaisedRow } from './raise-alert.js'
 
 export interface StoredEvents {
   /** Ids of the events stored now (never seen before). */
   fresh: Set<string>
   /** The batch's registered devices that are silent alarms. */
   silent: Set<string>
+  /** The alerts raised by `causes` whose events were fresh (see `raiseAlerts`). */
+  raised: RaisedRow[]
 }
 
 /**
  * Inserts the events whose ids were never seen, and sets each device's last seen time,
  * battery, signal and firmware from its newest event in the batch.
  *
- * One statement, so a batch of routine events is one round trip and atomic without a
- * transaction around it. Its parts see one snapshot: `gap_ms` (the time since the device's
- * previous event, within the batch, else its last seen time before the batch; the dashboards
- * count heartbeat gaps from it) reads `last_seen_at` as it was before this batch.
+ * With `causes` (the alarms among the events, each naming its event id), the same statement
+ * raises their alerts, for the events stored now only: a resent press joins nothing twice.
+ *
+ * One statement, so a batch of routine events or alarms is one round trip and atomic without
+ * a transaction around it (BEGIN and COMMIT were two more round trips, and the alarm lane
+ * sends its batches one after another: each round trip is time the next press waits). Its
+ * parts see one snapshot: `gap_ms` (the time since the device's previous event, within the
+ * batch, else its last seen time before the batch; the dashboards count heartbeat gaps from
+ * it) reads `last_seen_at` as it was before this batch.
  */
-export async function storeEvents (q: Queryable, events: GatewayEvent[]): Promise<StoredEvents> {
-  if (events.length === 0) return { fresh: new Set(), silent: new Set() }
+export async function storeEvents (q: Queryable, events: GatewayEvent[], causes: AlertCause[] = []): Promise<StoredEvents> {
+  if (events.length === 0) return { fresh: new Set(), silent: new Set(), raised: [] }
   const rows = events.map((e) => {
     const { pin: _pin, seq, boot, type, ts, battery, rssi, fw, ...rest } = e.event
     return {
@@ -48,7 +56,7 @@ export async function storeEvents (q: Queryable, events: GatewayEvent[]): Promis
   const health = [...latest.values()].map((e) => ({
     id: e.deviceId, seen_ms: e.receivedAt, battery: e.event.battery ?? null, rssi: e.event.rssi ?? null, fw: e.event.fw ?? null
   }))
-  const result = await q.query<{ fresh: string | null, silent: string | null }>(`
+  const result = await q.query<{ fresh: string | null, silent: string | null } & Partial<RaisedRow>>(`
     WITH input AS (
       SELECT DISTINCT ON (event_id) *
       FROM jsonb_to_recordset($1::jsonb) AS t(
@@ -77,14 +85,19 @@ export async function storeEvents (q: Queryable, events: GatewayEvent[]): Promis
       FROM jsonb_to_recordset($2::jsonb) AS s(id text, seen_ms float8, battery smallint, rssi smallint, fw text)
       WHERE d.id = s.id
       RETURNING d.id, d.silent
-    )
-    SELECT event_id AS fresh, NULL AS silent FROM inserted
+    ), causes AS (
+      SELECT c.* FROM ${causeRecords('$3')} JOIN fresh USING (event_id)
+    ), ${RAISE_FROM_CAUSES}
+    SELECT event_id AS fresh, NULL AS silent, NULL AS alert_id, NULL AS device_id, NULL AS kind, NULL AS state, NULL::boolean AS created FROM inserted
     UNION ALL
-    SELECT NULL, id FROM health WHERE silent`, [JSON.stringify(rows), JSON.stringify(health)])
-  const stored: StoredEvents = { fresh: new Set(), silent: new Set() }
+    SELECT NULL, id, NULL, NULL, NULL, NULL, NULL FROM health WHERE silent
+    UNION ALL
+    SELECT NULL, NULL, alert_id, device_id, kind, state, created FROM raised`, [JSON.stringify(rows), JSON.stringify(health), causesJson(causes)])
+  const stored: StoredEvents = { fresh: new Set(), silent: new Set(), raised: [] }
   for (const row of result) {
-    if (row.fresh !== null) stored.fresh.add(row.fresh)
-    else if (row.silent !== null) stored.silent.add(row.silent)
+    if (row.fresh != null) stored.fresh.add(row.fresh)
+    else if (row.silent != null) stored.silent.add(row.silent)
+    else if (row.alert_id != null) stored.raised.push(row as RaisedRow)
   }
   return stored
 }

@@ -2,11 +2,12 @@
  * Stores batches from gateways exactly once and turns them into alerts, reports, cancels and
  * presence changes.
  *
- * One transaction per batch: one statement for the bulk (events and device health), one for
- * dead letters, one or two per event that does something (press, cancel, report, presence
- * change), which are rare next to heartbeats. A batch of events that only need storing is that
- * one statement, with no transaction around it. Idempotent: an event id already stored
- * is reported `duplicate` and changes nothing; a resent cancel or report hears the same answer.
+ * A batch of events that only need storing or raising alerts (heartbeats, tests, presses:
+ * nearly all batches) is one statement, atomic by itself, with no transaction around it.
+ * Any other batch is one transaction: one statement for the bulk (events and device health),
+ * one for dead letters, one or two per event that does something else (cancel, report,
+ * presence change). Idempotent: an event id already stored is reported `duplicate` and
+ * changes nothing; a resent cancel or report hears the same answer.
  */
 import type { Database, Queryable } from '../db/database.js'
 import type { Bus } from '../bus.js'
@@ -15,7 +16,7 @@ import { ALERT_KIND_OF_EVENT } from '../alerts/model.js'
 import type { AlertLifecycle } from '../alerts/lifecycle.js'
 import type { ServerMetrics } from '../metrics.js'
 import { storeEvents } from './events.js'
-import { raiseAlerts, type AlertCause, type RaisedAlert } from './raise-alert.js'
+import { alertsOfCauses, raiseAlerts, type AlertCause, type RaisedAlert } from './raise-alert.js'
 import { applyCancel, checkPins, previousCancels, type CancelOutcome } from './cancel.js'
 import { fileReport, ticketsOf } from './reports.js'
 import { applyPresence, type PresenceEffects } from './presence.js'
@@ -49,6 +50,14 @@ export class Ingestor {
     const { events } = batch
     const endTimer = this.metrics.ingestBatchSeconds.startTimer()
     const pins = await checkPins(this.db, unique(events).filter((e) => e.event.type === 'cancel'))
+    const storeAndRaise = async (): Promise<BatchOutcome> => {
+      const causes = unique(events).flatMap((e) => causeOf(e) ?? [])
+      const { fresh, silent, raised: rows } = await storeEvents(this.db, events, causes)
+      const freshCauses = causes.filter((c) => fresh.has(c.eventId!))
+      const raised = new Map<string, RaisedAlert>()
+      alertsOfCauses(freshCauses, rows).forEach((alert, i) => { if (alert) raised.set(freshCauses[i]!.eventId!, alert) })
+      return { fresh, silent, raised, cancels: new Map(), tickets: new Map(), presence: { raised: [], resolved: [], devices: [] }, deadLetters: 0 }
+    }
     const store = async (tx: Queryable): Promise<BatchOutcome> => {
       const { fresh, silent } = await storeEvents(tx, events)
       const raised = new Map<string, RaisedAlert>()
@@ -63,9 +72,9 @@ export class Ingestor {
         pending.length = 0
       }
       for (const e of unique(events).filter((e) => fresh.has(e.eventId))) {
-        const kind = ALERT_KIND_OF_EVENT[e.event.type]
-        if (kind) {
-          pending.push({ eventId: e.eventId, cause: { deviceId: e.deviceId, kind, atMs: e.receivedAt, seq: e.event.seq, eventId: e.eventId, actor: `device:${e.deviceId}` } })
+        const cause = causeOf(e)
+        if (cause) {
+          pending.push({ eventId: e.eventId, cause })
         } else if (e.event.type === 'cancel') {
           await raisePending()
           cancels.set(e.eventId, await applyCancel(tx, e, pins.get(e.eventId) ?? 'missing', this.lifecycle, this.options.cancelWindowMs))
@@ -85,9 +94,9 @@ export class Ingestor {
       const deadLetters = await storeDeadLetters(tx, batch.deadLetters ?? [])
       return { fresh, silent, raised, cancels, tickets, presence, deadLetters }
     }
-    // A batch whose events only need storing (most batches) is one statement, atomic by
-    // itself: no BEGIN and COMMIT round trips to the database around it.
-    const outcome = await runAgainOnConflict(() => onlyStoring(batch) ? store(this.db) : this.db.transaction(store))
+    // Most batches are one statement, atomic by itself: no BEGIN and COMMIT round trips, which
+    // a press in the alarm lane would wait for.
+    const outcome = await runAgainOnConflict(() => storingAndRaising(batch) ? storeAndRaise() : this.db.transaction(store))
     endTimer()
     await this.announce(batch, outcome)
     return results(events, outcome)
@@ -146,12 +155,18 @@ function results (events: GatewayEvent[], o: BatchOutcome): IngestResult[] {
 }
 
 /**
- * Events that only need storing (heartbeats, tests: none opens an alert, cancels or files a
- * report), and no presence changes or dead letters: `storeEvents` is all the batch does.
+ * Events that only need storing and raising alerts (none cancels or files a report), and no
+ * presence changes or dead letters: `storeEvents` is all the batch does.
  */
-function onlyStoring (batch: IngestBatch): boolean {
+function storingAndRaising (batch: IngestBatch): boolean {
   return !batch.presence?.length && !batch.deadLetters?.length &&
-    batch.events.every((e) => !ALERT_KIND_OF_EVENT[e.event.type] && e.event.type !== 'cancel' && e.event.type !== 'report')
+    batch.events.every((e) => e.event.type !== 'cancel' && e.event.type !== 'report')
+}
+
+/** The alert an event raises (a press, a tamper, …), if any. */
+function causeOf (e: GatewayEvent): AlertCause | undefined {
+  const kind = ALERT_KIND_OF_EVENT[e.event.type]
+  return kind && { deviceId: e.deviceId, kind, atMs: e.receivedAt, seq: e.event.seq, eventId: e.eventId, actor: `device:${e.deviceId}` }
 }
 
 /** The first of each event id, in batch order (a batch may repeat an event the device resent). */

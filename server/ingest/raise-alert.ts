@@ -1,8 +1,6 @@
 /** Opening alerts from device events and presence, with coalescing. */
-import { randomUUID } from 'node:crypto'
 import type { Queryable } from '../db/database.js'
 import type { AlertKind, AlertState } from '../alerts/model.js'
-import { recordTransition } from '../alerts/transitions.js'
 
 export interface RaisedAlert {
   alertId: string
@@ -23,6 +21,15 @@ export interface AlertCause {
   actor: string
 }
 
+/** What the raising part of a statement returns: one row per alert opened or joined. */
+export interface RaisedRow {
+  alert_id: string
+  device_id: string
+  kind: AlertKind
+  state: AlertState
+  created: boolean
+}
+
 /**
  * Opens an alert of `kind` for the device, or joins the one still active (coalescing: press
  * count and last press time). Null when the device is not registered (removed after the gateway
@@ -35,47 +42,84 @@ export async function raiseAlert (tx: Queryable, cause: AlertCause): Promise<Rai
 }
 
 /**
- * `raiseAlert` for the causes of one batch, in one statement: causes of the same device and
- * kind are one row (their count added to the alert's presses), so a batch holding a hundred
- * presses costs one round trip to the database rather than a hundred, which at load is what a
- * press waits for.
+ * `raiseAlert` for the causes of one batch, in one statement (with the audit trail's first
+ * transition of each new alert): causes of the same device and kind are one row (their count
+ * added to the alert's presses), so a batch holding a hundred presses costs one round trip to
+ * the database rather than a hundred, which at load is what a press waits for.
  * The result is per cause, in order; `created` is true for the first cause of a new alert only.
  */
 export async function raiseAlerts (tx: Queryable, causes: AlertCause[]): Promise<Array<RaisedAlert | null>> {
   if (causes.length === 0) return []
-  interface Group { id: string, first: AlertCause, last: AlertCause, count: number }
-  const groups = new Map<string, Group>()
-  const groupOf = causes.map((cause) => {
-    const key = `${cause.deviceId}\u0000${cause.kind}`
-    let group = groups.get(key)
-    if (!group) groups.set(key, group = { id: randomUUID(), first: cause, last: cause, count: 0 })
-    group.count++
-    if (cause.atMs >= group.last.atMs) group.last = cause
-    return group
-  })
-  const rows = await tx.query<{ id: string, device_id: string, kind: AlertKind, state: AlertState, created: boolean }>(`
-    INSERT INTO alerts (id, device_id, kind, state, zone, test, opened_at, last_press_at, last_seq, opened_by_event, press_count)
-    SELECT g.id, d.id, g.kind, 'open', d.zone, false, to_timestamp(g.first_ms / 1000.0), to_timestamp(g.last_ms / 1000.0), g.last_seq, g.event_id, g.count
-    FROM jsonb_to_recordset($1::jsonb) AS g(id text, device_id text, kind text, first_ms float8, last_ms float8, last_seq bigint, event_id text, count integer)
-    JOIN devices d ON d.id = g.device_id
-    ON CONFLICT (device_id, kind) WHERE state IN ('open', 'acknowledged', 'dispatched')
-    DO UPDATE SET press_count = alerts.press_count + EXCLUDED.press_count,
-                  last_press_at = GREATEST(alerts.last_press_at, EXCLUDED.last_press_at),
-                  last_seq = COALESCE(EXCLUDED.last_seq, alerts.last_seq),
-                  updated_at = now()
-    RETURNING id, device_id, kind, state, (xmax = 0) AS created`,
-  [JSON.stringify([...groups.values()].map((g) => ({
-    id: g.id, device_id: g.first.deviceId, kind: g.first.kind, first_ms: g.first.atMs, last_ms: g.last.atMs,
-    last_seq: g.last.seq ?? null, event_id: g.first.eventId ?? null, count: g.count
-  })))])
+  const rows = await tx.query<RaisedRow>(`
+    WITH causes AS (SELECT * FROM ${causeRecords('$1')}),
+    ${RAISE_FROM_CAUSES}
+    SELECT alert_id, device_id, kind, state, created FROM raised`, [causesJson(causes)])
+  return alertsOfCauses(causes, rows)
+}
+
+/** The causes as the `$n` parameter that `causeRecords` reads. */
+export function causesJson (causes: AlertCause[]): string {
+  return JSON.stringify(causes.map((c, i) => ({
+    ord: i, device_id: c.deviceId, kind: c.kind, at_ms: c.atMs, seq: c.seq ?? null, event_id: c.eventId ?? null, actor: c.actor
+  })))
+}
+
+/** The rows of a causes parameter, for a `causes` CTE (a statement may narrow them first). */
+export function causeRecords (param: string): string {
+  return `jsonb_to_recordset(${param}::jsonb) AS c(ord integer, device_id text, kind text, at_ms float8, seq bigint, event_id text, actor text)`
+}
+
+/**
+ * CTEs that raise alerts from a CTE named `causes` (the rows of `causeRecords`), ending in
+ * `raised` (a `RaisedRow` per alert). Kept as SQL text so a batch of events can store itself
+ * and raise its alerts in a single statement: no transaction around it, one round trip.
+ * Per device and kind: the alert opens at the first cause (in batch order), its last press is
+ * the latest cause, and a new alert's first transition says who opened it.
+ */
+export const RAISE_FROM_CAUSES = `
+    grouped AS (
+      SELECT device_id, kind, count(*)::integer AS count,
+             (array_agg(at_ms ORDER BY ord))[1] AS first_ms,
+             (array_agg(event_id ORDER BY ord))[1] AS first_event,
+             (array_agg(actor ORDER BY ord))[1] AS actor,
+             max(at_ms) AS last_ms,
+             (array_agg(seq ORDER BY at_ms DESC, ord DESC))[1] AS last_seq
+      FROM causes GROUP BY device_id, kind
+    ), raised AS (
+      INSERT INTO alerts AS a (id, device_id, kind, state, zone, test, opened_at, last_press_at, last_seq, opened_by_event, press_count)
+      SELECT gen_random_uuid()::text, d.id, g.kind, 'open', d.zone, false, to_timestamp(g.first_ms / 1000.0),
+             to_timestamp(g.last_ms / 1000.0), g.last_seq, g.first_event, g.count
+      FROM grouped g JOIN devices d ON d.id = g.device_id
+      ON CONFLICT (device_id, kind) WHERE state IN ('open', 'acknowledged', 'dispatched')
+      DO UPDATE SET press_count = a.press_count + EXCLUDED.press_count,
+                    last_press_at = GREATEST(a.last_press_at, EXCLUDED.last_press_at),
+                    last_seq = COALESCE(EXCLUDED.last_seq, a.last_seq),
+                    updated_at = now()
+      RETURNING a.id AS alert_id, a.device_id, a.kind, a.state, (a.xmax = 0) AS created, a.zone, a.test, a.outcome,
+                a.opened_at, COALESCE(a.acknowledged_at, a.dispatched_at) AS first_response_at
+    ), opened AS (
+      -- As recordTransition writes it (see alerts/transitions.ts): the alert's snapshot after the change.
+      INSERT INTO alert_transitions (alert_id, from_state, to_state, at, actor, note,
+        device_id, zone, kind, test, outcome, opened_at, first_response_at)
+      SELECT r.alert_id, NULL, 'open', r.opened_at, g.actor, NULL,
+             r.device_id, r.zone, r.kind, r.test, r.outcome, r.opened_at, r.first_response_at
+      FROM raised r JOIN grouped g USING (device_id, kind)
+      WHERE r.created
+    )`
+
+/**
+ * Each cause's alert, in order, from the rows the statement returned; `created` only for the
+ * first cause (in batch order) of a new alert. A cause whose device is not registered has none.
+ */
+export function alertsOfCauses (causes: AlertCause[], rows: RaisedRow[]): Array<RaisedAlert | null> {
   const alerts = new Map(rows.map((r) => [`${r.device_id}\u0000${r.kind}`, r]))
-  for (const g of groups.values()) {
-    const row = alerts.get(`${g.first.deviceId}\u0000${g.first.kind}`)
-    if (row?.created) await recordTransition(tx, { alertId: row.id, from: null, to: 'open', actor: g.first.actor, atMs: g.first.atMs })
-  }
-  return causes.map((cause, i) => {
-    const row = alerts.get(`${cause.deviceId}\u0000${cause.kind}`)
+  const firsts = new Set<string>()
+  return causes.map((cause) => {
+    const key = `${cause.deviceId}\u0000${cause.kind}`
+    const row = alerts.get(key)
     if (!row) return null
-    return { alertId: row.id, deviceId: cause.deviceId, kind: cause.kind, state: row.state, created: row.created && groupOf[i]!.first === cause }
+    const first = !firsts.has(key)
+    firsts.add(key)
+    return { alertId: row.alert_id, deviceId: cause.deviceId, kind: cause.kind, state: row.state, created: row.created && first }
   })
 }

@@ -3,7 +3,7 @@
  * silent devices, presence, dead letters, kiosk reports, test events, and exactly-once storage
  * at volume. Runs on embedded PGlite, and on PostgreSQL when TEST_DATABASE_URL is set.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { databaseBackends } from '../helpers/postgres.js'
 import { buildFixture, gatewayEvent, TOKENS, type Fixture } from './fixture.js'
 import { topics } from '../../protocol/index.js'
@@ -56,6 +56,56 @@ describe.each(plainBackends)('ingest on $name', (backend) => {
     expect(await fx.ingest({ events: batch })).toMatchObject([{ status: 'duplicate', silent: true }, { status: 'duplicate' }])
     const { body: shop } = await fx.call('GET', '/v1/devices/shop-1')
     expect(shop).toMatchObject({ battery: 55, rssi: -70, lastSeenAt: new Date(t0 + 1000).toISOString() })
+  })
+
+  it('raises the presses of a batch in the statement that stores it (no transaction); a resend joins nothing twice', async () => {
+    await fx.provision('btn-2')
+    await fx.provision('btn-3')
+    const t = t0 + 120_000
+    const batch = [
+      gatewayEvent('btn-2', { seq: 1, type: 'press' }, t),
+      gatewayEvent('btn-2', { seq: 2, type: 'test' }, t + 500),
+      gatewayEvent('btn-3', { seq: 1, type: 'hold' }, t + 700),
+      gatewayEvent('btn-2', { seq: 3, type: 'press' }, t + 2000),
+      gatewayEvent('btn-3', { seq: 2, type: 'tamper' }, t + 900)
+    ]
+    // Spies call through: the real database answers.
+    const query = vi.spyOn(fx.db, 'query')
+    const transaction = vi.spyOn(fx.db, 'transaction')
+    let results
+    let statements: string[]
+    try {
+      results = await fx.ingest({ events: batch })
+      statements = query.mock.calls.map(([sql]) => sql)
+    } finally {
+      query.mockRestore()
+      transaction.mockRestore()
+    }
+    expect(transaction).not.toHaveBeenCalled()
+    expect(statements.filter((sql) => sql.includes('INSERT INTO events') || sql.includes('INSERT INTO alerts'))).toHaveLength(1)
+    expect(statements.find((sql) => sql.includes('INSERT INTO events'))).toContain('INSERT INTO alerts')
+
+    const [press, test, hold, again, tamper] = results
+    expect(press).toMatchObject({ status: 'stored', alertState: 'open' })
+    expect(again!.alertId).toBe(press!.alertId)
+    expect(test!.alertId).toBeUndefined()
+    expect(hold).toMatchObject({ status: 'stored', alertState: 'open' })
+    expect(tamper).toMatchObject({ status: 'stored', alertState: 'open' })
+    expect(new Set([press!.alertId, hold!.alertId, tamper!.alertId]).size).toBe(3)
+    const panic = await alertOf(press!.alertId!)
+    expect(panic).toMatchObject({ kind: 'panic', state: 'open', pressCount: 2, openedAt: new Date(t).toISOString(), lastPressAt: new Date(t + 2000).toISOString() })
+    expect(panic.transitions).toMatchObject([{ from: null, to: 'open', actor: 'device:btn-2', at: new Date(t).toISOString() }])
+    expect(await alertOf(tamper!.alertId!)).toMatchObject({ kind: 'tamper', deviceId: 'btn-3', pressCount: 1 })
+
+    // The gateway resends the batch (it never heard the answer): nothing is counted twice.
+    expect((await fx.ingest({ events: batch })).map((r) => r.status)).toEqual(['duplicate', 'duplicate', 'duplicate', 'duplicate', 'duplicate'])
+    expect(await alertOf(press!.alertId!)).toMatchObject({ pressCount: 2 })
+    // A later press joins the open alert without opening it again.
+    const [later] = await fx.ingest({ events: [gatewayEvent('btn-2', { seq: 4, type: 'press' }, t + 9000)] })
+    expect(later).toMatchObject({ status: 'stored', alertId: press!.alertId, alertState: 'open' })
+    const joined = await alertOf(press!.alertId!)
+    expect(joined).toMatchObject({ pressCount: 3, lastPressAt: new Date(t + 9000).toISOString() })
+    expect(joined.transitions).toHaveLength(1)
   })
 
   it('cancels only with the right PIN inside the window; the device hears cancelled or rejected', async () => {
