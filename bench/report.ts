@@ -104,6 +104,15 @@ export function printReport (r: BenchReport): string {
       r.ingest.map((s) => [`${s.rate}${s.burst ? ' burst' : ''}`, s.pressToStored.count, s.pressToStored.p50, s.pressToStored.p99, s.pressToStored.max, s.pressToReceived.p50, s.pressToReceived.p99])
     )
   }
+  if (r.ingest.some((s) => s.contention)) {
+    lines.push('   the cores, shared by all of these: % of the time busy (all cores), and each main thread\'s % on a CPU / % ready but waiting for one')
+    const names = Object.keys(r.ingest.find((s) => s.contention)!.contention.mainThreads)
+    table(
+      ['offered/s', 'machine busy', 'steal', ...names],
+      r.ingest.filter((s) => s.contention).map((s) => [`${s.rate}${s.burst ? ' burst' : ''}`, `${s.contention.machineBusyPercent}%`, `${s.contention.machineStealPercent}%`,
+        ...names.map((n) => { const t = s.contention.mainThreads[n]; return t ? `${t.cpuPercent}% / ${t.waitingPercent}%` : '-' })])
+    )
+  }
   const c = r.connections
   lines.push(`3. idle connections held by one gateway process (open-file limit ${c.gatewayOpenFiles}, ${c.ephemeralPorts} local ports; baseline RSS ${c.baselineRssMB} MB)`)
   lines.push(c.afterGc

@@ -66,3 +66,66 @@ export class CpuMeter {
     return cpuMicrosOf(this.pids()) - this.start
   }
 }
+
+/** The whole machine's CPU time so far, in clock ticks: busy (neither idle nor waiting for I/O), stolen by the hypervisor, total. */
+function machineTicks (): { busy: number, steal: number, total: number } {
+  try {
+    const [, ...fields] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/)
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = fields.map(Number) as number[]
+    const total = user! + nice! + system! + idle! + iowait! + irq! + softirq! + steal!
+    return { busy: total - idle! - iowait!, steal: steal!, total }
+  } catch {
+    return { busy: 0, steal: 0, total: 0 }
+  }
+}
+
+/** A thread's time on a CPU and time runnable but waiting for one, in ns (Linux schedstat). */
+function threadSchedule (pid: number, tid = pid): { runNs: number, waitNs: number } {
+  try {
+    const [run, wait] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').trim().split(' ').map(Number)
+    return { runNs: run!, waitNs: wait! }
+  } catch {
+    return { runNs: 0, waitNs: 0 }
+  }
+}
+
+export interface Contention {
+  /** Share of all cores busy, %. */
+  machineBusyPercent: number
+  /** Share of all cores the hypervisor gave to other guests, %. */
+  machineStealPercent: number
+  /** Per process (its main thread, where its event loop runs): % of the time on a CPU, and % of the time ready to run but waiting for a CPU. */
+  mainThreads: Record<string, { cpuPercent: number, waitingPercent: number }>
+}
+
+/**
+ * How contended the CPUs were between two moments. On a machine that runs the devices, the
+ * gateway, the server and PostgreSQL at once, latency at high rates is mostly time spent
+ * waiting for a core: this says how much, so the figures can be read for what they are.
+ */
+export class ContentionMeter {
+  private readonly startedAt = process.hrtime.bigint()
+  private readonly machine = machineTicks()
+  private readonly threads: Map<string, { pid: number, runNs: number, waitNs: number }>
+
+  constructor (processes: Record<string, number>) {
+    this.threads = new Map(Object.entries(processes).map(([name, pid]) => [name, { pid, ...threadSchedule(pid) }]))
+  }
+
+  read (): Contention {
+    const wallNs = Number(process.hrtime.bigint() - this.startedAt)
+    const machine = machineTicks()
+    const total = Math.max(1, machine.total - this.machine.total)
+    const percent = (part: number, whole: number) => Math.round(1000 * part / whole) / 10
+    const mainThreads: Contention['mainThreads'] = {}
+    for (const [name, start] of this.threads) {
+      const now = threadSchedule(start.pid)
+      mainThreads[name] = { cpuPercent: percent(now.runNs - start.runNs, wallNs), waitingPercent: percent(now.waitNs - start.waitNs, wallNs) }
+    }
+    return {
+      machineBusyPercent: percent(machine.busy - this.machine.busy, total),
+      machineStealPercent: percent(machine.steal - this.machine.steal, total),
+      mainThreads
+    }
+  }
+}

@@ -6,7 +6,7 @@
  */
 import type pg from 'pg'
 import { topics } from '../../protocol/index.js'
-import { CpuMeter, pidsNamed } from '../lib/proc.js'
+import { ContentionMeter, CpuMeter, pidsNamed, type Contention } from '../lib/proc.js'
 import { round, summarize, type Summary } from '../lib/stats.js'
 import type { DeviceCredentials } from '../lib/fleet.js'
 import type { LoadPool } from '../load/pool.js'
@@ -36,6 +36,8 @@ export interface IngestStep {
   /** Presses alone (`count` of them): they travel the alarm lane, ahead of routine traffic. */
   pressToStored: Summary
   pressToReceived: Summary
+  /** How much the processes waited for a core during the step (all of them share the machine). */
+  contention: Contention
 }
 
 export function deviceConnections (devices: DeviceCredentials[], runId: string): ConnSpec[] {
@@ -59,6 +61,9 @@ export async function runIngestStep (options: {
   const gateway = new CpuMeter(() => [options.gatewayPid])
   const server = new CpuMeter(() => [options.serverPid])
   const postgres = new CpuMeter(() => pidsNamed('postgres'))
+  const contention = new ContentionMeter({
+    gateway: options.gatewayPid, server: options.serverPid, ...Object.fromEntries(pool.pids.map((pid, i) => [`loadgen ${i + 1}`, pid]))
+  })
   const countBefore = await count(db)
   const windowStart = Date.now()
 
@@ -69,6 +74,7 @@ export async function runIngestStep (options: {
   const gatewayUs = gateway.used()
   const serverUs = server.used()
   const postgresUs = postgres.used()
+  const contended = contention.read()
   const late = await pool.collect(30_000, { received: run.acked })
 
   // One scan for every event and, filtered, for the presses alone.
@@ -106,7 +112,8 @@ export async function runIngestStep (options: {
     eventToStored: { count: n, p50: round(Number(latency.p50)), p99: round(Number(latency.p99)), max: round(Number(latency.max)) },
     eventToReceived: rounded(summarize([...run.received, ...late.received])),
     pressToStored: { count: Number(latency.presses), p50: round(Number(latency.press_p50)), p99: round(Number(latency.press_p99)), max: round(Number(latency.press_max)) },
-    pressToReceived: rounded(summarize([...run.receivedPress, ...late.receivedPress]))
+    pressToReceived: rounded(summarize([...run.receivedPress, ...late.receivedPress])),
+    contention: contended
   }
 }
 
