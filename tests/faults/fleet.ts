@@ -2,7 +2,8 @@
  * Simulated devices that behave like real QoS 1 firmware under faults: each event keeps its
  * (boot, seq) identity, is kept until PUBACKed, and is sent again after every reconnect.
  * The fleet records which events were PUBACKed and when, for the exactly-once check and the
- * recovery times.
+ * recovery times. With `pressEvery`, one event in that many is a press, so the alarm lane (and
+ * the alerts its presses open or join) is under the same faults as routine traffic.
  */
 import { RawClient } from '../../bench/lib/raw-mqtt.js'
 import type { DeviceCredentials } from '../../bench/lib/fleet.js'
@@ -23,7 +24,8 @@ class SimDevice {
 
   emit (): void {
     const seq = ++this.seq
-    const payload = JSON.stringify({ seq, boot: this.boot, type: 'test', ts: Date.now() })
+    const press = this.fleet.pressEvery > 0 && seq % this.fleet.pressEvery === 0
+    const payload = JSON.stringify({ seq, boot: this.boot, type: press ? 'press' : 'test', ts: Date.now() })
     this.unacked.set(seq, payload)
     this.send(seq, payload)
   }
@@ -70,7 +72,7 @@ export class Fleet {
   private timer?: NodeJS.Timeout
   private readonly waiters: Array<{ after: number, resolve: (at: number) => void }> = []
 
-  constructor (readonly port: number, creds: DeviceCredentials[], runId: string) {
+  constructor (readonly port: number, creds: DeviceCredentials[], runId: string, readonly pressEvery = 0) {
     this.devices = creds.map((c, i) => new SimDevice(c, `${runId}-${i}`, this))
   }
 

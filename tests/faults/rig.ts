@@ -23,6 +23,11 @@ export interface Rig {
   restartGateway(signal?: NodeJS.Signals): Promise<void>
   /** Stored rows per event id for these boots. */
   storedCounts(boots: string[]): Promise<Map<string, number>>
+  /**
+   * Devices whose panic alerts do not count their stored presses once each: the presses of
+   * these boots stored per device, against the press counts of that device's alerts.
+   */
+  miscountedPresses(boots: string[]): Promise<Array<{ deviceId: string, stored: number, counted: number }>>
   stop(): Promise<void>
 }
 
@@ -69,6 +74,14 @@ export async function startRig (options: { devices: number, gatewayDataDir?: str
       const { rows } = await db.pool.query<{ event_id: string, n: number }>(
         'SELECT event_id, count(*)::int AS n FROM events WHERE boot = ANY($1) GROUP BY event_id', [boots])
       return new Map(rows.map((r) => [r.event_id, r.n]))
+    },
+    async miscountedPresses (boots) {
+      const { rows } = await db.pool.query<{ device_id: string, stored: number, counted: number }>(`
+        SELECT p.device_id, p.stored, COALESCE(a.counted, 0)::int AS counted
+        FROM (SELECT device_id, count(DISTINCT event_id)::int AS stored FROM events WHERE type = 'press' AND boot = ANY($1) GROUP BY device_id) p
+        LEFT JOIN (SELECT device_id, sum(press_count)::int AS counted FROM alerts WHERE kind = 'panic' GROUP BY device_id) a USING (device_id)
+        WHERE p.stored IS DISTINCT FROM a.counted`, [boots])
+      return rows.map((r) => ({ deviceId: r.device_id, stored: r.stored, counted: r.counted }))
     },
     async stop () {
       await rig.gateway.stop('SIGTERM').catch(() => {})
