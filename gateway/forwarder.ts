@@ -1,10 +1,12 @@
 /**
  * Outbox → server, in two lanes that run side by side:
- *  - alarms (press, hold, cancel, tamper, report) with presence changes: sent at once, one
- *    batch in flight, so an alarm never queues behind routine traffic;
+ *  - alarms (press, hold, cancel, tamper, report) with presence changes: sent at once, up to
+ *    `parallel` requests in flight, so an alarm never queues behind routine traffic, nor behind
+ *    another device's alarm still on its way;
  *  - routine events (heartbeats, tests, battery, power) with dead letters: a round at most every
  *    25 ms, up to `parallel` batches in flight, split by device.
- * Within a lane each device's events arrive in order. A batch also carries the gateway's own
+ * Within a lane each device's events arrive in order: a device has at most one request in
+ * flight per lane. A batch also carries the gateway's own
  * health. An entry is forgotten only after the server confirmed it; a batch interrupted by a
  * crash is sent again after restart and the server stores it once (idempotent by event id).
  * After confirmation the devices hear `received` (or `rejected`).
@@ -42,6 +44,11 @@ export class Forwarder {
   private readonly sleepers: Record<Lane, Set<() => void>> = { alarm: new Set(), routine: new Set() }
   /** Lanes whose last confirmed events could not be removed from the outbox. */
   private readonly removeFailed = new Set<Lane>()
+  /**
+   * The alarm lane's requests on their way: their entries, how many of them hold each device's
+   * events or presence changes, and whether one carries presence changes.
+   */
+  private readonly alarmsInFlight = { requests: new Set<Promise<void>>(), ids: new Set<number>(), devices: new Map<string, number>(), presence: false }
 
   constructor (
     private readonly gatewayId: string,
@@ -79,6 +86,8 @@ export class Forwarder {
     this.wake('alarm')
     this.wake('routine')
     await this.running
+    // Aborted, they end at once; what they carried stays queued for the next start.
+    await Promise.all(this.alarmsInFlight.requests)
   }
 
   private pendingWork (): boolean {
@@ -90,13 +99,17 @@ export class Forwarder {
     while (!signal.aborted) {
       const started = Date.now()
       try {
-        await this.round(lane, signal)
+        if (lane === 'alarm') {
+          await this.sendAlarms(signal)
+          continue
+        }
+        await this.sendRoutine(signal)
         // Routine events go at most once per interval (the first after a quiet spell at once):
         // at a thousand a second that is some forty requests (and server transactions) instead
         // of one per round trip, which kept the server and the database busy for no one's
         // benefit. Alarms never wait.
         const rest = this.options.intervalMs - (Date.now() - started)
-        if (lane === 'routine' && rest > 0) await pause(rest, signal)
+        if (rest > 0) await pause(rest, signal)
       } catch (err) {
         // A failing outbox read (an I/O error) must not end forwarding: try again shortly.
         this.log.error({ err: (err as Error).message, lane }, 'forwarding round failed; trying again in a second')
@@ -105,12 +118,66 @@ export class Forwarder {
     }
   }
 
-  /** Sends what the lane has (or sleeps until it has something). */
-  private async round (lane: Lane, signal: AbortSignal): Promise<void> {
-    const { outbox, presence, deadLetters } = this.sources
-    const alarm = lane === 'alarm'
-    const { batchSize } = this.options
-    const parallel = alarm ? 1 : this.options.parallel
+  /**
+   * Starts a request with the alarms (and presence changes) that can go now, or sleeps until
+   * some can: woken by a new alarm, or by a request ending (its devices may send again).
+   * Alarms of a device with a request in flight wait for it, so each device's stay in order;
+   * those of other devices go at once, beside it.
+   */
+  private async sendAlarms (signal: AbortSignal): Promise<void> {
+    const { outbox, presence } = this.sources
+    const flight = this.alarmsInFlight
+    const { batchSize, parallel } = this.options
+    if (this.removeFailed.delete('alarm')) await pause(1000, signal)
+    // Armed before looking, so an append while we look is not missed.
+    const woken = new Promise<void>((resolve) => { this.sleepers.alarm.add(resolve) })
+    let events: OutboxEntry[] = []
+    if (flight.requests.size < parallel) {
+      // Far enough past the head to see behind the entries in flight and a device that floods.
+      const waiting = await outbox.peek('alarm', batchSize * (parallel + 1))
+      events = waiting.filter((e) => !flight.ids.has(e.id) && !flight.devices.has(e.deviceId)).slice(0, batchSize)
+    }
+    const side: SideItems = {
+      // A storm of presence changes must not make the alarms beside them wait long.
+      presence: flight.presence || flight.requests.size >= parallel ? [] : presence.peek(events.length > 0 ? PRESENCE_WITH_ALARMS : SIDE_BATCH),
+      deadLetters: []
+    }
+    this.updateOutboxGauges()
+    if (events.length === 0 && side.presence.length === 0) {
+      await woken
+      return
+    }
+    // A device's later alarms wait for these events and for its presence change (online, say).
+    const devices = [...new Set([...events.map((e) => e.deviceId), ...side.presence.map((c) => c.change.deviceId)])]
+    for (const id of devices) flight.devices.set(id, (flight.devices.get(id) ?? 0) + 1)
+    for (const e of events) flight.ids.add(e.id)
+    if (side.presence.length > 0) flight.presence = true
+    const request: Promise<void> = retryForever('forwarding alarm events to the server', () => this.send('alarm', events, side, signal),
+      signal, this.log, () => this.metrics.forwardFailures.inc())
+      .then((results) => {
+        this.acknowledge(events, results)
+        this.confirmed('alarm', events, side)
+      }, () => {}) // stopped: they stay queued for the next start
+      .catch((err: Error) => this.log.error({ err: err.message }, 'confirmed alarms could not be answered or forgotten; they will be sent again'))
+      .finally(() => {
+        for (const e of events) flight.ids.delete(e.id)
+        for (const id of devices) {
+          const left = flight.devices.get(id)! - 1
+          if (left > 0) flight.devices.set(id, left)
+          else flight.devices.delete(id)
+        }
+        if (side.presence.length > 0) flight.presence = false
+        flight.requests.delete(request)
+        this.wake('alarm')
+      })
+    flight.requests.add(request)
+  }
+
+  /** Sends what the routine lane has, with the dead letters (or sleeps until it has something). */
+  private async sendRoutine (signal: AbortSignal): Promise<void> {
+    const { outbox, deadLetters } = this.sources
+    const { batchSize, parallel } = this.options
+    const lane = 'routine'
     if (this.removeFailed.delete(lane)) {
       // What we sent could not be forgotten (disk full?): wait before sending it all again.
       await pause(1000, signal)
@@ -118,13 +185,9 @@ export class Forwarder {
     // Armed before looking, so an append while we look is not missed.
     const woken = new Promise<void>((resolve) => { this.sleepers[lane].add(resolve) })
     const events = await outbox.peek(lane, batchSize * parallel)
-    const side: SideItems = {
-      // A storm of presence changes must not make the alarms beside them wait long.
-      presence: alarm ? presence.peek(events.length > 0 ? PRESENCE_WITH_ALARMS : SIDE_BATCH) : [],
-      deadLetters: alarm ? [] : deadLetters.peekUnforwarded(SIDE_BATCH)
-    }
+    const side: SideItems = { presence: [], deadLetters: deadLetters.peekUnforwarded(SIDE_BATCH) }
     this.updateOutboxGauges()
-    if (events.length === 0 && side.presence.length === 0 && side.deadLetters.length === 0) {
+    if (events.length === 0 && side.deadLetters.length === 0) {
       await woken
       return
     }
@@ -133,7 +196,7 @@ export class Forwarder {
     const groups = splitByDevice(events, Math.min(parallel, Math.ceil(events.length / batchSize)), batchSize)
     const sent = await Promise.allSettled(groups.map((group, i) => retryForever(`forwarding ${lane} events to the server`,
       // The side lists ride with the first request.
-      () => this.send(group, i === 0 ? side : { presence: [], deadLetters: [] }, signal),
+      () => this.send(lane, group, i === 0 ? side : { presence: [], deadLetters: [] }, signal),
       signal, this.log, () => this.metrics.forwardFailures.inc())
       // Devices hear `received` as soon as their request is confirmed.
       .then((results) => { this.acknowledge(group, results); return group })))
@@ -142,18 +205,25 @@ export class Forwarder {
       if (outcome.status !== 'fulfilled') return // stopped; that group stays queued
       done.push(...outcome.value)
       if (i === 0) {
-        presence.remove(side.presence.map((c) => c.id))
         deadLetters.markForwarded(side.deadLetters.map((l) => l.id))
-        this.metrics.forwarded.inc({ kind: 'presence' }, side.presence.length)
         this.metrics.forwarded.inc({ kind: 'dead_letter' }, side.deadLetters.length)
       }
     })
+    this.confirmed(lane, done, { presence: [], deadLetters: [] })
+  }
+
+  /** After the server confirmed: forget what it stored (events, presence changes), count it. */
+  private confirmed (lane: Lane, done: OutboxEntry[], side: SideItems): void {
+    if (side.presence.length > 0) {
+      this.sources.presence.remove(side.presence.map((c) => c.id))
+      this.metrics.forwarded.inc({ kind: 'presence' }, side.presence.length)
+    }
     this.metrics.forwarded.inc({ kind: 'event' }, done.length)
     const now = Date.now()
     for (const e of done) this.metrics.forwardLatency.observe((now - e.receivedAt) / 1000)
     // Not awaited: the outbox runs requests in order, so the next peek already sees them gone.
     // Should forgetting fail, those events are sent again (the server stores them once), after a pause.
-    outbox.remove(lane, done.map((entry) => entry.id)).catch((err: Error) => {
+    this.sources.outbox.remove(lane, done.map((entry) => entry.id)).catch((err: Error) => {
       this.removeFailed.add(lane)
       this.log.warn({ err: err.message }, 'confirmed events could not be removed from the outbox; they will be sent again')
     })
@@ -165,7 +235,7 @@ export class Forwarder {
    * dead letter it cannot take) must not block the events behind them: they go alone, and the
    * side lists are logged and let go.
    */
-  private async send (events: OutboxEntry[], side: SideItems, signal: AbortSignal): Promise<IngestResult[]> {
+  private async send (lane: Lane, events: OutboxEntry[], side: SideItems, signal: AbortSignal): Promise<IngestResult[]> {
     const presence = side.presence.map((c) => c.change)
     const deadLetters = side.deadLetters.map((l) => l.letter)
     const eventsJson = events.map((e) => e.body)
@@ -175,11 +245,11 @@ export class Forwarder {
       gateway: this.health()
     }
     try {
-      return await this.server.ingest(eventsJson, rest, signal)
+      return await this.server.ingest(eventsJson, rest, lane, signal)
     } catch (err) {
       if (!(err instanceof ServerError) || err.status !== 400 || (presence.length === 0 && deadLetters.length === 0)) throw err
       this.log.error({ err: err.message, presence: presence.length, deadLetters: deadLetters.length }, 'server refused presence/dead letters of a batch; sending the events alone')
-      return this.server.ingest(eventsJson, {}, signal)
+      return this.server.ingest(eventsJson, {}, lane, signal)
     }
   }
 

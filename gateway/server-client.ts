@@ -5,6 +5,7 @@
  */
 import { Agent, request } from 'undici'
 import type { DeviceCredential, DownlinkMessage, IngestBatch, IngestResult } from '../protocol/index.js'
+import type { Lane } from './outbox/outbox.js'
 
 export class ServerError extends Error {
   constructor (readonly status: number, message: string) {
@@ -14,26 +15,31 @@ export class ServerError extends Error {
 
 export class ServerClient {
   /**
-   * Ingest has connections of its own (the forwarder has at most 5 requests in flight), so an
-   * alarm batch never queues behind credential lookups or the downlink long-poll.
+   * Each forwarding lane has connections of its own (up to FORWARD_PARALLEL requests in flight
+   * each), so an alarm batch never queues for a connection behind routine batches, credential
+   * lookups or the downlink long-poll.
    */
-  private readonly ingestAgent = new Agent({ keepAliveTimeout: 30_000, connections: 8 })
+  private readonly ingestAgents: Record<Lane, Agent> = {
+    alarm: new Agent({ keepAliveTimeout: 30_000, connections: 8 }),
+    routine: new Agent({ keepAliveTimeout: 30_000, connections: 8 })
+  }
+
   private readonly otherAgent = new Agent({ keepAliveTimeout: 30_000, connections: 8 })
 
   constructor (private readonly baseUrl: string, private readonly token: string) {}
 
   async close (): Promise<void> {
-    await Promise.all([this.ingestAgent.destroy(), this.otherAgent.destroy()])
+    await Promise.all([this.ingestAgents.alarm.destroy(), this.ingestAgents.routine.destroy(), this.otherAgent.destroy()])
   }
 
   /**
    * One ingest batch. The events come as the JSON the outbox keeps (each a GatewayEvent), so
    * the hot path never parses and re-serializes them.
    */
-  async ingest (eventsJson: string[], rest: Omit<IngestBatch, 'events'>, signal?: AbortSignal): Promise<IngestResult[]> {
+  async ingest (eventsJson: string[], rest: Omit<IngestBatch, 'events'>, lane: Lane, signal?: AbortSignal): Promise<IngestResult[]> {
     const tail = JSON.stringify(rest)
     const body = `{"events":[${eventsJson.join(',')}]${tail === '{}' ? '' : `,${tail.slice(1, -1)}`}}`
-    const answer = await this.request<{ results: IngestResult[] }>('POST', '/v1/ingest', body, signal, 30_000, this.ingestAgent)
+    const answer = await this.request<{ results: IngestResult[] }>('POST', '/v1/ingest', body, signal, 30_000, this.ingestAgents[lane])
     return answer.results
   }
 

@@ -66,16 +66,27 @@ export interface RecordingProxy {
   batches: IngestBatch[]
   /** While true, every request is answered 503 (the server "down") after being recorded. */
   down: boolean
+  /** Ingest batches it matches are recorded, then held (not passed on) until `release`. */
+  hold?: (batch: IngestBatch) => boolean
+  /** How many requests are being held. */
+  readonly holding: number
+  /** Passes the held requests on. */
+  release(): void
   close(): Promise<void>
 }
 
 export async function startRecordingProxy (target: string): Promise<RecordingProxy> {
   const batches: IngestBatch[] = []
+  const held: Array<() => void> = []
   const server = createServer(async (req, res) => {
     const chunks: Buffer[] = []
     for await (const chunk of req) chunks.push(chunk as Buffer)
     const body = Buffer.concat(chunks)
-    if (req.method === 'POST' && req.url === '/v1/ingest') batches.push(JSON.parse(body.toString()) as IngestBatch)
+    if (req.method === 'POST' && req.url === '/v1/ingest') {
+      const batch = JSON.parse(body.toString()) as IngestBatch
+      batches.push(batch)
+      if (proxy.hold?.(batch)) await new Promise<void>((resolve) => held.push(resolve))
+    }
     if (proxy.down) return res.writeHead(503, { 'content-type': 'application/json' }).end('{"statusCode":503,"code":"DOWN","message":"down"}')
     try {
       const headers: Record<string, string> = {}
@@ -94,7 +105,9 @@ export async function startRecordingProxy (target: string): Promise<RecordingPro
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     batches,
     down: false,
-    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) })
+    get holding () { return held.length },
+    release () { for (const pass of held.splice(0)) pass() },
+    close: () => new Promise<void>((resolve) => { proxy.release(); server.closeAllConnections(); server.close(() => resolve()) })
   }
   return proxy
 }
