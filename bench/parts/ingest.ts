@@ -69,7 +69,6 @@ export async function runIngestStep (options: {
 
   const run = await pool.run(rate, seconds * 1000, 'event', 15_000, options.pressEvery)
   const stored = await waitForStored(db, countBefore + run.acked, 60_000)
-  const storedAt = Date.now()
   // CPU is charged up to the moment everything is stored: accepting, forwarding and acking.
   const gatewayUs = gateway.used()
   const serverUs = server.used()
@@ -82,7 +81,7 @@ export async function runIngestStep (options: {
     SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50,
            percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) AS p99,
            max(ms) AS max, count(*)::int AS n, count(DISTINCT event_id)::int AS distinct_ids,
-           extract(epoch FROM max(stored_at) - min(stored_at)) * 1000 AS span_ms,
+           extract(epoch FROM max(stored_at)) * 1000 AS last_stored_ms,
            percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) FILTER (WHERE press) AS press_p50,
            percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) FILTER (WHERE press) AS press_p99,
            max(ms) FILTER (WHERE press) AS press_max, count(*) FILTER (WHERE press)::int AS presses
@@ -105,8 +104,9 @@ export async function runIngestStep (options: {
     loadgenCpuUsPerEvent: round(run.cpuUs / Math.max(1, run.sent)),
     loadgenWorstLagMs: round(run.worstLagMs),
     stored: storedNow,
-    // From the first publish to the last row stored.
-    storedPerSec: round(n / Math.max(0.001, (storedAt - windowStart) / 1000, (Number(latency.span_ms) || 0) / 1000), 0),
+    // From the first publish to the last row stored, as the database timed it (the moment the
+    // poll above saw it came up to 50 ms and a count later, which read as a slower store).
+    storedPerSec: round(n / Math.max(0.001, (Number(latency.last_stored_ms) - windowStart) / 1000), 0),
     lost: Math.max(0, run.acked - Number(latency.distinct_ids)),
     duplicated: n - Number(latency.distinct_ids),
     eventToStored: { count: n, p50: round(Number(latency.p50)), p99: round(Number(latency.p99)), max: round(Number(latency.max)) },
