@@ -6,10 +6,10 @@
  *  - routine events (heartbeats, tests, battery, power) with dead letters: a round at most every
  *    25 ms, up to `parallel` batches in flight, split by device.
  * Within a lane each device's events arrive in order: a device has at most one request in
- * flight per lane. A batch also carries the gateway's own
- * health. An entry is forgotten only after the server confirmed it; a batch interrupted by a
- * crash is sent again after restart and the server stores it once (idempotent by event id).
- * After confirmation the devices hear `received` (or `rejected`).
+ * flight per lane. A batch also carries the gateway's own health. An entry is forgotten only
+ * after the server confirmed it; a batch interrupted by a crash is sent again after restart and
+ * the server stores it once (idempotent by event id). After confirmation the devices hear
+ * `received` (or `rejected`).
  */
 import type { Logger } from 'pino'
 import { topics, type Ack, type DeadLetter, type IngestBatch, type IngestResult, type PresenceChange } from '../protocol/index.js'

@@ -36,7 +36,10 @@ export class LaneTail {
     for (const e of entries) this.entries.push(e)
   }
 
-  /** Entries the server confirmed: they were taken from the head, so the search stops early. */
+  /**
+   * Entries the server confirmed: taken from near the head (requests may be confirmed out of
+   * order, but each was sent from the head), so the search stops early.
+   */
   removed (ids: readonly number[]): void {
     if (!this.whole || ids.length === 0) return
     const gone = new Set(ids)
