@@ -53,7 +53,12 @@ export async function storeEvents (q: Queryable, events: GatewayEvent[], causes:
     const seen = latest.get(e.deviceId)
     if (!seen || seen.receivedAt <= e.receivedAt) latest.set(e.deviceId, e)
   }
-  const health = [...latest.values()].map((e) => ({
+  // In device id order: on a large fleet the update walks these rows into the devices' primary
+  // key, locking each device as it goes, so every batch locks its devices in the same order.
+  // Batches stored at once (alarms beside routine events) that share devices then wait for each
+  // other instead of deadlocking, which PostgreSQL notices only after a second. (A plan that
+  // scans the table instead locks in the table's order, the same for every batch too.)
+  const health = [...latest.values()].sort((a, b) => a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0).map((e) => ({
     id: e.deviceId, seen_ms: e.receivedAt, battery: e.event.battery ?? null, rssi: e.event.rssi ?? null, fw: e.event.fw ?? null
   }))
   const result = await q.query<{ fresh: string | null, silent: string | null } & Partial<RaisedRow>>(`
