@@ -176,10 +176,12 @@ function unique (events: GatewayEvent[]): GatewayEvent[] {
 }
 
 /**
- * A gateway sends alarms and routine events in parallel transactions that can lock the same
- * devices in opposite orders; PostgreSQL then aborts one (deadlock, 40P01) or refuses it
- * (serialization, 40001). The transaction touches only the database, so it is run again here
- * rather than answered 500 and resent by the gateway a moment later.
+ * A gateway sends alarms and routine events in parallel requests that lock the same devices.
+ * Each batch locks its devices in id order (see storeEvents), so they wait for each other; a
+ * transaction that also applies presence changes or cancels locks more rows and can still meet
+ * another in the opposite order. PostgreSQL then aborts one (deadlock, 40P01) or refuses it
+ * (serialization, 40001). The work touches only the database, so it is run again here rather
+ * than answered 500 and resent by the gateway a moment later.
  */
 async function runAgainOnConflict<T> (run: () => Promise<T>, attempts = 3): Promise<T> {
   for (let attempt = 1; ; attempt++) {
