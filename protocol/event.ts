@@ -65,9 +65,11 @@ export function parseDeviceEvent (payload: Buffer | Uint8Array | string): ParseR
   }
   const record = value as Record<string, unknown>
   const seq = Number.isSafeInteger(record.seq) && (record.seq as number) >= 0 ? record.seq as number : undefined
-  const unsafe = findUnsafe(record, '')
-  if (unsafe) return { ok: false, reason: `invalid event: ${unsafe}`, seq }
+  // Only what is kept is checked: an unknown field, whatever it holds, is dropped unread, so it
+  // can never turn a press into a rejection.
   const known = pickKnown(record)
+  const unsafe = findUnsafe(known, '')
+  if (unsafe) return { ok: false, reason: `invalid event: ${unsafe}`, seq }
   if (!deviceEventValidator.Check(known)) {
     const first = deviceEventValidator.Errors(known)[0]
     const where = first?.instancePath ? `${first.instancePath.slice(1)}: ` : ''
@@ -117,8 +119,8 @@ const CONTROL_STRICT = /[\u0000-\u001f\u007f]/
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
 
 /**
- * Finds what no field may hold, anywhere in the payload (also in fields we would drop):
- * prototype-pollution keys, control characters, lone surrogates. Returns the reason or undefined.
+ * Finds what no kept field may hold, at any depth (a report's body included): prototype-pollution
+ * keys, control characters, lone surrogates. Returns the reason or undefined.
  */
 function findUnsafe (value: unknown, path: string): string | undefined {
   if (typeof value === 'string') {

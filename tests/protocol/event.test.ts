@@ -14,6 +14,20 @@ describe('device event payload', () => {
     expect(parseDeviceEvent('{"seq":1,"type":"press","temperature":31}')).toEqual({ ok: true, event: { seq: 1, type: 'press' } })
   })
 
+  it('drops unknown fields unread, whatever they hold: a press is never refused for a field we do not keep', () => {
+    const payload = '{"seq":2,"type":"press","__proto__":{"isAdmin":true},"constructor":{"prototype":{}},"dbg":"\\u0001\\ud800","x\\u0007":1}'
+    expect(parseDeviceEvent(payload)).toEqual({ ok: true, event: { seq: 2, type: 'press' } })
+  })
+
+  it.each([
+    ['a control character in fw', '{"seq":3,"type":"press","fw":"1.0\\u0000"}', /fw: control characters/],
+    ['a __proto__ key in a report', '{"seq":4,"type":"report","report":{"category":"noise","text":"x","__proto__":{}}}', /report.__proto__: forbidden key/],
+    ['a lone surrogate in a report', '{"seq":5,"type":"report","report":{"category":"noise","text":"\\udc00"}}', /report.text: not valid Unicode/]
+  ])('still refuses %s: what is kept must be safe', (_what, payload, reason) => {
+    const result = parseDeviceEvent(payload)
+    expect(result).toMatchObject({ ok: false, reason: expect.stringMatching(reason) })
+  })
+
   it.each([
     ['not JSON', 'press!', /not JSON/],
     ['a JSON array', '[1,2]', /JSON object/],
