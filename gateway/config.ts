@@ -32,7 +32,7 @@ export interface GatewayConfig {
   readonly forwardBatchSize: number
   /** Routine events are forwarded in rounds at most this many ms apart (alarms never wait). */
   readonly forwardIntervalMs?: number
-  /** Batches in flight to the server at most (split by device, so each device keeps its order). */
+  /** Requests in flight to the server at most, per lane (each device in one of them, so it keeps its order). */
   readonly forwardParallel?: number
   /** Outbox bound (events); see the policy in outbox.ts. */
   readonly outboxMaxEvents?: number
