@@ -37,6 +37,8 @@ interface SideItems {
   deadLetters: Array<{ id: number, letter: DeadLetter }>
 }
 
+const NO_SIDE_ITEMS: SideItems = { presence: [], deadLetters: [] }
+
 export class Forwarder {
   private readonly stopping = new AbortController()
   private running?: Promise<unknown>
@@ -45,10 +47,11 @@ export class Forwarder {
   /** Lanes whose last confirmed events could not be removed from the outbox. */
   private readonly removeFailed = new Set<Lane>()
   /**
-   * The alarm lane's requests on their way: their entries, how many of them hold each device's
-   * events or presence changes, and whether one carries presence changes.
+   * The alarm lane's requests on their way, how many of them hold each device's events or
+   * presence changes (an entry in flight is known by its device: that device sends nothing
+   * else meanwhile), and whether one carries presence changes.
    */
-  private readonly alarmsInFlight = { requests: new Set<Promise<void>>(), ids: new Set<number>(), devices: new Map<string, number>(), presence: false }
+  private readonly alarmsInFlight = { requests: new Set<Promise<void>>(), devices: new Map<string, number>(), presence: false }
 
   constructor (
     private readonly gatewayId: string,
@@ -135,7 +138,7 @@ export class Forwarder {
     if (flight.requests.size < parallel) {
       // Far enough past the head to see behind the entries in flight and a device that floods.
       const waiting = await outbox.peek('alarm', batchSize * (parallel + 1))
-      events = waiting.filter((e) => !flight.ids.has(e.id) && !flight.devices.has(e.deviceId)).slice(0, batchSize)
+      events = waiting.filter((e) => !flight.devices.has(e.deviceId)).slice(0, batchSize)
     }
     const side: SideItems = {
       // A storm of presence changes must not make the alarms beside them wait long.
@@ -150,7 +153,6 @@ export class Forwarder {
     // A device's later alarms wait for these events and for its presence change (online, say).
     const devices = [...new Set([...events.map((e) => e.deviceId), ...side.presence.map((c) => c.change.deviceId)])]
     for (const id of devices) flight.devices.set(id, (flight.devices.get(id) ?? 0) + 1)
-    for (const e of events) flight.ids.add(e.id)
     if (side.presence.length > 0) flight.presence = true
     const request: Promise<void> = retryForever('forwarding alarm events to the server', () => this.send('alarm', events, side, signal),
       signal, this.log, () => this.metrics.forwardFailures.inc())
@@ -160,7 +162,6 @@ export class Forwarder {
       }, () => {}) // stopped: they stay queued for the next start
       .catch((err: Error) => this.log.error({ err: err.message }, 'confirmed alarms could not be answered or forgotten; they will be sent again'))
       .finally(() => {
-        for (const e of events) flight.ids.delete(e.id)
         for (const id of devices) {
           const left = flight.devices.get(id)! - 1
           if (left > 0) flight.devices.set(id, left)
@@ -196,27 +197,24 @@ export class Forwarder {
     const groups = splitByDevice(events, Math.min(parallel, Math.ceil(events.length / batchSize)), batchSize)
     const sent = await Promise.allSettled(groups.map((group, i) => retryForever(`forwarding ${lane} events to the server`,
       // The side lists ride with the first request.
-      () => this.send(lane, group, i === 0 ? side : { presence: [], deadLetters: [] }, signal),
+      () => this.send(lane, group, i === 0 ? side : NO_SIDE_ITEMS, signal),
       signal, this.log, () => this.metrics.forwardFailures.inc())
       // Devices hear `received` as soon as their request is confirmed.
       .then((results) => { this.acknowledge(group, results); return group })))
-    const done: OutboxEntry[] = []
-    sent.forEach((outcome, i) => {
-      if (outcome.status !== 'fulfilled') return // stopped; that group stays queued
-      done.push(...outcome.value)
-      if (i === 0) {
-        deadLetters.markForwarded(side.deadLetters.map((l) => l.id))
-        this.metrics.forwarded.inc({ kind: 'dead_letter' }, side.deadLetters.length)
-      }
-    })
-    this.confirmed(lane, done, { presence: [], deadLetters: [] })
+    // A stopped group stays queued; the side lists went with the first.
+    const done = sent.flatMap((outcome) => outcome.status === 'fulfilled' ? outcome.value : [])
+    this.confirmed(lane, done, sent[0]?.status === 'fulfilled' ? side : NO_SIDE_ITEMS)
   }
 
-  /** After the server confirmed: forget what it stored (events, presence changes), count it. */
+  /** After the server confirmed: forget what it stored (events, side lists), count it. */
   private confirmed (lane: Lane, done: OutboxEntry[], side: SideItems): void {
     if (side.presence.length > 0) {
       this.sources.presence.remove(side.presence.map((c) => c.id))
       this.metrics.forwarded.inc({ kind: 'presence' }, side.presence.length)
+    }
+    if (side.deadLetters.length > 0) {
+      this.sources.deadLetters.markForwarded(side.deadLetters.map((l) => l.id))
+      this.metrics.forwarded.inc({ kind: 'dead_letter' }, side.deadLetters.length)
     }
     this.metrics.forwarded.inc({ kind: 'event' }, done.length)
     const now = Date.now()
