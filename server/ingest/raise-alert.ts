@@ -1,6 +1,7 @@
 /** Opening alerts from device events and presence, with coalescing. */
 import type { Queryable } from '../db/database.js'
 import type { AlertKind, AlertState } from '../alerts/model.js'
+import { alertSnapshot, TRANSITION_COLUMNS } from '../alerts/transitions.js'
 
 export interface RaisedAlert {
   alertId: string
@@ -95,14 +96,11 @@ export const RAISE_FROM_CAUSES = `
                     last_press_at = GREATEST(a.last_press_at, EXCLUDED.last_press_at),
                     last_seq = COALESCE(EXCLUDED.last_seq, a.last_seq),
                     updated_at = now()
-      RETURNING a.id AS alert_id, a.device_id, a.kind, a.state, (a.xmax = 0) AS created, a.zone, a.test, a.outcome,
-                a.opened_at, COALESCE(a.acknowledged_at, a.dispatched_at) AS first_response_at
+      RETURNING a.id AS alert_id, (a.xmax = 0) AS created, a.*
     ), opened AS (
-      -- As recordTransition writes it (see alerts/transitions.ts): the alert's snapshot after the change.
-      INSERT INTO alert_transitions (alert_id, from_state, to_state, at, actor, note,
-        device_id, zone, kind, test, outcome, opened_at, first_response_at)
-      SELECT r.alert_id, NULL, 'open', r.opened_at, g.actor, NULL,
-             r.device_id, r.zone, r.kind, r.test, r.outcome, r.opened_at, r.first_response_at
+      -- As recordTransition writes it: the alert's snapshot after the change.
+      INSERT INTO alert_transitions (${TRANSITION_COLUMNS})
+      SELECT r.alert_id, NULL, 'open', r.opened_at, g.actor, NULL, ${alertSnapshot('r')}
       FROM raised r JOIN grouped g USING (device_id, kind)
       WHERE r.created
     )`
