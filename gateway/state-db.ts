@@ -18,10 +18,10 @@ export function openStateDb (dataDir: string): StateDb {
   db.pragma('journal_mode = WAL')
   // NORMAL: a commit survives a crash of the process (kill -9) at once, and a power cut once
   // the WAL is next synced (at checkpoints, which `syncStateDb` runs every 2 s, off the main
-  // thread). What lives here is either re-learned (credentials,
-  // positions), or its loss in the last moments before a power cut is recovered by the
-  // supervision after restart (presence), or diagnostic (dead letters). An fsync per write
-  // here, on the main thread, held up every press while thousands of devices reconnected.
+  // thread). What lives here is either re-learned (credentials, positions), or its loss in the
+  // last moments before a power cut is recovered by the supervision after restart (presence),
+  // or diagnostic (dead letters). An fsync per write here, on the main thread, held up every
+  // press while thousands of devices reconnected.
   // Accepted events need FULL and have it: they live in outbox.sqlite (outbox/store.ts).
   db.pragma('synchronous = NORMAL')
   db.pragma('busy_timeout = 5000')
