@@ -19,6 +19,11 @@ export interface StoredEvents {
  * With `causes` (the alarms among the events, each naming its event id), the same statement
  * raises their alerts, for the events stored now only: a resent press joins nothing twice.
  *
+ * `lockToo`: more devices the caller's transaction will write afterwards (presence changes),
+ * locked here with the batch's own, in the order every batch locks its devices. Locked one by
+ * one later, they would be taken in another order than an alarm batch beside it takes the same
+ * devices, and the two could deadlock: PostgreSQL notices that only after a second.
+ *
  * One statement, so a batch of routine events or alarms is one round trip and atomic without
  * a transaction around it (BEGIN and COMMIT were two more round trips, and the alarm lane
  * sends its batches one after another: each round trip is time the next press waits). Its
@@ -26,8 +31,9 @@ export interface StoredEvents {
  * batch, else its last seen time before the batch; the dashboards count heartbeat gaps from
  * it) reads `last_seen_at` as it was before this batch.
  */
-export async function storeEvents (q: Queryable, events: GatewayEvent[], causes: AlertCause[] = []): Promise<StoredEvents> {
-  if (events.length === 0) return { fresh: new Set(), silent: new Set(), raised: [] }
+export async function storeEvents (q: Queryable, events: GatewayEvent[], options: { causes?: AlertCause[], lockToo?: string[] } = {}): Promise<StoredEvents> {
+  const { causes = [], lockToo = [] } = options
+  if (events.length === 0 && lockToo.length === 0) return { fresh: new Set(), silent: new Set(), raised: [] }
   const rows = events.map((e) => {
     const { pin: _pin, seq, boot, type, ts, battery, rssi, fw, ...rest } = e.event
     return {
@@ -53,14 +59,18 @@ export async function storeEvents (q: Queryable, events: GatewayEvent[], causes:
     const seen = latest.get(e.deviceId)
     if (!seen || seen.receivedAt <= e.receivedAt) latest.set(e.deviceId, e)
   }
+  const health = [...latest.values()].map((e) => ({
+    id: e.deviceId, seen_ms: e.receivedAt as number | null, battery: e.event.battery ?? null, rssi: e.event.rssi ?? null, fw: e.event.fw ?? null
+  }))
+  // Devices the caller's transaction will write next (presence changes) are locked here too,
+  // with nothing changed: see `lockToo` above.
+  for (const id of new Set(lockToo)) if (!latest.has(id)) health.push({ id, seen_ms: null, battery: null, rssi: null, fw: null })
   // In device id order: on a large fleet the update walks these rows into the devices' primary
   // key, locking each device as it goes, so every batch locks its devices in the same order.
   // Batches stored at once (alarms beside routine events) that share devices then wait for each
   // other instead of deadlocking, which PostgreSQL notices only after a second. (A plan that
   // scans the table instead locks in the table's order, the same for every batch too.)
-  const health = [...latest.values()].sort((a, b) => a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0).map((e) => ({
-    id: e.deviceId, seen_ms: e.receivedAt, battery: e.event.battery ?? null, rssi: e.event.rssi ?? null, fw: e.event.fw ?? null
-  }))
+  health.sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
   const result = await q.query<{ fresh: string | null, silent: string | null } & Partial<RaisedRow>>(`
     WITH input AS (
       SELECT DISTINCT ON (event_id) *

@@ -4,10 +4,11 @@
  *
  * A batch of events that only need storing or raising alerts (heartbeats, tests, presses:
  * nearly all batches) is one statement, atomic by itself, with no transaction around it.
- * Any other batch is one transaction: one statement locking its devices (lockDevices), one for
- * the bulk (events and device health), one for dead letters, one or two per event that does
- * something else (cancel, report, presence change). Idempotent: an event id already stored is reported `duplicate` and
- * changes nothing; a resent cancel or report hears the same answer.
+ * Any other batch is one transaction: one statement for the bulk (events and device health;
+ * it locks every device the transaction writes), one for dead letters, one or two per event
+ * that does something else (cancel, report, presence change). Idempotent: an event id already
+ * stored is reported `duplicate` and changes nothing; a resent cancel or report hears the same
+ * answer.
  */
 import type { Database, Queryable } from '../db/database.js'
 import type { Bus } from '../bus.js'
@@ -52,15 +53,15 @@ export class Ingestor {
     const pins = await checkPins(this.db, unique(events).filter((e) => e.event.type === 'cancel'))
     const storeAndRaise = async (): Promise<BatchOutcome> => {
       const causes = unique(events).flatMap((e) => causeOf(e) ?? [])
-      const { fresh, silent, raised: rows } = await storeEvents(this.db, events, causes)
+      const { fresh, silent, raised: rows } = await storeEvents(this.db, events, { causes })
       const freshCauses = causes.filter((c) => fresh.has(c.eventId!))
       const raised = new Map<string, RaisedAlert>()
       alertsOfCauses(freshCauses, rows).forEach((alert, i) => { if (alert) raised.set(freshCauses[i]!.eventId!, alert) })
       return { fresh, silent, raised, cancels: new Map(), tickets: new Map(), presence: { raised: [], resolved: [], devices: [] }, deadLetters: 0 }
     }
     const store = async (tx: Queryable): Promise<BatchOutcome> => {
-      await lockDevices(tx, [...events.map((e) => e.deviceId), ...(batch.presence ?? []).map((c) => c.deviceId)])
-      const { fresh, silent } = await storeEvents(tx, events)
+      // Every device this transaction will write is locked by its first statement.
+      const { fresh, silent } = await storeEvents(tx, events, { lockToo: (batch.presence ?? []).map((c) => c.deviceId) })
       const raised = new Map<string, RaisedAlert>()
       const cancels = new Map<string, CancelOutcome>()
       const tickets = new Map<string, string>()
@@ -177,25 +178,13 @@ function unique (events: GatewayEvent[]): GatewayEvent[] {
 }
 
 /**
- * Locks the devices a batch transaction will write (its events' and its presence changes'), in
- * id order, before it writes anything. Its statements then lock them one change at a time, in
- * time order: without this, a transaction holding device b and waiting for a (to mark it
- * offline) and an alarm batch holding a and waiting for b would deadlock, and PostgreSQL
- * notices that only after `deadlock_timeout` (1 s), a press a second late. A batch locks an
- * alert only while it holds the alert's device, so between batches the devices' order is the
- * only one that matters.
- */
-async function lockDevices (tx: Queryable, deviceIds: string[]): Promise<void> {
-  await tx.query('SELECT 1 FROM devices WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE', [[...new Set(deviceIds)]])
-}
-
-/**
  * A gateway sends alarms and routine events in parallel requests that lock the same devices.
- * Each locks its devices in id order (storeEvents, lockDevices), so they wait for each other
- * instead of deadlocking. What is left (an operator's or the escalator's alert locks meeting a
- * batch's, or a plan that walks the devices in another order) PostgreSQL aborts (deadlock,
- * 40P01) or refuses (serialization, 40001). The work touches only the database, so it is run
- * again here rather than answered 500 and resent by the gateway a moment later.
+ * Each batch locks all the devices it writes in its first statement, in one order (storeEvents),
+ * and an alert only while it holds the alert's device, so batches wait for each other instead
+ * of deadlocking. What is left (an operator's or the escalator's alert locks meeting a batch's)
+ * PostgreSQL aborts (deadlock, 40P01) or refuses (serialization, 40001). The work touches only
+ * the database, so it is run again here rather than answered 500 and resent by the gateway a
+ * moment later.
  */
 async function runAgainOnConflict<T> (run: () => Promise<T>, attempts = 3): Promise<T> {
   for (let attempt = 1; ; attempt++) {
