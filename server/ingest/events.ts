@@ -20,7 +20,7 @@ export interface StoredEvents {
  * raises their alerts, for the events stored now only: a resent press joins nothing twice.
  *
  * `lockToo`: more devices the caller's transaction will write afterwards (presence changes),
- * locked here with the batch's own, in the order every batch locks its devices. Locked one by
+ * locked here with the batch's own, in id order as every batch locks its devices. Locked one by
  * one later, they would be taken in another order than an alarm batch beside it takes the same
  * devices, and the two could deadlock: PostgreSQL notices that only after a second.
  *
@@ -65,12 +65,6 @@ export async function storeEvents (q: Queryable, events: GatewayEvent[], options
   // Devices the caller's transaction will write next (presence changes) are locked here too,
   // with nothing changed: see `lockToo` above.
   for (const id of new Set(lockToo)) if (!latest.has(id)) health.push({ id, seen_ms: null, battery: null, rssi: null, fw: null })
-  // In device id order: on a large fleet the update walks these rows into the devices' primary
-  // key, locking each device as it goes, so every batch locks its devices in the same order.
-  // Batches stored at once (alarms beside routine events) that share devices then wait for each
-  // other instead of deadlocking, which PostgreSQL notices only after a second. (A plan that
-  // scans the table instead locks in the table's order, the same for every batch too.)
-  health.sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
   const result = await q.query<{ fresh: string | null, silent: string | null } & Partial<RaisedRow>>(`
     WITH input AS (
       SELECT DISTINCT ON (event_id) *
@@ -93,11 +87,18 @@ export async function storeEvents (q: Queryable, events: GatewayEvent[], options
              NULLIF(GREATEST(s.time_ms - COALESCE(s.previous_ms, extract(epoch FROM d.last_seen_at) * 1000), -1), -1)::bigint
       FROM stored s LEFT JOIN devices d ON d.id = s.device_id
       RETURNING event_id
+    ), locked AS (
+      -- The batch's devices, locked in id order before any is written. Batches stored at once
+      -- (alarms beside routine events) that share devices then wait for each other instead of
+      -- deadlocking, which PostgreSQL notices only after a second. Left to the update's plan,
+      -- the order was the table's on most fleets, which moves as rows are updated.
+      SELECT id FROM devices WHERE id = ANY($4::text[]) ORDER BY id FOR NO KEY UPDATE
     ), health AS (
       UPDATE devices d SET
         last_seen_at = GREATEST(d.last_seen_at, to_timestamp(s.seen_ms / 1000.0)),
         battery = COALESCE(s.battery, d.battery), rssi = COALESCE(s.rssi, d.rssi), fw = COALESCE(s.fw, d.fw)
       FROM jsonb_to_recordset($2::jsonb) AS s(id text, seen_ms float8, battery smallint, rssi smallint, fw text)
+        JOIN locked USING (id)
       WHERE d.id = s.id
       RETURNING d.id, d.silent
     ), causes AS (
@@ -107,7 +108,7 @@ export async function storeEvents (q: Queryable, events: GatewayEvent[], options
     UNION ALL
     SELECT NULL, id, NULL, NULL, NULL, NULL, NULL FROM health WHERE silent
     UNION ALL
-    SELECT NULL, NULL, alert_id, device_id, kind, state, created FROM raised`, [JSON.stringify(rows), JSON.stringify(health), causesJson(causes)])
+    SELECT NULL, NULL, alert_id, device_id, kind, state, created FROM raised`, [JSON.stringify(rows), JSON.stringify(health), causesJson(causes), health.map((h) => h.id)])
   const stored: StoredEvents = { fresh: new Set(), silent: new Set(), raised: [] }
   for (const row of result) {
     if (row.fresh != null) stored.fresh.add(row.fresh)

@@ -179,12 +179,12 @@ function unique (events: GatewayEvent[]): GatewayEvent[] {
 
 /**
  * A gateway sends alarms and routine events in parallel requests that lock the same devices.
- * Each batch locks all the devices it writes in its first statement, in one order (storeEvents),
+ * Each batch locks all the devices it writes in its first statement, in id order (storeEvents),
  * and an alert only while it holds the alert's device, so batches wait for each other instead
- * of deadlocking. What is left (an operator's or the escalator's alert locks meeting a batch's)
- * PostgreSQL aborts (deadlock, 40P01) or refuses (serialization, 40001). The work touches only
- * the database, so it is run again here rather than answered 500 and resent by the gateway a
- * moment later.
+ * of deadlocking. What is left (the escalator locking several alerts while a batch raises
+ * several) PostgreSQL aborts (deadlock, 40P01) or refuses (serialization, 40001). The work
+ * touches only the database, so it is run again here rather than answered 500 and resent by
+ * the gateway a moment later.
  */
 async function runAgainOnConflict<T> (run: () => Promise<T>, attempts = 3): Promise<T> {
   for (let attempt = 1; ; attempt++) {

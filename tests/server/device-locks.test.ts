@@ -1,12 +1,13 @@
 /**
- * Two batches stored at once never deadlock on the devices they share. Each batch updates its
- * devices' health (last seen, battery) in one statement; were the rows locked in the order the
- * batch happens to list them, an alarm request and a routine batch holding the same two devices
- * in opposite orders would deadlock, and PostgreSQL would only notice after `deadlock_timeout`
- * (1 s): a press a second late. On a city's fleet the planner walks the batch's rows into the
- * devices' primary key (nested loop), which these tests force on a small table. A batch with
- * presence changes, a transaction of several statements, locks all its devices first.
- * PostgreSQL only (PGlite has one connection, so nothing runs at once there).
+ * Batches stored at once never deadlock on the devices they share. Each batch updates its
+ * devices' health (last seen, battery) and a batch with presence changes writes more devices
+ * afterwards; were the rows locked in whatever order a plan meets them, an alarm request and a
+ * routine batch (or a presence batch) holding the same two devices in opposite orders would
+ * deadlock, and PostgreSQL would only notice after `deadlock_timeout` (1 s): a press a second
+ * late. Every batch locks all its devices in its first statement, in id order, whatever plan
+ * the fleet's size gives: these tests force both (into the primary key in the batch's order,
+ * and a scan of the table in its own order) and hold rows from other sessions to line the
+ * batches up. PostgreSQL only (PGlite has one connection, so nothing runs at once there).
  */
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -17,13 +18,24 @@ import { storeEvents } from '../../server/ingest/events.js'
 import { createTestDatabase, testDatabaseUrl } from '../helpers/postgres.js'
 import { buildFixture, gatewayEvent } from './fixture.js'
 
+/** The batches' connections say who they are, so only their lock waits are counted. */
+const BATCH_APP = 'device-locks-batch'
+
+const PLANS = {
+  // What a city's fleet gets: the batch's rows walked into the devices' primary key.
+  'into the primary key': '-c enable_hashjoin=off -c enable_mergejoin=off -c enable_seqscan=off',
+  // What a fleet of up to some ten thousand devices gets: the table scanned in its own order.
+  'a scan of the table': '-c enable_nestloop=off -c enable_mergejoin=off -c enable_indexscan=off -c enable_bitmapscan=off'
+}
+type Plan = keyof typeof PLANS
+
 describe.skipIf(!testDatabaseUrl)('device rows under concurrent batches (PostgreSQL)', () => {
   let drop: () => Promise<void>
   let url: string
   const clients: pg.Client[] = []
 
-  const connect = async (): Promise<pg.Client> => {
-    const client = new pg.Client({ connectionString: url })
+  const connect = async (plan?: Plan): Promise<pg.Client> => {
+    const client = new pg.Client({ connectionString: url, ...(plan ? { application_name: BATCH_APP, options: PLANS[plan] } : {}) })
     await client.connect()
     clients.push(client)
     return client
@@ -33,17 +45,29 @@ describe.skipIf(!testDatabaseUrl)('device rows under concurrent batches (Postgre
   // the snapshot it first read.
   let watcher: pg.Client
   const waitingForLocks = async (n: number): Promise<number> => {
-    const waiting = async () => Number((await watcher.query("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).rows[0].count)
+    const waiting = async () => Number((await watcher.query(
+      "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1 AND wait_event_type = 'Lock'", [BATCH_APP])).rows[0].count)
     for (let i = 0; i < 300 && await waiting() < n; i++) await new Promise((resolve) => setTimeout(resolve, 10))
     return waiting()
+  }
+  const hold = async (deviceId: string): Promise<pg.Client> => {
+    const holder = await connect()
+    await holder.query('BEGIN')
+    await holder.query('SELECT 1 FROM devices WHERE id = $1 FOR NO KEY UPDATE', [deviceId])
+    return holder
   }
 
   beforeAll(async () => {
     ({ url, drop } = await createTestDatabase())
     const db = await openPostgres(url)
     await migrate(db)
+    // `scan-y` before `scan-x` in the table; a thousand more so the planner scans it as a fleet's.
     await db.query(`INSERT INTO devices (id, kind, name, zone, secret_hash) VALUES
-      ('lock-a', 'button', 'a', 'z1', 'x'), ('lock-b', 'button', 'b', 'z1', 'x'), ('lock-c', 'button', 'c', 'z1', 'x')`)
+      ('lock-a', 'button', 'a', 'z1', 'x'), ('lock-b', 'button', 'b', 'z1', 'x'), ('lock-c', 'button', 'c', 'z1', 'x'),
+      ('scan-y', 'button', 'y', 'z1', 'x'), ('scan-x', 'button', 'x', 'z1', 'x')`)
+    await db.query(`INSERT INTO devices (id, kind, name, zone, secret_hash)
+      SELECT 'fleet-' || lpad(i::text, 5, '0'), 'button', 'f', 'z1', 'x' FROM generate_series(1, 1000) i`)
+    await db.query('ANALYZE devices')
     await db.close()
     watcher = await connect()
   })
@@ -56,66 +80,72 @@ describe.skipIf(!testDatabaseUrl)('device rows under concurrent batches (Postgre
   it('locks the devices of every batch in one order, so batches listing them in opposite orders both go through', async () => {
     // Someone else holds each row, so both batches queue on their first row; released together,
     // a batch that locked in its own listing order would now wait for the other's first row.
-    const holdA = await connect()
-    const holdB = await connect()
-    await holdA.query('BEGIN')
-    await holdA.query("SELECT 1 FROM devices WHERE id = 'lock-a' FOR NO KEY UPDATE")
-    await holdB.query('BEGIN')
-    await holdB.query("SELECT 1 FROM devices WHERE id = 'lock-b' FOR NO KEY UPDATE")
-
-    const batches = [['lock-a', 'lock-b'], ['lock-b', 'lock-a']]
+    const holdA = await hold('lock-a')
+    const holdB = await hold('lock-b')
+    const batchClients = [await connect('into the primary key'), await connect('into the primary key')]
     const t = Date.now()
-    const stores = await Promise.all(batches.map(async (order, i) => {
-      const client = await connect()
-      await client.query('SET enable_hashjoin = off')
-      await client.query('SET enable_mergejoin = off')
-      await client.query('SET enable_seqscan = off')
+    const stores = [['lock-a', 'lock-b'], ['lock-b', 'lock-a']].map((order, i) => {
       const events = order.map((id, j) => gatewayEvent(id, { seq: 10 * i + j + 1, type: 'test' }, t + j))
-      return { client, stored: storeEvents(queryable(client), events).then(() => 'stored', (err: { code?: string }) => err.code ?? 'failed') }
-    }))
+      return storeEvents(queryable(batchClients[i]!), events).then(() => 'stored', (err: { code?: string }) => err.code ?? 'failed')
+    })
     // Both batches are waiting for a row before the holders let go.
     expect(await waitingForLocks(2)).toBe(2)
     await Promise.all([holdA.query('COMMIT'), holdB.query('COMMIT')])
 
     // 40P01 (deadlock detected) for one of them if the rows were locked in listing order.
-    expect(await Promise.all(stores.map((s) => s.stored))).toEqual(['stored', 'stored'])
+    expect(await Promise.all(stores)).toEqual(['stored', 'stored'])
   })
 
-  // The plans PostgreSQL picks for a city's fleet (into the primary key, in the batch's order)
-  // and for a small one (a scan of the table, in its order).
-  const plans = [
-    { fleet: 'a large fleet', options: '-c enable_hashjoin=off -c enable_mergejoin=off -c enable_seqscan=off' },
-    { fleet: 'a small fleet', options: '-c enable_nestloop=off -c enable_mergejoin=off -c enable_indexscan=off -c enable_bitmapscan=off' }
-  ]
-  it.each(plans.map((plan, i) => ({ ...plan, seq: 100 * (i + 1) })))('locks every device a batch transaction writes in its first statement, so a presence change never deadlocks with an alarm batch ($fleet)', async ({ options, seq }) => {
+  it('holds none of a batch\'s devices while it waits for the first in id order, whatever order the table has them in', async () => {
+    const { rows: inTable } = await watcher.query("SELECT id FROM devices WHERE id IN ('scan-x', 'scan-y') ORDER BY ctid")
+    expect(inTable.map((r) => r.id)).toEqual(['scan-y', 'scan-x'])
+    const holdX = await hold('scan-x')
+    const client = await connect('a scan of the table')
+    const t = Date.now()
+    const stored = storeEvents(queryable(client), [gatewayEvent('scan-x', { seq: 1, type: 'test' }, t), gatewayEvent('scan-y', { seq: 2, type: 'test' }, t + 1)])
+      .then(() => 'stored', (err: { code?: string }) => err.code ?? 'failed')
+    expect(await waitingForLocks(1)).toBe(1)
+
+    // Scanning the table, the batch would have locked scan-y on its way to scan-x; another
+    // batch holding scan-x and wanting scan-y would then deadlock with it.
+    const probe = await connect()
+    await probe.query('BEGIN')
+    const free = await probe.query("SELECT 1 FROM devices WHERE id = 'scan-y' FOR NO KEY UPDATE NOWAIT").then(() => true, (err: { code?: string }) => err.code)
+    await probe.query('ROLLBACK')
+    await holdX.query('COMMIT')
+    expect(free).toBe(true)
+    expect(await stored).toBe('stored')
+  })
+
+  it.each(Object.keys(PLANS).map((plan, i) => ({ plan: plan as Plan, seq: 100 * (i + 1) })))('locks every device a batch transaction writes in its first statement, so a presence change never deadlocks with an alarm batch ($plan)', async ({ plan, seq }) => {
     // A batch with presence changes is a transaction of several statements: its events lock
-    // their devices, then each presence change locks its own device. Were those taken one by
+    // their devices, then each presence change writes its own device. Were those taken one by
     // one, this one (events of b; then c, then a going offline) would hold b and wait for a
     // while an alarm batch holding a waits for b: a deadlock, noticed after a second.
     const planned = new URL(url)
-    planned.searchParams.set('options', options)
+    planned.searchParams.set('application_name', BATCH_APP)
+    planned.searchParams.set('options', PLANS[plan])
     const db = await openPostgres(planned.toString())
     const conflicts: string[] = []
     const watch = <T>(work: Promise<T>) => work.catch((err: { code?: string }) => { if (err.code) conflicts.push(err.code); throw err })
     const fx = await buildFixture({ ...db, query: (sql, params) => watch(db.query(sql, params)), transaction: (fn) => watch(db.transaction(fn)) })
-    // The table's rows in id order, as on a fleet provisioned in order: a scan meets a, b, c.
+    // The table in id order, as a fleet provisioned in order has it: a scan meets a, b, c.
     await watcher.query('CLUSTER devices USING devices_pkey')
-    const holdC = await connect()
+    await watcher.query('ANALYZE devices')
+    const holdC = await hold('lock-c')
+    const t = Date.now()
+    const withPresence = fx.ingest({
+      events: [gatewayEvent('lock-b', { seq, type: 'test' }, t)],
+      presence: [
+        { deviceId: 'lock-c', gatewayId: 'gw-test', state: 'offline', at: t + 1, reason: 'will' },
+        { deviceId: 'lock-a', gatewayId: 'gw-test', state: 'offline', at: t + 2, reason: 'will' }
+      ]
+    })
+    let alarms: typeof withPresence | undefined
     try {
-      await holdC.query('BEGIN')
-      await holdC.query("SELECT 1 FROM devices WHERE id = 'lock-c' FOR NO KEY UPDATE")
-
-      const t = Date.now()
-      const withPresence = fx.ingest({
-        events: [gatewayEvent('lock-b', { seq, type: 'test' }, t)],
-        presence: [
-          { deviceId: 'lock-c', gatewayId: 'gw-test', state: 'offline', at: t + 1, reason: 'will' },
-          { deviceId: 'lock-a', gatewayId: 'gw-test', state: 'offline', at: t + 2, reason: 'will' }
-        ]
-      })
       // It waits for c, holding whatever it locked before.
       expect(await waitingForLocks(1)).toBe(1)
-      const alarms = fx.ingest({ events: [gatewayEvent('lock-a', { seq: seq + 1, type: 'press' }, t + 3), gatewayEvent('lock-b', { seq: seq + 2, type: 'press' }, t + 4)] })
+      alarms = fx.ingest({ events: [gatewayEvent('lock-a', { seq: seq + 1, type: 'press' }, t + 3), gatewayEvent('lock-b', { seq: seq + 2, type: 'press' }, t + 4)] })
       expect(await waitingForLocks(2)).toBe(2)
       await holdC.query('COMMIT')
 
@@ -130,8 +160,9 @@ describe.skipIf(!testDatabaseUrl)('device rows under concurrent batches (Postgre
         { device_id: 'lock-b', kind: 'panic', state: 'open' }, { device_id: 'lock-c', kind: 'device_offline', state: 'open' }
       ])
     } finally {
-      // Lets the batches go if an expectation failed before the commit above.
+      // Lets the batches go (and settle) if an expectation failed before the commit above.
       await holdC.query('ROLLBACK')
+      await Promise.allSettled([withPresence, alarms])
       await fx.app.close()
       await db.close()
     }
