@@ -88,10 +88,11 @@ export async function storeEvents (q: Queryable, events: GatewayEvent[], options
       FROM stored s LEFT JOIN devices d ON d.id = s.device_id
       RETURNING event_id
     ), locked AS (
-      -- The batch's devices, locked in id order before any is written. Batches stored at once
-      -- (alarms beside routine events) that share devices then wait for each other instead of
-      -- deadlocking, which PostgreSQL notices only after a second. Left to the update's plan,
-      -- the order was the table's on most fleets, which moves as rows are updated.
+      -- The batch's devices, locked one after another in id order: the update below takes its
+      -- rows from here. Batches stored at once (alarms beside routine events) that share devices
+      -- then wait for each other instead of deadlocking, which PostgreSQL notices only after a
+      -- second. Left to the update's plan, the order was the table's on most fleets, and that
+      -- moves as rows are updated.
       SELECT id FROM devices WHERE id = ANY($4::text[]) ORDER BY id FOR NO KEY UPDATE
     ), health AS (
       UPDATE devices d SET
