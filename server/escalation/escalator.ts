@@ -75,6 +75,10 @@ export class Escalator {
           WHERE kind = 'panic' AND state = 'open' AND NOT test
             -- Only the due ones are locked: an operator acknowledging another alert never waits.
             AND opened_at + make_interval(secs => $2::float8 / 1000.0 * (escalation_level + 1)) <= to_timestamp($1::float8 / 1000.0)
+          -- In device order, as batches raising presses take them (raise-alert.ts): in a crowd
+          -- of unacknowledged alerts pressed again, the two never hold each other's next one
+          -- (a deadlock PostgreSQL notices only after a second).
+          ORDER BY device_id
           FOR UPDATE
         )
         UPDATE alerts a SET escalation_level = due.level, escalated_at = to_timestamp($1::float8 / 1000.0), updated_at = now()

@@ -61,7 +61,11 @@ export class Ingestor {
     }
     const store = async (tx: Queryable): Promise<BatchOutcome> => {
       // Every device this transaction will write is locked by its first statement.
-      const { fresh, silent } = await storeEvents(tx, events, { lockToo: (batch.presence ?? []).map((c) => c.deviceId) })
+      const presenceDevices = (batch.presence ?? []).map((c) => c.deviceId)
+      const { fresh, silent } = await storeEvents(tx, events, { lockToo: presenceDevices })
+      if (presenceDevices.length > 0 || events.some((e) => e.event.type === 'cancel')) {
+        await lockActiveAlerts(tx, [...events.map((e) => e.deviceId), ...presenceDevices])
+      }
       const raised = new Map<string, RaisedAlert>()
       const cancels = new Map<string, CancelOutcome>()
       const tickets = new Map<string, string>()
@@ -178,11 +182,21 @@ function unique (events: GatewayEvent[]): GatewayEvent[] {
 }
 
 /**
+ * Cancels and presence changes take their alerts one at a time, in the batch's order; the
+ * escalator takes the due panic alerts in device order without their devices. Locking the
+ * batch's active alerts first, in device order, keeps the two from holding each other's next.
+ */
+async function lockActiveAlerts (tx: Queryable, deviceIds: string[]): Promise<void> {
+  await tx.query(`SELECT 1 FROM alerts WHERE device_id = ANY($1::text[]) AND state IN ('open', 'acknowledged', 'dispatched')
+    ORDER BY device_id, kind FOR UPDATE`, [[...new Set(deviceIds)]])
+}
+
+/**
  * A gateway sends alarms and routine events in parallel requests that lock the same devices.
  * Each batch locks all the devices it writes in its first statement, in id order (storeEvents),
  * and an alert only while it holds the alert's device, so batches wait for each other instead
- * of deadlocking. What is left (the escalator locking several alerts while a batch raises
- * several) PostgreSQL aborts (deadlock, 40P01) or refuses (serialization, 40001). The work
+ * of deadlocking; alerts are taken in device order, as the escalator takes them. Should
+ * PostgreSQL still abort one (deadlock, 40P01) or refuse it (serialization, 40001), the work
  * touches only the database, so it is run again here rather than answered 500 and resent by
  * the gateway a moment later.
  */

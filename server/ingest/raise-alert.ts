@@ -91,6 +91,8 @@ export const RAISE_FROM_CAUSES = `
       SELECT gen_random_uuid()::text, d.id, g.kind, 'open', d.zone, false, to_timestamp(g.first_ms / 1000.0),
              to_timestamp(g.last_ms / 1000.0), g.last_seq, g.first_event, g.count
       FROM grouped g JOIN devices d ON d.id = g.device_id
+      -- Alerts are taken in device order, as the escalator takes them (see escalator.ts).
+      ORDER BY g.device_id, g.kind
       ON CONFLICT (device_id, kind) WHERE state IN ('open', 'acknowledged', 'dispatched')
       DO UPDATE SET press_count = a.press_count + EXCLUDED.press_count,
                     last_press_at = GREATEST(a.last_press_at, EXCLUDED.last_press_at),

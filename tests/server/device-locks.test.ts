@@ -7,7 +7,9 @@
  * late. Every batch locks all its devices in its first statement, in id order, whatever plan
  * the fleet's size gives: these tests force both (into the primary key in the batch's order,
  * and a scan of the table in its own order) and hold rows from other sessions to line the
- * batches up. PostgreSQL only (PGlite has one connection, so nothing runs at once there).
+ * batches up. Alerts are taken in device order too, by batches and by the escalator (which
+ * locks the due ones without their devices). PostgreSQL only (PGlite has one connection, so
+ * nothing runs at once there).
  */
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -29,7 +31,7 @@ const PLANS = {
 }
 type Plan = keyof typeof PLANS
 
-describe.skipIf(!testDatabaseUrl)('device rows under concurrent batches (PostgreSQL)', () => {
+describe.skipIf(!testDatabaseUrl)('device and alert rows under concurrent batches (PostgreSQL)', () => {
   let drop: () => Promise<void>
   let url: string
   const clients: pg.Client[] = []
@@ -64,7 +66,9 @@ describe.skipIf(!testDatabaseUrl)('device rows under concurrent batches (Postgre
     // `scan-y` before `scan-x` in the table; a thousand more so the planner scans it as a fleet's.
     await db.query(`INSERT INTO devices (id, kind, name, zone, secret_hash) VALUES
       ('lock-a', 'button', 'a', 'z1', 'x'), ('lock-b', 'button', 'b', 'z1', 'x'), ('lock-c', 'button', 'c', 'z1', 'x'),
-      ('scan-y', 'button', 'y', 'z1', 'x'), ('scan-x', 'button', 'x', 'z1', 'x')`)
+      ('scan-y', 'button', 'y', 'z1', 'x'), ('scan-x', 'button', 'x', 'z1', 'x'),
+      ('esc-b', 'button', 'b', 'z1', 'x'), ('esc-a', 'button', 'a', 'z1', 'x'),
+      ('raise-b', 'button', 'b', 'z1', 'x'), ('raise-a', 'button', 'a', 'z1', 'x')`)
     await db.query(`INSERT INTO devices (id, kind, name, zone, secret_hash)
       SELECT 'fleet-' || lpad(i::text, 5, '0'), 'button', 'f', 'z1', 'x' FROM generate_series(1, 1000) i`)
     await db.query('ANALYZE devices')
@@ -165,6 +169,73 @@ describe.skipIf(!testDatabaseUrl)('device rows under concurrent batches (Postgre
       await Promise.allSettled([withPresence, alarms])
       await fx.app.close()
       await db.close()
+    }
+  })
+
+  it('has the escalator take due alerts in device order, as batches take them, holding none while it waits for the first', async () => {
+    // Two panic alerts nobody acknowledged, the later device's first in the table and in time.
+    await watcher.query(`INSERT INTO alerts (id, device_id, kind, state, zone, opened_at, last_press_at) VALUES
+      ('alert-esc-b', 'esc-b', 'panic', 'open', 'z1', now() - interval '30 minutes', now()),
+      ('alert-esc-a', 'esc-a', 'panic', 'open', 'z1', now() - interval '60 minutes', now())`)
+    // A small table's plan walks the alerts' (device, kind) index, in device order by chance;
+    // a scan (or the index by time) meets them in another.
+    const planned = new URL(url)
+    planned.searchParams.set('application_name', BATCH_APP)
+    planned.searchParams.set('options', PLANS['a scan of the table'])
+    const db = await openPostgres(planned.toString())
+    const fx = await buildFixture(db)
+    const holder = await connect()
+    await holder.query('BEGIN')
+    await holder.query("SELECT 1 FROM alerts WHERE id = 'alert-esc-a' FOR UPDATE")
+    const escalated = fx.app.services.escalator.check()
+    try {
+      expect(await waitingForLocks(1)).toBe(1)
+      // Taking them in the table's order, it would hold esc-b's alert now; a batch pressing a
+      // then b again would hold a's and wait for b's: a deadlock.
+      const probe = await connect()
+      await probe.query('BEGIN')
+      const free = await probe.query("SELECT 1 FROM alerts WHERE id = 'alert-esc-b' FOR UPDATE NOWAIT").then(() => true, (err: { code?: string }) => err.code)
+      await probe.query('ROLLBACK')
+      expect(free).toBe(true)
+      await holder.query('COMMIT')
+      expect(await escalated).toBe(2)
+    } finally {
+      await holder.query('ROLLBACK')
+      await escalated
+      await fx.app.close()
+      await db.close()
+    }
+  })
+
+  it('has a batch take the alerts its presses join in device order, holding none while it waits for the first', async () => {
+    const t = Date.now()
+    const pressesOf = (seq: number) => {
+      const events = ['raise-b', 'raise-a'].map((id, i) => gatewayEvent(id, { seq, type: 'press' }, t + 10 * seq + i))
+      return { events, causes: events.map((e) => ({ deviceId: e.deviceId, kind: 'panic' as const, atMs: e.receivedAt, seq, eventId: e.eventId, actor: `device:${e.deviceId}` })) }
+    }
+    const first = pressesOf(1)
+    await storeEvents(queryable(watcher), first.events, { causes: first.causes })
+    const { rows: alerts } = await watcher.query("SELECT id, device_id FROM alerts WHERE device_id LIKE 'raise-%' ORDER BY device_id")
+    expect(alerts.map((a) => a.device_id)).toEqual(['raise-a', 'raise-b'])
+    const holder = await connect()
+    await holder.query('BEGIN')
+    await holder.query('SELECT 1 FROM alerts WHERE id = $1 FOR UPDATE', [alerts[0].id])
+    const client = await connect('a scan of the table')
+    // Pressed again, b listed first: both join their open alerts.
+    const again = pressesOf(2)
+    const stored = storeEvents(queryable(client), again.events, { causes: again.causes }).then(() => 'stored', (err: { code?: string }) => err.code ?? 'failed')
+    try {
+      expect(await waitingForLocks(1)).toBe(1)
+      const probe = await connect()
+      await probe.query('BEGIN')
+      const free = await probe.query('SELECT 1 FROM alerts WHERE id = $1 FOR UPDATE NOWAIT', [alerts[1].id]).then(() => true, (err: { code?: string }) => err.code)
+      await probe.query('ROLLBACK')
+      expect(free).toBe(true)
+      await holder.query('COMMIT')
+      expect(await stored).toBe('stored')
+    } finally {
+      await holder.query('ROLLBACK')
+      await stored
     }
   })
 })
