@@ -53,6 +53,14 @@ export interface GatewayConfig {
 
 export const DEFAULT_HEARTBEAT_INTERVALS_MS = Object.freeze({ button: 30_000, kiosk: 30_000, counter: 30_000 })
 
+/** What the optional settings are when left out: by the environment, or by a caller's config (tests). */
+export const GATEWAY_DEFAULTS = Object.freeze({
+  forwardIntervalMs: 25,
+  forwardParallel: 4,
+  reconnectGraceMs: 5_000,
+  rateLimit: Object.freeze({ burst: 10, perSecond: 1 })
+})
+
 function seconds (env: NodeJS.ProcessEnv, name: string, fallbackMs: number): number {
   const raw = env[name]
   if (raw === undefined || raw === '') return fallbackMs
@@ -114,16 +122,16 @@ export function gatewayConfigFromEnv (env: NodeJS.ProcessEnv = process.env): Gat
     gatewayToken,
     credentialRefreshMs: seconds(env, 'CREDENTIAL_REFRESH_S', 30_000),
     forwardBatchSize: 500,
-    forwardIntervalMs: 25,
-    forwardParallel: positiveInt(env, 'FORWARD_PARALLEL', 4),
+    forwardIntervalMs: GATEWAY_DEFAULTS.forwardIntervalMs,
+    forwardParallel: positiveInt(env, 'FORWARD_PARALLEL', GATEWAY_DEFAULTS.forwardParallel),
     outboxMaxEvents: positiveInt(env, 'OUTBOX_MAX_EVENTS', 200_000),
     heartbeatIntervalsMs: Object.freeze({
       button: seconds(env, 'HEARTBEAT_INTERVAL_BUTTON_S', heartbeat),
       kiosk: seconds(env, 'HEARTBEAT_INTERVAL_KIOSK_S', heartbeat),
       counter: seconds(env, 'HEARTBEAT_INTERVAL_COUNTER_S', heartbeat)
     }),
-    reconnectGraceMs: seconds(env, 'RECONNECT_GRACE_S', 5_000),
-    rateLimit: Object.freeze({ burst: positiveInt(env, 'RATE_LIMIT_BURST', 10), perSecond: 1 }),
+    reconnectGraceMs: seconds(env, 'RECONNECT_GRACE_S', GATEWAY_DEFAULTS.reconnectGraceMs),
+    rateLimit: Object.freeze({ burst: positiveInt(env, 'RATE_LIMIT_BURST', GATEWAY_DEFAULTS.rateLimit.burst), perSecond: GATEWAY_DEFAULTS.rateLimit.perSecond }),
     maxConnections,
     drainTimeoutMs: 10_000,
     downlinkWaitMs: 25_000,

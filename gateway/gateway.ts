@@ -6,7 +6,7 @@
 import type { Logger } from 'pino'
 import type { Aedes, Client } from 'aedes'
 import { deviceIdOfClientId, type Ack, type DownlinkMessage } from '../protocol/index.js'
-import { DEFAULT_HEARTBEAT_INTERVALS_MS, defaultMaxConnections, type GatewayConfig } from './config.js'
+import { DEFAULT_HEARTBEAT_INTERVALS_MS, defaultMaxConnections, GATEWAY_DEFAULTS, type GatewayConfig } from './config.js'
 import { openStateDb, syncStateDb } from './state-db.js'
 import { Outbox, adoptLegacyOutbox } from './outbox/outbox.js'
 import { DeadLetters } from './dead-letters.js'
@@ -67,7 +67,7 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
   const supervisor = new Supervisor({
     gatewayId: config.gatewayId,
     heartbeatIntervalsMs: config.heartbeatIntervalsMs ?? DEFAULT_HEARTBEAT_INTERVALS_MS,
-    reconnectGraceMs: config.reconnectGraceMs ?? 5_000
+    reconnectGraceMs: config.reconnectGraceMs ?? GATEWAY_DEFAULTS.reconnectGraceMs
   }, presence, (topic, status) => publish(topic, Buffer.from(status), true), metrics, log)
 
   const connected = new ConnectedDevices()
@@ -101,7 +101,7 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
   const adopted = await adoptLegacyOutbox(outbox, db)
   if (adopted > 0) log.info({ events: adopted }, 'moved waiting events from the old outbox table')
 
-  const limiter = new DeviceRateLimiter(config.rateLimit ?? { burst: 10, perSecond: 1 })
+  const limiter = new DeviceRateLimiter(config.rateLimit ?? GATEWAY_DEFAULTS.rateLimit)
   const maxConnections = config.maxConnections ?? defaultMaxConnections()
   /** Clients whose will fired, and clients we closed because their device was revoked. */
   const willFired = new WeakSet<Client>()
@@ -143,7 +143,7 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
   // why in a CONNACK, while a flood of sockets that never send CONNECT cannot exhaust descriptors.
   const listeners = await listen(broker, { ...config, maxConnections: maxConnections + 64 })
 
-  forwarder = new Forwarder(config.gatewayId, { outbox, presence, deadLetters }, server, sendToDevice, metrics, log, { batchSize: config.forwardBatchSize, intervalMs: config.forwardIntervalMs ?? 25, parallel: config.forwardParallel ?? 4 })
+  forwarder = new Forwarder(config.gatewayId, { outbox, presence, deadLetters }, server, sendToDevice, metrics, log, { batchSize: config.forwardBatchSize, intervalMs: config.forwardIntervalMs ?? GATEWAY_DEFAULTS.forwardIntervalMs, parallel: config.forwardParallel ?? GATEWAY_DEFAULTS.forwardParallel })
   const downlink = new DownlinkRelay(db, server, (m: DownlinkMessage) => publish(m.topic, Buffer.from(JSON.stringify(m.payload)), m.retain), metrics, log, config.downlinkWaitMs)
   downlink.restoreRetained()
   supervisor.start()
