@@ -67,7 +67,7 @@ export function causesJson (causes: AlertCause[]): string {
 
 /** The rows of a causes parameter, for a `causes` CTE (a statement may narrow them first). */
 export function causeRecords (param: string): string {
-  return `jsonb_to_recordset(${param}::jsonb) AS c(ord integer, device_id text, kind text, at_ms float8, seq bigint, event_id text, actor text)`
+  return `json_to_recordset(${param}::json) AS c(ord integer, device_id text, kind text, at_ms float8, seq bigint, event_id text, actor text)`
 }
 
 /**
