@@ -94,7 +94,8 @@ export async function storeEvents (q: Queryable, events: GatewayEvent[], options
       -- rows from here. Batches stored at once (alarms beside routine events) that share devices
       -- then wait for each other instead of deadlocking, which PostgreSQL notices only after a
       -- second. Left to the update's plan, the order was the table's on most fleets, and that
-      -- moves as rows are updated.
+      -- moves as rows are updated. $4 holds exactly the ids of $2, so whatever join the update
+      -- gets, it reads every row of this (a merge join could stop before the last otherwise).
       SELECT id FROM devices WHERE id = ANY($4::text[]) ORDER BY id FOR NO KEY UPDATE
     ), health AS (
       UPDATE devices d SET
@@ -111,7 +112,7 @@ export async function storeEvents (q: Queryable, events: GatewayEvent[], options
     UNION ALL
     SELECT NULL, id, NULL, NULL, NULL, NULL, NULL FROM health WHERE silent
     UNION ALL
-    SELECT NULL, NULL, alert_id, device_id, kind, state, created FROM raised`, [JSON.stringify(rows), JSON.stringify(health), causesJson(causes), health.map((h) => h.id)])
+    SELECT NULL, NULL, alert_id, device_id, kind, state, created FROM raised`, [JSON.stringify(rows), JSON.stringify(health), causesJson(causes), health.map((h) => h.id) /* the ids of $2, no more: see `locked` */])
   const stored: StoredEvents = { fresh: new Set(), silent: new Set(), raised: [] }
   for (const row of result) {
     if (row.fresh != null) stored.fresh.add(row.fresh)

@@ -63,8 +63,11 @@ export class Ingestor {
       // Every device this transaction will write is locked by its first statement.
       const presenceDevices = (batch.presence ?? []).map((c) => c.deviceId)
       const { fresh, silent } = await storeEvents(tx, events, { lockToo: presenceDevices })
+      // The alerts it may take one at a time below (cancels, presence), and those its alarms
+      // join, all first and in device order.
+      const alertDevices = unique(events).filter((e) => e.event.type === 'cancel' || causeOf(e)).map((e) => e.deviceId)
       if (presenceDevices.length > 0 || events.some((e) => e.event.type === 'cancel')) {
-        await lockActiveAlerts(tx, [...events.map((e) => e.deviceId), ...presenceDevices])
+        await lockActiveAlerts(tx, [...alertDevices, ...presenceDevices])
       }
       const raised = new Map<string, RaisedAlert>()
       const cancels = new Map<string, CancelOutcome>()
