@@ -44,7 +44,7 @@ export async function storeEvents (q: Queryable, events: GatewayEvent[], options
       type,
       time_ms: e.receivedAt,
       device_ts_ms: ts ?? null,
-      skew_ms: e.skewMs ?? null,
+      skew_ms: e.skewMs === undefined ? null : clampToInt32(e.skewMs),
       skewed: e.skewed,
       battery: battery ?? null,
       rssi: rssi ?? null,
@@ -121,3 +121,14 @@ export async function storeEvents (q: Queryable, events: GatewayEvent[], options
   }
   return stored
 }
+
+/**
+ * `skew_ms` is a 32-bit column (±24.8 days). A device whose clock is far off (an RTC that
+ * reset to 1970 when its backup cell died) must still have its press stored: beyond that range
+ * the skew is kept as the range's end, `skewed` says the rest. Out of range, PostgreSQL refused
+ * the whole batch, and the gateway sent it again forever.
+ */
+function clampToInt32 (value: number): number {
+  return Math.max(-2_147_483_648, Math.min(2_147_483_647, value))
+}
+

@@ -107,6 +107,14 @@ describe('malformed device input', () => {
     expect(JSON.stringify(events)).not.toContain('isAdmin')
   })
 
+  it('stores and answers a press from a device whose clock reads 1970 (its RTC reset)', async () => {
+    // Its skew (−56 years) is beyond the 32-bit column: the server once refused the batch, and
+    // the gateway sent it again forever while the alarm waited.
+    await device.publishAsync(topics.event(id), JSON.stringify({ seq: 210, type: 'press', ts: 1000 }), { qos: 1 })
+    const received = await acks.waitFor((a) => a.state === 'received' && a.seq === 210)
+    expect(received.alertId).toBeTruthy()
+  })
+
   it('flags device clock skew outside −40 s/+20 s and keeps the device time', async () => {
     const now = Date.now()
     await device.publishAsync(topics.event(id), JSON.stringify({ seq: 101, type: 'test', ts: now - 120_000 }), { qos: 1 })

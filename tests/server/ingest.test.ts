@@ -48,6 +48,21 @@ describe.each(plainBackends)('ingest on $name', (backend) => {
     expect(open).toHaveLength(1)
   })
 
+  it('stores a press from a device whose clock is years off (an RTC reset to 1970, or far ahead), with the batch it came in', async () => {
+    await fx.provision('clock-off')
+    await fx.provision('clock-right')
+    const t = t0 + 5000
+    const atClock = (seq: number, ts: number) => ({ ...gatewayEvent('clock-off', { seq, type: 'press', ts }, t + seq), skewMs: ts - (t + seq), skewed: true })
+    const results = await fx.ingest({ events: [atClock(300, 1000), atClock(301, 8_000_000_000_000_000), gatewayEvent('clock-right', { seq: 300, type: 'test' }, t)] })
+    expect(results.map((r) => r.status)).toEqual(['stored', 'stored', 'stored'])
+    expect(results[0]!.alertId).toBeTruthy()
+    const { body: events } = await fx.call('GET', '/v1/events?deviceId=clock-off&type=press')
+    const bySeq = new Map((events as any[]).map((e) => [e.seq, e]))
+    // The skew is kept as far as its column reaches (±24.8 days); `skewed` says it is off.
+    expect(bySeq.get(300)).toMatchObject({ skewed: true, skewMs: -2_147_483_648, deviceTs: new Date(1000).toISOString() })
+    expect(bySeq.get(301)).toMatchObject({ skewed: true, skewMs: 2_147_483_647 })
+  })
+
   it('stores a batch of routine events alone (one statement, no transaction) once, with device health, telling silent devices so', async () => {
     const batch = [gatewayEvent('shop-1', { seq: 100, type: 'test', battery: 55, rssi: -70 }, t0 + 1000), gatewayEvent('btn-1', { seq: 100, type: 'heartbeat' }, t0 + 2000)]
     const first = await fx.ingest({ events: batch })
