@@ -68,16 +68,21 @@ export type IngestBatch = Static<typeof IngestBatch>
 
 export const IngestResult = Type.Object({
   eventId: Type.String(),
-  /** `stored` the first time, `duplicate` for a retry of an event already stored. */
-  status: Type.Union([Type.Literal('stored'), Type.Literal('duplicate')]),
+  /**
+   * `stored` the first time, `duplicate` for a retry of an event already stored, `refused` when
+   * the database will not take it (a value it cannot hold): kept as a dead letter, never resent,
+   * and the device hears `rejected` with the reason.
+   */
+  status: Type.Union([Type.Literal('stored'), Type.Literal('duplicate'), Type.Literal('refused')]),
   alertId: Type.Optional(Type.String()),
   /** The alert's state now: a press joining an acknowledged alert should hear "acknowledged" again. */
   alertState: Type.Optional(Type.String()),
   /** For a kiosk `report`: the ticket id the resident can quote. */
   ticketId: Type.Optional(Type.String()),
   /**
-   * What the device must hear for this event instead of `received`: today only `rejected`, for a
-   * cancel the server refused (wrong or missing PIN, cancel window over, no open alert), with `reason`.
+   * What the device must hear for this event instead of `received`: only `rejected`, for a cancel
+   * the server refused (wrong or missing PIN, cancel window over, no open alert) or an event it
+   * could not store, with `reason`.
    */
   ackState: Type.Optional(Type.Literal('rejected')),
   reason: Type.Optional(Type.String()),

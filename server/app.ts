@@ -84,7 +84,7 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   const alerts = new AlertStore(db)
   const downlink = new DownlinkQueue(db, bus)
   const lifecycle = new AlertLifecycle(db, downlink, bus, metrics)
-  const ingestor = new Ingestor(db, bus, lifecycle, metrics, { cancelWindowMs: settings.cancelWindowMs ?? SERVER_DEFAULTS.cancelWindowMs })
+  const ingestor = new Ingestor(db, bus, lifecycle, metrics, { cancelWindowMs: settings.cancelWindowMs ?? SERVER_DEFAULTS.cancelWindowMs }, app.log)
   const stream = new LiveStream(bus)
   const reports = new ReportStore(db, bus)
   const announcements = new Announcements(db, downlink)

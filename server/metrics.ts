@@ -9,8 +9,13 @@ export class ServerMetrics {
   readonly registry = new Registry()
 
   readonly ingestedEvents = new Counter({
-    name: 'sos_ingest_events_total', help: 'Events received from gateways, by type and status (stored, duplicate)',
+    name: 'sos_ingest_events_total', help: 'Events received from gateways, by type and status (stored, duplicate, refused: the database would not take it; kept as a dead letter)',
     labelNames: ['type', 'status'] as const, registers: [this.registry]
+  })
+
+  readonly ingestRefused = new Counter({
+    name: 'sos_ingest_side_items_refused_total', help: 'Presence changes and dead letters the database would not take, dropped',
+    labelNames: ['kind'] as const, registers: [this.registry]
   })
 
   readonly ingestBatchSeconds = new Histogram({

@@ -10,9 +10,10 @@
  * stored is reported `duplicate` and changes nothing; a resent cancel or report hears the same
  * answer.
  */
+import type { FastifyBaseLogger } from 'fastify'
 import type { Database, Queryable } from '../db/database.js'
 import type { Bus } from '../bus.js'
-import type { GatewayEvent, IngestBatch, IngestResult } from '../../protocol/index.js'
+import { topics, type GatewayEvent, type IngestBatch, type IngestResult } from '../../protocol/index.js'
 import { ALERT_KIND_OF_EVENT } from '../alerts/model.js'
 import type { AlertLifecycle } from '../alerts/lifecycle.js'
 import type { ServerMetrics } from '../metrics.js'
@@ -44,10 +45,61 @@ export class Ingestor {
     private readonly bus: Bus,
     private readonly lifecycle: AlertLifecycle,
     private readonly metrics: ServerMetrics,
-    private readonly options: IngestOptions
+    private readonly options: IngestOptions,
+    private readonly log?: FastifyBaseLogger
   ) {}
 
+  /**
+   * Stores the batch. Should the database refuse something in it for good (a value out of a
+   * column's range, text it cannot hold: a bug's data, which a resend would never fix), the
+   * batch is split and stored part by part, so that one event never holds up the alarms beside
+   * it: the gateway would otherwise resend the whole batch forever. What is left alone and still
+   * refused is kept as a dead letter and answered `refused` (the device hears `rejected`).
+   */
   async ingest (batch: IngestBatch): Promise<IngestResult[]> {
+    try {
+      return await this.ingestWhole(batch)
+    } catch (err) {
+      if (!refusedForGood(err)) throw err
+      return this.ingestInParts(batch, err as Error)
+    }
+  }
+
+  /** Halves, in order, until what is refused stands alone. */
+  private async ingestInParts (batch: IngestBatch, err: Error): Promise<IngestResult[]> {
+    const { events, presence = [], deadLetters = [] } = batch
+    const inOrder = async (...parts: IngestBatch[]) => {
+      const results: IngestResult[] = []
+      for (const part of parts) results.push(...await this.ingest(part))
+      return results
+    }
+    const halves = <T>(items: T[]): [T[], T[]] => [items.slice(0, Math.ceil(items.length / 2)), items.slice(Math.ceil(items.length / 2))]
+    // Events first, in their order (a cancel after the press it cancels), then the side lists.
+    if (events.length > 0 && presence.length + deadLetters.length > 0) return inOrder({ events }, { events: [], presence, deadLetters })
+    if (events.length > 1) return inOrder(...halves(events).map((part) => ({ events: part })))
+    if (events.length === 1) return [await this.refuse(events[0]!, err)]
+    if (presence.length > 0 && deadLetters.length > 0) return inOrder({ events: [], presence }, { events: [], deadLetters })
+    if (presence.length > 1) return inOrder(...halves(presence).map((part) => ({ events: [], presence: part })))
+    if (deadLetters.length > 1) return inOrder(...halves(deadLetters).map((part) => ({ events: [], deadLetters: part })))
+    // One presence change or dead letter no database will take: dropped, loudly.
+    this.metrics.ingestRefused.inc({ kind: presence.length > 0 ? 'presence' : 'dead_letter' })
+    this.log?.error({ err: err.message, item: presence[0] ?? deadLetters[0] }, 'ingest: a presence change or dead letter was refused by the database and dropped')
+    return []
+  }
+
+  /** An event the database refuses for good: kept as a dead letter, the device told `rejected`. */
+  private async refuse (e: GatewayEvent, err: Error): Promise<IngestResult> {
+    const reason = `could not be stored: ${err.message}`.slice(0, 500)
+    await storeDeadLetters(this.db, [{
+      deviceId: e.deviceId, gatewayId: e.gatewayId, topic: topics.event(e.deviceId), reason,
+      payload: Buffer.from(JSON.stringify(e.event)).subarray(0, 4096).toString('base64'), receivedAt: e.receivedAt
+    }])
+    this.metrics.ingestedEvents.inc({ type: e.event.type, status: 'refused' })
+    this.log?.error({ err: err.message, eventId: e.eventId }, 'ingest: event refused by the database; kept as a dead letter')
+    return { eventId: e.eventId, status: 'refused', ackState: 'rejected', reason }
+  }
+
+  private async ingestWhole (batch: IngestBatch): Promise<IngestResult[]> {
     const { events } = batch
     const endTimer = this.metrics.ingestBatchSeconds.startTimer()
     const pins = await checkPins(this.db, unique(events).filter((e) => e.event.type === 'cancel'))
@@ -203,6 +255,15 @@ async function lockActiveAlerts (tx: Queryable, deviceIds: string[]): Promise<vo
  * touches only the database, so it is run again here rather than answered 500 and resent by
  * the gateway a moment later.
  */
+/**
+ * The database refused the data itself (SQLSTATE class 22, data exception; 23, a constraint):
+ * sending it again changes nothing. Anything else (a lost connection, a restart) may pass later.
+ */
+function refusedForGood (err: unknown): boolean {
+  const code = (err as { code?: unknown }).code
+  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'))
+}
+
 async function runAgainOnConflict<T> (run: () => Promise<T>, attempts = 3): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {

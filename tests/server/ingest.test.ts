@@ -63,6 +63,43 @@ describe.each(plainBackends)('ingest on $name', (backend) => {
     expect(bySeq.get(301)).toMatchObject({ skewed: true, skewMs: 2_147_483_647 })
   })
 
+  it('stores the rest of a batch when the database refuses one of its events for good: that one is kept as a dead letter and answered refused', async () => {
+    // Data no database column takes (a key holding NUL, text with a lone surrogate): a real
+    // gateway drops such fields, a buggy one may not. The whole batch failed, and was resent forever.
+    await fx.provision('poison-a')
+    await fx.provision('poison-b')
+    const t = t0 + 7000
+    const bad = gatewayEvent('poison-b', { seq: 1, type: 'test' }, t + 1)
+    const batch = [
+      gatewayEvent('poison-a', { seq: 1, type: 'press' }, t),
+      { ...bad, event: { ...bad.event, 'key\u0000': 1 } as never },
+      gatewayEvent('poison-a', { seq: 2, type: 'test' }, t + 2),
+      gatewayEvent('poison-b', { seq: 2, type: 'report', report: { category: 'noise', text: 'loud \ud800 music' } }, t + 3)
+    ]
+    const first = await fx.ingest({ events: batch })
+    expect(first.map((r) => r.status)).toEqual(['stored', 'refused', 'stored', 'refused'])
+    expect(first[0]!.alertId).toBeTruthy()
+    expect(first[1]).toMatchObject({ ackState: 'rejected', reason: expect.stringMatching(/^could not be stored: /) })
+    // Sent again (the gateway's answer was lost): the same answers, nothing stored twice.
+    expect((await fx.ingest({ events: batch })).map((r) => r.status)).toEqual(['duplicate', 'refused', 'duplicate', 'refused'])
+    const { body: letters } = await fx.call('GET', '/v1/dead-letters?deviceId=poison-b')
+    expect(letters).toHaveLength(2)
+    expect(letters.map((l: any) => l.topic)).toEqual(['sos/v1/poison-b/event', 'sos/v1/poison-b/event'])
+    const { body: stored } = await fx.call('GET', '/v1/events?deviceId=poison-a')
+    expect(stored).toHaveLength(2)
+  })
+
+  it('stores the events of a batch whose presence change the database refuses, and drops that change', async () => {
+    await fx.provision('poison-c')
+    const t = t0 + 8000
+    const results = await fx.ingest({
+      events: [gatewayEvent('poison-c', { seq: 1, type: 'press' }, t)],
+      // A time no timestamp holds (the year 318 857; PostgreSQL's last is 294 276).
+      presence: [{ deviceId: 'poison-c', gatewayId: 'gw-test', state: 'offline', at: 1e16, reason: 'will' }]
+    })
+    expect(results).toMatchObject([{ status: 'stored', alertState: 'open' }])
+  })
+
   it('stores a batch of routine events alone (one statement, no transaction) once, with device health, telling silent devices so', async () => {
     const batch = [gatewayEvent('shop-1', { seq: 100, type: 'test', battery: 55, rssi: -70 }, t0 + 1000), gatewayEvent('btn-1', { seq: 100, type: 'heartbeat' }, t0 + 2000)]
     const first = await fx.ingest({ events: batch })
