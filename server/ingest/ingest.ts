@@ -257,11 +257,13 @@ async function lockActiveAlerts (tx: Queryable, deviceIds: string[]): Promise<vo
  */
 /**
  * The database refused the data itself (SQLSTATE class 22, data exception; 23, a constraint):
- * sending it again changes nothing. Anything else (a lost connection, a restart) may pass later.
+ * sending it again changes nothing. Anything else (a lost connection, a restart) may pass later,
+ * and so may a unique violation (23505): every insert here says what to do on conflict, so one
+ * means two requests raced with the same rows, and the resend finds them stored.
  */
 function refusedForGood (err: unknown): boolean {
   const code = (err as { code?: unknown }).code
-  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'))
+  return typeof code === 'string' && (code.startsWith('22') || (code.startsWith('23') && code !== '23505'))
 }
 
 async function runAgainOnConflict<T> (run: () => Promise<T>, attempts = 3): Promise<T> {
