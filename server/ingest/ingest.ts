@@ -77,7 +77,7 @@ export class Ingestor {
     // Events first, in their order (a cancel after the press it cancels), then the side lists.
     if (events.length > 0 && presence.length + deadLetters.length > 0) return inOrder({ events }, { events: [], presence, deadLetters })
     if (events.length > 1) return inOrder(...halves(events).map((part) => ({ events: part })))
-    if (events.length === 1) return [await this.refuse(events[0]!, err)]
+    if (events.length === 1) return [await this.storeAlone(events[0]!, err)]
     if (presence.length > 0 && deadLetters.length > 0) return inOrder({ events: [], presence }, { events: [], deadLetters })
     if (presence.length > 1) return inOrder(...halves(presence).map((part) => ({ events: [], presence: part })))
     if (deadLetters.length > 1) return inOrder(...halves(deadLetters).map((part) => ({ events: [], deadLetters: part })))
@@ -87,16 +87,43 @@ export class Ingestor {
     return []
   }
 
-  /** An event the database refuses for good: kept as a dead letter, the device told `rejected`. */
+  /**
+   * An event the database refuses for good, alone. An alarm is stored bare (what raises its
+   * alert: device, seq, type, when), its telemetry and extra fields kept as a dead letter: a
+   * press must never be lost to a bad battery reading or a bug in what rides along. What no form
+   * can store is refused.
+   */
+  private async storeAlone (e: GatewayEvent, err: Error): Promise<IngestResult> {
+    const bare = bareAlarm(e)
+    if (!bare) return this.refuse(e, err)
+    const [result] = await this.ingest({ events: [bare] })
+    if (result?.status === 'stored') await this.keepDeadLetter(e, `stored without its telemetry and extra fields, which could not be stored: ${err.message}`)
+    return result!
+  }
+
+  /** Kept as a dead letter for the operators, never resent; the device hears `rejected`. */
   private async refuse (e: GatewayEvent, err: Error): Promise<IngestResult> {
-    const reason = `could not be stored: ${err.message}`.slice(0, 500)
-    await storeDeadLetters(this.db, [{
-      deviceId: e.deviceId, gatewayId: e.gatewayId, topic: topics.event(e.deviceId), reason,
-      payload: Buffer.from(JSON.stringify(e.event)).subarray(0, 4096).toString('base64'), receivedAt: e.receivedAt
-    }])
+    // The same event id twice in one batch, the other copy stored: this one is its duplicate.
+    if ((await this.db.query('SELECT 1 FROM event_ids WHERE event_id = $1', [e.eventId])).length > 0) return { eventId: e.eventId, status: 'duplicate' }
+    await this.keepDeadLetter(e, `could not be stored: ${err.message}`)
     this.metrics.ingestedEvents.inc({ type: e.event.type, status: 'refused' })
     this.log?.error({ err: err.message, eventId: e.eventId }, 'ingest: event refused by the database; kept as a dead letter')
-    return { eventId: e.eventId, status: 'refused', ackState: 'rejected', reason }
+    // The device is told why in its own terms; the database's words are for the operators.
+    return { eventId: e.eventId, status: 'refused', ackState: 'rejected', reason: 'could not be stored; kept for the operators' }
+  }
+
+  private async keepDeadLetter (e: GatewayEvent, reason: string): Promise<void> {
+    const letter = {
+      deviceId: e.deviceId, gatewayId: e.gatewayId, topic: topics.event(e.deviceId), reason: reason.slice(0, 500),
+      payload: Buffer.from(JSON.stringify(e.event)).subarray(0, 4096).toString('base64'), receivedAt: e.receivedAt
+    }
+    try {
+      this.metrics.deadLetters.inc({ gateway: e.gatewayId }, await storeDeadLetters(this.db, [letter]))
+    } catch (failed) {
+      // Even the dead letter holds what the database refuses (its gateway id, its time): logged.
+      if (!refusedForGood(failed)) throw failed
+      this.log?.error({ err: (failed as Error).message, letter: { ...letter, payload: undefined } }, 'ingest: dead letter of a refused event could not be stored')
+    }
   }
 
   private async ingestWhole (batch: IngestBatch): Promise<IngestResult[]> {
@@ -228,6 +255,18 @@ function storingAndRaising (batch: IngestBatch): boolean {
 function causeOf (e: GatewayEvent): AlertCause | undefined {
   const kind = ALERT_KIND_OF_EVENT[e.event.type]
   return kind && { deviceId: e.deviceId, kind, atMs: e.receivedAt, seq: e.event.seq, eventId: e.eventId, actor: `device:${e.deviceId}` }
+}
+
+/**
+ * An alarm (an event that raises an alert) with only what raising it needs, or undefined when
+ * it is not an alarm or has nothing more: same id, so it is still stored once.
+ */
+function bareAlarm (e: GatewayEvent): GatewayEvent | undefined {
+  if (!causeOf(e)) return undefined
+  const { seq, boot, type } = e.event
+  const event = { seq, type, ...(boot === undefined ? {} : { boot }) }
+  if (Object.keys(e.event).length === Object.keys(event).length && e.skewMs === undefined) return undefined
+  return { eventId: e.eventId, deviceId: e.deviceId, gatewayId: e.gatewayId, receivedAt: e.receivedAt, skewed: e.skewed, event }
 }
 
 /** The first of each event id, in batch order (a batch may repeat an event the device resent). */

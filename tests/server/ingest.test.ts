@@ -69,24 +69,29 @@ describe.each(plainBackends)('ingest on $name', (backend) => {
     await fx.provision('poison-a')
     await fx.provision('poison-b')
     const t = t0 + 7000
-    const bad = gatewayEvent('poison-b', { seq: 1, type: 'test' }, t + 1)
+    const withBadKey = (e: ReturnType<typeof gatewayEvent>) => ({ ...e, event: { ...e.event, 'key\u0000': 1 } as never })
     const batch = [
-      gatewayEvent('poison-a', { seq: 1, type: 'press' }, t),
-      { ...bad, event: { ...bad.event, 'key\u0000': 1 } as never },
-      gatewayEvent('poison-a', { seq: 2, type: 'test' }, t + 2),
-      gatewayEvent('poison-b', { seq: 2, type: 'report', report: { category: 'noise', text: 'loud \ud800 music' } }, t + 3)
+      gatewayEvent('poison-a', { seq: 1, type: 'test' }, t, 'gw-poison'),
+      withBadKey(gatewayEvent('poison-b', { seq: 1, type: 'test' }, t + 1, 'gw-poison')),
+      // A press is never refused for what rides along: it is stored bare, its alert raised.
+      withBadKey(gatewayEvent('poison-a', { seq: 2, type: 'press', battery: 80 }, t + 2, 'gw-poison')),
+      gatewayEvent('poison-b', { seq: 2, type: 'report', report: { category: 'noise', text: 'loud \ud800 music' } }, t + 3, 'gw-poison')
     ]
     const first = await fx.ingest({ events: batch })
     expect(first.map((r) => r.status)).toEqual(['stored', 'refused', 'stored', 'refused'])
-    expect(first[0]!.alertId).toBeTruthy()
-    expect(first[1]).toMatchObject({ ackState: 'rejected', reason: expect.stringMatching(/^could not be stored: /) })
-    // Sent again (the gateway's answer was lost): the same answers, nothing stored twice.
+    expect(first[1]).toMatchObject({ ackState: 'rejected', reason: 'could not be stored; kept for the operators' })
+    expect(first[2]).toMatchObject({ alertState: 'open' })
+    expect((await alertOf(first[2]!.alertId!)).kind).toBe('panic')
+    // Sent again (the gateway's answer was lost): the same answers, nothing stored or kept twice.
     expect((await fx.ingest({ events: batch })).map((r) => r.status)).toEqual(['duplicate', 'refused', 'duplicate', 'refused'])
-    const { body: letters } = await fx.call('GET', '/v1/dead-letters?deviceId=poison-b')
-    expect(letters).toHaveLength(2)
-    expect(letters.map((l: any) => l.topic)).toEqual(['sos/v1/poison-b/event', 'sos/v1/poison-b/event'])
+    const { body: refused } = await fx.call('GET', '/v1/dead-letters?deviceId=poison-b')
+    expect(refused.map((l: any) => [l.topic, l.reason.slice(0, 21)])).toEqual([['sos/v1/poison-b/event', 'could not be stored: '], ['sos/v1/poison-b/event', 'could not be stored: ']])
+    const { body: strippedOf } = await fx.call('GET', '/v1/dead-letters?deviceId=poison-a')
+    expect(strippedOf.map((l: any) => l.reason.slice(0, 51))).toEqual(['stored without its telemetry and extra fields, whic'])
     const { body: stored } = await fx.call('GET', '/v1/events?deviceId=poison-a')
-    expect(stored).toHaveLength(2)
+    expect(stored.map((e: any) => [e.seq, e.type])).toEqual([[2, 'press'], [1, 'test']])
+    const metrics = (await fx.app.inject({ url: '/metrics' })).body
+    expect(metrics).toMatch(/sos_dead_letters_total\{gateway="gw-poison"\} 3\n/)
   })
 
   it('stores the events of a batch whose presence change the database refuses, and drops that change', async () => {
