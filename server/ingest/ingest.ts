@@ -57,6 +57,13 @@ export class Ingestor {
    * refused is kept as a dead letter and answered `refused` (the device hears `rejected`).
    */
   async ingest (batch: IngestBatch): Promise<IngestResult[]> {
+    const endTimer = this.metrics.ingestBatchSeconds.startTimer()
+    const results = await this.ingestOrSplit(batch)
+    endTimer()
+    return results
+  }
+
+  private async ingestOrSplit (batch: IngestBatch): Promise<IngestResult[]> {
     try {
       return await this.ingestWhole(batch)
     } catch (err) {
@@ -70,7 +77,7 @@ export class Ingestor {
     const { events, presence = [], deadLetters = [] } = batch
     const inOrder = async (...parts: IngestBatch[]) => {
       const results: IngestResult[] = []
-      for (const part of parts) results.push(...await this.ingest(part))
+      for (const part of parts) results.push(...await this.ingestOrSplit(part))
       return results
     }
     const halves = <T>(items: T[]): [T[], T[]] => [items.slice(0, Math.ceil(items.length / 2)), items.slice(Math.ceil(items.length / 2))]
@@ -96,7 +103,7 @@ export class Ingestor {
   private async storeAlone (e: GatewayEvent, err: Error): Promise<IngestResult> {
     const bare = bareAlarm(e)
     if (!bare) return this.refuse(e, err)
-    const [result] = await this.ingest({ events: [bare] })
+    const [result] = await this.ingestOrSplit({ events: [bare] })
     if (result?.status === 'stored') await this.keepDeadLetter(e, `stored without its telemetry and extra fields, which could not be stored: ${err.message}`)
     return result!
   }
@@ -128,7 +135,6 @@ export class Ingestor {
 
   private async ingestWhole (batch: IngestBatch): Promise<IngestResult[]> {
     const { events } = batch
-    const endTimer = this.metrics.ingestBatchSeconds.startTimer()
     const pins = await checkPins(this.db, unique(events).filter((e) => e.event.type === 'cancel'))
     const storeAndRaise = async (): Promise<BatchOutcome> => {
       const causes = unique(events).flatMap((e) => causeOf(e) ?? [])
@@ -185,7 +191,6 @@ export class Ingestor {
     // Most batches are one statement, atomic by itself: no BEGIN and COMMIT round trips, which
     // a press in the alarm lane would wait for.
     const outcome = await runAgainOnConflict(() => storingAndRaising(batch) ? storeAndRaise() : this.db.transaction(store))
-    endTimer()
     await this.announce(batch, outcome)
     return results(events, outcome)
   }
