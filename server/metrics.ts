@@ -14,7 +14,7 @@ export class ServerMetrics {
   })
 
   readonly ingestRefused = new Counter({
-    name: 'sos_ingest_side_items_refused_total', help: 'Presence changes and dead letters the database would not take, dropped',
+    name: 'sos_ingest_side_items_refused_total', help: 'Presence changes (kept as dead letters) and dead letters (dropped) the database would not take',
     labelNames: ['kind'] as const, registers: [this.registry]
   })
 

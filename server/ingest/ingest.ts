@@ -13,7 +13,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Database, Queryable } from '../db/database.js'
 import type { Bus } from '../bus.js'
-import { topics, type GatewayEvent, type IngestBatch, type IngestResult } from '../../protocol/index.js'
+import { topics, type DeadLetter, type GatewayEvent, type IngestBatch, type IngestResult } from '../../protocol/index.js'
 import { ALERT_KIND_OF_EVENT } from '../alerts/model.js'
 import type { AlertLifecycle } from '../alerts/lifecycle.js'
 import type { ServerMetrics } from '../metrics.js'
@@ -88,9 +88,19 @@ export class Ingestor {
     if (presence.length > 0 && deadLetters.length > 0) return inOrder({ events: [], presence }, { events: [], deadLetters })
     if (presence.length > 1) return inOrder(...halves(presence).map((part) => ({ events: [], presence: part })))
     if (deadLetters.length > 1) return inOrder(...halves(deadLetters).map((part) => ({ events: [], deadLetters: part })))
-    // One presence change or dead letter no database will take: dropped, loudly.
+    // One presence change or dead letter no database will take. A presence change is kept as a
+    // dead letter, at the server's time (its own may be what was refused), so the operators see
+    // which device went quiet unreported; a refused dead letter can only be logged.
     this.metrics.ingestRefused.inc({ kind: presence.length > 0 ? 'presence' : 'dead_letter' })
-    this.log?.error({ err: err.message, item: presence[0] ?? deadLetters[0] }, 'ingest: a presence change or dead letter was refused by the database and dropped')
+    const [change] = presence
+    if (change) {
+      await this.keepDeadLetter({
+        deviceId: change.deviceId, gatewayId: change.gatewayId, topic: topics.status(change.deviceId), receivedAt: Date.now(),
+        reason: `presence change could not be stored: ${err.message}`, payload: base64Of(change)
+      })
+    } else {
+      this.log?.error({ err: err.message, item: deadLetters[0] }, 'ingest: a dead letter was refused by the database and dropped')
+    }
     return []
   }
 
@@ -104,7 +114,7 @@ export class Ingestor {
     const bare = bareAlarm(e)
     if (!bare) return this.refuse(e, err)
     const [result] = await this.ingestOrSplit({ events: [bare] })
-    if (result?.status === 'stored') await this.keepDeadLetter(e, `stored without its telemetry and extra fields, which could not be stored: ${err.message}`)
+    if (result?.status === 'stored') await this.keepDeadLetter(eventLetter(e, `stored without its telemetry and extra fields, which could not be stored: ${err.message}`))
     return result!
   }
 
@@ -112,20 +122,16 @@ export class Ingestor {
   private async refuse (e: GatewayEvent, err: Error): Promise<IngestResult> {
     // The same event id twice in one batch, the other copy stored: this one is its duplicate.
     if ((await this.db.query('SELECT 1 FROM event_ids WHERE event_id = $1', [e.eventId])).length > 0) return { eventId: e.eventId, status: 'duplicate' }
-    await this.keepDeadLetter(e, `could not be stored: ${err.message}`)
+    await this.keepDeadLetter(eventLetter(e, `could not be stored: ${err.message}`))
     this.metrics.ingestedEvents.inc({ type: e.event.type, status: 'refused' })
     this.log?.error({ err: err.message, eventId: e.eventId }, 'ingest: event refused by the database; kept as a dead letter')
     // The device is told why in its own terms; the database's words are for the operators.
     return { eventId: e.eventId, status: 'refused', ackState: 'rejected', reason: 'could not be stored; kept for the operators' }
   }
 
-  private async keepDeadLetter (e: GatewayEvent, reason: string): Promise<void> {
-    const letter = {
-      deviceId: e.deviceId, gatewayId: e.gatewayId, topic: topics.event(e.deviceId), reason: reason.slice(0, 500),
-      payload: Buffer.from(JSON.stringify(e.event)).subarray(0, 4096).toString('base64'), receivedAt: e.receivedAt
-    }
+  private async keepDeadLetter (letter: DeadLetter): Promise<void> {
     try {
-      this.metrics.deadLetters.inc({ gateway: e.gatewayId }, await storeDeadLetters(this.db, [letter]))
+      this.metrics.deadLetters.inc({ gateway: letter.gatewayId }, await storeDeadLetters(this.db, [{ ...letter, reason: letter.reason.slice(0, 500) }]))
     } catch (failed) {
       // Even the dead letter holds what the database refuses (its gateway id, its time): logged.
       if (!refusedForGood(failed)) throw failed
@@ -272,6 +278,18 @@ function bareAlarm (e: GatewayEvent): GatewayEvent | undefined {
   const event = { seq, type, ...(boot === undefined ? {} : { boot }) }
   if (Object.keys(e.event).length === Object.keys(event).length && e.skewMs === undefined) return undefined
   return { eventId: e.eventId, deviceId: e.deviceId, gatewayId: e.gatewayId, receivedAt: e.receivedAt, skewed: e.skewed, event }
+}
+
+/** An event as a dead letter: where it was published, when it arrived, what it held (never a cancel's PIN). */
+function eventLetter (e: GatewayEvent, reason: string): DeadLetter {
+  // Masked as the gateway masks it in its own dead letters.
+  const event = e.event.pin === undefined ? e.event : { ...e.event, pin: '****' }
+  return { deviceId: e.deviceId, gatewayId: e.gatewayId, topic: topics.event(e.deviceId), reason, payload: base64Of(event), receivedAt: e.receivedAt }
+}
+
+/** A dead letter's payload: the first 4 KiB of the JSON, base64 (as the gateway keeps them). */
+function base64Of (value: unknown): string {
+  return Buffer.from(JSON.stringify(value)).subarray(0, 4096).toString('base64')
 }
 
 /** The first of each event id, in batch order (a batch may repeat an event the device resent). */

@@ -94,15 +94,31 @@ describe.each(plainBackends)('ingest on $name', (backend) => {
     expect(metrics).toMatch(/sos_dead_letters_total\{gateway="gw-poison"\} 3\n/)
   })
 
-  it('stores the events of a batch whose presence change the database refuses, and drops that change', async () => {
+  it('keeps a refused cancel as a dead letter with its PIN masked', async () => {
+    await fx.provision('poison-d', { kind: 'counter', pin: '2468' })
+    const cancel = gatewayEvent('poison-d', { seq: 1, type: 'cancel', pin: '2468' }, t0 + 9000, 'gw-poison-pin')
+    const results = await fx.ingest({ events: [{ ...cancel, event: { ...cancel.event, 'key\u0000': 1 } as never }] })
+    expect(results).toMatchObject([{ status: 'refused', ackState: 'rejected' }])
+    const { body: letters } = await fx.call('GET', '/v1/dead-letters?deviceId=poison-d')
+    expect(letters).toHaveLength(1)
+    const kept = Buffer.from(letters[0].payload, 'base64').toString()
+    expect(kept).toContain('"pin":"****"')
+    expect(kept).not.toContain('2468')
+  })
+
+  it('stores the events of a batch whose presence change the database refuses, and keeps that change as a dead letter', async () => {
     await fx.provision('poison-c')
     const t = t0 + 8000
     const results = await fx.ingest({
       events: [gatewayEvent('poison-c', { seq: 1, type: 'press' }, t)],
       // A time no timestamp holds (the year 318 857; PostgreSQL's last is 294 276).
-      presence: [{ deviceId: 'poison-c', gatewayId: 'gw-test', state: 'offline', at: 1e16, reason: 'will' }]
+      presence: [{ deviceId: 'poison-c', gatewayId: 'gw-poison-presence', state: 'offline', at: 1e16, reason: 'will' }]
     })
     expect(results).toMatchObject([{ status: 'stored', alertState: 'open' }])
+    const { body: letters } = await fx.call('GET', '/v1/dead-letters?deviceId=poison-c')
+    expect(letters.map((l: any) => l.topic)).toEqual(['sos/v1/poison-c/status'])
+    expect(letters[0].reason).toMatch(/^presence change could not be stored: /)
+    expect(JSON.parse(Buffer.from(letters[0].payload, 'base64').toString())).toMatchObject({ state: 'offline', at: 1e16 })
   })
 
   it('stores a batch of routine events alone (one statement, no transaction) once, with device health, telling silent devices so', async () => {
