@@ -156,8 +156,8 @@ export class Ingestor {
       const { fresh, silent } = await storeEvents(tx, events, { lockToo: presenceDevices })
       // The alerts it may take one at a time below (cancels, presence), and those its alarms
       // join, all first and in device order.
-      const alertDevices = unique(events).filter((e) => e.event.type === 'cancel' || causeOf(e)).map((e) => e.deviceId)
       if (presenceDevices.length > 0 || events.some((e) => e.event.type === 'cancel')) {
+        const alertDevices = unique(events).filter((e) => e.event.type === 'cancel' || causeOf(e)).map((e) => e.deviceId)
         await lockActiveAlerts(tx, [...alertDevices, ...presenceDevices])
       }
       const raised = new Map<string, RaisedAlert>()
@@ -309,15 +309,6 @@ async function lockActiveAlerts (tx: Queryable, deviceIds: string[]): Promise<vo
 }
 
 /**
- * A gateway sends alarms and routine events in parallel requests that lock the same devices.
- * Each batch locks all the devices it writes in its first statement, in id order (storeEvents),
- * and an alert only while it holds the alert's device, so batches wait for each other instead
- * of deadlocking; alerts are taken in device order, as the escalator takes them. Should
- * PostgreSQL still abort one (deadlock, 40P01) or refuse it (serialization, 40001), the work
- * touches only the database, so it is run again here rather than answered 500 and resent by
- * the gateway a moment later.
- */
-/**
  * The database refused the data itself (SQLSTATE class 22, data exception; 23, a constraint):
  * sending it again changes nothing. Anything else (a lost connection, a restart) may pass later,
  * and so may a unique violation (23505): every insert here says what to do on conflict, so one
@@ -328,6 +319,15 @@ function refusedForGood (err: unknown): boolean {
   return typeof code === 'string' && (code.startsWith('22') || (code.startsWith('23') && code !== '23505'))
 }
 
+/**
+ * A gateway sends alarms and routine events in parallel requests that lock the same devices.
+ * Each batch locks all the devices it writes in its first statement, in id order (storeEvents),
+ * and an alert only while it holds the alert's device, so batches wait for each other instead
+ * of deadlocking; alerts are taken in device order, as the escalator takes them. Should
+ * PostgreSQL still abort one (deadlock, 40P01) or refuse it (serialization, 40001), the work
+ * touches only the database, so it is run again here rather than answered 500 and resent by
+ * the gateway a moment later.
+ */
 async function runAgainOnConflict<T> (run: () => Promise<T>, attempts = 3): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
