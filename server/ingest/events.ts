@@ -131,4 +131,3 @@ export async function storeEvents (q: Queryable, events: GatewayEvent[], options
 function clampToInt32 (value: number): number {
   return Math.max(-2_147_483_648, Math.min(2_147_483_647, value))
 }
-
