@@ -46,7 +46,7 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
   const db = openStateDb(config.dataDir)
   const stopSyncing = syncStateDb(db, log)
   const metrics = createGatewayMetrics()
-  const server = new ServerClient(config.serverUrl, config.gatewayToken)
+  const server = new ServerClient(config.serverUrl, config.gatewayToken, config.gatewayId)
   // The outbox's worker thread starts while the credentials sync (it takes half a second to
   // load, which after a crash is half a second more before the first PUBACK).
   const outboxOpening = Outbox.open(config.dataDir, config.outboxMaxEvents)

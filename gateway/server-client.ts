@@ -4,7 +4,7 @@
  * `fetch` cost ~650 µs of CPU per request more (measured on the bench machine).
  */
 import { Agent, request } from 'undici'
-import type { DeviceCredential, DownlinkMessage, IngestBatch, IngestResult } from '../protocol/index.js'
+import { GATEWAY_ID_HEADER, type DeviceCredential, type DownlinkMessage, type IngestBatch, type IngestResult } from '../protocol/index.js'
 import type { Lane } from './outbox/outbox.js'
 
 export class ServerError extends Error {
@@ -26,7 +26,8 @@ export class ServerClient {
 
   private readonly otherAgent = new Agent({ keepAliveTimeout: 30_000, connections: 8 })
 
-  constructor (private readonly baseUrl: string, private readonly token: string) {}
+  /** `gatewayId` goes with every request: the server watches each gateway by its calls. */
+  constructor (private readonly baseUrl: string, private readonly token: string, private readonly gatewayId: string) {}
 
   async close (): Promise<void> {
     await Promise.all([this.ingestAgents.alarm.destroy(), this.ingestAgents.routine.destroy(), this.otherAgent.destroy()])
@@ -61,6 +62,7 @@ export class ServerClient {
       method: method as 'GET' | 'POST',
       headers: {
         authorization: `Bearer ${this.token}`,
+        [GATEWAY_ID_HEADER]: this.gatewayId,
         ...(body === undefined ? {} : { 'content-type': 'application/json' })
       },
       body,

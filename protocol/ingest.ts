@@ -5,6 +5,12 @@
 import Type, { type Static } from 'typebox'
 import { DeviceEvent } from './event.js'
 
+/**
+ * The HTTP header naming the calling gateway on every request it makes to the server: the
+ * server counts each as a sign of life (server/supervision/gateway-watch.ts).
+ */
+export const GATEWAY_ID_HEADER = 'x-gateway-id'
+
 /** An accepted device event as the gateway forwards it: the device payload plus what the gateway knows. */
 export const GatewayEvent = Type.Object({
   /** Stable identity (device, boot, seq): retries and QoS 1 redeliveries carry the same id. */

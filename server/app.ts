@@ -36,12 +36,14 @@ import { Announcements } from './announcements/service.js'
 import { ServerMetrics } from './metrics.js'
 import { WebhookSender } from './escalation/webhooks.js'
 import { Escalator } from './escalation/escalator.js'
+import { GatewayWatch } from './supervision/gateway-watch.js'
 import { SERVER_DEFAULTS, type ServerConfig } from './config.js'
 
 /** The long-lived parts, reachable for tests and the process entry. */
 export interface AppServices {
   metrics: ServerMetrics
   escalator: Escalator
+  gatewayWatch: GatewayWatch
   webhooks: WebhookSender
   bus: Bus
 }
@@ -59,7 +61,7 @@ export interface AppOptions {
   /** A pino logger; none = silent (tests). */
   logger?: FastifyBaseLogger
   /** Lifecycle settings (defaults: SERVER_DEFAULTS, no webhooks). */
-  settings?: Pick<ServerConfig, 'cancelWindowMs' | 'escalateAfterMs' | 'webhookUrls' | 'webhookSecret'>
+  settings?: Pick<ServerConfig, 'cancelWindowMs' | 'escalateAfterMs' | 'gatewayLostAfterMs' | 'webhookUrls' | 'webhookSecret'>
   /** Webhook retry timing (tests shorten it). */
   webhookBackoff?: { minBackoffMs: number, maxBackoffMs: number, retries?: number }
   /** A part of this process still starting, if any (see routes/health.ts). */
@@ -90,10 +92,11 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   const announcements = new Announcements(db, downlink)
   const webhooks = new WebhookSender({ urls: settings.webhookUrls ?? [], secret: settings.webhookSecret, ...options.webhookBackoff }, metrics, app.log)
   const escalator = new Escalator(db, bus, webhooks, metrics, { escalateAfterMs: settings.escalateAfterMs ?? SERVER_DEFAULTS.escalateAfterMs }, app.log)
-  app.decorate('services', { metrics, escalator, webhooks, bus })
-  // The escalator runs while the app does: started when ready, stopped (timers, webhooks) on close.
-  app.addHook('onReady', async () => { escalator.start() })
-  app.addHook('onClose', async () => { await escalator.stop() })
+  const gatewayWatch = new GatewayWatch(db, bus, lifecycle, metrics, { lostAfterMs: settings.gatewayLostAfterMs ?? SERVER_DEFAULTS.gatewayLostAfterMs }, app.log)
+  app.decorate('services', { metrics, escalator, gatewayWatch, webhooks, bus })
+  // The watchers run while the app does: started when ready, stopped (timers, webhooks) on close.
+  app.addHook('onReady', async () => { escalator.start(); await gatewayWatch.start() })
+  app.addHook('onClose', async () => { await Promise.all([escalator.stop(), gatewayWatch.stop()]) })
 
   registerErrorHandling(app)
   // A POST without a body (`acknowledge`, `close`) is an empty object, not a validation error.
@@ -117,7 +120,7 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   await app.register(tokenRoutes, { tokens })
   await app.register(alertRoutes, { alerts, lifecycle })
   await app.register(eventRoutes, { db })
-  await app.register(gatewayRoutes, { ingestor, devices, downlink })
+  await app.register(gatewayRoutes, { ingestor, devices, downlink, gatewayWatch })
   await app.register(streamRoutes, { stream })
   await app.register(reportRoutes, { reports })
   await app.register(announcementRoutes, { announcements })

@@ -18,6 +18,8 @@ export interface ServerConfig {
   readonly cancelWindowMs?: number
   /** ESCALATE_AFTER: an open panic alert escalates after this, and again each further interval. Default 60 s. */
   readonly escalateAfterMs?: number
+  /** GATEWAY_LOST_AFTER: a gateway not heard from for this long is lost, its devices reported offline. Default 90 s. */
+  readonly gatewayLostAfterMs?: number
   /** WEBHOOK_URLS (comma-separated): receivers of escalations, body signed with WEBHOOK_SECRET. */
   readonly webhookUrls?: readonly string[]
   readonly webhookSecret?: string
@@ -31,6 +33,8 @@ export interface ServerConfig {
 export const SERVER_DEFAULTS = Object.freeze({
   cancelWindowMs: 30_000,
   escalateAfterMs: 60_000,
+  // Gateways call at least every 25 s (the downlink long poll), and stay at most 60 s in one.
+  gatewayLostAfterMs: 90_000,
   eventsCompressAfterDays: 7,
   eventsRetentionDays: 365
 })
@@ -88,6 +92,7 @@ export function serverConfigFromEnv (env: NodeJS.ProcessEnv = process.env): Serv
   return Object.freeze({
     cancelWindowMs: duration(env, 'CANCEL_WINDOW', SERVER_DEFAULTS.cancelWindowMs),
     escalateAfterMs: duration(env, 'ESCALATE_AFTER', SERVER_DEFAULTS.escalateAfterMs),
+    gatewayLostAfterMs: duration(env, 'GATEWAY_LOST_AFTER', SERVER_DEFAULTS.gatewayLostAfterMs, 65_000),
     webhookUrls: Object.freeze(webhookUrls(env)),
     webhookSecret: env.WEBHOOK_SECRET || undefined,
     eventsCompressAfterDays: compressAfter,

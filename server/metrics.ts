@@ -57,6 +57,10 @@ export class ServerMetrics {
     name: 'sos_presence_changes_total', help: 'Device presence changes applied, by state', labelNames: ['state'] as const, registers: [this.registry]
   })
 
+  readonly gatewaysLost = new Gauge({
+    name: 'sos_gateways_lost', help: 'Gateways not heard from for GATEWAY_LOST_AFTER (their devices are reported offline)', registers: [this.registry]
+  })
+
   constructor (db: Queryable) {
     collectDefaultMetrics({ register: this.registry })
     // Read at scrape time, so it is right whichever server instance changed the alerts.

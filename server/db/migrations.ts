@@ -7,6 +7,7 @@ import type { Database, Queryable } from './database.js'
 import { reportsAnnouncementsDeadLetters } from './migrations/002-reports-announcements-dead-letters.js'
 import { timescale } from './migrations/003-timescale.js'
 import { eventIdsPruning } from './migrations/004-event-ids-pruning.js'
+import { deviceGateway } from './migrations/005-device-gateway.js'
 
 export interface Migration {
   version: number
@@ -129,5 +130,6 @@ CREATE TABLE downlink (
   },
   reportsAnnouncementsDeadLetters,
   timescale,
-  eventIdsPruning
+  eventIdsPruning,
+  deviceGateway
 ]

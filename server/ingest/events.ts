@@ -14,7 +14,7 @@ export interface StoredEvents {
 
 /**
  * Inserts the events whose ids were never seen, and sets each device's last seen time,
- * battery, signal and firmware from its newest event in the batch.
+ * battery, signal, firmware and gateway from its newest event in the batch.
  *
  * With `causes` (the alarms among the events, each naming its event id), the same statement
  * raises their alerts, for the events stored now only: a resent press joins nothing twice.
@@ -60,11 +60,12 @@ export async function storeEvents (q: Queryable, events: GatewayEvent[], options
     if (!seen || seen.receivedAt <= e.receivedAt) latest.set(e.deviceId, e)
   }
   const health = [...latest.values()].map((e) => ({
-    id: e.deviceId, seen_ms: e.receivedAt as number | null, battery: e.event.battery ?? null, rssi: e.event.rssi ?? null, fw: e.event.fw ?? null
+    id: e.deviceId, seen_ms: e.receivedAt as number | null, battery: e.event.battery ?? null, rssi: e.event.rssi ?? null, fw: e.event.fw ?? null,
+    gateway_id: e.gatewayId as string | null
   }))
   // Devices the caller's transaction will write next (presence changes) are locked here too,
   // with nothing changed: see `lockToo` above.
-  for (const id of new Set(lockToo)) if (!latest.has(id)) health.push({ id, seen_ms: null, battery: null, rssi: null, fw: null })
+  for (const id of new Set(lockToo)) if (!latest.has(id)) health.push({ id, seen_ms: null, battery: null, rssi: null, fw: null, gateway_id: null })
   const result = await q.query<{ fresh: string | null, silent: string | null } & Partial<RaisedRow>>(`
     WITH input AS (
       SELECT DISTINCT ON (event_id) *
@@ -100,8 +101,12 @@ export async function storeEvents (q: Queryable, events: GatewayEvent[], options
     ), health AS (
       UPDATE devices d SET
         last_seen_at = GREATEST(d.last_seen_at, to_timestamp(s.seen_ms / 1000.0)),
-        battery = COALESCE(s.battery, d.battery), rssi = COALESCE(s.rssi, d.rssi), fw = COALESCE(s.fw, d.fw)
-      FROM json_to_recordset($2::json) AS s(id text, seen_ms float8, battery smallint, rssi smallint, fw text)
+        battery = COALESCE(s.battery, d.battery), rssi = COALESCE(s.rssi, d.rssi), fw = COALESCE(s.fw, d.fw),
+        -- The gateway it is heard through now (a late event drained from another's outbox is
+        -- not): the one whose loss would leave it unsupervised (supervision/gateway-watch.ts).
+        gateway_id = CASE WHEN d.last_seen_at IS NULL OR to_timestamp(s.seen_ms / 1000.0) >= d.last_seen_at
+                          THEN COALESCE(s.gateway_id, d.gateway_id) ELSE d.gateway_id END
+      FROM json_to_recordset($2::json) AS s(id text, seen_ms float8, battery smallint, rssi smallint, fw text, gateway_id text)
         JOIN locked USING (id)
       WHERE d.id = s.id
       RETURNING d.id, d.silent

@@ -18,8 +18,10 @@ export interface AlertCause {
   atMs: number
   seq?: number
   eventId?: string
-  /** Who raised it, for the audit trail: `device:{id}` or `gateway:{id}`. */
+  /** Who raised it, for the audit trail: `device:{id}`, `gateway:{id}` or `system:…`. */
   actor: string
+  /** Why, for the audit trail's first transition (a device's own alarm needs none). */
+  note?: string
 }
 
 /** What the raising part of a statement returns: one row per alert opened or joined. */
@@ -61,13 +63,13 @@ export async function raiseAlerts (tx: Queryable, causes: AlertCause[]): Promise
 /** The causes as the `$n` parameter that `causeRecords` reads. */
 export function causesJson (causes: AlertCause[]): string {
   return JSON.stringify(causes.map((c, i) => ({
-    ord: i, device_id: c.deviceId, kind: c.kind, at_ms: c.atMs, seq: c.seq ?? null, event_id: c.eventId ?? null, actor: c.actor
+    ord: i, device_id: c.deviceId, kind: c.kind, at_ms: c.atMs, seq: c.seq ?? null, event_id: c.eventId ?? null, actor: c.actor, note: c.note ?? null
   })))
 }
 
 /** The rows of a causes parameter, for a `causes` CTE (a statement may narrow them first). */
 export function causeRecords (param: string): string {
-  return `json_to_recordset(${param}::json) AS c(ord integer, device_id text, kind text, at_ms float8, seq bigint, event_id text, actor text)`
+  return `json_to_recordset(${param}::json) AS c(ord integer, device_id text, kind text, at_ms float8, seq bigint, event_id text, actor text, note text)`
 }
 
 /**
@@ -83,6 +85,7 @@ export const RAISE_FROM_CAUSES = `
              (array_agg(at_ms ORDER BY ord))[1] AS first_ms,
              (array_agg(event_id ORDER BY ord))[1] AS first_event,
              (array_agg(actor ORDER BY ord))[1] AS actor,
+             (array_agg(note ORDER BY ord))[1] AS note,
              max(at_ms) AS last_ms,
              (array_agg(seq ORDER BY at_ms DESC, ord DESC))[1] AS last_seq
       FROM causes GROUP BY device_id, kind
@@ -102,7 +105,7 @@ export const RAISE_FROM_CAUSES = `
     ), opened AS (
       -- As recordTransition writes it: the alert's snapshot after the change.
       INSERT INTO alert_transitions (${TRANSITION_COLUMNS})
-      SELECT r.alert_id, NULL, 'open', r.opened_at, g.actor, NULL, ${alertSnapshot('r')}
+      SELECT r.alert_id, NULL, 'open', r.opened_at, g.actor, g.note, ${alertSnapshot('r')}
       FROM raised r JOIN grouped g USING (device_id, kind)
       WHERE r.created
     )`

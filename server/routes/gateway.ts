@@ -1,22 +1,35 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { IngestBatch, IngestResponse } from '../../protocol/index.js'
+import { GATEWAY_ID_HEADER, IngestBatch, IngestResponse } from '../../protocol/index.js'
 import type { Ingestor } from '../ingest/ingest.js'
 import type { DeviceStore } from '../devices/store.js'
 import type { DownlinkQueue } from '../downlink/queue.js'
+import type { GatewayWatch } from '../supervision/gateway-watch.js'
 
 /**
  * What gateways call: ingest (uplink), device credentials (so they authenticate devices
  * themselves, and keep doing so while the server is away), and the downlink long poll.
+ * Every call a gateway makes tells the gateway watch it is alive: it polls again as soon as a
+ * long poll ends, so a live one calls at least every `wait` ms. (The end of a poll is no sign:
+ * the answer to a host that lost power mid-poll is written all the same.)
  */
-export const gatewayRoutes: FastifyPluginAsyncTypebox<{ ingestor: Ingestor, devices: DeviceStore, downlink: DownlinkQueue }> = async (app, { ingestor, devices, downlink }) => {
+export const gatewayRoutes: FastifyPluginAsyncTypebox<{ ingestor: Ingestor, devices: DeviceStore, downlink: DownlinkQueue, gatewayWatch: GatewayWatch }> = async (app, { ingestor, devices, downlink, gatewayWatch }) => {
   const waiting = new Set<AbortController>()
   app.addHook('preClose', async () => { for (const poll of waiting) poll.abort() })
+  // After authentication (the root's onRequest hook runs first): only a gateway's word counts.
+  app.addHook('onRequest', async (request) => {
+    const id = request.headers[GATEWAY_ID_HEADER]
+    if (request.principal?.role === 'gateway' && typeof id === 'string' && GATEWAY_ID.test(id)) gatewayWatch.heard(id)
+  })
 
   app.post('/v1/ingest', {
     config: { roles: ['gateway'] },
     bodyLimit: 16 * 1024 * 1024,
     schema: { tags: ['gateway'], summary: 'Store a batch of device events; idempotent by event id', body: IngestBatch, response: { 200: IngestResponse } }
-  }, async (request) => ({ results: await ingestor.ingest(request.body) }))
+  }, async (request) => {
+    // A gateway that sends no id header (an older one) is known by the ids its events carry.
+    for (const id of new Set([...request.body.events, ...request.body.presence ?? []].map((item) => item.gatewayId))) gatewayWatch.heard(id)
+    return { results: await ingestor.ingest(request.body) }
+  })
 
   app.get('/v1/gateway/devices', {
     config: { roles: ['gateway'] },
@@ -55,3 +68,6 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox<{ ingestor: Ingestor, devi
     return downlink.read(after, wait, limit, gone.signal)
   })
 }
+
+/** What a gateway id may be (as an ingest batch's `gatewayId`: 1–64 characters), printable. */
+const GATEWAY_ID = /^[\x21-\x7e]{1,64}$/

@@ -11,6 +11,7 @@ import mqtt, { type MqttClient, type IClientOptions } from 'mqtt'
 import { startServer, type RunningServer } from '../../server/server.js'
 import { startGateway, type RunningGateway } from '../../gateway/gateway.js'
 import type { GatewayConfig } from '../../gateway/config.js'
+import type { ServerConfig } from '../../server/config.js'
 import { topics, type Ack } from '../../protocol/index.js'
 
 export interface TestSystem {
@@ -23,6 +24,9 @@ export interface TestSystem {
   provision(id: string, extra?: Record<string, unknown>): Promise<string>
   /** Stops the gateway and starts it again on the same data directory (new ports). */
   restartGateway(): Promise<RunningGateway>
+  /** Stops the gateway, to be started again later with `startGateway`. */
+  stopGateway(): Promise<void>
+  startGateway(): Promise<RunningGateway>
   stop(): Promise<void>
 }
 
@@ -30,6 +34,7 @@ export const quietLog = pino({ level: process.env.TEST_LOG_LEVEL || 'silent' })
 
 export interface SystemOptions {
   databaseUrl?: string
+  server?: Partial<ServerConfig>
   gateway?: Partial<GatewayConfig>
   /** Puts something between gateway and server (a recording proxy): gets the server URL, returns the gateway's. */
   gatewayServerUrl?: (serverUrl: string) => string | Promise<string>
@@ -40,7 +45,7 @@ export async function startSystem (options: SystemOptions = {}): Promise<TestSys
   const adminToken = `admin_${randomBytes(12).toString('hex')}`
   const gatewayToken = `gw_${randomBytes(12).toString('hex')}`
   const server = await startServer({
-    httpPort: 0, httpHost: '127.0.0.1', dataDir, databaseUrl: options.databaseUrl, adminToken, gatewayToken, logLevel: 'silent'
+    httpPort: 0, httpHost: '127.0.0.1', dataDir, databaseUrl: options.databaseUrl, adminToken, gatewayToken, logLevel: 'silent', ...options.server
   })
   const gatewayConfig: GatewayConfig = {
     gatewayId: 'gw-test',
@@ -77,6 +82,13 @@ export async function startSystem (options: SystemOptions = {}): Promise<TestSys
     api,
     async restartGateway () {
       await gateway.stop()
+      gateway = await startGateway(gatewayConfig, quietLog)
+      return gateway
+    },
+    async stopGateway () {
+      await gateway.stop()
+    },
+    async startGateway () {
       gateway = await startGateway(gatewayConfig, quietLog)
       return gateway
     },

@@ -98,7 +98,7 @@ describe('operator API', () => {
 
   it('reports readiness and server metrics', async () => {
     const ready = await fx.call('GET', '/readyz', undefined, '')
-    expect(ready).toMatchObject({ status: 200, body: { status: 'ready', schemaVersion: 4 } })
+    expect(ready).toMatchObject({ status: 200, body: { status: 'ready', schemaVersion: 5 } })
     const metrics = await fx.app.inject({ url: '/metrics' })
     expect(metrics.statusCode).toBe(200)
     expect(metrics.body).toMatch(/sos_ingest_events_total\{type="press",status="stored"\} \d+/)

@@ -4,19 +4,21 @@ import { ConfigError, serverConfigFromEnv } from '../../server/config.js'
 describe('server configuration', () => {
   it('has the documented defaults and is frozen', () => {
     const config = serverConfigFromEnv({})
-    expect(config).toMatchObject({ cancelWindowMs: 30_000, escalateAfterMs: 60_000, webhookUrls: [], eventsCompressAfterDays: 7, eventsRetentionDays: 365 })
+    expect(config).toMatchObject({ cancelWindowMs: 30_000, escalateAfterMs: 60_000, gatewayLostAfterMs: 90_000, webhookUrls: [], eventsCompressAfterDays: 7, eventsRetentionDays: 365 })
     expect(Object.isFrozen(config)).toBe(true)
     expect(Object.isFrozen(config.webhookUrls)).toBe(true)
   })
 
   it('reads durations with units and webhook settings', () => {
-    const config = serverConfigFromEnv({ CANCEL_WINDOW: '45', ESCALATE_AFTER: '2m', WEBHOOK_URLS: 'https://a.example/h, http://b.example/h', WEBHOOK_SECRET: 's', EVENTS_RETENTION_DAYS: '0' })
-    expect(config).toMatchObject({ cancelWindowMs: 45_000, escalateAfterMs: 120_000, webhookUrls: ['https://a.example/h', 'http://b.example/h'], eventsRetentionDays: 0 })
+    const config = serverConfigFromEnv({ CANCEL_WINDOW: '45', ESCALATE_AFTER: '2m', GATEWAY_LOST_AFTER: '5m', WEBHOOK_URLS: 'https://a.example/h, http://b.example/h', WEBHOOK_SECRET: 's', EVENTS_RETENTION_DAYS: '0' })
+    expect(config).toMatchObject({ cancelWindowMs: 45_000, escalateAfterMs: 120_000, gatewayLostAfterMs: 300_000, webhookUrls: ['https://a.example/h', 'http://b.example/h'], eventsRetentionDays: 0 })
   })
 
   it.each([
     [{ ESCALATE_AFTER: 'soon' }, /ESCALATE_AFTER must be a duration/],
     [{ CANCEL_WINDOW: '10ms' }, /CANCEL_WINDOW must be a duration of at least 1000 ms/],
+    // Shorter than a gateway's longest long poll: a live gateway would be counted lost.
+    [{ GATEWAY_LOST_AFTER: '30s' }, /GATEWAY_LOST_AFTER must be a duration of at least 65000 ms/],
     [{ WEBHOOK_URLS: 'ftp://x' , WEBHOOK_SECRET: 's' }, /not an http\(s\) URL/],
     [{ WEBHOOK_URLS: 'https://x.example' }, /WEBHOOK_SECRET is required/],
     [{ EVENTS_RETENTION_DAYS: '5' }, /must be 0 \(keep\) or more than EVENTS_COMPRESS_AFTER_DAYS/],

@@ -10,6 +10,7 @@ import { buildFixture, gatewayEvent, type Fixture } from './fixture.js'
 import { migrate } from '../../server/db/migrate.js'
 import { applyStoragePolicies } from '../../server/db/timescale.js'
 import type { Database } from '../../server/db/database.js'
+import { deviceGateway } from '../../server/db/migrations/005-device-gateway.js'
 
 const HOUR = 3_600_000
 /** A whole hour, three hours back: inside every refresh window, far from the compression age. */
@@ -38,10 +39,23 @@ describe.each(databaseBackends)('storage contract on $name', (backend) => {
   it('applies migrations once: starting again changes nothing', async () => {
     expect(await migrate(db)).toEqual([])
     const versions = await db.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version')
-    expect(versions.map((v) => v.version)).toEqual([1, 2, 3, 4])
+    expect(versions.map((v) => v.version)).toEqual([1, 2, 3, 4, 5])
     const { status, body } = await fx.call('GET', '/readyz', undefined, '')
     expect(status).toBe(200)
-    expect(body.schemaVersion).toBe(4)
+    expect(body.schemaVersion).toBe(5)
+  })
+
+  it('knows each device\'s gateway from its newest event, and fills it in on upgrade (version 5)', async () => {
+    await fx.provision('btn-gw')
+    const gatewayOf = async () => (await db.query<{ gateway_id: string | null }>("SELECT gateway_id FROM devices WHERE id = 'btn-gw'"))[0]!.gateway_id
+    await fx.ingest({ events: [gatewayEvent('btn-gw', { seq: 2, type: 'heartbeat' }, base + 60_000, 'gw-new')] })
+    // A late event drained from the gateway it used before does not take it back.
+    await fx.ingest({ events: [gatewayEvent('btn-gw', { seq: 1, type: 'heartbeat' }, base, 'gw-old')] })
+    expect(await gatewayOf()).toBe('gw-new')
+    await db.query("UPDATE devices SET gateway_id = NULL WHERE id = 'btn-gw'")
+    const fill = deviceGateway.sql!.split(';').map((s) => s.trim()).find((s) => s.startsWith('UPDATE'))!
+    await db.query(fill)
+    expect(await gatewayOf()).toBe('gw-new')
   })
 
   it('prunes event ids older than what the retention keeps, and only those', async () => {
