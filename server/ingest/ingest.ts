@@ -13,12 +13,12 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Database, Queryable } from '../db/database.js'
 import type { Bus } from '../bus.js'
-import { topics, type DeadLetter, type GatewayEvent, type IngestBatch, type IngestResult } from '../../protocol/index.js'
+import { topics, type DeadLetter, type GatewayEvent, type IngestBatch, type IngestResult, type PresenceChange } from '../../protocol/index.js'
 import { ALERT_KIND_OF_EVENT } from '../alerts/model.js'
 import type { AlertLifecycle } from '../alerts/lifecycle.js'
 import type { ServerMetrics } from '../metrics.js'
 import { storeEvents } from './events.js'
-import { alertsOfCauses, raiseAlerts, type AlertCause, type RaisedAlert } from './raise-alert.js'
+import { alertsOfCauses, raiseAlert, raiseAlerts, type AlertCause, type RaisedAlert } from './raise-alert.js'
 import { applyCancel, checkPins, previousCancels, type CancelOutcome } from './cancel.js'
 import { fileReport, ticketsOf } from './reports.js'
 import { applyPresence, type PresenceEffects } from './presence.js'
@@ -90,7 +90,7 @@ export class Ingestor {
     if (deadLetters.length > 1) return inOrder(...halves(deadLetters).map((part) => ({ events: [], deadLetters: part })))
     // One presence change or dead letter no database will take. A presence change is kept as a
     // dead letter, at the server's time (its own may be what was refused), so the operators see
-    // which device went quiet unreported; a refused dead letter can only be logged.
+    // it; a device gone offline still gets its alert. A refused dead letter can only be logged.
     this.metrics.ingestRefused.inc({ kind: presence.length > 0 ? 'presence' : 'dead_letter' })
     const [change] = presence
     if (change) {
@@ -98,6 +98,7 @@ export class Ingestor {
         deviceId: change.deviceId, gatewayId: change.gatewayId, topic: topics.status(change.deviceId), receivedAt: Date.now(),
         reason: `presence change could not be stored: ${err.message}`, payload: base64Of(change)
       })
+      if (change.state === 'offline' && change.reason !== 'revoked') await this.raiseOffline(change, err)
     } else {
       this.log?.error({ err: err.message, item: deadLetters[0] }, 'ingest: a dead letter was refused by the database and dropped')
     }
@@ -116,6 +117,26 @@ export class Ingestor {
     const [result] = await this.ingestOrSplit({ events: [bare] })
     if (result?.status === 'stored') await this.keepDeadLetter(eventLetter(e, `stored without its telemetry and extra fields, which could not be stored: ${err.message}`))
     return result!
+  }
+
+  /**
+   * A device its gateway reported offline in a change the database refused (its time, say): the
+   * alert is raised all the same, at the server's time. Losing it would leave a device silent
+   * unreported, what supervision exists to prevent.
+   */
+  private async raiseOffline (change: PresenceChange, err: Error): Promise<void> {
+    try {
+      const raised = await raiseAlert(this.db, {
+        deviceId: change.deviceId, kind: 'device_offline', atMs: Date.now(), actor: `gateway:${change.gatewayId}`,
+        note: `reported offline (${change.reason}) in a change that could not be stored: ${err.message}`.slice(0, 500)
+      })
+      if (!raised) return
+      if (raised.created) this.metrics.alertsOpened.inc({ kind: raised.kind })
+      this.bus.emit('alert', { alertId: raised.alertId, deviceId: raised.deviceId, state: raised.state, kind: raised.kind })
+    } catch (failed) {
+      if (!refusedForGood(failed)) throw failed
+      this.log?.error({ err: (failed as Error).message, deviceId: change.deviceId }, 'ingest: device_offline of a refused presence change could not be raised')
+    }
   }
 
   /** Kept as a dead letter for the operators, never resent; the device hears `rejected`. */

@@ -106,7 +106,7 @@ describe.each(plainBackends)('ingest on $name', (backend) => {
     expect(kept).not.toContain('2468')
   })
 
-  it('stores the events of a batch whose presence change the database refuses, and keeps that change as a dead letter', async () => {
+  it('stores the events of a batch whose presence change the database refuses, keeps that change as a dead letter, and raises its device_offline all the same', async () => {
     await fx.provision('poison-c')
     const t = t0 + 8000
     const results = await fx.ingest({
@@ -119,6 +119,9 @@ describe.each(plainBackends)('ingest on $name', (backend) => {
     expect(letters.map((l: any) => l.topic)).toEqual(['sos/v1/poison-c/status'])
     expect(letters[0].reason).toMatch(/^presence change could not be stored: /)
     expect(JSON.parse(Buffer.from(letters[0].payload, 'base64').toString())).toMatchObject({ state: 'offline', at: 1e16 })
+    const { body: offline } = await fx.call('GET', '/v1/alerts?kind=device_offline&deviceId=poison-c')
+    expect(offline).toMatchObject([{ state: 'open' }])
+    expect((await alertOf(offline[0].id)).transitions).toMatchObject([{ to: 'open', actor: 'gateway:gw-poison-presence', note: expect.stringMatching(/^reported offline \(will\) in a change that could not be stored: /) }])
   })
 
   it('stores a batch of routine events alone (one statement, no transaction) once, with device health, telling silent devices so', async () => {
