@@ -16,7 +16,7 @@ import { DownlinkQueue } from './downlink/queue.js'
 import { Ingestor } from './ingest/ingest.js'
 import { RequestLogging } from './plugins/request-logging.js'
 import { registerAuth } from './plugins/auth.js'
-import { registerStripNul } from './plugins/strip-nul.js'
+import { registerStorableText } from './plugins/storable-text.js'
 import { registerErrorHandling } from './plugins/errors.js'
 import { healthRoutes } from './routes/health.js'
 import { deviceRoutes } from './routes/devices.js'
@@ -104,7 +104,7 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
     if (request.body === undefined && request.method === 'POST' && request.routeOptions.schema?.body) request.body = {}
   })
   registerAuth(app, tokens)
-  registerStripNul(app)
+  registerStorableText(app)
   app.addSchema(ErrorBody)
   await app.register(swagger, {
     openapi: {

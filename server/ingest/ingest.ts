@@ -151,10 +151,13 @@ export class Ingestor {
   }
 
   private async keepDeadLetter (letter: DeadLetter): Promise<void> {
+    // The time may be what was refused (a gateway clock in the year 300 000): kept at the
+    // last one a timestamp holds, the same on a resend, so the letter is still kept once.
+    const receivedAt = Math.min(letter.receivedAt, LAST_STORABLE_MS)
     try {
-      this.metrics.deadLetters.inc({ gateway: letter.gatewayId }, await storeDeadLetters(this.db, [{ ...letter, reason: letter.reason.slice(0, 500) }]))
+      this.metrics.deadLetters.inc({ gateway: letter.gatewayId }, await storeDeadLetters(this.db, [{ ...letter, receivedAt, reason: letter.reason.slice(0, 500) }]))
     } catch (failed) {
-      // Even the dead letter holds what the database refuses (its gateway id, its time): logged.
+      // Even the dead letter holds what the database refuses: logged.
       if (!refusedForGood(failed)) throw failed
       this.log?.error({ err: (failed as Error).message, letter: { ...letter, payload: undefined } }, 'ingest: dead letter of a refused event could not be stored')
     }
@@ -300,6 +303,9 @@ function bareAlarm (e: GatewayEvent): GatewayEvent | undefined {
   if (Object.keys(e.event).length === Object.keys(event).length && e.skewMs === undefined) return undefined
   return { eventId: e.eventId, deviceId: e.deviceId, gatewayId: e.gatewayId, receivedAt: e.receivedAt, skewed: e.skewed, event }
 }
+
+/** The last time kept as such in a dead letter: the end of the year 9999 (PostgreSQL's last is 294 276). */
+const LAST_STORABLE_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999)
 
 /** An event as a dead letter: where it was published, when it arrived, what it held (never a cancel's PIN). */
 function eventLetter (e: GatewayEvent, reason: string): DeadLetter {

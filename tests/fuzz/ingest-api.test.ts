@@ -94,7 +94,7 @@ describe.each(storageBackends)('POST /v1/ingest under fuzzing on $name', (backen
 
   // U+0000 is legal JSON but PostgreSQL text/jsonb refuse it: one such event used to fail its
   // whole batch (500) and the gateway resent that batch forever, stalling every alert behind it.
-  // The server now replaces NUL with U+FFFD (server/plugins/strip-nul.ts).
+  // The server now replaces NUL with U+FFFD (server/plugins/storable-text.ts).
   it('stores every event the validator accepts, whatever Unicode its strings hold (U+0000 included)', async () => {
     let seq = 0
     const text = fc.string({ unit: 'binary', maxLength: 40 })
@@ -108,5 +108,22 @@ describe.each(storageBackends)('POST /v1/ingest under fuzzing on $name', (backen
       const r = await ingest({ events: [gatewayEventOf('fz-a01', parsed.event, Date.now())] })
       expect(r.statusCode, r.body).toBe(200)
     }), { numRuns: runs(100), examples: [[{ type: 'heartbeat', fw: 'v1\u00002' }]] })
+  })
+
+  // What no validator let through, from a buggy or forged gateway: NUL and lone surrogates in
+  // keys and values. PostgreSQL refuses both; each is stored as U+FFFD instead of being
+  // refused (or, before the server split such batches, failing its batch forever).
+  it('stores an event whatever UTF-16 its keys and text hold, NUL and lone surrogates included', async () => {
+    let seq = 0
+    const anyUtf16 = (maxLength: number) => fc.string({ unit: fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)), maxLength })
+    const ours = new Set(['seq', 'boot', 'type', 'ts', 'battery', 'rssi', 'fw', 'pin', 'report', '__proto__', 'constructor', 'prototype'])
+    const extra = fc.dictionary(anyUtf16(8).filter((k) => !ours.has(k)), fc.oneof(anyUtf16(16), fc.dictionary(anyUtf16(4), anyUtf16(8), { maxKeys: 2 })), { maxKeys: 4 })
+    const fw = anyUtf16(32).filter((t) => t.length > 0)
+    await fc.assert(fc.asyncProperty(extra, fw, async (fields, firmware) => {
+      const e = gatewayEventOf('fz-b02', { seq: ++seq, boot: 'odd-text', type: 'test', fw: firmware }, Date.now())
+      const r = await ingest({ events: [{ ...e, event: { ...e.event, ...fields } }] })
+      expect(r.statusCode, r.body).toBe(200)
+      expect(r.json().results[0].status, r.body).toBe('stored')
+    }), { numRuns: runs(100), examples: [[{ 'k\u0000': 'v\ud800', '\udc00': { '\u0000': '\ud83d' } }, 'fw\udfff']] })
   })
 })

@@ -22,6 +22,17 @@ describe.each(plainBackends)('ingest on $name', (backend) => {
     await fx.provision('btn-1')
     await fx.provision('shop-1', { kind: 'counter', pin: '4321' })
     await fx.provision('kiosk-1', { kind: 'kiosk' })
+    // For these tests PostgreSQL refuses an event whose firmware or extra fields say
+    // `unstorable`, as it refuses a value out of a column's range. (The text a buggy gateway
+    // could send that it really refuses, NUL and lone surrogates, is made storable before.)
+    await fx.db.query(`CREATE FUNCTION refuse_unstorable () RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.fw = 'unstorable' OR NEW.data::text LIKE '%unstorable%' THEN
+          RAISE EXCEPTION 'value out of range (for this test)' USING ERRCODE = '22003';
+        END IF;
+        RETURN NEW;
+      END $$`)
+    await fx.db.query('CREATE TRIGGER refuse_unstorable BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION refuse_unstorable()')
   }, 180_000)
 
   afterAll(async () => {
@@ -64,18 +75,18 @@ describe.each(plainBackends)('ingest on $name', (backend) => {
   })
 
   it('stores the rest of a batch when the database refuses one of its events for good: that one is kept as a dead letter and answered refused', async () => {
-    // Data no database column takes (a key holding NUL, text with a lone surrogate): a real
-    // gateway drops such fields, a buggy one may not. The whole batch failed, and was resent forever.
+    // Data the database refuses (a time no timestamp holds, from a gateway whose clock is broken;
+    // telemetry out of a column's range): the whole batch failed, and was resent forever.
     await fx.provision('poison-a')
     await fx.provision('poison-b')
     const t = t0 + 7000
-    const withBadKey = (e: ReturnType<typeof gatewayEvent>) => ({ ...e, event: { ...e.event, 'key\u0000': 1 } as never })
     const batch = [
       gatewayEvent('poison-a', { seq: 1, type: 'test' }, t, 'gw-poison'),
-      withBadKey(gatewayEvent('poison-b', { seq: 1, type: 'test' }, t + 1, 'gw-poison')),
+      // The year 318 857 (PostgreSQL's last is 294 276).
+      gatewayEvent('poison-b', { seq: 1, type: 'test' }, 1e16, 'gw-poison'),
       // A press is never refused for what rides along: it is stored bare, its alert raised.
-      withBadKey(gatewayEvent('poison-a', { seq: 2, type: 'press', battery: 80 }, t + 2, 'gw-poison')),
-      gatewayEvent('poison-b', { seq: 2, type: 'report', report: { category: 'noise', text: 'loud \ud800 music' } }, t + 3, 'gw-poison')
+      gatewayEvent('poison-a', { seq: 2, type: 'press', battery: 80, fw: 'unstorable' }, t + 2, 'gw-poison'),
+      gatewayEvent('poison-b', { seq: 2, type: 'report', report: { category: 'noise', text: 'loud unstorable music' } }, t + 3, 'gw-poison')
     ]
     const first = await fx.ingest({ events: batch })
     expect(first.map((r) => r.status)).toEqual(['stored', 'refused', 'stored', 'refused'])
@@ -94,10 +105,27 @@ describe.each(plainBackends)('ingest on $name', (backend) => {
     expect(metrics).toMatch(/sos_dead_letters_total\{gateway="gw-poison"\} 3\n/)
   })
 
+  it('stores an event whose keys hold NUL or whose text holds lone surrogates (a buggy gateway\'s), with U+FFFD in their place', async () => {
+    // PostgreSQL refuses both (text and jsonb cannot hold NUL; jsonb refuses a lone surrogate).
+    await fx.provision('odd-text')
+    const odd = gatewayEvent('odd-text', { seq: 1, type: 'test' }, t0 + 7500)
+    const results = await fx.ingest({
+      events: [
+        { ...odd, event: { ...odd.event, extra: { text: 'loud \ud800 music\u0000' }, 'key\u0000': 'x\udfff', '\ud83d': 1 } as never },
+        gatewayEvent('odd-text', { seq: 2, type: 'heartbeat', fw: 'v1\ud800' }, t0 + 7600)
+      ]
+    })
+    expect(results.map((r) => r.status)).toEqual(['stored', 'stored'])
+    const { body: events } = await fx.call('GET', '/v1/events?deviceId=odd-text')
+    const bySeq = new Map((events as any[]).map((e) => [e.seq, e]))
+    expect(bySeq.get(1).data).toEqual({ extra: { text: 'loud \ufffd music\ufffd' }, 'key\ufffd': 'x\ufffd', '\ufffd': 1 })
+    expect(bySeq.get(2).fw).toBe('v1\ufffd')
+  })
+
   it('keeps a refused cancel as a dead letter with its PIN masked', async () => {
     await fx.provision('poison-d', { kind: 'counter', pin: '2468' })
     const cancel = gatewayEvent('poison-d', { seq: 1, type: 'cancel', pin: '2468' }, t0 + 9000, 'gw-poison-pin')
-    const results = await fx.ingest({ events: [{ ...cancel, event: { ...cancel.event, 'key\u0000': 1 } as never }] })
+    const results = await fx.ingest({ events: [{ ...cancel, event: { ...cancel.event, fw: 'unstorable' } }] })
     expect(results).toMatchObject([{ status: 'refused', ackState: 'rejected' }])
     const { body: letters } = await fx.call('GET', '/v1/dead-letters?deviceId=poison-d')
     expect(letters).toHaveLength(1)
