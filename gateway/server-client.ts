@@ -62,7 +62,8 @@ export class ServerClient {
       method: method as 'GET' | 'POST',
       headers: {
         authorization: `Bearer ${this.token}`,
-        [GATEWAY_ID_HEADER]: this.gatewayId,
+        // Percent-encoded: a header holds Latin-1 only, an id may be any text (a ward's name).
+        [GATEWAY_ID_HEADER]: encodeURIComponent(this.gatewayId),
         ...(body === undefined ? {} : { 'content-type': 'application/json' })
       },
       body,

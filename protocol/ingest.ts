@@ -6,8 +6,8 @@ import Type, { type Static } from 'typebox'
 import { DeviceEvent } from './event.js'
 
 /**
- * The HTTP header naming the calling gateway on every request it makes to the server: the
- * server counts each as a sign of life (server/supervision/gateway-watch.ts).
+ * The HTTP header naming the calling gateway (its id, percent-encoded) on every request it
+ * makes to the server: the server counts each as a sign of life (server/supervision/gateway-watch.ts).
  */
 export const GATEWAY_ID_HEADER = 'x-gateway-id'
 

@@ -14,7 +14,7 @@ export interface StoredEvents {
 
 /**
  * Inserts the events whose ids were never seen, and sets each device's last seen time,
- * battery, signal, firmware and gateway from its newest event in the batch.
+ * battery, signal, firmware and gateway from its newest event in the batch, and when it was heard.
  *
  * With `causes` (the alarms among the events, each naming its event id), the same statement
  * raises their alerts, for the events stored now only: a resent press joins nothing twice.
@@ -105,7 +105,10 @@ export async function storeEvents (q: Queryable, events: GatewayEvent[], options
         -- The gateway it is heard through now (a late event drained from another's outbox is
         -- not): the one whose loss would leave it unsupervised (supervision/gateway-watch.ts).
         gateway_id = CASE WHEN d.last_seen_at IS NULL OR to_timestamp(s.seen_ms / 1000.0) >= d.last_seen_at
-                          THEN COALESCE(s.gateway_id, d.gateway_id) ELSE d.gateway_id END
+                          THEN COALESCE(s.gateway_id, d.gateway_id) ELSE d.gateway_id END,
+        -- Heard now, on the database's clock, when one of its events is new here (a resent one
+        -- may be older than an outage; the devices only locked here were not heard at all).
+        heard_at = CASE WHEN s.id IN (SELECT device_id FROM stored) THEN now() ELSE d.heard_at END
       FROM json_to_recordset($2::json) AS s(id text, seen_ms float8, battery smallint, rssi smallint, fw text, gateway_id text)
         JOIN locked USING (id)
       WHERE d.id = s.id

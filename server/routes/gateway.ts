@@ -17,19 +17,15 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox<{ ingestor: Ingestor, devi
   app.addHook('preClose', async () => { for (const poll of waiting) poll.abort() })
   // After authentication (the root's onRequest hook runs first): only a gateway's word counts.
   app.addHook('onRequest', async (request) => {
-    const id = request.headers[GATEWAY_ID_HEADER]
-    if (request.principal?.role === 'gateway' && typeof id === 'string' && GATEWAY_ID.test(id)) gatewayWatch.heard(id)
+    const id = gatewayIdOf(request.headers[GATEWAY_ID_HEADER])
+    if (request.principal?.role === 'gateway' && id) await gatewayWatch.heard(id)
   })
 
   app.post('/v1/ingest', {
     config: { roles: ['gateway'] },
     bodyLimit: 16 * 1024 * 1024,
     schema: { tags: ['gateway'], summary: 'Store a batch of device events; idempotent by event id', body: IngestBatch, response: { 200: IngestResponse } }
-  }, async (request) => {
-    // A gateway that sends no id header (an older one) is known by the ids its events carry.
-    for (const id of new Set([...request.body.events, ...request.body.presence ?? []].map((item) => item.gatewayId))) gatewayWatch.heard(id)
-    return { results: await ingestor.ingest(request.body) }
-  })
+  }, async (request) => ({ results: await ingestor.ingest(request.body) }))
 
   app.get('/v1/gateway/devices', {
     config: { roles: ['gateway'] },
@@ -69,5 +65,13 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox<{ ingestor: Ingestor, devi
   })
 }
 
-/** What a gateway id may be (as an ingest batch's `gatewayId`: 1–64 characters), printable. */
-const GATEWAY_ID = /^[\x21-\x7e]{1,64}$/
+/** The id a gateway names itself by, percent-encoded (any GATEWAY_ID); 1–64 characters, as in its events. */
+function gatewayIdOf (header: string | string[] | undefined): string | undefined {
+  if (typeof header !== 'string') return undefined
+  try {
+    const id = decodeURIComponent(header)
+    return id.length >= 1 && id.length <= 64 ? id : undefined
+  } catch {
+    return undefined
+  }
+}

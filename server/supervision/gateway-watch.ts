@@ -2,26 +2,29 @@
  * Path supervision: the server watches its gateways as the gateways watch their devices.
  *
  * A gateway reports its devices' outages itself (supervisor.ts), but nobody reports the
- * gateway's own: a host that burns, a cut link to the server, a process hung for good. Every
- * device behind it would go silent unreported, its presses lost. So each gateway request
- * (the downlink long poll never stops for long, ingest batches, credential lookups) counts as
- * contact, and a gateway not heard from for GATEWAY_LOST_AFTER is lost: each of its devices
- * not already reported offline gets a `device_offline` alert, opened by `system:gateway-watch`
- * with the reason. When the gateway is heard again, those alerts are resolved; from then on the
- * gateway reports its devices itself (a device that really went away meanwhile is reported by
- * it, as after any restart).
+ * gateway's own: a host that burns, a cut link to the server, a process that stops calling.
+ * Every device behind it would go silent unreported, its presses lost. So every request a
+ * gateway makes naming itself (`X-Gateway-Id`) is a sign of life, kept in `gateways` on the
+ * database's clock (every server instance behind a load balancer sees the same; at most one
+ * write per gateway every few seconds). A gateway not heard from for GATEWAY_LOST_AFTER is
+ * lost: each of its devices that is not heard from either, and that it had not already
+ * reported offline, gets a `device_offline` alert opened by `system:gateway-watch` with the
+ * reason. Such an alert is resolved when the device itself is heard again (a new event stored,
+ * whichever gateway brought it), or by the gateway's own `online` report; a device that never
+ * comes back keeps it.
  *
- * Contact is kept in memory, on the server's clock (a gateway's clock may be off). A server
- * that starts gives every gateway known from the devices table a full interval to call before
- * counting it lost, and resolves nothing until a gateway is heard: a restart neither raises nor
- * resolves alerts by itself.
+ * No false alarm from the watch's own troubles: a server that starts, or whose passes stalled
+ * (the process paused, the database away) or whose database clock jumped, gives every gateway
+ * a full interval from then before counting it lost. Gateways that never name themselves (older
+ * ones) are not watched.
  */
+import { performance } from 'node:perf_hooks'
 import type { FastifyBaseLogger } from 'fastify'
-import type { Database } from '../db/database.js'
+import type { Database, Queryable } from '../db/database.js'
 import type { Bus } from '../bus.js'
 import type { ServerMetrics } from '../metrics.js'
 import type { AlertLifecycle, LockedAlert } from '../alerts/lifecycle.js'
-import { raiseAlerts } from '../ingest/raise-alert.js'
+import { raiseAlerts, type RaisedAlert } from '../ingest/raise-alert.js'
 
 /** Who opens and resolves the alerts of a lost gateway, in the audit trail. */
 export const GATEWAY_WATCH_ACTOR = 'system:gateway-watch'
@@ -34,13 +37,17 @@ export interface GatewayWatchOptions {
 }
 
 const ACTIVE = "('open', 'acknowledged', 'dispatched')"
+/** Server instances take turns: one pass at a time across all of them. */
+const PASS_LOCK = 727275
 
 export class GatewayWatch {
-  /** Last contact per gateway id, server time; gateways known at start begin at the start. */
-  private readonly lastContact = new Map<string, number>()
-  /** Gateways that called since this server started: only these can be heard again. */
-  private readonly heardSinceStart = new Set<string>()
-  private readonly lost = new Set<string>()
+  /** When each gateway's contact was last written (monotonic ms), to write it only now and then. */
+  private readonly written = new Map<string, number>()
+  /** Lost at the last pass (this instance's view, for the log and the gauge). */
+  private lost = new Set<string>()
+  /** Silence counts from here at the earliest (database time, ms): this start, or a stall. */
+  private floorMs = 0
+  private lastPass?: { monotonicMs: number, dbMs: number }
   private timer?: NodeJS.Timeout
   private running?: Promise<void>
 
@@ -50,23 +57,27 @@ export class GatewayWatch {
     private readonly lifecycle: AlertLifecycle,
     private readonly metrics: ServerMetrics,
     private readonly options: GatewayWatchOptions,
-    private readonly log?: FastifyBaseLogger,
-    private readonly now: () => number = Date.now
+    private readonly log?: FastifyBaseLogger
   ) {}
 
   /** A gateway called (authenticated): it is alive and can reach us. */
-  heard (gatewayId: string): void {
-    this.lastContact.set(gatewayId, this.now())
-    this.heardSinceStart.add(gatewayId)
+  async heard (gatewayId: string): Promise<void> {
+    const now = performance.now()
+    if (now - (this.written.get(gatewayId) ?? -Infinity) < this.writeEveryMs()) return
+    this.written.set(gatewayId, now)
+    try {
+      await this.db.query(`INSERT INTO gateways (id, last_contact_at) VALUES ($1, now())
+        ON CONFLICT (id) DO UPDATE SET last_contact_at = GREATEST(gateways.last_contact_at, EXCLUDED.last_contact_at)`, [gatewayId])
+    } catch (err) {
+      // Written at the next call; a request is never failed for it.
+      this.written.delete(gatewayId)
+      this.log?.warn({ err, gateway: gatewayId }, 'gateway watch: contact not recorded')
+    }
   }
 
   async start (): Promise<void> {
     if (this.timer) return
-    const startedAt = this.now()
-    // A gateway that died while this server was down is still watched.
-    const known = await this.db.query<{ gateway_id: string }>(
-      'SELECT DISTINCT gateway_id FROM devices WHERE gateway_id IS NOT NULL AND revoked_at IS NULL')
-    for (const { gateway_id: id } of known) if (!this.lastContact.has(id)) this.lastContact.set(id, startedAt)
+    this.floorMs = await this.dbNow(this.db)
     const every = this.options.checkEveryMs ?? Math.min(5000, Math.max(250, this.options.lostAfterMs / 4))
     this.timer = setInterval(() => { void this.check() }, every)
   }
@@ -79,76 +90,115 @@ export class GatewayWatch {
 
   /** One pass; never overlaps itself, never throws. */
   check (): Promise<void> {
-    this.running ??= this.pass(this.now())
+    this.running ??= this.pass()
       .catch((err) => { this.log?.error({ err }, 'gateway watch failed') })
       .finally(() => { this.running = undefined })
     return this.running
   }
 
-  /** Gateways lost now, by id. */
+  /** Gateways lost at the last pass, by id. */
   lostGateways (): string[] {
     return [...this.lost]
   }
 
-  private async pass (now: number): Promise<void> {
-    const silent = new Set([...this.lastContact].filter(([, at]) => now - at >= this.options.lostAfterMs).map(([id]) => id))
-    for (const id of silent) {
-      if (this.lost.has(id)) continue
-      const raised = await this.raiseFor(id, now - this.lastContact.get(id)!, now)
-      this.lost.add(id)
-      this.log?.warn({ gateway: id, devices: raised }, 'gateway lost: not heard from; its devices are reported offline')
-    }
-    for (const id of this.lost) {
-      if (silent.has(id)) continue
-      this.lost.delete(id)
-      this.log?.info({ gateway: id }, 'gateway heard again')
-    }
-    this.metrics.gatewaysLost.set(this.lost.size)
-    await this.resolveHeardAgain([...this.heardSinceStart].filter((id) => !silent.has(id)))
+  /** A tenth of the interval at most (10 s by default's 90 s): contact is never far behind. */
+  private writeEveryMs (): number {
+    return Math.min(10_000, this.options.lostAfterMs / 10)
   }
 
-  /** A `device_offline` alert for each device behind the gateway not already reported offline. */
-  private async raiseFor (gatewayId: string, silentMs: number, now: number): Promise<number> {
-    const devices = await this.db.query<{ id: string }>(`
-      SELECT d.id FROM devices d
-      WHERE d.gateway_id = $1 AND d.revoked_at IS NULL
-        -- One its gateway reported offline has its alert already (or had it, and an operator
-        -- closed it): the device was not lost with the gateway.
-        AND d.online IS DISTINCT FROM false
-        AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.device_id = d.id AND a.kind = 'device_offline' AND a.state IN ${ACTIVE})
-      ORDER BY d.id`, [gatewayId])
-    if (devices.length === 0) return 0
-    const note = `gateway ${gatewayId} not heard from for ${Math.round(silentMs / 1000)} s: the device is not supervised until it is back`
-    const alerts = await raiseAlerts(this.db, devices.map((d) => ({ deviceId: d.id, kind: 'device_offline' as const, atMs: now, actor: GATEWAY_WATCH_ACTOR, note })))
-    for (const alert of alerts) {
-      if (!alert) continue
+  private async pass (): Promise<void> {
+    const { raised, resolved, lost } = await this.db.transaction(async (tx) => {
+      if (this.db.engine === 'postgres') await tx.query('SELECT pg_advisory_xact_lock($1)', [PASS_LOCK])
+      const nowMs = await this.dbNow(tx)
+      this.giveTimeAfterStall(nowMs)
+      const lost = await this.silentGateways(tx, nowMs)
+      const raised = lost.length > 0 ? await this.raiseFor(tx, lost, nowMs) : []
+      return { raised, resolved: await this.resolveHeardAgain(tx), lost }
+    })
+    for (const alert of raised) {
       if (alert.created) this.metrics.alertsOpened.inc({ kind: alert.kind })
       this.bus.emit('alert', { alertId: alert.alertId, deviceId: alert.deviceId, state: alert.state, kind: alert.kind })
     }
-    return devices.length
+    for (const alert of resolved) await this.lifecycle.afterCommit(alert, 'resolved')
+    for (const id of lost) if (!this.lost.has(id)) this.log?.warn({ gateway: id }, 'gateway lost: not heard from; its silent devices are reported offline')
+    for (const id of this.lost) if (!lost.includes(id)) this.log?.info({ gateway: id }, 'gateway heard again')
+    this.lost = new Set(lost)
+    this.metrics.gatewaysLost.set(lost.length)
   }
 
   /**
-   * Resolves the alerts this watch opened whose device's gateway is heard again (or which is
-   * heard through another gateway now). One its gateway has since reported offline itself
-   * stays open: that report, not the watch, decides it now.
+   * After a gap between passes of half an interval (the process paused, the database away:
+   * nobody could record contact), or a database clock that moved otherwise than ours, silence
+   * counts afresh from now.
    */
-  private async resolveHeardAgain (gatewayIds: string[]): Promise<void> {
-    if (gatewayIds.length === 0) return
-    const resolved = await this.db.transaction(async (tx) => {
-      const alerts = await tx.query<LockedAlert & { gateway_id: string }>(`
-        SELECT a.id, a.device_id, a.kind, a.state, a.last_seq, a.opened_at, d.silent, d.gateway_id
-        FROM alerts a JOIN devices d ON d.id = a.device_id
-        WHERE a.kind = 'device_offline' AND a.state IN ${ACTIVE}
-          AND d.gateway_id = ANY($1::text[]) AND d.online IS DISTINCT FROM false
-          AND EXISTS (SELECT 1 FROM alert_transitions t WHERE t.alert_id = a.id AND t.from_state IS NULL AND t.actor = $2)
-        ORDER BY a.device_id
-        FOR UPDATE OF a`, [gatewayIds, GATEWAY_WATCH_ACTOR])
-      for (const alert of alerts) {
-        await this.lifecycle.transition(tx, alert, 'resolved', { actor: GATEWAY_WATCH_ACTOR, note: `gateway ${alert.gateway_id} heard again` })
-      }
-      return alerts
-    })
-    for (const alert of resolved) await this.lifecycle.afterCommit(alert, 'resolved')
+  private giveTimeAfterStall (nowMs: number): void {
+    const monotonicMs = performance.now()
+    const last = this.lastPass
+    this.lastPass = { monotonicMs, dbMs: nowMs }
+    if (!last) return
+    const gap = monotonicMs - last.monotonicMs
+    const half = this.options.lostAfterMs / 2
+    if (gap > half || Math.abs((nowMs - last.dbMs) - gap) > half) {
+      this.floorMs = nowMs
+      this.log?.warn({ gapMs: Math.round(gap) }, 'gateway watch: after a stall, every gateway gets a full interval again')
+    }
+  }
+
+  /** Gateways with devices that have not called for the interval (counted from the floor). */
+  private async silentGateways (tx: Queryable, nowMs: number): Promise<string[]> {
+    const rows = await tx.query<{ id: string }>(`
+      SELECT g.id FROM gateways g
+      WHERE GREATEST(g.last_contact_at, to_timestamp($1::float8 / 1000.0)) <= to_timestamp($2::float8 / 1000.0)
+        AND EXISTS (SELECT 1 FROM devices d WHERE d.gateway_id = g.id AND d.revoked_at IS NULL)
+      ORDER BY g.id`, [this.floorMs, nowMs - this.options.lostAfterMs])
+    return rows.map((r) => r.id)
+  }
+
+  /** A `device_offline` alert for each device behind a lost gateway that is silent too. */
+  private async raiseFor (tx: Queryable, gatewayIds: string[], nowMs: number): Promise<RaisedAlert[]> {
+    const devices = await tx.query<{ id: string, gateway_id: string, silent_s: number }>(`
+      SELECT d.id, d.gateway_id, extract(epoch FROM now() - g.last_contact_at)::float8 AS silent_s
+      FROM devices d JOIN gateways g ON g.id = d.gateway_id
+      WHERE d.gateway_id = ANY($1::text[]) AND d.revoked_at IS NULL
+        -- Heard lately all the same (through another gateway, say): not lost.
+        AND (d.heard_at IS NULL OR d.heard_at <= to_timestamp($2::float8 / 1000.0))
+        -- One its gateway reported offline has its alert already (or had it, and an operator
+        -- closed it): it was not lost with the gateway.
+        AND d.online IS DISTINCT FROM false
+        -- Once per outage: not while one is open, nor again once an operator closed this one.
+        AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.device_id = d.id AND a.kind = 'device_offline'
+                          AND (a.state IN ${ACTIVE} OR a.opened_at > g.last_contact_at))
+      ORDER BY d.id`, [gatewayIds, nowMs - this.options.lostAfterMs])
+    if (devices.length === 0) return []
+    const alerts = await raiseAlerts(tx, devices.map((d) => ({
+      deviceId: d.id, kind: 'device_offline' as const, atMs: nowMs, actor: GATEWAY_WATCH_ACTOR,
+      note: `gateway ${d.gateway_id} not heard from for ${Math.round(d.silent_s)} s: the device is not supervised until it is heard again`
+    })))
+    return alerts.filter((a): a is RaisedAlert => a !== null)
+  }
+
+  /**
+   * Resolves the alerts this watch opened whose device has been heard since (a new event
+   * stored). One its gateway has since reported offline itself stays open: that report, not
+   * the watch, decides it now.
+   */
+  private async resolveHeardAgain (tx: Queryable): Promise<LockedAlert[]> {
+    const alerts = await tx.query<LockedAlert & { gateway_id: string | null }>(`
+      SELECT a.id, a.device_id, a.kind, a.state, a.last_seq, a.opened_at, d.silent, d.gateway_id
+      FROM alerts a JOIN devices d ON d.id = a.device_id
+      WHERE a.kind = 'device_offline' AND a.state IN ${ACTIVE}
+        AND d.heard_at > a.opened_at AND d.online IS DISTINCT FROM false
+        AND EXISTS (SELECT 1 FROM alert_transitions t WHERE t.alert_id = a.id AND t.from_state IS NULL AND t.actor = $1)
+      ORDER BY a.device_id
+      FOR UPDATE OF a`, [GATEWAY_WATCH_ACTOR])
+    for (const alert of alerts) {
+      await this.lifecycle.transition(tx, alert, 'resolved', { actor: GATEWAY_WATCH_ACTOR, note: `heard again${alert.gateway_id ? ` through gateway ${alert.gateway_id}` : ''}` })
+    }
+    return alerts
+  }
+
+  private async dbNow (q: Queryable): Promise<number> {
+    const [row] = await q.query<{ now: Date }>('SELECT now() AS now')
+    return row!.now.getTime()
   }
 }

@@ -1,15 +1,27 @@
 import type { Migration } from '../migrations.js'
 
 /**
- * Version 5: each device remembers the gateway that last forwarded its events, so the server
- * knows whose devices go unsupervised when a gateway is lost (supervision/gateway-watch.ts).
- * Filled from each device's newest stored event, so an upgraded server supervises at once.
+ * Version 5: what the server needs to watch its gateways (supervision/gateway-watch.ts).
+ * - `gateways`: each gateway's last call, on the database's clock, so every server instance
+ *   behind a load balancer sees the same.
+ * - `devices.gateway_id`: the gateway that forwards the device's events, whose loss leaves it
+ *   unsupervised. Filled from each device's newest stored event, so an upgraded server knows
+ *   at once (the time bound lets TimescaleDB skip old, compressed chunks).
+ * - `devices.heard_at`: when the server last stored one of its events, on the database's
+ *   clock: a device heard since an alert opened is back, whatever its gateway's clock says.
  */
 export const deviceGateway: Migration = {
   version: 5,
-  name: 'devices know their gateway',
+  name: 'gateways and the devices behind them',
   sql: `
+CREATE TABLE gateways (
+  id               text PRIMARY KEY,
+  last_contact_at  timestamptz NOT NULL
+);
 ALTER TABLE devices ADD COLUMN gateway_id text;
-UPDATE devices d SET gateway_id = (SELECT e.gateway_id FROM events e WHERE e.device_id = d.id ORDER BY e.time DESC LIMIT 1);
+ALTER TABLE devices ADD COLUMN heard_at timestamptz;
+CREATE INDEX devices_gateway ON devices (gateway_id);
+UPDATE devices d SET gateway_id = (
+  SELECT e.gateway_id FROM events e WHERE e.device_id = d.id AND e.time >= d.last_seen_at ORDER BY e.time DESC LIMIT 1);
 `
 }
