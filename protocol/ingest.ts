@@ -53,7 +53,7 @@ export const DeadLetter = Type.Object({
 })
 export type DeadLetter = Static<typeof DeadLetter>
 
-/** The sending gateway's own health, so the server can raise an alert for a gateway in trouble. */
+/** The sending gateway's own health, kept by the server (`GET /v1/gateways`, `/metrics`) so a gateway in trouble is seen. */
 export const GatewayHealth = Type.Object({
   gatewayId: Type.String({ minLength: 1, maxLength: 64 }),
   outboxDepth: Type.Integer({ minimum: 0 }),

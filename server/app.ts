@@ -24,6 +24,7 @@ import { tokenRoutes } from './routes/tokens.js'
 import { alertRoutes } from './routes/alerts.js'
 import { eventRoutes } from './routes/events.js'
 import { gatewayRoutes } from './routes/gateway.js'
+import { gatewaysRoutes } from './routes/gateways.js'
 import { streamRoutes } from './routes/stream.js'
 import { consoleRoutes, consoleSettingsFromEnv } from './routes/console.js'
 import { LiveStream } from './stream/live-stream.js'
@@ -121,6 +122,7 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   await app.register(alertRoutes, { alerts, lifecycle })
   await app.register(eventRoutes, { db })
   await app.register(gatewayRoutes, { ingestor, devices, downlink, gatewayWatch })
+  await app.register(gatewaysRoutes, { gatewayWatch })
   await app.register(streamRoutes, { stream })
   await app.register(reportRoutes, { reports })
   await app.register(announcementRoutes, { announcements })

@@ -76,5 +76,26 @@ export class ServerMetrics {
       }
     })
     void activeAlerts
+    // Per gateway that named itself, read at scrape time too: whichever instance it called.
+    const gatewayRows = () => db.query<{ id: string, since: number, depth: number | null }>(
+      'SELECT id, extract(epoch FROM now() - last_contact_at)::float8 AS since, outbox_depth AS depth FROM gateways')
+    const sinceContact = new Gauge({
+      name: 'sos_gateway_seconds_since_contact', help: 'Seconds since each gateway last called the server', labelNames: ['gateway'] as const,
+      registers: [this.registry],
+      async collect () {
+        this.reset()
+        for (const r of await gatewayRows()) this.set({ gateway: r.id }, r.since)
+      }
+    })
+    const outboxDepth = new Gauge({
+      name: 'sos_gateway_outbox_depth', help: "Events waiting in each gateway's outbox, as it last reported", labelNames: ['gateway'] as const,
+      registers: [this.registry],
+      async collect () {
+        this.reset()
+        for (const r of await gatewayRows()) if (r.depth !== null) this.set({ gateway: r.id }, r.depth)
+      }
+    })
+    void sinceContact
+    void outboxDepth
   }
 }

@@ -25,7 +25,13 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox<{ ingestor: Ingestor, devi
     config: { roles: ['gateway'] },
     bodyLimit: 16 * 1024 * 1024,
     schema: { tags: ['gateway'], summary: 'Store a batch of device events; idempotent by event id', body: IngestBatch, response: { 200: IngestResponse } }
-  }, async (request) => ({ results: await ingestor.ingest(request.body) }))
+  }, async (request) => {
+    const results = await ingestor.ingest(request.body)
+    // After the batch, and not waited for: an alarm's answer never waits on bookkeeping.
+    const id = gatewayIdOf(request.headers[GATEWAY_ID_HEADER])
+    if (id && request.body.gateway) void gatewayWatch.reported(id, request.body.gateway)
+    return { results }
+  })
 
   app.get('/v1/gateway/devices', {
     config: { roles: ['gateway'] },

@@ -25,9 +25,22 @@ import type { Bus } from '../bus.js'
 import type { ServerMetrics } from '../metrics.js'
 import type { AlertLifecycle, LockedAlert } from '../alerts/lifecycle.js'
 import { raiseAlerts, type RaisedAlert } from '../ingest/raise-alert.js'
+import type { GatewayHealth } from '../../protocol/index.js'
 
 /** Who opens and resolves the alerts of a lost gateway, in the audit trail. */
 export const GATEWAY_WATCH_ACTOR = 'system:gateway-watch'
+
+/** A gateway as the operators see it (`GET /v1/gateways`). */
+export interface GatewayStatus {
+  id: string
+  lastContactAt: string
+  /** Not heard from for GATEWAY_LOST_AFTER. */
+  lost: boolean
+  /** Registered devices it forwards for. */
+  devices: number
+  /** Its outbox as it last reported it, when it did. */
+  outbox: { depth: number, full: boolean, oldestAgeMs: number | null, reportedAt: string } | null
+}
 
 export interface GatewayWatchOptions {
   /** A gateway not heard from for this long is lost (GATEWAY_LOST_AFTER). */
@@ -43,6 +56,8 @@ const PASS_LOCK = 727275
 export class GatewayWatch {
   /** When each gateway's contact was last written (monotonic ms), to write it only now and then. */
   private readonly written = new Map<string, number>()
+  /** The same for each gateway's outbox report. */
+  private readonly reportWritten = new Map<string, number>()
   /** Lost at the last pass (this instance's view, for the log and the gauge). */
   private lost = new Set<string>()
   /** Silence counts from here at the earliest (database time, ms): this start, or a stall. */
@@ -73,6 +88,44 @@ export class GatewayWatch {
       this.written.delete(gatewayId)
       this.log?.warn({ err, gateway: gatewayId }, 'gateway watch: contact not recorded')
     }
+  }
+
+  /**
+   * The outbox state a gateway sends with each batch, kept now and then (at most as often as
+   * its contact): how much waits to be forwarded, whether it is shedding routine events.
+   */
+  async reported (gatewayId: string, health: GatewayHealth): Promise<void> {
+    const now = performance.now()
+    if (now - (this.reportWritten.get(gatewayId) ?? -Infinity) < this.writeEveryMs()) return
+    this.reportWritten.set(gatewayId, now)
+    try {
+      await this.db.query(`UPDATE gateways SET outbox_depth = $2, outbox_full = $3, outbox_oldest_age_ms = $4, reported_at = now() WHERE id = $1`,
+        [gatewayId, health.outboxDepth, health.outboxFull, health.outboxOldestAgeMs ?? null])
+    } catch (err) {
+      this.reportWritten.delete(gatewayId)
+      this.log?.warn({ err, gateway: gatewayId }, 'gateway watch: outbox report not recorded')
+    }
+  }
+
+  /** Every gateway that named itself, with its devices, last call and outbox. */
+  async list (): Promise<GatewayStatus[]> {
+    const rows = await this.db.query<{
+      id: string, last_contact_at: Date, lost: boolean, devices: number, outbox_depth: number | null,
+      outbox_full: boolean | null, outbox_oldest_age_ms: number | null, reported_at: Date | null
+    }>(`
+      SELECT g.id, g.last_contact_at, g.last_contact_at <= now() - make_interval(secs => $1::float8 / 1000.0) AS lost,
+             (SELECT count(*) FROM devices d WHERE d.gateway_id = g.id AND d.revoked_at IS NULL)::int8 AS devices,
+             g.outbox_depth, g.outbox_full, g.outbox_oldest_age_ms, g.reported_at
+      FROM gateways g ORDER BY g.id`, [this.options.lostAfterMs])
+    return rows.map((r) => ({
+      id: r.id,
+      lastContactAt: r.last_contact_at.toISOString(),
+      lost: r.lost,
+      devices: Number(r.devices),
+      outbox: r.reported_at === null
+        ? null
+        : { depth: r.outbox_depth ?? 0, full: r.outbox_full ?? false, oldestAgeMs: r.outbox_oldest_age_ms === null ? null : Number(r.outbox_oldest_age_ms), reportedAt: r.reported_at.toISOString() }
+    }))
   }
 
   async start (): Promise<void> {

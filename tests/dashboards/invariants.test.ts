@@ -120,8 +120,8 @@ describe('alert rules and contact points', () => {
   const rules = groups.flatMap((g) => g.rules)
   const contactPoints = loadContactPoints()
 
-  it('defines the two rules the ward needs, with unique uids, in a folder and on an interval', () => {
-    expect(rules.map((r) => r.uid).sort()).toEqual(['sos-panic-unacknowledged', 'sos-zone-devices-offline'])
+  it('defines the three rules the ward needs, with unique uids, in a folder and on an interval', () => {
+    expect(rules.map((r) => r.uid).sort()).toEqual(['sos-gateway-lost', 'sos-panic-unacknowledged', 'sos-zone-devices-offline'])
     expect(new Set(rules.map((r) => r.uid)).size).toBe(rules.length)
     for (const g of groups) {
       expect(g.folder).toBeTruthy()
@@ -152,6 +152,8 @@ describe('alert rules and contact points', () => {
     const threshold = (uid: string) => rules.find((r) => r.uid === uid)!.data.find((d) => d.model.type === 'threshold')!.model.conditions[0].evaluator
     expect(threshold('sos-panic-unacknowledged')).toEqual({ type: 'gt', params: [120] })
     expect(threshold('sos-zone-devices-offline').type).toBe('gt')
+    // The server's GATEWAY_LOST_AFTER default.
+    expect(threshold('sos-gateway-lost')).toEqual({ type: 'gt', params: [90] })
   })
 
   it('notifies a webhook contact point that exists', () => {

@@ -187,4 +187,14 @@ describe('alert rules on the simulated hour', () => {
     const { firing } = await evaluateRule(db, rule('sos-zone-devices-offline'), range.to)
     expect(firing).toEqual([{ labels: { zone: OUTAGE.zone }, value: OUTAGE.devices.length }])
   })
+
+  it('a gateway silent for more than 90 s with devices behind it fires; a live one, or one without devices, does not', async () => {
+    const [live, gone] = OUTAGE.devices
+    await db.query(`INSERT INTO gateways (id, last_contact_at) VALUES
+      ('gw-live', now() - INTERVAL '20 seconds'), ('gw-gone', now() - INTERVAL '5 minutes'), ('gw-retired', now() - INTERVAL '1 day')`)
+    await db.query("UPDATE devices SET gateway_id = CASE id WHEN $1 THEN 'gw-live' ELSE 'gw-gone' END WHERE id IN ($1, $2)", [live, gone])
+    const { firing } = await evaluateRule(db, rule('sos-gateway-lost'), range.to)
+    expect(firing.map((f) => f.labels)).toEqual([{ gateway: 'gw-gone' }])
+    expect(firing[0]!.value).toBeGreaterThan(290)
+  })
 })

@@ -123,6 +123,25 @@ describe.each(plainBackends)('gateway watch on $name', (backend) => {
     expect(await offlineAlert('a-quiet')).toMatchObject({ state: 'open' })
   })
 
+  it('lists the gateways with their last call, whether lost, their devices and their outbox as they reported it', async () => {
+    await fx.provision('h-1')
+    const health = { gatewayId: 'gw-h', outboxDepth: 42, outboxFull: true, outboxOldestAgeMs: 1500 }
+    const { statusCode } = await fx.app.inject({
+      method: 'POST', url: '/v1/ingest', headers: { authorization: `Bearer ${TOKENS.gateway}`, [GATEWAY_ID_HEADER]: 'gw-h' },
+      payload: { events: [heartbeat('h-1', 1, 'gw-h')], gateway: health }
+    })
+    expect(statusCode).toBe(200)
+    const listed = async () => ((await fx.call('GET', '/v1/gateways', undefined, await fx.tokenFor('analyst'))).body as any[]).find((g) => g.id === 'gw-h')
+    // Kept after the batch's answer: looked for until it is there.
+    for (let i = 0; i < 50 && !(await listed())?.outbox; i++) await sleep(20)
+    expect(await listed()).toMatchObject({ lost: false, devices: 1, outbox: { depth: 42, full: true, oldestAgeMs: 1500 } })
+    expect((await fx.call('GET', '/v1/gateways')).body.find((g: any) => g.id === 'gw-a')).toMatchObject({ lost: false, devices: 3 })
+    expect((await fx.call('GET', '/v1/gateways', undefined, TOKENS.gateway)).status).toBe(403)
+    const metrics = (await fx.app.inject({ method: 'GET', url: '/metrics' })).body
+    expect(metrics).toMatch(/^sos_gateway_outbox_depth\{gateway="gw-h"\} 42$/m)
+    expect(metrics).toMatch(/^sos_gateway_seconds_since_contact\{gateway="gw-h"\} \d/m)
+  })
+
   it('sees the contact another server instance recorded (one database, two instances)', async () => {
     await fx.provision('x-1')
     await fx.ingest({ events: [heartbeat('x-1', 1, 'gw-x')] })
