@@ -37,7 +37,7 @@ import { Announcements } from './announcements/service.js'
 import { ServerMetrics } from './metrics.js'
 import { WebhookSender } from './escalation/webhooks.js'
 import { Escalator } from './escalation/escalator.js'
-import { GatewayWatch } from './supervision/gateway-watch.js'
+import { GatewayWatch, type GatewayWatchOptions } from './supervision/gateway-watch.js'
 import { SERVER_DEFAULTS, type ServerConfig } from './config.js'
 
 /** The long-lived parts, reachable for tests and the process entry. */
@@ -63,6 +63,8 @@ export interface AppOptions {
   logger?: FastifyBaseLogger
   /** Lifecycle settings (defaults: SERVER_DEFAULTS, no webhooks). */
   settings?: Pick<ServerConfig, 'cancelWindowMs' | 'escalateAfterMs' | 'gatewayLostAfterMs' | 'webhookUrls' | 'webhookSecret'>
+  /** Gateway watch timing beyond GATEWAY_LOST_AFTER (tests set it). */
+  gatewayWatch?: Pick<GatewayWatchOptions, 'checkEveryMs' | 'stallAfterMs'>
   /** Webhook retry timing (tests shorten it). */
   webhookBackoff?: { minBackoffMs: number, maxBackoffMs: number, retries?: number }
   /** A part of this process still starting, if any (see routes/health.ts). */
@@ -93,7 +95,7 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   const announcements = new Announcements(db, downlink)
   const webhooks = new WebhookSender({ urls: settings.webhookUrls ?? [], secret: settings.webhookSecret, ...options.webhookBackoff }, metrics, app.log)
   const escalator = new Escalator(db, bus, webhooks, metrics, { escalateAfterMs: settings.escalateAfterMs ?? SERVER_DEFAULTS.escalateAfterMs }, app.log)
-  const gatewayWatch = new GatewayWatch(db, bus, lifecycle, metrics, { lostAfterMs: settings.gatewayLostAfterMs ?? SERVER_DEFAULTS.gatewayLostAfterMs }, app.log)
+  const gatewayWatch = new GatewayWatch(db, bus, lifecycle, metrics, { lostAfterMs: settings.gatewayLostAfterMs ?? SERVER_DEFAULTS.gatewayLostAfterMs, ...options.gatewayWatch }, app.log)
   app.decorate('services', { metrics, escalator, gatewayWatch, webhooks, bus })
   // The watchers run while the app does: started when ready, stopped (timers, webhooks) on close.
   app.addHook('onReady', async () => { escalator.start(); await gatewayWatch.start() })

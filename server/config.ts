@@ -33,7 +33,8 @@ export interface ServerConfig {
 export const SERVER_DEFAULTS = Object.freeze({
   cancelWindowMs: 30_000,
   escalateAfterMs: 60_000,
-  // Gateways call at least every 25 s (the downlink long poll), and stay at most 60 s in one.
+  // Gateways call at least every 25 s (the downlink long poll), and stay at most 60 s in one;
+  // their calls are written at most every 10 s.
   gatewayLostAfterMs: 90_000,
   eventsCompressAfterDays: 7,
   eventsRetentionDays: 365
@@ -92,7 +93,7 @@ export function serverConfigFromEnv (env: NodeJS.ProcessEnv = process.env): Serv
   return Object.freeze({
     cancelWindowMs: duration(env, 'CANCEL_WINDOW', SERVER_DEFAULTS.cancelWindowMs),
     escalateAfterMs: duration(env, 'ESCALATE_AFTER', SERVER_DEFAULTS.escalateAfterMs),
-    gatewayLostAfterMs: duration(env, 'GATEWAY_LOST_AFTER', SERVER_DEFAULTS.gatewayLostAfterMs, 65_000),
+    gatewayLostAfterMs: duration(env, 'GATEWAY_LOST_AFTER', SERVER_DEFAULTS.gatewayLostAfterMs, 75_000),
     webhookUrls: Object.freeze(webhookUrls(env)),
     webhookSecret: env.WEBHOOK_SECRET || undefined,
     eventsCompressAfterDays: compressAfter,

@@ -106,9 +106,12 @@ export async function storeEvents (q: Queryable, events: GatewayEvent[], options
         -- not): the one whose loss would leave it unsupervised (supervision/gateway-watch.ts).
         gateway_id = CASE WHEN d.last_seen_at IS NULL OR to_timestamp(s.seen_ms / 1000.0) >= d.last_seen_at
                           THEN COALESCE(s.gateway_id, d.gateway_id) ELSE d.gateway_id END,
-        -- Heard now, on the database's clock, when one of its events is new here (a resent one
-        -- may be older than an outage; the devices only locked here were not heard at all).
-        heard_at = CASE WHEN s.id IN (SELECT device_id FROM stored) THEN now() ELSE d.heard_at END
+        -- Heard now, on the database's clock, when one of its events is new here and its newest
+        -- (a resent or late one tells nothing of it now; the devices only locked here were not
+        -- heard at all).
+        heard_at = CASE WHEN s.id IN (SELECT device_id FROM stored)
+                         AND (d.last_seen_at IS NULL OR to_timestamp(s.seen_ms / 1000.0) >= d.last_seen_at)
+                        THEN now() ELSE d.heard_at END
       FROM json_to_recordset($2::json) AS s(id text, seen_ms float8, battery smallint, rssi smallint, fw text, gateway_id text)
         JOIN locked USING (id)
       WHERE d.id = s.id

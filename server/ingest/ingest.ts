@@ -18,7 +18,7 @@ import { ALERT_KIND_OF_EVENT } from '../alerts/model.js'
 import type { AlertLifecycle } from '../alerts/lifecycle.js'
 import type { ServerMetrics } from '../metrics.js'
 import { storeEvents } from './events.js'
-import { alertsOfCauses, raiseAlert, raiseAlerts, type AlertCause, type RaisedAlert } from './raise-alert.js'
+import { alertsOfCauses, raiseAlerts, type AlertCause, type RaisedAlert } from './raise-alert.js'
 import { applyCancel, checkPins, previousCancels, type CancelOutcome } from './cancel.js'
 import { fileReport, ticketsOf } from './reports.js'
 import { applyPresence, type PresenceEffects } from './presence.js'
@@ -89,16 +89,16 @@ export class Ingestor {
     if (presence.length > 1) return inOrder(...halves(presence).map((part) => ({ events: [], presence: part })))
     if (deadLetters.length > 1) return inOrder(...halves(deadLetters).map((part) => ({ events: [], deadLetters: part })))
     // One presence change or dead letter no database will take. A presence change is kept as a
-    // dead letter, at the server's time (its own may be what was refused), so the operators see
-    // it; a device gone offline still gets its alert. A refused dead letter can only be logged.
+    // dead letter (at its own time, or the last a timestamp holds), so the operators see it,
+    // and applied at the server's time. A refused dead letter can only be logged.
     this.metrics.ingestRefused.inc({ kind: presence.length > 0 ? 'presence' : 'dead_letter' })
     const [change] = presence
     if (change) {
       await this.keepDeadLetter({
-        deviceId: change.deviceId, gatewayId: change.gatewayId, topic: topics.status(change.deviceId), receivedAt: Date.now(),
+        deviceId: change.deviceId, gatewayId: change.gatewayId, topic: topics.status(change.deviceId), receivedAt: change.at,
         reason: `presence change could not be stored: ${err.message}`, payload: base64Of(change)
       })
-      if (change.state === 'offline' && change.reason !== 'revoked') await this.raiseOffline(change, err)
+      await this.applyRefused(change)
     } else {
       this.log?.error({ err: err.message, item: deadLetters[0] }, 'ingest: a dead letter was refused by the database and dropped')
     }
@@ -120,22 +120,28 @@ export class Ingestor {
   }
 
   /**
-   * A device its gateway reported offline in a change the database refused (its time, say): the
-   * alert is raised all the same, at the server's time. Losing it would leave a device silent
-   * unreported, what supervision exists to prevent.
+   * A presence change the database refused (its time, say) is applied all the same, at the
+   * server's time: a device gone offline unreported is what supervision exists to prevent, and
+   * one back online must not keep its alert. Only when it changes the device's state, so the
+   * same change resent is applied once.
    */
-  private async raiseOffline (change: PresenceChange, err: Error): Promise<void> {
+  private async applyRefused (change: PresenceChange): Promise<void> {
     try {
-      const raised = await raiseAlert(this.db, {
-        deviceId: change.deviceId, kind: 'device_offline', atMs: Date.now(), actor: `gateway:${change.gatewayId}`,
-        note: `reported offline (${change.reason}) in a change that could not be stored: ${err.message}`.slice(0, 500)
+      const effects = await this.db.transaction(async (tx) => {
+        const [device] = await tx.query<{ online: boolean | null }>(
+          'SELECT online FROM devices WHERE id = $1 AND revoked_at IS NULL FOR NO KEY UPDATE', [change.deviceId])
+        if (!device || device.online === (change.state === 'online')) return undefined
+        await lockActiveAlerts(tx, [change.deviceId])
+        return applyPresence(tx, [{ ...change, at: Date.now() }], this.lifecycle)
       })
-      if (!raised) return
-      if (raised.created) this.metrics.alertsOpened.inc({ kind: raised.kind })
-      this.bus.emit('alert', { alertId: raised.alertId, deviceId: raised.deviceId, state: raised.state, kind: raised.kind })
+      if (effects) {
+        await this.announce({ events: [] }, {
+          fresh: new Set(), silent: new Set(), raised: new Map(), cancels: new Map(), tickets: new Map(), presence: effects, deadLetters: 0
+        })
+      }
     } catch (failed) {
       if (!refusedForGood(failed)) throw failed
-      this.log?.error({ err: (failed as Error).message, deviceId: change.deviceId }, 'ingest: device_offline of a refused presence change could not be raised')
+      this.log?.error({ err: (failed as Error).message, deviceId: change.deviceId }, 'ingest: a refused presence change could not be applied at the server\'s time')
     }
   }
 

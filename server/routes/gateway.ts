@@ -16,9 +16,12 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox<{ ingestor: Ingestor, devi
   const waiting = new Set<AbortController>()
   app.addHook('preClose', async () => { for (const poll of waiting) poll.abort() })
   // After authentication (the root's onRequest hook runs first): only a gateway's word counts.
+  // An ingest batch does not wait for it: an alarm's answer never waits on bookkeeping.
   app.addHook('onRequest', async (request) => {
     const id = gatewayIdOf(request.headers[GATEWAY_ID_HEADER])
-    if (request.principal?.role === 'gateway' && id) await gatewayWatch.heard(id)
+    if (request.principal?.role !== 'gateway' || !id) return
+    const heard = gatewayWatch.heard(id)
+    if (request.routeOptions.url !== '/v1/ingest') await heard
   })
 
   app.post('/v1/ingest', {

@@ -47,11 +47,19 @@ export interface GatewayWatchOptions {
   lostAfterMs: number
   /** How often to look; default a quarter of `lostAfterMs`, at most 5 s. */
   checkEveryMs?: number
+  /** A gap this long between passes is a stall of the watch itself; default half of `lostAfterMs`. */
+  stallAfterMs?: number
 }
 
 const ACTIVE = "('open', 'acknowledged', 'dispatched')"
-/** Server instances take turns: one pass at a time across all of them. */
+/** Server instances take turns: one pass at a time across all of them, the others skip theirs. */
 const PASS_LOCK = 727275
+/**
+ * Alerts raised or resolved per transaction: a wide outage's thousands are taken a slice at a
+ * time, so an ingest batch that needs one of them never waits long behind the watch.
+ */
+const SLICE = 200
+const MAX_SLICES = 100
 
 export class GatewayWatch {
   /** When each gateway's contact was last written (monotonic ms), to write it only now and then. */
@@ -159,20 +167,31 @@ export class GatewayWatch {
     return Math.min(10_000, this.options.lostAfterMs / 10)
   }
 
+  /**
+   * Resolves first (devices heard again), then raises for the silent devices of lost gateways,
+   * each a slice at a time in transactions of their own that never wait long for a lock: an
+   * ingest batch always goes first, the watch tries again at its next pass.
+   */
   private async pass (): Promise<void> {
-    const { raised, resolved, lost } = await this.db.transaction(async (tx) => {
-      if (this.db.engine === 'postgres') await tx.query('SELECT pg_advisory_xact_lock($1)', [PASS_LOCK])
-      const nowMs = await this.dbNow(tx)
-      this.giveTimeAfterStall(nowMs)
-      const lost = await this.silentGateways(tx, nowMs)
-      const raised = lost.length > 0 ? await this.raiseFor(tx, lost, nowMs) : []
-      return { raised, resolved: await this.resolveHeardAgain(tx), lost }
-    })
-    for (const alert of raised) {
-      if (alert.created) this.metrics.alertsOpened.inc({ kind: alert.kind })
-      this.bus.emit('alert', { alertId: alert.alertId, deviceId: alert.deviceId, state: alert.state, kind: alert.kind })
+    const now = await this.dbNow(this.db)
+    this.giveTimeAfterStall(now)
+    // Slices until none is full (bounded: what is left waits for the next pass).
+    for (let slice = 0; slice < MAX_SLICES; slice++) {
+      const resolved = await this.turn((tx) => this.resolveHeardAgain(tx))
+      for (const alert of resolved ?? []) await this.lifecycle.afterCommit(alert, 'resolved')
+      if (resolved?.length !== SLICE) break
     }
-    for (const alert of resolved) await this.lifecycle.afterCommit(alert, 'resolved')
+    const lost = await this.turn((tx) => this.silentGateways(tx, now))
+    // Another instance is watching right now: the rest of this pass is its.
+    if (lost === undefined) return
+    for (let slice = 0; lost.length > 0 && slice < MAX_SLICES; slice++) {
+      const raised = await this.turn((tx) => this.raiseFor(tx, lost, now))
+      for (const alert of raised ?? []) {
+        if (alert.created) this.metrics.alertsOpened.inc({ kind: alert.kind })
+        this.bus.emit('alert', { alertId: alert.alertId, deviceId: alert.deviceId, state: alert.state, kind: alert.kind })
+      }
+      if (raised?.length !== SLICE) break
+    }
     for (const id of lost) if (!this.lost.has(id)) this.log?.warn({ gateway: id }, 'gateway lost: not heard from; its silent devices are reported offline')
     for (const id of this.lost) if (!lost.includes(id)) this.log?.info({ gateway: id }, 'gateway heard again')
     this.lost = new Set(lost)
@@ -180,9 +199,26 @@ export class GatewayWatch {
   }
 
   /**
+   * One transaction of the watch, or undefined when another instance holds the turn. On
+   * PostgreSQL it waits at most 200 ms for any row: a batch holding one is never held up by
+   * the watch (nor deadlocked with it), and what was not done now is done at the next pass.
+   */
+  private async turn<T> (work: (tx: Queryable) => Promise<T>): Promise<T | undefined> {
+    return this.db.transaction(async (tx) => {
+      if (this.db.engine === 'postgres') {
+        const [row] = await tx.query<{ mine: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS mine', [PASS_LOCK])
+        if (!row?.mine) return undefined
+        await tx.query("SET LOCAL lock_timeout = '200ms'")
+      }
+      return work(tx)
+    })
+  }
+
+  /**
    * After a gap between passes of half an interval (the process paused, the database away:
    * nobody could record contact), or a database clock that moved otherwise than ours, silence
-   * counts afresh from now.
+   * counts afresh from now. (A pass another instance had the turn for still counts: the
+   * database answered.)
    */
   private giveTimeAfterStall (nowMs: number): void {
     const monotonicMs = performance.now()
@@ -190,8 +226,8 @@ export class GatewayWatch {
     this.lastPass = { monotonicMs, dbMs: nowMs }
     if (!last) return
     const gap = monotonicMs - last.monotonicMs
-    const half = this.options.lostAfterMs / 2
-    if (gap > half || Math.abs((nowMs - last.dbMs) - gap) > half) {
+    const limit = this.options.stallAfterMs ?? this.options.lostAfterMs / 2
+    if (gap > limit || Math.abs((nowMs - last.dbMs) - gap) > limit) {
       this.floorMs = nowMs
       this.log?.warn({ gapMs: Math.round(gap) }, 'gateway watch: after a stall, every gateway gets a full interval again')
     }
@@ -218,10 +254,13 @@ export class GatewayWatch {
         -- One its gateway reported offline has its alert already (or had it, and an operator
         -- closed it): it was not lost with the gateway.
         AND d.online IS DISTINCT FROM false
-        -- Once per outage: not while one is open, nor again once an operator closed this one.
+        -- Once per outage: not while one is open, nor again once an operator closed the one
+        -- the watch opened for this outage.
         AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.device_id = d.id AND a.kind = 'device_offline'
-                          AND (a.state IN ${ACTIVE} OR a.opened_at > g.last_contact_at))
-      ORDER BY d.id`, [gatewayIds, nowMs - this.options.lostAfterMs])
+                          AND (a.state IN ${ACTIVE} OR (a.opened_at > g.last_contact_at AND EXISTS (
+                            SELECT 1 FROM alert_transitions t WHERE t.alert_id = a.id AND t.from_state IS NULL AND t.actor = $3))))
+      ORDER BY d.id
+      LIMIT ${SLICE}`, [gatewayIds, nowMs - this.options.lostAfterMs, GATEWAY_WATCH_ACTOR])
     if (devices.length === 0) return []
     const alerts = await raiseAlerts(tx, devices.map((d) => ({
       deviceId: d.id, kind: 'device_offline' as const, atMs: nowMs, actor: GATEWAY_WATCH_ACTOR,
@@ -243,15 +282,18 @@ export class GatewayWatch {
         AND d.heard_at > a.opened_at AND d.online IS DISTINCT FROM false
         AND EXISTS (SELECT 1 FROM alert_transitions t WHERE t.alert_id = a.id AND t.from_state IS NULL AND t.actor = $1)
       ORDER BY a.device_id
-      FOR UPDATE OF a`, [GATEWAY_WATCH_ACTOR])
+      LIMIT ${SLICE}
+      -- One a batch holds (a device coming back, pressing) is left to the next pass.
+      FOR UPDATE OF a SKIP LOCKED`, [GATEWAY_WATCH_ACTOR])
     for (const alert of alerts) {
       await this.lifecycle.transition(tx, alert, 'resolved', { actor: GATEWAY_WATCH_ACTOR, note: `heard again${alert.gateway_id ? ` through gateway ${alert.gateway_id}` : ''}` })
     }
     return alerts
   }
 
+  /** The database's clock now (not its transaction's start, which may be before a wait). */
   private async dbNow (q: Queryable): Promise<number> {
-    const [row] = await q.query<{ now: Date }>('SELECT now() AS now')
+    const [row] = await q.query<{ now: Date }>('SELECT clock_timestamp() AS now')
     return row!.now.getTime()
   }
 }

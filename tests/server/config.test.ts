@@ -18,7 +18,7 @@ describe('server configuration', () => {
     [{ ESCALATE_AFTER: 'soon' }, /ESCALATE_AFTER must be a duration/],
     [{ CANCEL_WINDOW: '10ms' }, /CANCEL_WINDOW must be a duration of at least 1000 ms/],
     // Shorter than a gateway's longest long poll: a live gateway would be counted lost.
-    [{ GATEWAY_LOST_AFTER: '30s' }, /GATEWAY_LOST_AFTER must be a duration of at least 65000 ms/],
+    [{ GATEWAY_LOST_AFTER: '30s' }, /GATEWAY_LOST_AFTER must be a duration of at least 75000 ms/],
     [{ WEBHOOK_URLS: 'ftp://x' , WEBHOOK_SECRET: 's' }, /not an http\(s\) URL/],
     [{ WEBHOOK_URLS: 'https://x.example' }, /WEBHOOK_SECRET is required/],
     [{ EVENTS_RETENTION_DAYS: '5' }, /must be 0 \(keep\) or more than EVENTS_COMPRESS_AFTER_DAYS/],

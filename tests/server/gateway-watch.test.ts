@@ -7,7 +7,9 @@
  * embedded PGlite, and on PostgreSQL when TEST_DATABASE_URL is set.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
-import { databaseBackends } from '../helpers/postgres.js'
+import pg from 'pg'
+import { createTestDatabase, databaseBackends, testDatabaseUrl } from '../helpers/postgres.js'
+import { openPostgres } from '../../server/db/postgres.js'
 import { buildFixture, gatewayEvent, TOKENS, type Fixture } from './fixture.js'
 import type { Database } from '../../server/db/database.js'
 import { GATEWAY_ID_HEADER } from '../../protocol/index.js'
@@ -23,7 +25,9 @@ describe.each(plainBackends)('gateway watch on $name', (backend) => {
   let dispose: () => Promise<void>
   const heartbeat = (deviceId: string, seq: number, gatewayId: string, at = Date.now()) => gatewayEvent(deviceId, { seq, type: 'heartbeat' }, at, gatewayId)
 
-  const start = async () => { fx = await buildFixture(db, { settings: { gatewayLostAfterMs: LOST_AFTER } }) }
+  // The watch's own stall detection (half the interval by default) is set apart: a slow test
+  // machine pausing for a second must not reset it. Its own test sets it back.
+  const start = async (stallAfterMs = 60_000) => { fx = await buildFixture(db, { settings: { gatewayLostAfterMs: LOST_AFTER }, gatewayWatch: { stallAfterMs } }) }
 
   beforeAll(async () => {
     const opened = await backend.open()
@@ -54,22 +58,29 @@ describe.each(plainBackends)('gateway watch on $name', (backend) => {
     await on.app.services.gatewayWatch.check()
     await on.app.services.gatewayWatch.check()
   }
-  const offlineAlert = async (deviceId: string) => {
-    const { body } = await fx.call('GET', `/v1/alerts?kind=device_offline&deviceId=${deviceId}`)
+  const offlineAlert = async (deviceId: string, state = '') => {
+    const { body } = await fx.call('GET', `/v1/alerts?kind=device_offline&deviceId=${deviceId}${state ? `&state=${state}` : ''}`)
     const [listed] = body as any[]
     return listed && (await fx.call('GET', `/v1/alerts/${listed.id}`)).body
   }
   const lostGauge = async () => Number(/^sos_gateways_lost (\d+)$/m.exec((await fx.app.inject({ method: 'GET', url: '/metrics' })).body)?.[1])
 
   it('raises device_offline, once, for each silent device of a gateway not heard from for GATEWAY_LOST_AFTER, and for no other', async () => {
-    for (const id of ['a-1', 'a-2', 'a-gone', 'a-quiet', 'b-1', 'c-1']) await fx.provision(id)
+    for (const id of ['a-1', 'a-2', 'a-gone', 'a-quiet', 'a-flap', 'b-1', 'c-1']) await fx.provision(id)
     await fx.ingest({
       events: [heartbeat('a-1', 1, 'gw-a'), heartbeat('a-2', 1, 'gw-a'), heartbeat('a-gone', 1, 'gw-a'), heartbeat('a-quiet', 1, 'gw-a'), heartbeat('b-1', 1, 'gw-b'),
         // An older gateway that never names itself is not watched.
-        heartbeat('c-1', 1, 'gw-c')],
-      // a-quiet's gateway reported it offline itself: it has its own alert.
-      presence: [{ deviceId: 'a-quiet', gatewayId: 'gw-a', state: 'offline', at: Date.now() + 1, reason: 'heartbeat_missed' }]
+        heartbeat('c-1', 1, 'gw-c'), heartbeat('a-flap', 1, 'gw-a')],
+      presence: [
+        // a-quiet's gateway reported it offline itself: it has its own alert.
+        { deviceId: 'a-quiet', gatewayId: 'gw-a', state: 'offline', at: Date.now() + 1, reason: 'heartbeat_missed' },
+        // a-flap went and came back just before (its gateway's clock a little ahead): that
+        // alert, closed, is not this outage's.
+        { deviceId: 'a-flap', gatewayId: 'gw-a', state: 'offline', at: Date.now() + 5000, reason: 'will' },
+        { deviceId: 'a-flap', gatewayId: 'gw-a', state: 'online', at: Date.now() + 5001, reason: 'connected' }
+      ]
     })
+    expect(await offlineAlert('a-flap')).toMatchObject({ state: 'resolved' })
     // A late event of a-1's, drained from another gateway's outbox: a-1 stays gw-a's.
     await fx.ingest({ events: [heartbeat('a-1', 0, 'gw-b', Date.now() - 60_000)] })
     expect(await fx.call('DELETE', '/v1/devices/a-gone')).toMatchObject({ status: 204 })
@@ -85,8 +96,8 @@ describe.each(plainBackends)('gateway watch on $name', (backend) => {
     await waitCalling(LOST_AFTER / 2 + 600, ['gw-b'])
     await look()
 
-    for (const id of ['a-1', 'a-2']) {
-      const alert = await offlineAlert(id)
+    for (const id of ['a-1', 'a-2', 'a-flap']) {
+      const alert = await offlineAlert(id, 'open')
       expect(alert).toMatchObject({ kind: 'device_offline', state: 'open', pressCount: 1 })
       expect(alert.transitions).toEqual([expect.objectContaining({ to: 'open', actor: GATEWAY_WATCH_ACTOR, note: expect.stringMatching(/^gateway gw-a not heard from for \d+ s: /) })])
     }
@@ -101,7 +112,7 @@ describe.each(plainBackends)('gateway watch on $name', (backend) => {
     await waitCalling(600, ['gw-b'])
     await look()
     expect(await offlineAlert('a-1')).toMatchObject({ state: 'open', pressCount: 1 })
-    expect((await fx.call('GET', '/v1/alerts?kind=device_offline&state=open')).body.map((a: any) => a.deviceId).sort()).toEqual(['a-1', 'a-quiet'])
+    expect((await fx.call('GET', '/v1/alerts?kind=device_offline&state=open')).body.map((a: any) => a.deviceId).sort()).toEqual(['a-1', 'a-flap', 'a-quiet'])
   })
 
   it('resolves such an alert when the device itself is heard again, not when its gateway merely calls', async () => {
@@ -110,8 +121,10 @@ describe.each(plainBackends)('gateway watch on $name', (backend) => {
     expect(fx.app.services.gatewayWatch.lostGateways()).toEqual([])
     expect(await lostGauge()).toBe(0)
     expect(await offlineAlert('a-1')).toMatchObject({ state: 'open' })
-    // Its gateway resends an event stored before the outage (the answer was lost): old news.
+    // Its gateway resends an event stored before the outage (the answer was lost), another
+    // gateway drains an old one from its outbox: old news, both.
     expect(await fx.ingest({ events: [heartbeat('a-1', 1, 'gw-a')] })).toMatchObject([{ status: 'duplicate' }])
+    expect(await fx.ingest({ events: [heartbeat('a-1', 50, 'gw-b', Date.now() - 120_000)] })).toMatchObject([{ status: 'stored' }])
     await look()
     expect(await offlineAlert('a-1')).toMatchObject({ state: 'open' })
 
@@ -135,7 +148,7 @@ describe.each(plainBackends)('gateway watch on $name', (backend) => {
     // Kept after the batch's answer: looked for until it is there.
     for (let i = 0; i < 50 && !(await listed())?.outbox; i++) await sleep(20)
     expect(await listed()).toMatchObject({ lost: false, devices: 1, outbox: { depth: 42, full: true, oldestAgeMs: 1500 } })
-    expect((await fx.call('GET', '/v1/gateways')).body.find((g: any) => g.id === 'gw-a')).toMatchObject({ lost: false, devices: 3 })
+    expect((await fx.call('GET', '/v1/gateways')).body.find((g: any) => g.id === 'gw-a')).toMatchObject({ lost: false, devices: 4 })
     expect((await fx.call('GET', '/v1/gateways', undefined, TOKENS.gateway)).status).toBe(403)
     const metrics = (await fx.app.inject({ method: 'GET', url: '/metrics' })).body
     expect(metrics).toMatch(/^sos_gateway_outbox_depth\{gateway="gw-h"\} 42$/m)
@@ -178,7 +191,7 @@ describe.each(plainBackends)('gateway watch on $name', (backend) => {
     await fx.app.close()
     vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] })
     try {
-      await start()
+      await start(LOST_AFTER / 2)
       await fx.provision('e-1')
       await fx.ingest({ events: [heartbeat('e-1', 1, 'gw-e')] })
       expect(await poll('gw-e')).toBe(200)
@@ -196,5 +209,50 @@ describe.each(plainBackends)('gateway watch on $name', (backend) => {
     } finally {
       vi.useRealTimers()
     }
+  })
+})
+
+describe.skipIf(!testDatabaseUrl)('gateway watch beside ingest batches (PostgreSQL)', () => {
+  let fx: Fixture
+  let drop: () => Promise<void>
+  let holder: pg.Client
+  let url: string
+
+  beforeAll(async () => {
+    const created = await createTestDatabase()
+    url = created.url
+    drop = created.drop
+    const db = await openPostgres(url)
+    fx = await buildFixture(db, { settings: { gatewayLostAfterMs: LOST_AFTER }, gatewayWatch: { stallAfterMs: 60_000 } })
+    holder = new pg.Client({ connectionString: url })
+    await holder.connect()
+  }, 60_000)
+
+  afterAll(async () => {
+    await holder?.end()
+    await fx?.app.close()
+    await fx?.db.close()
+    await drop?.()
+  })
+
+  it('never waits for an alert a batch holds: it leaves it to its next pass', async () => {
+    await fx.provision('k-1')
+    await fx.ingest({ events: [gatewayEvent('k-1', { seq: 1, type: 'heartbeat' }, Date.now(), 'gw-k')] })
+    await fx.app.inject({ method: 'GET', url: '/v1/gateway/downlink?wait=0', headers: { authorization: `Bearer ${TOKENS.gateway}`, [GATEWAY_ID_HEADER]: 'gw-k' } })
+    await sleep(LOST_AFTER + 500)
+    await fx.app.services.gatewayWatch.check()
+    const [alert] = (await fx.call('GET', '/v1/alerts?kind=device_offline&deviceId=k-1&state=open')).body
+    expect(alert).toBeDefined()
+
+    // k-1 is heard again while a batch (a presence change, a press) holds its alert.
+    await fx.ingest({ events: [gatewayEvent('k-1', { seq: 2, type: 'heartbeat' }, Date.now(), 'gw-k')] })
+    await holder.query('BEGIN')
+    await holder.query('SELECT 1 FROM alerts WHERE id = $1 FOR UPDATE', [alert.id])
+    await fx.app.services.gatewayWatch.check()
+    await fx.app.services.gatewayWatch.check()
+    expect((await fx.call('GET', `/v1/alerts/${alert.id}`)).body.state).toBe('open')
+    await holder.query('COMMIT')
+    await fx.app.services.gatewayWatch.check()
+    expect((await fx.call('GET', `/v1/alerts/${alert.id}`)).body.state).toBe('resolved')
   })
 })

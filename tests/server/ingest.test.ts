@@ -134,22 +134,28 @@ describe.each(plainBackends)('ingest on $name', (backend) => {
     expect(kept).not.toContain('2468')
   })
 
-  it('stores the events of a batch whose presence change the database refuses, keeps that change as a dead letter, and raises its device_offline all the same', async () => {
+  it('stores the events of a batch whose presence change the database refuses, keeps that change as a dead letter, and applies it at the server\'s time, once', async () => {
     await fx.provision('poison-c')
     const t = t0 + 8000
-    const results = await fx.ingest({
+    const batch = {
       events: [gatewayEvent('poison-c', { seq: 1, type: 'press' }, t)],
       // A time no timestamp holds (the year 318 857; PostgreSQL's last is 294 276).
-      presence: [{ deviceId: 'poison-c', gatewayId: 'gw-poison-presence', state: 'offline', at: 1e16, reason: 'will' }]
-    })
+      presence: [{ deviceId: 'poison-c', gatewayId: 'gw-poison-presence', state: 'offline' as const, at: 1e16, reason: 'will' as const }]
+    }
+    const results = await fx.ingest(batch)
     expect(results).toMatchObject([{ status: 'stored', alertState: 'open' }])
+    // Resent (its answer lost): nothing kept or raised twice.
+    expect(await fx.ingest(batch)).toMatchObject([{ status: 'duplicate' }])
     const { body: letters } = await fx.call('GET', '/v1/dead-letters?deviceId=poison-c')
     expect(letters.map((l: any) => l.topic)).toEqual(['sos/v1/poison-c/status'])
     expect(letters[0].reason).toMatch(/^presence change could not be stored: /)
     expect(JSON.parse(Buffer.from(letters[0].payload, 'base64').toString())).toMatchObject({ state: 'offline', at: 1e16 })
     const { body: offline } = await fx.call('GET', '/v1/alerts?kind=device_offline&deviceId=poison-c')
-    expect(offline).toMatchObject([{ state: 'open' }])
-    expect((await alertOf(offline[0].id)).transitions).toMatchObject([{ to: 'open', actor: 'gateway:gw-poison-presence', note: expect.stringMatching(/^reported offline \(will\) in a change that could not be stored: /) }])
+    expect(offline).toMatchObject([{ state: 'open', pressCount: 1 }])
+    expect((await alertOf(offline[0].id)).transitions).toMatchObject([{ to: 'open', actor: 'gateway:gw-poison-presence' }])
+    // Back online, reported with the same broken clock: the alert is resolved all the same.
+    await fx.ingest({ presence: [{ deviceId: 'poison-c', gatewayId: 'gw-poison-presence', state: 'online', at: 1e16 + 1, reason: 'connected' }] })
+    expect(await alertOf(offline[0].id)).toMatchObject({ state: 'resolved' })
   })
 
   it('stores a batch of routine events alone (one statement, no transaction) once, with device health, telling silent devices so', async () => {
