@@ -322,7 +322,14 @@ function eventLetter (e: GatewayEvent, reason: string): DeadLetter {
 
 /** A dead letter's payload: the first 4 KiB of the JSON, base64 (as the gateway keeps them). */
 function base64Of (value: unknown): string {
-  return Buffer.from(JSON.stringify(value)).subarray(0, 4096).toString('base64')
+  let json: string
+  try {
+    json = JSON.stringify(value)
+  } catch (err) {
+    // Nested too deeply to write out (see refusedForGood): what it was is said instead.
+    json = JSON.stringify(`not kept: ${(err as Error).message}`)
+  }
+  return Buffer.from(json).subarray(0, 4096).toString('base64')
 }
 
 /** The first of each event id, in batch order (a batch may repeat an event the device resent). */
@@ -345,9 +352,12 @@ async function lockActiveAlerts (tx: Queryable, deviceIds: string[]): Promise<vo
  * The database refused the data itself (SQLSTATE class 22, data exception; 23, a constraint):
  * sending it again changes nothing. Anything else (a lost connection, a restart) may pass later,
  * and so may a unique violation (23505): every insert here says what to do on conflict, so one
- * means two requests raced with the same rows, and the resend finds them stored.
+ * means two requests raced with the same rows, and the resend finds them stored. So is data
+ * that cannot even be written out for the database (a field nested thousands deep, which a
+ * gateway never forwards but a forged one could: JSON.stringify runs out of stack).
  */
 function refusedForGood (err: unknown): boolean {
+  if (err instanceof RangeError) return true
   const code = (err as { code?: unknown }).code
   return typeof code === 'string' && (code.startsWith('22') || (code.startsWith('23') && code !== '23505'))
 }

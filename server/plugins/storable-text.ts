@@ -14,23 +14,35 @@ export function registerStorableText (app: FastifyInstance): void {
   })
 }
 
+/**
+ * Cleans in place, walking with a stack of its own rather than recursion: a body nested a
+ * hundred thousand deep (a few hundred kilobytes of brackets) must get its 400, not overflow the
+ * call stack into a 500.
+ */
 export function storableText<T> (value: T): T {
   if (typeof value === 'string') return storableString(value) as T
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) value[i] = storableText(value[i])
-    return value
-  }
-  if (typeof value === 'object' && value !== null) {
-    const record = value as Record<string, unknown>
-    for (const key of Object.keys(record)) {
-      const clean = storableString(key)
-      const item = storableText(record[key])
-      if (clean === key) {
-        record[key] = item
-      } else {
-        // Renamed in place of the old key (a clean key of the same name, if any, is kept).
-        delete record[key]
-        if (!Object.hasOwn(record, clean)) record[clean] = item
+  const pending: unknown[] = [value]
+  while (pending.length > 0) {
+    const item = pending.pop()
+    if (Array.isArray(item)) {
+      for (let i = 0; i < item.length; i++) {
+        if (typeof item[i] === 'string') item[i] = storableString(item[i])
+        else if (typeof item[i] === 'object' && item[i] !== null) pending.push(item[i])
+      }
+    } else if (typeof item === 'object' && item !== null) {
+      const record = item as Record<string, unknown>
+      for (const key of Object.keys(record)) {
+        const clean = storableString(key)
+        let child = record[key]
+        if (typeof child === 'string') child = storableString(child)
+        else if (typeof child === 'object' && child !== null) pending.push(child)
+        if (clean === key) {
+          record[key] = child
+        } else {
+          // Renamed in place of the old key (a clean key of the same name, if any, is kept).
+          delete record[key]
+          if (!Object.hasOwn(record, clean)) record[clean] = child
+        }
       }
     }
   }

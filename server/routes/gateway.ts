@@ -17,9 +17,17 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox<{ ingestor: Ingestor, devi
   app.addHook('preClose', async () => { for (const poll of waiting) poll.abort() })
   // After authentication (the root's onRequest hook runs first): only a gateway's word counts.
   // An ingest batch does not wait for it: an alarm's answer never waits on bookkeeping.
+  const unnamed = new Set<string>()
   app.addHook('onRequest', async (request) => {
+    if (request.principal?.role !== 'gateway') return
     const id = gatewayIdOf(request.headers[GATEWAY_ID_HEADER])
-    if (request.principal?.role !== 'gateway' || !id) return
+    if (!id) {
+      // Said once per token: an older gateway, or a proxy that drops the header.
+      if (!unnamed.has(request.principal.name) && unnamed.add(request.principal.name)) {
+        request.log.warn({ token: request.principal.name }, `a gateway calls without ${GATEWAY_ID_HEADER}: the server cannot tell when it is lost`)
+      }
+      return
+    }
     const heard = gatewayWatch.heard(id)
     if (request.routeOptions.url !== '/v1/ingest') await heard
   })

@@ -90,7 +90,7 @@ export class GatewayWatch {
     this.written.set(gatewayId, now)
     try {
       await this.db.query(`INSERT INTO gateways (id, last_contact_at) VALUES ($1, now())
-        ON CONFLICT (id) DO UPDATE SET last_contact_at = GREATEST(gateways.last_contact_at, EXCLUDED.last_contact_at)`, [gatewayId])
+        ON CONFLICT (id) DO UPDATE SET last_contact_at = EXCLUDED.last_contact_at`, [gatewayId])
     } catch (err) {
       // Written at the next call; a request is never failed for it.
       this.written.delete(gatewayId)
