@@ -181,8 +181,15 @@ describe('operator console', { timeout: 60_000 }, () => {
     await shows(`.alert-card[data-alert-id="${body[0].id}"]`, 'Đã tiếp nhận')
   })
 
-  it('lists offline, low-battery and never-seen devices in the fleet view', async () => {
+  it('lists offline, low-battery and never-seen devices in the fleet view, below the gateways they are behind', async () => {
     await page.getByRole('tab', { name: /Thiết bị/ }).click()
+    // The gateway the devices are behind, connected, with as many devices as the server counts.
+    const gateway = page.locator('table.gateways tr[data-gateway-id="gw-test"]')
+    await gateway.waitFor()
+    const { body: gateways } = await system.api('GET', '/v1/gateways')
+    const devicesBehind = (gateways as any[]).find((g) => g.id === 'gw-test').devices
+    expect(devicesBehind).toBeGreaterThan(0)
+    expect(await gateway.textContent()).toMatch(new RegExp(`Đang kết nối\\s*${devicesBehind}\\b`))
     const rows = page.locator('table.fleet tbody tr')
     // "Needs attention" first: the low battery and the kiosk never heard from, not the healthy button.
     await rows.nth(1).waitFor()

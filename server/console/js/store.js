@@ -31,6 +31,7 @@ export function createStore (api, onCue) {
     loaded: false,
     /** @type {Map<string, any>} */ alerts: new Map(),
     /** @type {Map<string, any>} */ devices: new Map(),
+    /** @type {any[] | null} null = the server has no gateways API yet */ gateways: [],
     /** @type {any[] | null} null = the server has no reports API yet */ reports: [],
     reportsFilter: /** @type {'open'|'all'} */ ('open'),
     /** @type {string | null} */ selectedId: null,
@@ -64,11 +65,22 @@ export function createStore (api, onCue) {
     }
   }
 
+  /** The gateways the server watches: a wave of offline devices is often one gateway lost. */
+  async function loadGateways () {
+    try {
+      state.gateways = await api('GET', '/v1/gateways')
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) state.gateways = null
+      else throw err
+    }
+  }
+
   async function reloadAll () {
     const [lists, devices] = await Promise.all([
       Promise.all(ACTIVE_STATES.map((s) => api('GET', `/v1/alerts?state=${s}&limit=1000`))),
       api('GET', '/v1/devices?limit=1000'),
-      loadReports()
+      loadReports(),
+      loadGateways()
     ])
     const fresh = lists.flat()
     const ids = new Set(fresh.map((a) => a.id))
@@ -119,7 +131,7 @@ export function createStore (api, onCue) {
     },
 
     async refreshDevices () {
-      const devices = await api('GET', '/v1/devices?limit=1000')
+      const [devices] = await Promise.all([api('GET', '/v1/devices?limit=1000'), loadGateways()])
       state.devices = new Map(devices.map((/** @type {any} */ d) => [d.id, d]))
       changed()
     },

@@ -28,6 +28,7 @@ export function fleetView (state, ui, on) {
               ${t(`fleet.${f}`)} <span class="count">${rows.filter((r) => matches(r, f)).length}</span></button>`)}
         </div>
       </div>
+      ${gatewaysTable(state.gateways, ui.now)}
       ${shown.length === 0 ? html`<p class="empty">${t('fleet.empty')}</p>` : html`
         <table class="grid fleet">
           <thead><tr>
@@ -51,6 +52,31 @@ export function fleetView (state, ui, on) {
           </tbody>
         </table>`}
     </div>`
+}
+
+/** The gateways, lost ones first: when one is lost, every device behind it is unsupervised. */
+function gatewaysTable (/** @type {any[] | null} */ gateways, /** @type {number} */ now) {
+  if (!gateways || gateways.length === 0) return ''
+  const sorted = [...gateways].sort((a, b) => Number(b.lost) - Number(a.lost) || a.id.localeCompare(b.id))
+  return html`
+    <h3 class="section-title">${t('gateways.title')}</h3>
+    <table class="grid gateways">
+      <thead><tr>
+        <th>${t('gateways.name')}</th><th>${t('fleet.status')}</th><th>${t('gateways.devices')}</th>
+        <th>${t('gateways.lastCall')}</th><th>${t('gateways.outbox')}</th>
+      </tr></thead>
+      <tbody>${repeat(sorted, (g) => g.id, (g) => html`
+        <tr data-gateway-id=${g.id}>
+          <td><code>${g.id}</code></td>
+          <td class="chips">${g.lost ? html`<span class="chip bad">${t('gateways.lost')}</span>` : html`<span class="chip good">${t('gateways.connected')}</span>`}</td>
+          <td>${g.devices}</td>
+          <td>${age(g.lastContactAt, now)}</td>
+          <td class="chips">${g.outbox == null ? '–' : g.outbox.full
+            ? html`<span class="chip warn">${t('gateways.outboxFull')}</span> ${g.outbox.depth}`
+            : g.outbox.depth}</td>
+        </tr>`)}
+      </tbody>
+    </table>`
 }
 
 /** Each device with what is wrong with it: its own report (online, battery) and its active alerts. */
