@@ -4,6 +4,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { Queryable } from './db/database.js'
+import { SERVER_DEFAULTS } from './config.js'
 
 export class ServerMetrics {
   readonly registry = new Registry()
@@ -57,11 +58,8 @@ export class ServerMetrics {
     name: 'sos_presence_changes_total', help: 'Device presence changes applied, by state', labelNames: ['state'] as const, registers: [this.registry]
   })
 
-  readonly gatewaysLost = new Gauge({
-    name: 'sos_gateways_lost', help: 'Gateways not heard from for GATEWAY_LOST_AFTER (their devices are reported offline)', registers: [this.registry]
-  })
-
-  constructor (db: Queryable) {
+  /** `gatewayLostAfterMs`: GATEWAY_LOST_AFTER, for the count of lost gateways. */
+  constructor (db: Queryable, gatewayLostAfterMs: number = SERVER_DEFAULTS.gatewayLostAfterMs) {
     collectDefaultMetrics({ register: this.registry })
     // Read at scrape time, so it is right whichever server instance changed the alerts.
     const activeAlerts = new Gauge({
@@ -95,7 +93,18 @@ export class ServerMetrics {
         for (const r of await gatewayRows()) if (r.depth !== null) this.set({ gateway: r.id }, r.depth)
       }
     })
+    const lost = new Gauge({
+      name: 'sos_gateways_lost', help: 'Gateways with devices not heard from for GATEWAY_LOST_AFTER (their silent devices are reported offline)',
+      registers: [this.registry],
+      async collect () {
+        const [row] = await db.query<{ n: number }>(`SELECT count(*)::int8 AS n FROM gateways g
+          WHERE g.last_contact_at <= now() - make_interval(secs => $1::float8 / 1000.0)
+            AND EXISTS (SELECT 1 FROM devices d WHERE d.gateway_id = g.id AND d.revoked_at IS NULL)`, [gatewayLostAfterMs])
+        this.set(Number(row?.n ?? 0))
+      }
+    })
     void sinceContact
     void outboxDepth
+    void lost
   }
 }

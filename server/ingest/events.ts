@@ -102,16 +102,13 @@ export async function storeEvents (q: Queryable, events: GatewayEvent[], options
       UPDATE devices d SET
         last_seen_at = GREATEST(d.last_seen_at, to_timestamp(s.seen_ms / 1000.0)),
         battery = COALESCE(s.battery, d.battery), rssi = COALESCE(s.rssi, d.rssi), fw = COALESCE(s.fw, d.fw),
-        -- The gateway it is heard through now (a late event drained from another's outbox is
-        -- not): the one whose loss would leave it unsupervised (supervision/gateway-watch.ts).
-        gateway_id = CASE WHEN d.last_seen_at IS NULL OR to_timestamp(s.seen_ms / 1000.0) >= d.last_seen_at
-                          THEN COALESCE(s.gateway_id, d.gateway_id) ELSE d.gateway_id END,
-        -- Heard now, on the database's clock, when one of its events is new here and its newest
+        -- The gateway it is heard through now: the one whose loss would leave it unsupervised
+        -- (supervision/gateway-watch.ts). Not from a late event (see LATE below).
+        gateway_id = CASE WHEN ${LATE} THEN d.gateway_id ELSE COALESCE(s.gateway_id, d.gateway_id) END,
+        -- Heard now, on the database's clock, when one of its events is new here and not late
         -- (a resent or late one tells nothing of it now; the devices only locked here were not
         -- heard at all).
-        heard_at = CASE WHEN s.id IN (SELECT device_id FROM stored)
-                         AND (d.last_seen_at IS NULL OR to_timestamp(s.seen_ms / 1000.0) >= d.last_seen_at)
-                        THEN now() ELSE d.heard_at END
+        heard_at = CASE WHEN s.id IN (SELECT device_id FROM stored) AND NOT ${LATE} THEN now() ELSE d.heard_at END
       FROM json_to_recordset($2::json) AS s(id text, seen_ms float8, battery smallint, rssi smallint, fw text, gateway_id text)
         JOIN locked USING (id)
       WHERE d.id = s.id
@@ -123,7 +120,7 @@ export async function storeEvents (q: Queryable, events: GatewayEvent[], options
     UNION ALL
     SELECT NULL, id, NULL, NULL, NULL, NULL, NULL FROM health WHERE silent
     UNION ALL
-    SELECT NULL, NULL, alert_id, device_id, kind, state, created FROM raised`, [JSON.stringify(rows), JSON.stringify(health), causesJson(causes), health.map((h) => h.id) /* the ids of $2, no more: see `locked` */])
+    SELECT NULL, NULL, alert_id, device_id, kind, state, created FROM raised`, [writtenOut(rows), JSON.stringify(health), causesJson(causes), health.map((h) => h.id) /* the ids of $2, no more: see `locked` */])
   const stored: StoredEvents = { fresh: new Set(), silent: new Set(), raised: [] }
   for (const row of result) {
     if (row.fresh != null) stored.fresh.add(row.fresh)
@@ -132,6 +129,32 @@ export async function storeEvents (q: Queryable, events: GatewayEvent[], options
   }
   return stored
 }
+
+/**
+ * The events as the statement reads them. A field nested thousands deep (no gateway forwards
+ * one, a forged one could) cannot be written out: JSON.stringify runs out of stack. That is
+ * the data's fault, for good, so it is answered as the database answers data it refuses
+ * (SQLSTATE 22000), and the batch is stored without that event (ingest.ts).
+ */
+function writtenOut (rows: unknown[]): string {
+  try {
+    return JSON.stringify(rows)
+  } catch (err) {
+    if (!(err instanceof RangeError)) throw err
+    throw Object.assign(new Error(`an event cannot be written out: ${err.message}`), { code: '22000' })
+  }
+}
+
+/**
+ * An event is late when it is older than its device's last seen time and was received more than
+ * two minutes ago, on the database's clock: drained from an outbox after an outage, from a
+ * gateway the device has left. Both, because gateway clocks differ: a device that moves from a
+ * gateway running fast to one running right has its events older than its last seen for a
+ * while, and they are news all the same. (Its gateway's clock more than two minutes off, an
+ * event may be taken as late or as news wrongly; the next one puts it right.)
+ */
+const LATE = `(d.last_seen_at IS NOT NULL AND to_timestamp(s.seen_ms / 1000.0) < d.last_seen_at
+                    AND to_timestamp(s.seen_ms / 1000.0) < now() - INTERVAL '2 minutes')`
 
 /**
  * `skew_ms` is a 32-bit column (±24.8 days). A device whose clock is far off (an RTC that

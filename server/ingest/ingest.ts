@@ -94,11 +94,10 @@ export class Ingestor {
     this.metrics.ingestRefused.inc({ kind: presence.length > 0 ? 'presence' : 'dead_letter' })
     const [change] = presence
     if (change) {
-      await this.keepDeadLetter({
+      await this.keepAndApply(change, {
         deviceId: change.deviceId, gatewayId: change.gatewayId, topic: topics.status(change.deviceId), receivedAt: change.at,
         reason: `presence change could not be stored: ${err.message}`, payload: base64Of(change)
       })
-      await this.applyRefused(change)
     } else {
       this.log?.error({ err: err.message, item: deadLetters[0] }, 'ingest: a dead letter was refused by the database and dropped')
     }
@@ -120,20 +119,25 @@ export class Ingestor {
   }
 
   /**
-   * A presence change the database refused (its time, say) is applied all the same, at the
-   * server's time: a device gone offline unreported is what supervision exists to prevent, and
-   * one back online must not keep its alert. Only when it changes the device's state, so the
-   * same change resent is applied once.
+   * A presence change the database refused (its time, say) is kept as a dead letter and applied
+   * all the same, at the server's time: a device gone offline unreported is what supervision
+   * exists to prevent, and one back online must not keep its alert. Both in one transaction,
+   * and only when the letter is new: the same change resent is applied once.
    */
-  private async applyRefused (change: PresenceChange): Promise<void> {
+  private async keepAndApply (change: PresenceChange, letter: DeadLetter): Promise<void> {
     try {
-      const effects = await this.db.transaction(async (tx) => {
-        const [device] = await tx.query<{ online: boolean | null }>(
-          'SELECT online FROM devices WHERE id = $1 AND revoked_at IS NULL FOR NO KEY UPDATE', [change.deviceId])
-        if (!device || device.online === (change.state === 'online')) return undefined
+      const { kept, effects } = await this.db.transaction(async (tx) => {
+        const kept = await storeDeadLetters(tx, [storableLetter(letter)])
+        if (kept === 0) return { kept, effects: undefined }
+        const [device] = await tx.query<{ online: boolean | null, presence_at: Date | null }>(
+          'SELECT online, presence_at FROM devices WHERE id = $1 AND revoked_at IS NULL FOR NO KEY UPDATE', [change.deviceId])
+        if (!device || device.online === (change.state === 'online')) return { kept, effects: undefined }
         await lockActiveAlerts(tx, [change.deviceId])
-        return applyPresence(tx, [{ ...change, at: Date.now() }], this.lifecycle)
+        // After the device's last change, even one its gateway dated ahead of our clock.
+        const at = Math.max(Date.now(), (device.presence_at?.getTime() ?? 0) + 1)
+        return { kept, effects: await applyPresence(tx, [{ ...change, at }], this.lifecycle) }
       })
+      this.metrics.deadLetters.inc({ gateway: letter.gatewayId }, kept)
       if (effects) {
         await this.announce({ events: [] }, {
           fresh: new Set(), silent: new Set(), raised: new Map(), cancels: new Map(), tickets: new Map(), presence: effects, deadLetters: 0
@@ -142,6 +146,7 @@ export class Ingestor {
     } catch (failed) {
       if (!refusedForGood(failed)) throw failed
       this.log?.error({ err: (failed as Error).message, deviceId: change.deviceId }, 'ingest: a refused presence change could not be applied at the server\'s time')
+      await this.keepDeadLetter(letter)
     }
   }
 
@@ -157,11 +162,8 @@ export class Ingestor {
   }
 
   private async keepDeadLetter (letter: DeadLetter): Promise<void> {
-    // The time may be what was refused (a gateway clock in the year 300 000): kept at the
-    // last one a timestamp holds, the same on a resend, so the letter is still kept once.
-    const receivedAt = Math.min(letter.receivedAt, LAST_STORABLE_MS)
     try {
-      this.metrics.deadLetters.inc({ gateway: letter.gatewayId }, await storeDeadLetters(this.db, [{ ...letter, receivedAt, reason: letter.reason.slice(0, 500) }]))
+      this.metrics.deadLetters.inc({ gateway: letter.gatewayId }, await storeDeadLetters(this.db, [storableLetter(letter)]))
     } catch (failed) {
       // Even the dead letter holds what the database refuses: logged.
       if (!refusedForGood(failed)) throw failed
@@ -310,6 +312,15 @@ function bareAlarm (e: GatewayEvent): GatewayEvent | undefined {
   return { eventId: e.eventId, deviceId: e.deviceId, gatewayId: e.gatewayId, receivedAt: e.receivedAt, skewed: e.skewed, event }
 }
 
+/**
+ * A dead letter the database takes, whatever it holds: its time may be what was refused (a
+ * gateway clock in the year 300 000), kept at the last one a timestamp holds, the same on a
+ * resend, so the letter is still kept once; its reason cut to the column's length.
+ */
+function storableLetter (letter: DeadLetter): DeadLetter {
+  return { ...letter, receivedAt: Math.min(letter.receivedAt, LAST_STORABLE_MS), reason: letter.reason.slice(0, 500) }
+}
+
 /** The last time kept as such in a dead letter: the end of the year 9999 (PostgreSQL's last is 294 276). */
 const LAST_STORABLE_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999)
 
@@ -326,7 +337,7 @@ function base64Of (value: unknown): string {
   try {
     json = JSON.stringify(value)
   } catch (err) {
-    // Nested too deeply to write out (see refusedForGood): what it was is said instead.
+    // Nested too deeply to write out (see storeEvents): what it was is said instead.
     json = JSON.stringify(`not kept: ${(err as Error).message}`)
   }
   return Buffer.from(json).subarray(0, 4096).toString('base64')
@@ -352,12 +363,10 @@ async function lockActiveAlerts (tx: Queryable, deviceIds: string[]): Promise<vo
  * The database refused the data itself (SQLSTATE class 22, data exception; 23, a constraint):
  * sending it again changes nothing. Anything else (a lost connection, a restart) may pass later,
  * and so may a unique violation (23505): every insert here says what to do on conflict, so one
- * means two requests raced with the same rows, and the resend finds them stored. So is data
- * that cannot even be written out for the database (a field nested thousands deep, which a
- * gateway never forwards but a forged one could: JSON.stringify runs out of stack).
+ * means two requests raced with the same rows, and the resend finds them stored. (Events that
+ * cannot even be written out for the database are answered so too: see storeEvents.)
  */
 function refusedForGood (err: unknown): boolean {
-  if (err instanceof RangeError) return true
   const code = (err as { code?: unknown }).code
   return typeof code === 'string' && (code.startsWith('22') || (code.startsWith('23') && code !== '23505'))
 }

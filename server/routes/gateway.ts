@@ -87,7 +87,8 @@ function gatewayIdOf (header: string | string[] | undefined): string | undefined
   if (typeof header !== 'string') return undefined
   try {
     const id = decodeURIComponent(header)
-    return id.length >= 1 && id.length <= 64 ? id : undefined
+    // No control characters (a NUL would fail every write of its contact).
+    return id.length >= 1 && id.length <= 64 && !/[\u0000-\u001f\u007f]/.test(id) ? id : undefined
   } catch {
     return undefined
   }

@@ -175,6 +175,10 @@ describe.each(plainBackends)('ingest on $name', (backend) => {
     // Back online, reported with the same broken clock: the alert is resolved all the same.
     await fx.ingest({ presence: [{ deviceId: 'poison-c', gatewayId: 'gw-poison-presence', state: 'online', at: 1e16 + 1, reason: 'connected' }] })
     expect(await alertOf(offline[0].id)).toMatchObject({ state: 'resolved' })
+    // The first batch resent once more, late (its gateway never heard the answer): the offline
+    // in it was applied the first time, and is not again now that the device is back.
+    await fx.ingest(batch)
+    expect((await fx.call('GET', '/v1/alerts?kind=device_offline&deviceId=poison-c&state=open')).body).toEqual([])
   })
 
   it('stores a batch of routine events alone (one statement, no transaction) once, with device health, telling silent devices so', async () => {
