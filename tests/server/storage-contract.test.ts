@@ -52,6 +52,16 @@ describe.each(databaseBackends)('storage contract on $name', (backend) => {
     // A late event drained from the gateway it used before does not take it back.
     await fx.ingest({ events: [gatewayEvent('btn-gw', { seq: 1, type: 'heartbeat' }, base, 'gw-old')] })
     expect(await gatewayOf()).toBe('gw-new')
+    // A device that leaves a gateway whose clock runs five minutes fast for one whose clock is
+    // right: its events are older than its last seen, and news all the same.
+    await fx.provision('btn-moved')
+    const moved = async () => (await db.query<{ gateway_id: string, heard: boolean }>(
+      "SELECT gateway_id, heard_at > now() - INTERVAL '1 minute' AS heard FROM devices WHERE id = 'btn-moved'"))[0]!
+    await fx.ingest({ events: [gatewayEvent('btn-moved', { seq: 1, type: 'heartbeat' }, Date.now() + 300_000, 'gw-fast')] })
+    await db.query("UPDATE devices SET heard_at = NULL WHERE id = 'btn-moved'")
+    await fx.ingest({ events: [gatewayEvent('btn-moved', { seq: 2, type: 'heartbeat' }, Date.now(), 'gw-right')] })
+    expect(await moved()).toEqual({ gateway_id: 'gw-right', heard: true })
+
     await db.query("UPDATE devices SET gateway_id = NULL WHERE id = 'btn-gw'")
     const fill = deviceGateway.sql!.split(';').map((s) => s.trim()).find((s) => s.startsWith('UPDATE'))!
     await db.query(fill)
