@@ -9,9 +9,11 @@
  * write per gateway every few seconds). A gateway not heard from for GATEWAY_LOST_AFTER is
  * lost: each of its devices that is not heard from either, and that it had not already
  * reported offline, gets a `device_offline` alert opened by `system:gateway-watch` with the
- * reason. Such an alert is resolved when the device itself is heard again (a new event stored,
- * whichever gateway brought it), or by the gateway's own `online` report; a device that never
- * comes back keeps it.
+ * reason, once per outage. Such an alert is resolved when the device itself is heard again (a
+ * new event stored, whichever gateway brought it, but not a late one: see `heard_at` in
+ * ingest/events.ts), or by the gateway's own `online` report; a device that never comes back
+ * keeps it. Instances take turns, and the watch works a slice at a time, giving way to ingest
+ * batches: it never holds up a press.
  *
  * No false alarm from the watch's own troubles: a server that starts, or whose passes stalled
  * (the process paused, the database away) or whose database clock jumped, gives every gateway
