@@ -4,7 +4,8 @@ import type { GatewayWatch } from '../supervision/gateway-watch.js'
 const GatewayStatus = Type.Object({
   id: Type.String(),
   lastContactAt: Type.String({ format: 'date-time' }),
-  lost: Type.Boolean({ description: 'not heard from for GATEWAY_LOST_AFTER: its silent devices are reported offline' }),
+  silent: Type.Boolean({ description: 'not heard from for GATEWAY_LOST_AFTER' }),
+  lost: Type.Boolean({ description: 'silent with devices behind it: its silent devices are reported offline' }),
   devices: Type.Integer({ description: 'registered devices it forwards for' }),
   outbox: Type.Union([Type.Null(), Type.Object({
     depth: Type.Integer({ description: 'events waiting to be forwarded' }),

@@ -36,7 +36,9 @@ export const GATEWAY_WATCH_ACTOR = 'system:gateway-watch'
 export interface GatewayStatus {
   id: string
   lastContactAt: string
-  /** Not heard from for GATEWAY_LOST_AFTER, with devices behind it (one without is retired). */
+  /** Not heard from for GATEWAY_LOST_AFTER. */
+  silent: boolean
+  /** Silent with devices behind it (a silent one without is retired, or has lost them all to others). */
   lost: boolean
   /** Registered devices it forwards for. */
   devices: number
@@ -124,17 +126,18 @@ export class GatewayWatch {
   /** Every gateway that named itself, with its devices, last call and outbox. */
   async list (): Promise<GatewayStatus[]> {
     const rows = await this.db.query<{
-      id: string, last_contact_at: Date, lost: boolean, devices: number, outbox_depth: number | null,
+      id: string, last_contact_at: Date, silent: boolean, devices: number, outbox_depth: number | null,
       outbox_full: boolean | null, outbox_oldest_age_ms: number | null, reported_at: Date | null
     }>(`
-      SELECT id, last_contact_at, last_contact_at <= now() - make_interval(secs => $1::float8 / 1000.0) AND devices > 0 AS lost,
+      SELECT id, last_contact_at, last_contact_at <= now() - make_interval(secs => $1::float8 / 1000.0) AS silent,
              devices, outbox_depth, outbox_full, outbox_oldest_age_ms, reported_at
       FROM (SELECT g.*, (SELECT count(*) FROM devices d WHERE d.gateway_id = g.id AND d.revoked_at IS NULL)::int8 AS devices FROM gateways g) g
       ORDER BY id`, [this.options.lostAfterMs])
     return rows.map((r) => ({
       id: r.id,
       lastContactAt: r.last_contact_at.toISOString(),
-      lost: r.lost,
+      silent: r.silent,
+      lost: r.silent && Number(r.devices) > 0,
       devices: Number(r.devices),
       outbox: r.reported_at === null
         ? null

@@ -148,8 +148,12 @@ describe.each(plainBackends)('gateway watch on $name', (backend) => {
     const listed = async () => ((await fx.call('GET', '/v1/gateways', undefined, await fx.tokenFor('analyst'))).body as any[]).find((g) => g.id === 'gw-h')
     // Kept after the batch's answer: looked for until it is there.
     for (let i = 0; i < 50 && !(await listed())?.outbox; i++) await sleep(20)
-    expect(await listed()).toMatchObject({ lost: false, devices: 1, outbox: { depth: 42, full: true, oldestAgeMs: 1500 } })
+    expect(await listed()).toMatchObject({ silent: false, lost: false, devices: 1, outbox: { depth: 42, full: true, oldestAgeMs: 1500 } })
     expect((await fx.call('GET', '/v1/gateways')).body.find((g: any) => g.id === 'gw-a')).toMatchObject({ lost: false, devices: 4 })
+    // One that called once and has no devices: silent an hour on, retired rather than lost.
+    expect(await poll('gw-old')).toBe(200)
+    await db.query("UPDATE gateways SET last_contact_at = now() - INTERVAL '1 hour' WHERE id = 'gw-old'")
+    expect((await fx.call('GET', '/v1/gateways')).body.find((g: any) => g.id === 'gw-old')).toMatchObject({ silent: true, lost: false, devices: 0 })
     expect((await fx.call('GET', '/v1/gateways', undefined, TOKENS.gateway)).status).toBe(403)
     const metrics = (await fx.app.inject({ method: 'GET', url: '/metrics' })).body
     expect(metrics).toMatch(/^sos_gateway_outbox_depth\{gateway="gw-h"\} 42$/m)

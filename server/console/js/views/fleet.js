@@ -68,7 +68,9 @@ function gatewaysTable (/** @type {any[] | null} */ gateways, /** @type {number}
       <tbody>${repeat(sorted, (g) => g.id, (g) => html`
         <tr data-gateway-id=${g.id}>
           <td><code>${g.id}</code></td>
-          <td class="chips">${g.lost ? html`<span class="chip bad">${t('gateways.lost')}</span>` : html`<span class="chip good">${t('gateways.connected')}</span>`}</td>
+          <td class="chips">${g.lost
+            ? html`<span class="chip bad">${t('gateways.lost')}</span>`
+            : g.silent ? html`<span class="chip">${t('gateways.retired')}</span>` : html`<span class="chip good">${t('gateways.connected')}</span>`}</td>
           <td>${g.devices}</td>
           <td>${age(g.lastContactAt, now)}</td>
           <td class="chips">${g.outbox == null ? '–' : g.outbox.full
