@@ -84,7 +84,7 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   const bus = new Bus()
   const tokens = new TokenRegistry(db, options.staticTokens)
   const settings = options.settings ?? {}
-  const metrics = new ServerMetrics(db, settings.gatewayLostAfterMs)
+  const metrics = new ServerMetrics(db)
   const devices = new DeviceStore(db)
   const alerts = new AlertStore(db)
   const downlink = new DownlinkQueue(db, bus)

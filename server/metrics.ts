@@ -4,7 +4,6 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { Queryable } from './db/database.js'
-import { SERVER_DEFAULTS } from './config.js'
 
 export class ServerMetrics {
   readonly registry = new Registry()
@@ -58,8 +57,7 @@ export class ServerMetrics {
     name: 'sos_presence_changes_total', help: 'Device presence changes applied, by state', labelNames: ['state'] as const, registers: [this.registry]
   })
 
-  /** `gatewayLostAfterMs`: GATEWAY_LOST_AFTER, for the count of lost gateways. */
-  constructor (db: Queryable, gatewayLostAfterMs: number = SERVER_DEFAULTS.gatewayLostAfterMs) {
+  constructor (db: Queryable) {
     collectDefaultMetrics({ register: this.registry })
     // Read at scrape time, so it is right whichever server instance changed the alerts.
     const activeAlerts = new Gauge({
@@ -74,37 +72,5 @@ export class ServerMetrics {
       }
     })
     void activeAlerts
-    // Per gateway that named itself, read at scrape time too: whichever instance it called.
-    const gatewayRows = () => db.query<{ id: string, since: number, depth: number | null }>(
-      'SELECT id, extract(epoch FROM now() - last_contact_at)::float8 AS since, outbox_depth AS depth FROM gateways')
-    const sinceContact = new Gauge({
-      name: 'sos_gateway_seconds_since_contact', help: 'Seconds since each gateway last called the server', labelNames: ['gateway'] as const,
-      registers: [this.registry],
-      async collect () {
-        this.reset()
-        for (const r of await gatewayRows()) this.set({ gateway: r.id }, r.since)
-      }
-    })
-    const outboxDepth = new Gauge({
-      name: 'sos_gateway_outbox_depth', help: "Events waiting in each gateway's outbox, as it last reported", labelNames: ['gateway'] as const,
-      registers: [this.registry],
-      async collect () {
-        this.reset()
-        for (const r of await gatewayRows()) if (r.depth !== null) this.set({ gateway: r.id }, r.depth)
-      }
-    })
-    const lost = new Gauge({
-      name: 'sos_gateways_lost', help: 'Gateways with devices not heard from for GATEWAY_LOST_AFTER (their silent devices are reported offline)',
-      registers: [this.registry],
-      async collect () {
-        const [row] = await db.query<{ n: number }>(`SELECT count(*)::int8 AS n FROM gateways g
-          WHERE g.last_contact_at <= now() - make_interval(secs => $1::float8 / 1000.0)
-            AND EXISTS (SELECT 1 FROM devices d WHERE d.gateway_id = g.id AND d.revoked_at IS NULL)`, [gatewayLostAfterMs])
-        this.set(Number(row?.n ?? 0))
-      }
-    })
-    void sinceContact
-    void outboxDepth
-    void lost
   }
 }

@@ -128,13 +128,12 @@ export class Ingestor {
     try {
       const { kept, effects } = await this.db.transaction(async (tx) => {
         const kept = await storeDeadLetters(tx, [storableLetter(letter)])
+        // Kept before: this is the same change resent, applied the first time.
         if (kept === 0) return { kept, effects: undefined }
-        const [device] = await tx.query<{ online: boolean | null, presence_at: Date | null }>(
-          'SELECT online, presence_at FROM devices WHERE id = $1 AND revoked_at IS NULL FOR NO KEY UPDATE', [change.deviceId])
-        if (!device || device.online === (change.state === 'online')) return { kept, effects: undefined }
-        await lockActiveAlerts(tx, [change.deviceId])
-        // After the device's last change, even one its gateway dated ahead of our clock.
-        const at = Math.max(Date.now(), (device.presence_at?.getTime() ?? 0) + 1)
+        // After the device's last change, even one its gateway dated ahead of our clock (as
+        // any change, it is applied only when newer: see applyPresence).
+        const [device] = await tx.query<{ presence_at: Date | null }>('SELECT presence_at FROM devices WHERE id = $1', [change.deviceId])
+        const at = Math.max(Date.now(), (device?.presence_at?.getTime() ?? 0) + 1)
         return { kept, effects: await applyPresence(tx, [{ ...change, at }], this.lifecycle) }
       })
       this.metrics.deadLetters.inc({ gateway: letter.gatewayId }, kept)

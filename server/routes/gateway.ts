@@ -15,10 +15,11 @@ import type { GatewayWatch } from '../supervision/gateway-watch.js'
 export const gatewayRoutes: FastifyPluginAsyncTypebox<{ ingestor: Ingestor, devices: DeviceStore, downlink: DownlinkQueue, gatewayWatch: GatewayWatch }> = async (app, { ingestor, devices, downlink, gatewayWatch }) => {
   const waiting = new Set<AbortController>()
   app.addHook('preClose', async () => { for (const poll of waiting) poll.abort() })
-  // After authentication (the root's onRequest hook runs first): only a gateway's word counts.
-  // An ingest batch does not wait for it: an alarm's answer never waits on bookkeeping.
+  // After authentication and validation (a batch's outbox report comes with its call): only a
+  // gateway's word counts. An ingest batch does not wait for it: an alarm's answer never waits
+  // on bookkeeping.
   const unnamed = new Set<string>()
-  app.addHook('onRequest', async (request) => {
+  app.addHook('preHandler', async (request) => {
     if (request.principal?.role !== 'gateway') return
     const id = gatewayIdOf(request.headers[GATEWAY_ID_HEADER])
     if (!id) {
@@ -28,21 +29,16 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox<{ ingestor: Ingestor, devi
       }
       return
     }
-    const heard = gatewayWatch.heard(id)
-    if (request.routeOptions.url !== '/v1/ingest') await heard
+    const ingest = request.routeOptions.url === '/v1/ingest'
+    const heard = gatewayWatch.heard(id, ingest ? (request.body as IngestBatch).gateway : undefined)
+    if (!ingest) await heard
   })
 
   app.post('/v1/ingest', {
     config: { roles: ['gateway'] },
     bodyLimit: 16 * 1024 * 1024,
     schema: { tags: ['gateway'], summary: 'Store a batch of device events; idempotent by event id', body: IngestBatch, response: { 200: IngestResponse } }
-  }, async (request) => {
-    const results = await ingestor.ingest(request.body)
-    // After the batch, and not waited for: an alarm's answer never waits on bookkeeping.
-    const id = gatewayIdOf(request.headers[GATEWAY_ID_HEADER])
-    if (id && request.body.gateway) void gatewayWatch.reported(id, request.body.gateway)
-    return { results }
-  })
+  }, async (request) => ({ results: await ingestor.ingest(request.body) }))
 
   app.get('/v1/gateway/devices', {
     config: { roles: ['gateway'] },

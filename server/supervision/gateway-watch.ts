@@ -21,6 +21,7 @@
  * ones) are not watched.
  */
 import { performance } from 'node:perf_hooks'
+import { Gauge } from 'prom-client'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Database, Queryable } from '../db/database.js'
 import type { Bus } from '../bus.js'
@@ -68,8 +69,6 @@ const MAX_SLICES = 100
 export class GatewayWatch {
   /** When each gateway's contact was last written (monotonic ms), to write it only now and then. */
   private readonly written = new Map<string, number>()
-  /** The same for each gateway's outbox report. */
-  private readonly reportWritten = new Map<string, number>()
   /** Lost at the last pass (this instance's view, for the log and the gauge). */
   private lost = new Set<string>()
   /** Silence counts from here at the earliest (database time, ms): this start, or a stall. */
@@ -85,16 +84,29 @@ export class GatewayWatch {
     private readonly metrics: ServerMetrics,
     private readonly options: GatewayWatchOptions,
     private readonly log?: FastifyBaseLogger
-  ) {}
+  ) {
+    this.registerGauges()
+  }
 
-  /** A gateway called (authenticated): it is alive and can reach us. */
-  async heard (gatewayId: string): Promise<void> {
+  /**
+   * A gateway called (authenticated): it is alive and can reach us. With a batch comes the
+   * state of its outbox (how much waits to be forwarded, whether it is shedding routine events),
+   * kept with the call. Written at most every few seconds per gateway.
+   */
+  async heard (gatewayId: string, health?: GatewayHealth): Promise<void> {
     const now = performance.now()
     if (now - (this.written.get(gatewayId) ?? -Infinity) < this.writeEveryMs()) return
     this.written.set(gatewayId, now)
     try {
-      await this.db.query(`INSERT INTO gateways (id, last_contact_at) VALUES ($1, now())
-        ON CONFLICT (id) DO UPDATE SET last_contact_at = EXCLUDED.last_contact_at`, [gatewayId])
+      // A call without a report keeps the last report.
+      await this.db.query(`INSERT INTO gateways (id, last_contact_at, outbox_depth, outbox_full, outbox_oldest_age_ms, reported_at)
+        VALUES ($1, now(), $2, $3, $4, CASE WHEN $5 THEN now() END)
+        ON CONFLICT (id) DO UPDATE SET last_contact_at = EXCLUDED.last_contact_at,
+          outbox_depth = CASE WHEN $5 THEN EXCLUDED.outbox_depth ELSE gateways.outbox_depth END,
+          outbox_full = CASE WHEN $5 THEN EXCLUDED.outbox_full ELSE gateways.outbox_full END,
+          outbox_oldest_age_ms = CASE WHEN $5 THEN EXCLUDED.outbox_oldest_age_ms ELSE gateways.outbox_oldest_age_ms END,
+          reported_at = COALESCE(EXCLUDED.reported_at, gateways.reported_at)`,
+      [gatewayId, health?.outboxDepth ?? null, health?.outboxFull ?? null, health?.outboxOldestAgeMs ?? null, health !== undefined])
     } catch (err) {
       // Written at the next call; a request is never failed for it.
       this.written.delete(gatewayId)
@@ -103,24 +115,37 @@ export class GatewayWatch {
   }
 
   /**
-   * The outbox state a gateway sends with each batch, kept now and then (at most as often as
-   * its contact): how much waits to be forwarded, whether it is shedding routine events.
+   * Per-gateway gauges and the count of lost gateways, read from `list()` at scrape time (one
+   * read for all three: prom-client collects them together), so every instance says the same
+   * as the API and the console.
    */
-  async reported (gatewayId: string, health: GatewayHealth): Promise<void> {
-    const now = performance.now()
-    if (now - (this.reportWritten.get(gatewayId) ?? -Infinity) < this.writeEveryMs()) return
-    this.reportWritten.set(gatewayId, now)
-    try {
-      // Its first batch may come before its first call is written (that write is not waited for).
-      await this.db.query(`INSERT INTO gateways (id, last_contact_at, outbox_depth, outbox_full, outbox_oldest_age_ms, reported_at)
-        VALUES ($1, now(), $2, $3, $4, now())
-        ON CONFLICT (id) DO UPDATE SET outbox_depth = EXCLUDED.outbox_depth, outbox_full = EXCLUDED.outbox_full,
-          outbox_oldest_age_ms = EXCLUDED.outbox_oldest_age_ms, reported_at = EXCLUDED.reported_at`,
-      [gatewayId, health.outboxDepth, health.outboxFull, health.outboxOldestAgeMs ?? null])
-    } catch (err) {
-      this.reportWritten.delete(gatewayId)
-      this.log?.warn({ err, gateway: gatewayId }, 'gateway watch: outbox report not recorded')
-    }
+  private registerGauges (): void {
+    let reading: Promise<GatewayStatus[]> | undefined
+    const statuses = () => (reading ??= this.list().finally(() => { reading = undefined }))
+    const registers = [this.metrics.registry]
+    void new Gauge({
+      name: 'sos_gateways_lost', help: 'Gateways with devices not heard from for GATEWAY_LOST_AFTER (their silent devices are reported offline)',
+      registers,
+      async collect () { this.set((await statuses()).filter((g) => g.lost).length) }
+    })
+    void new Gauge({
+      name: 'sos_gateway_seconds_since_contact', help: 'Seconds since each gateway last called the server', labelNames: ['gateway'] as const,
+      registers,
+      async collect () {
+        const gateways = await statuses()
+        this.reset()
+        for (const g of gateways) this.set({ gateway: g.id }, (Date.now() - Date.parse(g.lastContactAt)) / 1000)
+      }
+    })
+    void new Gauge({
+      name: 'sos_gateway_outbox_depth', help: "Events waiting in each gateway's outbox, as it last reported", labelNames: ['gateway'] as const,
+      registers,
+      async collect () {
+        const gateways = await statuses()
+        this.reset()
+        for (const g of gateways) if (g.outbox) this.set({ gateway: g.id }, g.outbox.depth)
+      }
+    })
   }
 
   /** Every gateway that named itself, with its devices, last call and outbox. */
