@@ -128,24 +128,20 @@ export class GatewayWatch {
       registers,
       async collect () { this.set((await statuses()).filter((g) => g.lost).length) }
     })
-    void new Gauge({
-      name: 'sos_gateway_seconds_since_contact', help: 'Seconds since each gateway last called the server', labelNames: ['gateway'] as const,
-      registers,
+    const perGateway = (name: string, help: string, value: (g: GatewayStatus) => number | undefined) => new Gauge({
+      name, help, labelNames: ['gateway'] as const, registers,
       async collect () {
         const gateways = await statuses()
         this.reset()
-        for (const g of gateways) this.set({ gateway: g.id }, (Date.now() - Date.parse(g.lastContactAt)) / 1000)
+        for (const g of gateways) {
+          const v = value(g)
+          if (v !== undefined) this.set({ gateway: g.id }, v)
+        }
       }
     })
-    void new Gauge({
-      name: 'sos_gateway_outbox_depth', help: "Events waiting in each gateway's outbox, as it last reported", labelNames: ['gateway'] as const,
-      registers,
-      async collect () {
-        const gateways = await statuses()
-        this.reset()
-        for (const g of gateways) if (g.outbox) this.set({ gateway: g.id }, g.outbox.depth)
-      }
-    })
+    perGateway('sos_gateway_seconds_since_contact', 'Seconds since each gateway last called the server',
+      (g) => (Date.now() - Date.parse(g.lastContactAt)) / 1000)
+    perGateway('sos_gateway_outbox_depth', "Events waiting in each gateway's outbox, as it last reported", (g) => g.outbox?.depth)
   }
 
   /** Every gateway that named itself, with its devices, last call and outbox. */
