@@ -9,12 +9,13 @@ import { terminateBackends } from '../../bench/lib/postgres.js'
 import { exactlyOnce, startRig, type Rig } from './rig.js'
 import { Fleet } from './fleet.js'
 import { printRecoveries, type Recovery } from './report.js'
+import { noPostgres, required } from './requirements.js'
 
 const KILLS = Number(process.env.FAULT_KILLS || 20)
 const RATE = Number(process.env.FAULT_RATE || 200)
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
-describe(`kill -9 under load (${KILLS} kills of each process, ${RATE} events/s)`, () => {
+describe.runIf(required('the fault suite', noPostgres))(`kill -9 under load (${KILLS} kills of each process, ${RATE} events/s)`, () => {
   let rig: Rig
   let fleet: Fleet
   const recoveries: Recovery[] = []

@@ -1,0 +1,1 @@
+process.getuid = () => 1000
