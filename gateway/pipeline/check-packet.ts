@@ -8,7 +8,8 @@ import type { Step } from './context.js'
 
 export const checkPacket: Step = (ctx) => {
   const { packet } = ctx
-  if (packet.qos > 0 && !packet.messageId) return { kind: 'rejected', reason: 'invalid packet: packet id 0 on a QoS 1/2 publish' }
+  // A last will carries no packet id: the broker publishes it for the dead connection.
+  if (packet.qos > 0 && !packet.messageId && !ctx.isWill) return { kind: 'rejected', reason: 'invalid packet: packet id 0 on a QoS 1/2 publish' }
   const problem = topicProblem(packet.topic)
   if (problem) return { kind: 'rejected', reason: `invalid topic: ${problem}` }
   return undefined

@@ -92,14 +92,16 @@ export function createAuthorizePublish (deps: PipelineDeps) {
           metrics.eventsRejected.inc({ reason: outcome.reason })
           log.warn({ deviceId: session.deviceId, topic: packet.topic }, 'publish denied: not this device\'s topic')
           deadLetter(`denied: ${outcome.reason}`)
-          deps.sendToDevice(topics.ack(session.deviceId), { state: 'rejected', reason: 'topic not allowed' })
+          // A will's device is gone: a `rejected` queued for its next session would answer
+          // nothing it sent then.
+          if (!isWill) deps.sendToDevice(topics.ack(session.deviceId), { state: 'rejected', reason: 'topic not allowed' })
           drop(packet)
           return callback(null)
         case 'rejected':
           metrics.eventsRejected.inc({ reason: reasonLabel(outcome.reason) })
           log.info({ deviceId: session.deviceId, reason: outcome.reason }, 'event rejected')
           deadLetter(outcome.reason)
-          deps.sendToDevice(topics.ack(session.deviceId), { ...(outcome.seq === undefined ? {} : { seq: outcome.seq }), state: 'rejected', reason: outcome.reason })
+          if (!isWill) deps.sendToDevice(topics.ack(session.deviceId), { ...(outcome.seq === undefined ? {} : { seq: outcome.seq }), state: 'rejected', reason: outcome.reason })
           drop(packet)
           return callback(null)
       }
