@@ -1,5 +1,6 @@
 import type { Database } from './database.js'
 import { migrations } from './migrations.js'
+import { ADVISORY_LOCKS } from './advisory-locks.js'
 
 /** Applies the migrations not applied yet; returns the versions it applied. */
 export async function migrate (db: Database): Promise<number[]> {
@@ -9,7 +10,7 @@ export async function migrate (db: Database): Promise<number[]> {
   for (const migration of migrations) {
     const done = await db.transaction(async (tx) => {
       // Servers starting together on one PostgreSQL must not both apply a migration.
-      if (db.engine === 'postgres') await tx.query('SELECT pg_advisory_xact_lock(727274)')
+      if (db.engine === 'postgres') await tx.query('SELECT pg_advisory_xact_lock($1)', [ADVISORY_LOCKS.migrations])
       const rows = await tx.query('SELECT 1 FROM schema_migrations WHERE version = $1', [migration.version])
       if (rows.length > 0) return false
       for (const statement of splitStatements(migration.sql ?? '')) await tx.query(statement)

@@ -6,6 +6,7 @@
 import type { Database, Queryable } from '../db/database.js'
 import type { Bus } from '../bus.js'
 import type { DownlinkMessage } from '../../protocol/index.js'
+import { ADVISORY_LOCKS } from '../db/advisory-locks.js'
 
 export interface OutgoingMessage {
   topic: string
@@ -21,7 +22,7 @@ export class DownlinkQueue {
     if (messages.length === 0) return
     // Ids must become visible in id order, or a gateway reading "after N" could skip a row that
     // commits late. Holding this lock to commit serializes the (rare) downlink writers.
-    if (this.db.engine === 'postgres') await tx.query('SELECT pg_advisory_xact_lock(727275)')
+    if (this.db.engine === 'postgres') await tx.query('SELECT pg_advisory_xact_lock($1)', [ADVISORY_LOCKS.downlinkOrder])
     await tx.query(
       `INSERT INTO downlink (topic, payload, retain)
        SELECT m.topic, m.payload, m.retain FROM jsonb_to_recordset($1::jsonb) AS m(topic text, payload jsonb, retain boolean)`,

@@ -29,6 +29,7 @@ import type { ServerMetrics } from '../metrics.js'
 import type { AlertLifecycle, LockedAlert } from '../alerts/lifecycle.js'
 import { raiseAlerts, type RaisedAlert } from '../ingest/raise-alert.js'
 import type { GatewayHealth } from '../../protocol/index.js'
+import { ADVISORY_LOCKS } from '../db/advisory-locks.js'
 
 /** Who opens and resolves the alerts of a lost gateway, in the audit trail. */
 export const GATEWAY_WATCH_ACTOR = 'system:gateway-watch'
@@ -57,8 +58,6 @@ export interface GatewayWatchOptions {
 }
 
 const ACTIVE = "('open', 'acknowledged', 'dispatched')"
-/** Server instances take turns: one pass at a time across all of them, the others skip theirs. */
-const PASS_LOCK = 727275
 /**
  * Alerts raised or resolved per transaction: a wide outage's thousands are taken a slice at a
  * time, so an ingest batch that needs one of them never waits long behind the watch.
@@ -236,7 +235,8 @@ export class GatewayWatch {
     try {
       return await this.db.transaction(async (tx) => {
         if (this.db.engine === 'postgres') {
-          const [row] = await tx.query<{ mine: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS mine', [PASS_LOCK])
+          // Server instances take turns: one pass at a time across all of them, the others skip theirs.
+          const [row] = await tx.query<{ mine: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS mine', [ADVISORY_LOCKS.gatewayWatchPass])
           if (!row?.mine) return undefined
           await tx.query("SET LOCAL lock_timeout = '200ms'")
         }

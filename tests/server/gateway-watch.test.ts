@@ -11,7 +11,9 @@ import pg from 'pg'
 import { createTestDatabase, databaseBackends, testDatabaseUrl } from '../helpers/postgres.js'
 import { openPostgres } from '../../server/db/postgres.js'
 import { buildFixture, gatewayEvent, TOKENS, type Fixture } from './fixture.js'
-import type { Database } from '../../server/db/database.js'
+import type { Database, Queryable } from '../../server/db/database.js'
+import { DownlinkQueue } from '../../server/downlink/queue.js'
+import { Bus } from '../../server/bus.js'
 import { GATEWAY_ID_HEADER } from '../../protocol/index.js'
 import { GATEWAY_WATCH_ACTOR } from '../../server/supervision/gateway-watch.js'
 
@@ -229,7 +231,8 @@ describe.skipIf(!testDatabaseUrl)('gateway watch beside ingest batches (PostgreS
     url = created.url
     drop = created.drop
     const db = await openPostgres(url)
-    fx = await buildFixture(db, { settings: { gatewayLostAfterMs: LOST_AFTER }, gatewayWatch: { stallAfterMs: 60_000 } })
+    // Passes only when a test asks, so each sees what the watch does beside its lock holder.
+    fx = await buildFixture(db, { settings: { gatewayLostAfterMs: LOST_AFTER }, gatewayWatch: { stallAfterMs: 60_000, checkEveryMs: 3_600_000 } })
     holder = new pg.Client({ connectionString: url })
     await holder.connect()
   }, 60_000)
@@ -260,5 +263,22 @@ describe.skipIf(!testDatabaseUrl)('gateway watch beside ingest batches (PostgreS
     await holder.query('COMMIT')
     await fx.app.services.gatewayWatch.check()
     expect((await fx.call('GET', `/v1/alerts/${alert.id}`)).body.state).toBe('resolved')
+  })
+
+  it('is not held off by an acknowledgement being queued for a device (their locks are apart)', async () => {
+    await fx.provision('k-2')
+    await fx.ingest({ events: [gatewayEvent('k-2', { seq: 1, type: 'heartbeat' }, Date.now(), 'gw-k2')] })
+    await fx.app.inject({ method: 'GET', url: '/v1/gateway/downlink?wait=0', headers: { authorization: `Bearer ${TOKENS.gateway}`, [GATEWAY_ID_HEADER]: 'gw-k2' } })
+    await sleep(LOST_AFTER + 500)
+    // An operator's acknowledge (a cancel, an announcement) is committing its downlink message.
+    await holder.query('BEGIN')
+    await new DownlinkQueue(fx.db, new Bus()).enqueue({ query: async (sql: string, params?: unknown[]) => (await holder.query(sql, params)).rows } as Queryable, [{ topic: 'sos/v1/k-9/ack', payload: { seq: 1, state: 'acknowledged' } }])
+    try {
+      await fx.app.services.gatewayWatch.check()
+      const [alert] = (await fx.call('GET', '/v1/alerts?kind=device_offline&deviceId=k-2&state=open')).body
+      expect(alert, 'the watch took the downlink queue\'s lock for a rival instance and skipped its pass').toBeDefined()
+    } finally {
+      await holder.query('ROLLBACK')
+    }
   })
 })
