@@ -14,6 +14,9 @@ export interface OutgoingMessage {
   retain?: boolean
 }
 
+/** How often a waiting long poll looks at the table itself, whatever it was told. */
+const RECHECK_MS = 1000
+
 export class DownlinkQueue {
   constructor (private readonly db: Database, private readonly bus: Bus) {}
 
@@ -41,35 +44,44 @@ export class DownlinkQueue {
   /**
    * Messages after `after`, waiting up to `waitMs` for the first one (long poll).
    * A gateway with no position, or one ahead of the head (its store outlived ours), starts at the head.
+   *
+   * It listens before it first looks: a message committed between the look and the listening
+   * would otherwise wait out the whole poll (an operator's "help is coming" 25 s late). And it
+   * looks again every `RECHECK_MS` while it waits: another server instance's messages are
+   * announced only in that instance's process.
    */
   async read (after: number | undefined, waitMs: number, limit: number, signal: AbortSignal): Promise<{ head: number, messages: DownlinkMessage[] }> {
-    const head = await this.head()
-    const from = after === undefined || after > head ? head : after
-    let messages = await this.rowsAfter(from, limit)
-    if (messages.length === 0 && waitMs > 0 && !signal.aborted) {
-      await this.waitForNew(from, waitMs, signal)
-      messages = await this.rowsAfter(from, limit)
+    let announced = 0
+    let wake = () => {}
+    const onDownlink = ({ head }: { head: number }) => { announced = Math.max(announced, head); wake() }
+    this.bus.on('downlink', onDownlink)
+    try {
+      const head = await this.head()
+      const from = after === undefined || after > head ? head : after
+      let messages = await this.rowsAfter(from, limit)
+      const deadline = Date.now() + waitMs
+      while (messages.length === 0 && !signal.aborted && Date.now() < deadline) {
+        if (announced <= from) {
+          await new Promise<void>((resolve) => {
+            const done = () => { clearTimeout(timer); signal.removeEventListener('abort', done); resolve() }
+            const timer = setTimeout(done, Math.min(RECHECK_MS, deadline - Date.now()))
+            signal.addEventListener('abort', done)
+            wake = done
+          })
+        }
+        messages = await this.rowsAfter(from, limit)
+        // Announced but not visible yet (another instance committed later than it said): look again soon.
+        if (messages.length === 0 && announced > from) announced = from
+      }
+      return { head: messages.at(-1)?.id ?? from, messages }
+    } finally {
+      wake = () => {}
+      this.bus.off('downlink', onDownlink)
     }
-    return { head: messages.at(-1)?.id ?? from, messages }
   }
 
   private rowsAfter (after: number, limit: number): Promise<DownlinkMessage[]> {
     return this.db.query<DownlinkMessage>(
       'SELECT id, topic, payload, retain FROM downlink WHERE id > $1 ORDER BY id LIMIT $2', [after, limit])
-  }
-
-  private waitForNew (after: number, waitMs: number, signal: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer)
-        this.bus.off('downlink', onDownlink)
-        signal.removeEventListener('abort', done)
-        resolve()
-      }
-      const onDownlink = ({ head }: { head: number }) => { if (head > after) done() }
-      const timer = setTimeout(done, waitMs)
-      this.bus.on('downlink', onDownlink)
-      signal.addEventListener('abort', done)
-    })
   }
 }

@@ -1,0 +1,81 @@
+/**
+ * The downlink long poll (GET /v1/gateway/downlink) is how a device hears "help is coming":
+ * a message queued while a gateway's poll waits must reach it at once, never after the whole
+ * wait, whatever the timing, and whichever server instance queued it.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { databaseBackends } from '../helpers/postgres.js'
+import { migrate } from '../../server/db/migrate.js'
+import type { Database } from '../../server/db/database.js'
+import { DownlinkQueue } from '../../server/downlink/queue.js'
+import { Bus } from '../../server/bus.js'
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+const WAIT_MS = 10_000
+const ack = (seq: number) => [{ topic: 'sos/v1/btn-dl/ack', payload: { seq, state: 'acknowledged' } }]
+
+describe.each(databaseBackends.filter((b) => !b.timescale))('downlink long poll on $name', (backend) => {
+  let db: Database
+  let dispose: () => Promise<void>
+
+  beforeAll(async () => {
+    ({ db, dispose } = await backend.open())
+    await migrate(db)
+  }, 180_000)
+
+  afterAll(async () => { await dispose?.() })
+
+  const queue = async (on: DownlinkQueue, seq: number) => {
+    await db.transaction((tx) => on.enqueue(tx, ack(seq)))
+    await on.notify()
+  }
+
+  it('answers a message committed between its first look and its listening at once, not after the whole wait', async () => {
+    const bus = new Bus()
+    const writer = new DownlinkQueue(db, bus)
+    // The poll's first (empty) answer reaches it late: a busy event loop, a slow socket. The
+    // operator's acknowledgement commits and is announced meanwhile.
+    let lateAnswer = true
+    const slow = Object.create(db) as Database
+    slow.query = async (sql: string, params?: unknown[]) => {
+      const rows = await db.query(sql, params)
+      if (lateAnswer && sql.includes('FROM downlink WHERE id >')) {
+        lateAnswer = false
+        await queue(writer, 1)
+      }
+      return rows as never
+    }
+    const started = Date.now()
+    const { messages } = await new DownlinkQueue(slow, bus).read(undefined, WAIT_MS, 10, new AbortController().signal)
+    expect(messages.map((m) => m.payload)).toEqual([{ seq: 1, state: 'acknowledged' }])
+    expect(Date.now() - started, 'the poll slept through the announcement').toBeLessThan(WAIT_MS / 2)
+  })
+
+  it('answers a message another server instance queued (announced only in its own process) within seconds', async () => {
+    const reader = new DownlinkQueue(db, new Bus())
+    const otherInstance = new DownlinkQueue(db, new Bus())
+    const head = await reader.head()
+    const started = Date.now()
+    const polled = reader.read(head, WAIT_MS, 10, new AbortController().signal)
+    await sleep(300)
+    await queue(otherInstance, 2)
+    const { messages } = await polled
+    expect(messages.map((m) => m.payload)).toEqual([{ seq: 2, state: 'acknowledged' }])
+    expect(Date.now() - started, 'the poll waited out its whole wait').toBeLessThan(WAIT_MS / 2)
+  })
+
+  it('still waits the whole wait when nothing comes, and ends at once when the gateway goes', async () => {
+    const reader = new DownlinkQueue(db, new Bus())
+    const head = await reader.head()
+    const started = Date.now()
+    expect((await reader.read(head, 1500, 10, new AbortController().signal)).messages).toEqual([])
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1400)
+    const gone = new AbortController()
+    const polled = reader.read(head, WAIT_MS, 10, gone.signal)
+    await sleep(100)
+    const abortedAt = Date.now()
+    gone.abort()
+    expect((await polled).messages).toEqual([])
+    expect(Date.now() - abortedAt).toBeLessThan(WAIT_MS / 2)
+  })
+})
