@@ -136,9 +136,10 @@ export class Forwarder {
     const woken = new Promise<void>((resolve) => { this.sleepers.alarm.add(resolve) })
     let events: OutboxEntry[] = []
     if (flight.requests.size < parallel) {
-      // Far enough past the head to see behind the entries in flight and a device that floods.
-      const waiting = await outbox.peek('alarm', batchSize * (parallel + 1))
-      events = waiting.filter((e) => !flight.devices.has(e.deviceId)).slice(0, batchSize)
+      // Past the devices in flight, however many alarms they have waiting: a device flooding
+      // presses must not hide another's press behind its backlog. (Requests only end while we
+      // look, so the devices still in flight are among those skipped.)
+      events = await outbox.peek('alarm', batchSize, new Set(flight.devices.keys()))
     }
     const side: SideItems = {
       // A storm of presence changes must not make the alarms beside them wait long.

@@ -17,14 +17,24 @@ export class LaneTail {
 
   constructor (private readonly max: number) {}
 
-  /** The lane's first `limit` entries, or undefined when only the disk knows them. */
-  head (limit: number): OutboxEntry[] | undefined {
-    return this.whole ? this.entries.slice(0, limit) : undefined
+  /**
+   * The lane's first `limit` entries of devices not in `skip`, or undefined when only the disk
+   * knows them.
+   */
+  head (limit: number, skip?: ReadonlySet<string>): OutboxEntry[] | undefined {
+    if (!this.whole) return undefined
+    if (!skip || skip.size === 0) return this.entries.slice(0, limit)
+    const found: OutboxEntry[] = []
+    for (const e of this.entries) {
+      if (found.length >= limit) break
+      if (!skip.has(e.deviceId)) found.push(e)
+    }
+    return found
   }
 
-  /** The answer of a read from disk of up to `limit` entries. */
-  read (entries: OutboxEntry[], limit: number): void {
-    if (entries.length >= limit || entries.length > this.max) return
+  /** The answer of a read from disk; `everything` when it held all the lane had. */
+  read (entries: OutboxEntry[], everything: boolean): void {
+    if (!everything || entries.length > this.max) return
     this.entries = entries.slice()
     this.whole = true
   }

@@ -8,7 +8,7 @@ export interface OutboxWorkerData {
 
 export type OutboxRequest =
   | { op: 'append', records: OutboxRecord[] }
-  | { op: 'peek', lane: Lane, limit: number }
+  | { op: 'peek', lane: Lane, limit: number, skip?: string[] }
   | { op: 'remove', ids: number[] }
   | { op: 'close' }
 

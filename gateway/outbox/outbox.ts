@@ -47,6 +47,8 @@ export class Outbox extends EventEmitter<{ appended: [lanes: ReadonlySet<Lane>],
   private appending = false
   private readonly waiting: Array<{ resolve: (reply: Answered) => void, reject: (err: Error) => void, onReply?: (reply: Answered) => void }> = []
   private readonly tails: Record<Lane, LaneTail> = { alarm: new LaneTail(TAIL_MAX), routine: new LaneTail(TAIL_MAX) }
+  /** Per lane, for each read from disk still waiting for its answer: the ids removed since it was asked. */
+  private readonly readsWaiting: Record<Lane, Set<Set<number>>> = { alarm: new Set(), routine: new Set() }
   private current: OutboxLevel
   private isFull = false
   private broken?: Error
@@ -87,18 +89,34 @@ export class Outbox extends EventEmitter<{ appended: [lanes: ReadonlySet<Lane>],
     })
   }
 
-  /** The oldest entries of a lane (alarms or routine events), in arrival order. */
-  async peek (lane: Lane, limit: number): Promise<OutboxEntry[]> {
+  /**
+   * The oldest entries of a lane (alarms or routine events), in arrival order, of devices not
+   * in `skip`: those with a request on its way, whose backlog (a flood of presses, say) must
+   * not hide the other devices' alarms behind it.
+   */
+  async peek (lane: Lane, limit: number, skip?: ReadonlySet<string>): Promise<OutboxEntry[]> {
     const tail = this.tails[lane]
-    const cached = tail.head(limit)
+    const cached = tail.head(limit, skip)
     if (cached) return cached
-    return (await this.call({ op: 'peek', lane, limit }, (reply) => tail.read(reply.entries ?? [], limit))).entries ?? []
+    // Entries removed while this read waits its turn are still in its answer (the worker reads
+    // before it removes): they must not come back, nor make the copy in memory whole.
+    const removedMeanwhile = new Set<number>()
+    this.readsWaiting[lane].add(removedMeanwhile)
+    let entries: OutboxEntry[] = []
+    const request = { op: 'peek' as const, lane, limit, ...(skip && skip.size > 0 ? { skip: [...skip] } : {}) }
+    await this.call(request, (reply) => {
+      const read = reply.entries ?? []
+      entries = removedMeanwhile.size === 0 ? read : read.filter((e) => !removedMeanwhile.has(e.id))
+      if (!request.skip) tail.read(entries, read.length < limit)
+    }).finally(() => this.readsWaiting[lane].delete(removedMeanwhile))
+    return entries
   }
 
   /** Forgets entries of a lane the server has confirmed. */
   async remove (lane: Lane, ids: number[]): Promise<void> {
     if (ids.length === 0) return
     this.tails[lane].removed(ids)
+    for (const removedMeanwhile of this.readsWaiting[lane]) for (const id of ids) removedMeanwhile.add(id)
     await this.call({ op: 'remove', ids }).catch((err: Error) => {
       // Still on disk, gone from memory: only the disk tells the truth now.
       this.tails[lane].forget()

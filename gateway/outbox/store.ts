@@ -61,6 +61,7 @@ export class OutboxStore {
   private readonly removeBatch
   private readonly selectOldest
   private readonly selectHead
+  private readonly selectHeadSkipping
 
   constructor (dataDir: string, private readonly maxEvents: number) {
     mkdirSync(dataDir, { recursive: true })
@@ -118,6 +119,8 @@ export class OutboxStore {
     this.selectOldest = this.db.prepare('SELECT received_at AS at FROM outbox ORDER BY id LIMIT 1')
     this.selectHead = this.db.prepare(`SELECT id, event_id AS eventId, device_id AS deviceId, type, seq, received_at AS receivedAt, body
       FROM outbox WHERE alarm = ? ORDER BY id LIMIT ?`)
+    this.selectHeadSkipping = this.db.prepare(`SELECT id, event_id AS eventId, device_id AS deviceId, type, seq, received_at AS receivedAt, body
+      FROM outbox WHERE alarm = ? AND device_id NOT IN (SELECT value FROM json_each(?)) ORDER BY id LIMIT ?`)
   }
 
   /**
@@ -131,9 +134,14 @@ export class OutboxStore {
     return { results, ids, evicted }
   }
 
-  /** The oldest entries of a lane, in arrival order (which keeps each device's order in it). */
-  peek (lane: Lane, limit: number): OutboxEntry[] {
-    return this.selectHead.all(lane === 'alarm' ? 1 : 0, limit) as OutboxEntry[]
+  /**
+   * The oldest entries of a lane, in arrival order (which keeps each device's order in it),
+   * leaving out the devices in `skip`.
+   */
+  peek (lane: Lane, limit: number, skip: string[] = []): OutboxEntry[] {
+    const alarm = lane === 'alarm' ? 1 : 0
+    if (skip.length === 0) return this.selectHead.all(alarm, limit) as OutboxEntry[]
+    return this.selectHeadSkipping.all(alarm, JSON.stringify(skip), limit) as OutboxEntry[]
   }
 
   /**

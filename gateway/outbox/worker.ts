@@ -29,7 +29,7 @@ port.on('message', (request: OutboxRequest) => {
         reply = { ok: true, ...appended, commitMs: performance.now() - started, level: store.level() }
         break
       }
-      case 'peek': reply = { ok: true, entries: store.peek(request.lane, request.limit), level: store.level() }; break
+      case 'peek': reply = { ok: true, entries: store.peek(request.lane, request.limit, request.skip), level: store.level() }; break
       case 'remove': store.remove(request.ids); reply = { ok: true, level: store.level() }; break
       case 'close': store.close(); port.postMessage({ ok: true, level: { count: 0, oldestReceivedAt: null } } satisfies OutboxReply); port.close(); return
     }

@@ -84,4 +84,23 @@ describe('alarm lane', () => {
     expect(await storedSeqs(b)).toEqual([1])
     await eventually(async () => gateway.outbox.depth() === 0 || undefined, 10_000, 'outbox empty')
   })
+
+  it('does not hide a press behind another device\'s flood of presses (a bouncing button, a stolen secret)', async () => {
+    const [a, b] = ids
+    // A floods: far more presses than a request holds (forwardBatchSize is 100), its first
+    // request held on its way; every later press of A waits for it, in order.
+    proxy.hold = (batch) => batch.events.some((e) => e.deviceId === a)
+    await Promise.all(Array.from({ length: 700 }, (_, i) => press(a, 100 + i)))
+    await eventually(async () => proxy.holding === 1 || undefined, 10_000, 'A\'s first request held on its way')
+    // B's press is behind some six hundred of A's in the lane; it must go at once all the same.
+    await press(b, 2)
+    await eventually(async () => (await storedSeqs(b)).includes(2) || undefined, 20_000, 'B\'s press stored while A\'s flood waits')
+    expect(proxy.holding).toBe(1)
+
+    proxy.hold = undefined
+    proxy.release()
+    await eventually(async () => gateway.outbox.depth() === 0 || undefined, 60_000, 'A\'s flood forwarded')
+    const sent = sentSeqs(a).filter((seq) => seq >= 100)
+    expect(sent.filter((seq, i) => sent.indexOf(seq) === i), 'A\'s presses in order').toEqual(Array.from({ length: 700 }, (_, i) => 100 + i))
+  })
 })

@@ -82,19 +82,36 @@ describe('outbox', () => {
     await expect(outbox.append(event('btn-3', 1))).rejects.toThrow(/closed/)
     outbox = undefined
   })
+  it('never hands back what a removal took while the read waited for the disk, nor keeps it in memory', async () => {
+    outbox = await Outbox.open(dir)
+    await Promise.all([1, 2, 3].map((seq) => outbox!.append(event('btn-1', seq))))
+    const [first] = await outbox.peek('alarm', 1)
+    await outbox.close()
+    // Reopened, the lane is known only on disk; the forwarder reads it while a request it sent
+    // before is confirmed.
+    outbox = await Outbox.open(dir)
+    const [read] = await Promise.all([outbox.peek('alarm', 10), outbox.remove('alarm', [first!.id])])
+    expect(read.map((e) => e.seq)).toEqual([2, 3])
+    expect(outbox.depth()).toBe(2)
+    expect((await outbox.peek('alarm', 10)).map((e) => e.seq)).toEqual([2, 3])
+  })
+
   it('hands the forwarder each lane exactly as the disk holds it, through appends, redeliveries, removals, evictions and shedding', async () => {
+    const devices = ['btn-a', 'btn-b', 'kiosk-c']
     // Small, so that heartbeats are evicted and routine events shed (store.ts).
     outbox = await Outbox.open(dir, 12)
     // A second connection reads the file itself: the truth the lanes kept in memory must match.
     const disk = new Sqlite(join(dir, OUTBOX_FILE), { readonly: true })
     const onDisk = disk.prepare(`SELECT id, event_id AS eventId, device_id AS deviceId, type, seq, received_at AS receivedAt, body
       FROM outbox WHERE alarm = ? ORDER BY id LIMIT ?`)
-    const devices = ['btn-a', 'btn-b', 'kiosk-c']
     const types = ['press', 'test', 'heartbeat', 'cancel'] as const
     const operation = fc.oneof(
       fc.record({ op: fc.constant('append' as const), events: fc.array(fc.record({ device: fc.nat(2), type: fc.nat(3), again: fc.boolean() }), { minLength: 1, maxLength: 6 }) }),
-      fc.record({ op: fc.constant('peek' as const), alarm: fc.boolean(), limit: fc.integer({ min: 1, max: 8 }) }),
-      fc.record({ op: fc.constant('remove' as const), alarm: fc.boolean(), keep: fc.array(fc.boolean(), { maxLength: 8 }) })
+      // The alarm lane skips the devices that have a request on its way.
+      fc.record({ op: fc.constant('peek' as const), alarm: fc.boolean(), limit: fc.integer({ min: 1, max: 8 }), skip: fc.subarray(devices) }),
+      fc.record({ op: fc.constant('remove' as const), alarm: fc.boolean(), keep: fc.array(fc.boolean(), { maxLength: 8 }) }),
+      // A read and a removal on their way at once (a request confirmed while the lane is read).
+      fc.record({ op: fc.constant('peekWhileRemoving' as const), alarm: fc.boolean(), limit: fc.integer({ min: 1, max: 8 }) })
     )
     let run = 0
     try {
@@ -117,9 +134,20 @@ describe('outbox', () => {
             }))
           } else if (o.op === 'peek') {
             const lane: Lane = o.alarm ? 'alarm' : 'routine'
-            const head = await outbox!.peek(lane, o.limit)
-            expect(head).toEqual(onDisk.all(o.alarm ? 1 : 0, o.limit))
+            const head = await outbox!.peek(lane, o.limit, new Set(o.skip))
+            expect(head).toEqual((onDisk.all(o.alarm ? 1 : 0, 1000) as GatewayEvent[]).filter((e) => !o.skip.includes(e.deviceId)).slice(0, o.limit))
             lastPeek[lane] = head.map((e) => e.id)
+          } else if (o.op === 'peekWhileRemoving') {
+            const lane: Lane = o.alarm ? 'alarm' : 'routine'
+            const removing = lastPeek[lane]
+            const before = onDisk.all(o.alarm ? 1 : 0, o.limit) as Array<{ id: number }>
+            const [head] = await Promise.all([outbox!.peek(lane, o.limit), outbox!.remove(lane, removing)])
+            // Answered from memory, the read came first; from disk, after the removal was asked
+            // for, so it must not hand back what it removed. (The next peeks check that memory
+            // did not keep it either.)
+            const answers = [before, before.filter((e) => !removing.includes(e.id))]
+            expect(answers, 'a read answered after a removal handed back what it removed').toContainEqual(head)
+            lastPeek[lane] = []
           } else {
             const lane: Lane = o.alarm ? 'alarm' : 'routine'
             await outbox!.remove(lane, lastPeek[lane].filter((_, i) => !o.keep[i]))
