@@ -1,7 +1,8 @@
 /**
  * Text PostgreSQL cannot store, made storable before validation: U+0000 (legal JSON, refused
  * by text and jsonb) and lone UTF-16 surrogates (legal JSON escapes like `\ud800`, refused by
- * jsonb), in every string of a request body and in its keys, become U+FFFD. One such character
+ * jsonb), in every string of a request body and in its keys, and in the query string and the
+ * path's parameters, become U+FFFD. One such character
  * in one event would fail its whole ingest batch (the server then splits the batch to find it,
  * at a cost); in an operator's note it would be a 500. A real gateway never forwards either,
  * but a buggy or forged one could.
@@ -11,6 +12,9 @@ import type { FastifyInstance } from 'fastify'
 export function registerStorableText (app: FastifyInstance): void {
   app.addHook('preValidation', async (request) => {
     if (request.body !== undefined && request.body !== null) request.body = storableText(request.body)
+    // A filter or an id in the address reaches a query too (`?zone=%00`, `/v1/devices/%00`).
+    storableText(request.query)
+    storableText(request.params)
   })
 }
 
