@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { resolve } from 'node:path'
 import { ConfigError, port } from '../server/config.js'
+import { gatewayIdProblem } from '../protocol/index.js'
 
 export interface GatewayConfig {
   readonly gatewayId: string
@@ -106,8 +107,13 @@ export function gatewayConfigFromEnv (env: NodeJS.ProcessEnv = process.env): Gat
   const maxConnections = positiveInt(env, 'MQTT_MAX_CONNECTIONS', defaultMaxConnections())
   if (limit !== undefined && maxConnections > limit - 128) throw new ConfigError(`MQTT_MAX_CONNECTIONS (${maxConnections}) must stay at least 128 below the open-file limit (${limit}): sockets beyond it, the outbox and HTTP need descriptors too`)
   const heartbeat = seconds(env, 'HEARTBEAT_INTERVAL_S', 30_000)
+  // Named on every request and event: one the server refuses would have every batch refused
+  // (and sent again) forever. A host name may be 64 characters, so its default is cut to fit.
+  const gatewayId = env.GATEWAY_ID || `gw-${hostname()}`.slice(0, 64)
+  const idProblem = gatewayIdProblem(gatewayId)
+  if (idProblem) throw new ConfigError(`GATEWAY_ID ${idProblem}`)
   return Object.freeze({
-    gatewayId: env.GATEWAY_ID || `gw-${hostname()}`,
+    gatewayId,
     mqttHost: env.MQTT_HOST || '0.0.0.0',
     mqttPort: port(env, 'MQTT_PORT', 1883),
     mqttWsPort: port(env, 'MQTT_WS_PORT', 8083),

@@ -126,9 +126,18 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
     return session !== undefined && client.id === session.deviceId && deviceIdOfClientId(client.id) === session.deviceId
   }
   broker.on('clientReady', (client) => {
+    const session = sessionOf(client)
+    // Revoked while it was connecting (during the secret check, say): the refresh that revoked
+    // it found no live connection to close, and says so only once.
+    if (session && credentials.get(session.deviceId)?.revoked !== false) {
+      revoked.add(client)
+      metrics.connectionsClosed.inc({ reason: 'revoked' })
+      log.warn({ deviceId: session.deviceId, clientId: client.id }, 'device revoked while connecting: closing its connection')
+      client.close()
+      return
+    }
     connected.add(client)
     metrics.connections.set(broker!.connectedClients)
-    const session = sessionOf(client)
     if (session && isPrimary(client)) supervisor.connected(session.deviceId, session.kind)
   })
   broker.on('clientDisconnect', (client) => {

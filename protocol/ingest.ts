@@ -11,6 +11,16 @@ import { DeviceEvent } from './event.js'
  */
 export const GATEWAY_ID_HEADER = 'x-gateway-id'
 
+/**
+ * What is wrong with a gateway id, or undefined: 1–64 characters (as in its events), no
+ * control characters (a NUL would fail every write of its contact).
+ */
+export function gatewayIdProblem (id: string): string | undefined {
+  if (id.length < 1 || id.length > 64) return `must be 1 to 64 characters, got ${id.length}`
+  if (/[\u0000-\u001f\u007f]/.test(id)) return 'must not hold control characters'
+  return undefined
+}
+
 /** An accepted device event as the gateway forwards it: the device payload plus what the gateway knows. */
 export const GatewayEvent = Type.Object({
   /** Stable identity (device, boot, seq): retries and QoS 1 redeliveries carry the same id. */

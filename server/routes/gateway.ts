@@ -1,5 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { GATEWAY_ID_HEADER, IngestBatch, IngestResponse } from '../../protocol/index.js'
+import { GATEWAY_ID_HEADER, IngestBatch, IngestResponse, gatewayIdProblem } from '../../protocol/index.js'
 import type { Ingestor } from '../ingest/ingest.js'
 import type { DeviceStore } from '../devices/store.js'
 import type { DownlinkQueue } from '../downlink/queue.js'
@@ -83,8 +83,7 @@ function gatewayIdOf (header: string | string[] | undefined): string | undefined
   if (typeof header !== 'string') return undefined
   try {
     const id = decodeURIComponent(header)
-    // No control characters (a NUL would fail every write of its contact).
-    return id.length >= 1 && id.length <= 64 && !/[\u0000-\u001f\u007f]/.test(id) ? id : undefined
+    return gatewayIdProblem(id) === undefined ? id : undefined
   } catch {
     return undefined
   }

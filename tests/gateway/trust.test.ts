@@ -152,4 +152,22 @@ describe('device trust', () => {
     expect(await metricValue(system.gateway, 'sos_gateway_presence_changes_total', { state: 'offline', reason: 'revoked' })).toBe(1)
     expect(await metricValue(system.gateway, 'sos_gateway_connections_closed_total', { reason: 'revoked' })).toBe(2)
   })
+
+  it('closes a device revoked while it was connecting (during its secret check)', async () => {
+    // Each attempt revokes a device whose CONNECT is being checked (the scrypt check takes tens
+    // of milliseconds), at a different moment of it; the refresh that revokes it runs at once.
+    for (let i = 0; i < 6; i++) {
+      const id = `btn-trust-race-${i}`
+      const secret = await system.provision(id)
+      const connecting = connectDevice(system.mqttUrl, id, id, secret, { reconnectPeriod: 0 }).catch(() => undefined)
+      await new Promise((resolve) => setTimeout(resolve, i * 8))
+      expect((await system.api('DELETE', `/v1/devices/${id}`)).status).toBeLessThan(300)
+      await system.gateway.credentials.refresh()
+      const device = await connecting
+      if (device) open.push(device)
+      // Refused at CONNECT, or closed once ready: never left publishing.
+      await eventually(async () => !device || !device.connected || undefined, 5000, `${id} closed after its revocation`)
+      expect(system.gateway.supervisor.stateOf(id)).not.toBe('online')
+    }
+  })
 })
