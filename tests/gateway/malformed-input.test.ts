@@ -41,7 +41,11 @@ const cases: Case[] = [
   ['an unknown topic under its own prefix', publish('{"seq":16,"type":"press"}', `sos/v1/${id}/evnt`), /invalid topic/],
   ['a topic that is not valid UTF-8', (device) => writeRawPublish(device, Buffer.concat([Buffer.from(`sos/v1/${id}/ev`), Buffer.from([0xff, 0xfe])]), Buffer.from('{"seq":17,"type":"press"}'), 17), /invalid topic: topic is not valid UTF-8/],
   ['a topic with a control character', (device) => writeRawPublish(device, Buffer.from(`sos/v1/${id}/ev\u0007nt`), Buffer.from('{"seq":18,"type":"press"}'), 18), /invalid topic: topic contains control characters/],
-  ['packet id 0 on a QoS 1 publish', (device) => writeRawPublish(device, Buffer.from(topics.event(id)), Buffer.from('{"seq":19,"type":"press"}'), 0), /packet id 0/]
+  ['packet id 0 on a QoS 1 publish', (device) => writeRawPublish(device, Buffer.from(topics.event(id)), Buffer.from('{"seq":19,"type":"press"}'), 0), /packet id 0/],
+  // A dead letter keeps 4 KiB with each PIN masked: masking must not grow it past what the
+  // server takes (every `"pin":1` becomes `"pin":"****"`), nor leave digits of a PIN the cut splits.
+  ['a cancel holding hundreds of PINs', publish(`{"seq":20,"type":"cancel",${'"pin":1,'.repeat(500)}"x":0}`), /pin|too large/],
+  ['a PIN astride the 4 KiB a dead letter keeps', publish(`{"seq":21,"type":"cancel","x":"${'a'.repeat(4052)}","pin":"98765432"}`), /too large/]
 ]
 
 describe('malformed device input', () => {
@@ -87,6 +91,11 @@ describe('malformed device input', () => {
     // The server got every dead letter (forwarded in `deadLetters` and confirmed).
     await eventually(async () => system.gateway.deadLetters.peekUnforwarded(1).length === 0 ? true : undefined, 5000, 'dead letters forwarded')
     expect(await metricValue(system.gateway, 'sos_gateway_forwarded_total', { kind: 'dead_letter' })).toBe(cases.length)
+    const { body: kept } = await system.api('GET', `/v1/dead-letters?deviceId=${id}&limit=100`)
+    expect(kept, 'dead letters the server refused (and the gateway let go)').toHaveLength(cases.length)
+    const payloads = (kept as any[]).map((l) => Buffer.from(l.payload ?? '', 'base64').toString('latin1'))
+    expect(payloads.some((p) => p.includes('"pin":"****"'))).toBe(true)
+    expect(payloads.filter((p) => /9876|"pin":1/.test(p)), 'a PIN kept in a dead letter').toEqual([])
   })
 
   it('stores the next good press on the same connection', async () => {
