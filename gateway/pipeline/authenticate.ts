@@ -50,6 +50,11 @@ export function createAuthenticate (credentials: CredentialCache, metrics: Gatew
     if (atCapacity()) return refuse(done, SERVER_UNAVAILABLE, 'max_connections', client)
     const deviceId = deviceIdOfClientId(client.id ?? '')
     if (!deviceId) return refuse(done, IDENTIFIER_REJECTED, 'client_id', client)
+    // A second connection ({device}:{suffix}: a service tool, a test subscriber) gets a clean
+    // session: the broker keeps persistent sessions in memory, with every message for the device
+    // copied into each one's queue, so one device's secret could otherwise pile up sessions
+    // under made-up suffixes without limit.
+    if (client.id !== deviceId && client.clean === false) return refuse(done, IDENTIFIER_REJECTED, 'persistent_second_session', client)
     const cn = verifiedCertificateCn(client)
     const byCertificate = cn !== undefined && (!password || password.length === 0)
     if (byCertificate) {

@@ -62,6 +62,18 @@ describe('device trust', () => {
     await expect(connectDevice(url, a, a, 'wrong')).rejects.toThrow(/Bad username or password/)
   })
 
+  it('gives a second connection of a device only a clean session: no pile of persistent sessions under made-up suffixes', async () => {
+    await expect(connectDevice(system.mqttUrl, `${a}:svc-1`, a, secretA, { clean: false })).rejects.toThrow(/Identifier rejected/)
+    const service = await connect(system.mqttUrl, `${a}:svc-1`, a, secretA)
+    await service.subscribeAsync(topics.ack(a), { qos: 1 })
+    await service.endAsync()
+    const persistence = (system.gateway.broker as any).persistence
+    expect((await persistence.subscriptionsByTopic(topics.ack(a))).filter((s: { clientId: string }) => s.clientId.startsWith(`${a}:`))).toEqual([])
+    // The device itself keeps its persistent session, as the firmware needs.
+    const device = await connect(system.mqttUrl, a, a, secretA, { clean: false })
+    expect(device.connected).toBe(true)
+  })
+
   it('leaves nothing behind for a client that failed authentication', async () => {
     // A device that never connected, so any state found would be the refused client's.
     const c = 'btn-trust-never'
