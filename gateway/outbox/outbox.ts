@@ -85,6 +85,8 @@ export class Outbox extends EventEmitter<{ appended: [lanes: ReadonlySet<Lane>],
   append (event: GatewayEvent): Promise<AppendResult> {
     return new Promise((resolve, reject) => {
       if (this.broken) return reject(this.broken)
+      // Closing: the worker may already have closed the file, and would never answer.
+      if (this.closing) return reject(new OutboxError('outbox closed'))
       if (this.pending.push({ event, resolve, reject }) === 1 && !this.appending) setImmediate(() => this.flush())
     })
   }
@@ -144,6 +146,9 @@ export class Outbox extends EventEmitter<{ appended: [lanes: ReadonlySet<Lane>],
     // The worker may end before its answer is read; either way the database is closed.
     await this.call({ op: 'close' }).catch(() => {})
     this.broken ??= new OutboxError('outbox closed')
+    // Whatever was handed over after the close (a write, a read) has no answer coming.
+    for (const caller of this.waiting.splice(0)) caller.reject(this.broken)
+    for (const p of this.pending.splice(0)) p.reject(this.broken)
     await this.worker.terminate()
   }
 

@@ -82,6 +82,19 @@ describe('outbox', () => {
     await expect(outbox.append(event('btn-3', 1))).rejects.toThrow(/closed/)
     outbox = undefined
   })
+
+  it('answers every write and read handed over while it closes, rather than leave them waiting', async () => {
+    outbox = await Outbox.open(dir)
+    await outbox.append(event('btn-4', 1))
+    const closing = outbox.close()
+    // A last will or a forwarder round landing during shutdown.
+    const late = [outbox.append(event('btn-4', 2)), outbox.peek('routine', 10), outbox.remove('alarm', [1])]
+    const settled = await Promise.race([Promise.allSettled(late), new Promise((resolve) => setTimeout(() => resolve('hung'), 5000))])
+    await closing
+    expect(settled).not.toBe('hung')
+    expect((settled as PromiseSettledResult<unknown>[])[0]!.status).toBe('rejected')
+    outbox = undefined
+  })
   it('never hands back what a removal took while the read waited for the disk, nor keeps it in memory', async () => {
     outbox = await Outbox.open(dir)
     await Promise.all([1, 2, 3].map((seq) => outbox!.append(event('btn-1', seq))))
