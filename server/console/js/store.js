@@ -6,6 +6,10 @@
 import { ApiError } from './api.js'
 
 export const ACTIVE_STATES = ['open', 'acknowledged', 'dispatched']
+/** The most alerts one list request returns (the API's own maximum). */
+export const ALERT_PAGE = 1000
+/** Asked for one by one when a state's list is full (see `activeAlerts`). */
+const ALERT_KINDS = ['panic', 'tamper', 'device_offline', 'battery_low', 'power_lost']
 /** Below this battery level (percent) a device is listed as low. */
 export const LOW_BATTERY = 20
 
@@ -75,9 +79,22 @@ export function createStore (api, onCue) {
     }
   }
 
+  /**
+   * The alerts in one active state. The API lists the newest first, at most ALERT_PAGE: when a
+   * wide outage fills that with `device_offline` alerts, an older panic still waiting for
+   * someone would fall off the operators' list. So a full list is completed kind by kind.
+   */
+  async function activeAlerts (/** @type {string} */ alertState) {
+    const newest = await api('GET', `/v1/alerts?state=${alertState}&limit=${ALERT_PAGE}`)
+    if (newest.length < ALERT_PAGE) return newest
+    const byKind = await Promise.all(ALERT_KINDS.map((kind) => api('GET', `/v1/alerts?state=${alertState}&kind=${kind}&limit=${ALERT_PAGE}`)))
+    const all = new Map([...newest, ...byKind.flat()].map((/** @type {any} */ a) => [a.id, a]))
+    return [...all.values()]
+  }
+
   async function reloadAll () {
     const [lists, devices] = await Promise.all([
-      Promise.all(ACTIVE_STATES.map((s) => api('GET', `/v1/alerts?state=${s}&limit=1000`))),
+      Promise.all(ACTIVE_STATES.map(activeAlerts)),
       api('GET', '/v1/devices?limit=1000'),
       loadReports(),
       loadGateways()
