@@ -26,11 +26,11 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{ stream: LiveStream }> = a
       connection: 'keep-alive',
       'x-accel-buffering': 'no'
     })
-    const send = (entry: StreamEntry) => raw.write(`id: ${entry.id}\nevent: ${entry.event}\ndata: ${JSON.stringify(entry.data)}\n\n`)
+    const send = (entry: StreamEntry) => raw.write(`id: ${stream.idOf(entry)}\nevent: ${entry.event}\ndata: ${JSON.stringify(entry.data)}\n\n`)
     raw.write('retry: 2000\n\n')
 
-    const lastEventId = Number(request.headers['last-event-id'])
-    if (Number.isInteger(lastEventId) && lastEventId >= 0) {
+    const lastEventId = request.headers['last-event-id']
+    if (typeof lastEventId === 'string' && lastEventId !== '') {
       const missed = stream.since(lastEventId)
       if (missed === null) raw.write('event: reset\ndata: {}\n\n')
       else missed.forEach(send)

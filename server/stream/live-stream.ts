@@ -3,7 +3,13 @@
  * change on the bus becomes a numbered entry; the last entries are kept so a client that reconnects
  * with `Last-Event-ID` gets what it missed. One that fell further behind is told to reload
  * (`reset`), because a gap must never look like a quiet ward.
+ *
+ * Entry ids name this process's run (`{run}.{n}`): after a restart, or behind a load balancer
+ * that moved the client to another server instance, a Last-Event-ID from elsewhere means
+ * nothing here and the client is told to reload. (Plain counters from 1 made it look valid: a
+ * client that last saw 5 got the new run's entries from 6 on and never its first five.)
  */
+import { randomBytes } from 'node:crypto'
 import type { Bus, BusEvents } from '../bus.js'
 
 export interface StreamEntry {
@@ -13,6 +19,8 @@ export interface StreamEntry {
 }
 
 export class LiveStream {
+  /** This process's run, the prefix of every id it gives. */
+  readonly run = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`
   private readonly entries: StreamEntry[] = []
   private nextId = 1
   private readonly listeners = new Set<(entry: StreamEntry) => void>()
@@ -23,9 +31,19 @@ export class LiveStream {
     bus.on('report', (data) => this.push('report', data))
   }
 
-  /** Entries after `lastId`, or null when some were already dropped (the client must reload). */
-  since (lastId: number): StreamEntry[] | null {
-    if (lastId >= this.nextId) return null
+  /** An entry's id as clients see it. */
+  idOf (entry: StreamEntry): string {
+    return `${this.run}.${entry.id}`
+  }
+
+  /**
+   * Entries after the one a client last saw (its Last-Event-ID), or null when it must reload:
+   * the id is from another run or instance, or entries after it were already dropped.
+   */
+  since (lastEventId: string): StreamEntry[] | null {
+    const [run, n] = lastEventId.split('.')
+    const lastId = Number(n)
+    if (run !== this.run || !/^\d+$/.test(n ?? '') || lastId >= this.nextId) return null
     const oldest = this.entries[0]?.id ?? this.nextId
     if (lastId < oldest - 1) return null
     return this.entries.filter((e) => e.id > lastId)

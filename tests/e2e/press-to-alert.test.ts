@@ -102,15 +102,26 @@ describe.each(storageBackends)('press to alert on $name', (backend) => {
     await other.endAsync()
     const text = seen.join('')
     expect(text).toMatch(/event: alert\ndata: \{[^\n]*"deviceId":"btn-e2e-002"/)
-    const lastId = Number(/id: (\d+)\nevent: alert\ndata: [^\n]*btn-e2e-002/.exec(text)![1])
+    const [, run, n] = /id: (\w+)\.(\d+)\nevent: alert\ndata: [^\n]*btn-e2e-002/.exec(text)!
+    const lastId = Number(n)
 
     // Reconnecting from before that entry replays it.
-    const again = await fetch(`${system.server.url}/v1/stream`, { headers: { authorization: `Bearer ${system.adminToken}`, 'last-event-id': String(lastId - 1) } })
-    const r2 = again.body!.getReader()
+    const resume = (lastEventId: string) => fetch(`${system.server.url}/v1/stream`, { headers: { authorization: `Bearer ${system.adminToken}`, 'last-event-id': lastEventId } })
+    const r2 = (await resume(`${run}.${lastId - 1}`)).body!.getReader()
     let replay = ''
     while (!replay.includes('btn-e2e-002')) replay += new TextDecoder().decode((await r2.read()).value)
     await r2.cancel()
-    expect(replay).toContain(`id: ${lastId}`)
+    expect(replay).toContain(`id: ${run}.${lastId}`)
+
+    // An id from another run of the server (it restarted) or another instance names nothing
+    // here: the client is told to reload, never handed this run's entries as if they followed.
+    for (const foreign of [`x${run}.${lastId - 1}`, String(lastId - 1)]) {
+      const r3 = (await resume(foreign)).body!.getReader()
+      let answer = ''
+      while (!answer.includes('event: ')) answer += new TextDecoder().decode((await r3.read()).value)
+      await r3.cancel()
+      expect(answer, foreign).toMatch(/^retry: 2000\n\nevent: reset\n/)
+    }
   })
 
   it('pushes a kiosk report onto the live stream when it is filed and when an operator closes it', async () => {
