@@ -61,7 +61,8 @@ async function decide (tx: Queryable, e: GatewayEvent, pin: PinCheck, alert: Loc
   if (pin === 'none') return { result: 'no_pin', reason: 'this device has no cancel PIN' }
   if (pin === 'missing') return { result: 'no_pin', reason: 'cancel needs the PIN' }
   // The window is checked before the PIN, so a PIN cannot be guessed once it has passed.
-  if (e.receivedAt - alert.opened_at.getTime() > windowMs) {
+  // At most now, as the alert's own time is (a gateway clock running fast, see ingest.ts causeOf).
+  if (Math.min(e.receivedAt, Date.now()) - alert.opened_at.getTime() > windowMs) {
     return { result: 'window_closed', reason: `the cancel window (${Math.round(windowMs / 1000)} s) has passed; call the ward` }
   }
   const wrong = await tx.query<{ n: number }>(

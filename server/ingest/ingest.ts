@@ -293,10 +293,15 @@ function storingAndRaising (batch: IngestBatch): boolean {
     batch.events.every((e) => e.event.type !== 'cancel' && e.event.type !== 'report')
 }
 
-/** The alert an event raises (a press, a tamper, …), if any. */
+/**
+ * The alert an event raises (a press, a tamper, …), if any, at the gateway's receive time: the
+ * person waited from then, whatever held the event on its way. Never later than now, though: a
+ * gateway whose clock runs fast would otherwise put the alert in the future and hold back its
+ * escalation by as much (one running slow only escalates early, the safe side).
+ */
 function causeOf (e: GatewayEvent): AlertCause | undefined {
   const kind = ALERT_KIND_OF_EVENT[e.event.type]
-  return kind && { deviceId: e.deviceId, kind, atMs: e.receivedAt, seq: e.event.seq, eventId: e.eventId, actor: `device:${e.deviceId}` }
+  return kind && { deviceId: e.deviceId, kind, atMs: Math.min(e.receivedAt, Date.now()), seq: e.event.seq, eventId: e.eventId, actor: `device:${e.deviceId}` }
 }
 
 /**

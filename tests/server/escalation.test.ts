@@ -103,6 +103,16 @@ describe('escalation of unacknowledged panic alerts', () => {
     expect(receiver.received).toHaveLength(before)
     await stream.close()
   })
+
+  it('escalates on time a press through a gateway whose clock runs minutes fast', async () => {
+    await fx.provision('btn-esc-fast')
+    const [press] = await fx.ingest({ events: [gatewayEvent('btn-esc-fast', { seq: 1, type: 'press' }, Date.now() + 3 * 60_000)] })
+    const alertId = press!.alertId!
+    expect(Date.parse((await fx.call('GET', `/v1/alerts/${alertId}`)).body.openedAt)).toBeLessThanOrEqual(Date.now())
+    await vi.advanceTimersByTimeAsync(60_000)
+    await fx.app.services.escalator.check()
+    expect((await fx.call('GET', `/v1/alerts/${alertId}`)).body.escalationLevel, 'escalation held back by the gateway\'s clock').toBe(1)
+  })
 })
 
 /** Reads `GET /v1/stream` over a real socket. */

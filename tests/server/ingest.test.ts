@@ -292,6 +292,14 @@ describe.each(plainBackends)('ingest on $name', (backend) => {
     expect(reopened.transitions.map((x: any) => x.to)).toEqual(['open'])
   })
 
+  it('cancels inside the window through a gateway whose clock runs minutes fast', async () => {
+    await fx.provision('shop-fast', { kind: 'counter', pin: '1357' })
+    const fast = Date.now() + 3 * 60_000
+    const [press] = await fx.ingest({ events: [gatewayEvent('shop-fast', { seq: 1, type: 'press' }, fast)] })
+    const [cancel] = await fx.ingest({ events: [gatewayEvent('shop-fast', { seq: 2, type: 'cancel', pin: '1357' }, fast + 5000)] })
+    expect(cancel).toMatchObject({ alertId: press!.alertId, alertState: 'cancelled' })
+  })
+
   it('refuses a cancel after the window, even with the right PIN', async () => {
     const [press] = await fx.ingest({ events: [gatewayEvent('shop-1', { seq: 10, type: 'press' }, t0 + 100_000)] })
     const [late] = await fx.ingest({ events: [gatewayEvent('shop-1', { seq: 11, type: 'cancel', pin: '4321' }, t0 + 131_000)] })
