@@ -49,6 +49,8 @@ interface DeviceRow {
   created_at: Date
   revoked_at: Date | null
   last_seen_at: Date | null
+  /** When the server last heard it, by the database's clock (last_seen_at is its gateway's). */
+  heard_at: Date | null
   battery: number | null
   rssi: number | null
   fw: string | null
@@ -57,7 +59,7 @@ interface DeviceRow {
 }
 
 const VIEW_COLUMNS = `id, kind, name, zone, lat, lon, silent, pin_hash IS NOT NULL AS has_pin, created_at,
-  revoked_at, last_seen_at, battery, rssi, fw, online, presence_at`
+  revoked_at, last_seen_at, heard_at, battery, rssi, fw, online, presence_at`
 
 /** Counter devices are silent alarms unless provisioning says otherwise. */
 const silentByDefault = (kind: DeviceKind) => kind === 'counter'
@@ -126,7 +128,9 @@ export class DeviceStore {
    * wins, unless the device was heard from after that report; with no report, recent traffic.
    */
   private isOnline (row: DeviceRow): boolean {
-    const heardRecently = row.last_seen_at !== null && Date.now() - row.last_seen_at.getTime() < this.onlineWindowMs
+    // By our clock, not the gateway's: one running slow made every device behind it look offline.
+    const heard = row.heard_at ?? row.last_seen_at
+    const heardRecently = heard !== null && Date.now() - heard.getTime() < this.onlineWindowMs
     if (row.online === null || row.presence_at === null) return heardRecently
     if (row.online) return true
     return heardRecently && row.last_seen_at !== null && row.last_seen_at > row.presence_at

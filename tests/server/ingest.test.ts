@@ -311,6 +311,15 @@ describe.each(plainBackends)('ingest on $name', (backend) => {
     expect(noPin).toMatchObject({ ackState: 'rejected', reason: 'this device has no cancel PIN' })
   })
 
+  it('shows a device online when it is heard now through a gateway whose clock runs ten minutes slow', async () => {
+    await fx.provision('btn-slow-clock')
+    await fx.ingest({ events: [gatewayEvent('btn-slow-clock', { seq: 1, type: 'heartbeat' }, Date.now() - 600_000, 'gw-slow')] })
+    const { body } = await fx.call('GET', '/v1/devices/btn-slow-clock')
+    expect(body.online, 'online judged by the gateway\'s clock').toBe(true)
+    // What the gateway stamped is still what it says last seen means.
+    expect(Date.parse(body.lastSeenAt)).toBeLessThan(Date.now() - 500_000)
+  })
+
   it('raises device_offline on presence offline (once), and closes it when the device is back', async () => {
     const offline = { deviceId: 'btn-1', gatewayId: 'gw-test', state: 'offline' as const, at: t0 + 200_000, reason: 'will' as const }
     await fx.ingest({ presence: [offline] })
