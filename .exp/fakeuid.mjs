@@ -1,1 +1,0 @@
-process.getuid = () => 1000
