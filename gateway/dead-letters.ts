@@ -26,7 +26,7 @@ export class DeadLetters {
   }
 
   add (entry: DeadLetterEntry): void {
-    this.insert.run(entry.deviceId ?? null, entry.topic.slice(0, 512), entry.reason.slice(0, 500), withoutPin(entry.payload).subarray(0, KEEP_BYTES), entry.receivedAt)
+    this.insert.run(entry.deviceId ?? null, entry.topic.slice(0, 512), entry.reason.slice(0, 500), withoutPin(entry.payload.subarray(0, 2 * KEEP_BYTES)).subarray(0, KEEP_BYTES), entry.receivedAt)
     // Prune now and then rather than on every insert: the bound is loose by design.
     if (++this.inserted % 100 === 0) {
       this.db.prepare('DELETE FROM dead_letters WHERE id <= (SELECT max(id) FROM dead_letters) - ?').run(this.maxRows)
@@ -64,8 +64,9 @@ export class DeadLetters {
 /**
  * A malformed cancel still carries the shop owner's PIN: dead letters keep the shape, not the
  * PIN. Masked before the cut to KEEP_BYTES (a PIN the cut split would keep its first digits),
- * strings left open at the end included; the cut after it keeps what masking added (`"pin":1`
- * becomes `"pin":"****"`) within what the server takes.
+ * strings left open at the end included (so the bounded slice masked first, twice what is kept,
+ * may split one too); the cut after it keeps what masking added (`"pin":1` becomes
+ * `"pin":"****"`) within what the server takes.
  */
 function withoutPin (payload: Buffer): Buffer {
   const text = payload.toString('latin1')

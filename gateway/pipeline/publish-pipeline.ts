@@ -85,7 +85,7 @@ export function createAuthorizePublish (deps: PipelineDeps) {
         case 'shed':
           metrics.eventsShed.inc({ type: ctx.event!.type, reason: outcome.reason })
           deps.onDeviceEvent?.(session, ctx.event!)
-          if (outcome.answer) deps.sendToDevice(topics.ack(session.deviceId), { seq: ctx.event!.seq, state: 'rejected', reason: outcome.reason })
+          if (outcome.answer && !isWill) deps.sendToDevice(topics.ack(session.deviceId), { seq: ctx.event!.seq, state: 'rejected', reason: outcome.reason })
           drop(packet)
           return callback(null)
         case 'denied':

@@ -60,9 +60,13 @@ async function decide (tx: Queryable, e: GatewayEvent, pin: PinCheck, alert: Loc
   if (alert.state === 'dispatched') return { result: 'no_alert', reason: 'help is already on the way; only the ward can stand it down' }
   if (pin === 'none') return { result: 'no_pin', reason: 'this device has no cancel PIN' }
   if (pin === 'missing') return { result: 'no_pin', reason: 'cancel needs the PIN' }
-  // The window is checked before the PIN, so a PIN cannot be guessed once it has passed.
-  // At most now, as the alert's own time is (a gateway clock running fast, see ingest.ts causeOf).
-  if (Math.min(e.receivedAt, Date.now()) - alert.opened_at.getTime() > windowMs) {
+  // The window is checked before the PIN, so a PIN cannot be guessed once it has passed. It is
+  // measured on the clock that stamped both the press and the cancel, their gateway's: the
+  // alert's own time may be the server's (never in the future, see ingest.ts causeOf), and
+  // mixing the two would let a cancel through long after the window when the gateway runs fast.
+  const [opening] = await tx.query<{ at: Date }>(
+    'SELECT i.received_at AS at FROM alerts a JOIN event_ids i ON i.event_id = a.opened_by_event WHERE a.id = $1', [alert.id])
+  if (e.receivedAt - (opening?.at ?? alert.opened_at).getTime() > windowMs) {
     return { result: 'window_closed', reason: `the cancel window (${Math.round(windowMs / 1000)} s) has passed; call the ward` }
   }
   const wrong = await tx.query<{ n: number }>(

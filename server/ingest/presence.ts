@@ -27,7 +27,8 @@ export async function applyPresence (tx: Queryable, changes: PresenceChange[], l
     if (change.state === 'offline') {
       // A revoked device is expected to go away.
       if (change.reason === 'revoked') continue
-      const raised = await raiseAlert(tx, { deviceId: change.deviceId, kind: 'device_offline', atMs: change.at, actor })
+      // Never in the future, as for a press (ingest.ts causeOf): a fast gateway clock.
+      const raised = await raiseAlert(tx, { deviceId: change.deviceId, kind: 'device_offline', atMs: Math.min(change.at, Date.now()), actor })
       if (raised) effects.raised.push(raised)
     } else {
       const rows = await tx.query<LockedAlert>(`${SELECT_LOCKED_ALERT}

@@ -48,7 +48,8 @@ describe.each(databaseBackends.filter((b) => !b.timescale))('downlink long poll 
     const started = Date.now()
     const { messages } = await new DownlinkQueue(slow, bus).read(undefined, WAIT_MS, 10, new AbortController().signal)
     expect(messages.map((m) => m.payload)).toEqual([{ seq: 1, state: 'acknowledged' }])
-    expect(Date.now() - started, 'the poll slept through the announcement').toBeLessThan(WAIT_MS / 2)
+    // Well under the once-a-second look it also takes while it waits: the announcement woke it.
+    expect(Date.now() - started, 'the poll slept through the announcement').toBeLessThan(800)
   })
 
   it('answers a message another server instance queued (announced only in its own process) within seconds', async () => {

@@ -292,12 +292,24 @@ describe.each(plainBackends)('ingest on $name', (backend) => {
     expect(reopened.transitions.map((x: any) => x.to)).toEqual(['open'])
   })
 
-  it('cancels inside the window through a gateway whose clock runs minutes fast', async () => {
+  it('measures the cancel window on the clock that stamped the press, however fast the gateway runs and however late both arrive', async () => {
     await fx.provision('shop-fast', { kind: 'counter', pin: '1357' })
-    const fast = Date.now() + 3 * 60_000
+    // A gateway five minutes fast; the press and a cancel 5 s after it: cancelled.
+    const fast = Date.now() + 5 * 60_000
     const [press] = await fx.ingest({ events: [gatewayEvent('shop-fast', { seq: 1, type: 'press' }, fast)] })
     const [cancel] = await fx.ingest({ events: [gatewayEvent('shop-fast', { seq: 2, type: 'cancel', pin: '1357' }, fast + 5000)] })
     expect(cancel).toMatchObject({ alertId: press!.alertId, alertState: 'cancelled' })
+
+    // The same gateway, a cancel 60 s after its press (a hold-up victim made to cancel once
+    // the 30 s window had passed), both arriving together after an outage: refused.
+    const later = fast + 120_000
+    const [press2, late] = await fx.ingest({ events: [
+      gatewayEvent('shop-fast', { seq: 3, type: 'press' }, later),
+      gatewayEvent('shop-fast', { seq: 4, type: 'cancel', pin: '1357' }, later + 60_000)
+    ] })
+    expect(late).toMatchObject({ ackState: 'rejected' })
+    expect(late!.reason).toMatch(/cancel window/)
+    expect((await alertOf(press2!.alertId!)).state).toBe('open')
   })
 
   it('refuses a cancel after the window, even with the right PIN', async () => {
@@ -318,6 +330,13 @@ describe.each(plainBackends)('ingest on $name', (backend) => {
     expect(body.online, 'online judged by the gateway\'s clock').toBe(true)
     // What the gateway stamped is still what it says last seen means.
     expect(Date.parse(body.lastSeenAt)).toBeLessThan(Date.now() - 500_000)
+  })
+
+  it('never opens a device_offline alert in the future when the gateway\'s clock runs fast', async () => {
+    await fx.provision('btn-fast-offline')
+    await fx.ingest({ presence: [{ deviceId: 'btn-fast-offline', gatewayId: 'gw-fast', state: 'offline', at: Date.now() + 5 * 60_000, reason: 'will' }] })
+    const [alert] = (await fx.call('GET', '/v1/alerts?kind=device_offline&deviceId=btn-fast-offline')).body
+    expect(Date.parse(alert.openedAt)).toBeLessThanOrEqual(Date.now())
   })
 
   it('raises device_offline on presence offline (once), and closes it when the device is back', async () => {
