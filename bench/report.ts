@@ -125,7 +125,7 @@ export function printReport (r: BenchReport): string {
   const failures = c.levels.filter((l) => l.firstError)
   for (const l of failures) lines.push(`   ${l.label}: first failure: ${l.firstError}`)
   lines.push('4. reference: Mosquitto on this machine (QoS 1 publish → one subscriber, no auth/validation/durability)')
-  if (r.reference.length === 0) lines.push('   not run (no mosquitto process found)')
+  if (r.reference.length === 0) lines.push('   not run (BENCH_SKIP_MOSQUITTO=1, or no mosquitto process found)')
   else {
     table(
       ['offered/s', 'sent', 'PUBACKed', 'delivered', 'accepted/s', 'puback p50', 'p99', '→sub p50', 'p99', 'mosq CPU µs/msg', 'gw CPU µs/ev', 'gw/mosq'],

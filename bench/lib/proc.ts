@@ -2,7 +2,7 @@
  * CPU time and memory of other processes, read from /proc (Linux): how the benchmark charges
  * the gateway, the server, PostgreSQL and Mosquitto for their work without instrumenting them.
  */
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { execFileSync } from 'node:child_process'
 
 const CLOCK_TICKS = Number(safeExec('getconf', ['CLK_TCK'])) || 100
@@ -41,9 +41,16 @@ export function openFilesLimit (pid: number): number {
   return match?.[1] === 'unlimited' ? Number.POSITIVE_INFINITY : Number(match?.[1] ?? 1024)
 }
 
-/** Pids of processes with exactly this name (pgrep -x), none when pgrep finds nothing. */
+/** Pids of processes with exactly this name (as `pgrep -x`), read from /proc: cheap enough to ask often. */
 export function pidsNamed (name: string): number[] {
-  return safeExec('pgrep', ['-x', name]).split('\n').filter(Boolean).map(Number)
+  const pids: number[] = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      if (readFileSync(`/proc/${entry}/comm`, 'utf8').trimEnd() === name) pids.push(Number(entry))
+    } catch {} // gone meanwhile
+  }
+  return pids
 }
 
 function safeExec (cmd: string, args: string[]): string {
@@ -56,14 +63,36 @@ function safeExec (cmd: string, args: string[]): string {
 
 /** CPU of a set of processes between two moments. */
 export class CpuMeter {
-  private readonly start: number
+  /** Each process's CPU at its last reading. */
+  private readonly last = new Map<number, number>()
+  private total = 0
+  private readonly timer: NodeJS.Timeout
+
+  /**
+   * Read per process, often: PostgreSQL's backends come and go during a run, and a sum over
+   * whichever exist at the end lost the CPU of those that had exited (it once read negative).
+   * A process that exits keeps what it used up to its last reading; one that starts during the
+   * run counts from its start.
+   */
   constructor (private readonly pids: () => number[]) {
-    this.start = cpuMicrosOf(pids())
+    for (const pid of pids()) this.last.set(pid, cpuMicros(pid))
+    this.timer = setInterval(() => this.sample(), 250).unref()
   }
 
-  /** Microseconds of CPU used since construction. */
+  /** Microseconds of CPU used since construction (it stops sampling in the background). */
   used (): number {
-    return cpuMicrosOf(this.pids()) - this.start
+    clearInterval(this.timer)
+    this.sample()
+    return this.total
+  }
+
+  private sample (): void {
+    for (const pid of this.pids()) {
+      const now = cpuMicros(pid)
+      if (now === 0) continue
+      this.total += Math.max(0, now - (this.last.get(pid) ?? 0))
+      this.last.set(pid, now)
+    }
   }
 }
 
