@@ -10,6 +10,7 @@ import type { DeadLetters } from '../dead-letters.js'
 import type { GatewayMetrics } from '../metrics.js'
 import { sessionOf, type DeviceSession } from '../sessions.js'
 import type { Outcome, PublishContext, Step } from './context.js'
+import type { DeviceRateLimiter } from '../rate-limiter.js'
 
 export interface PipelineDeps {
   steps: Step[]
@@ -18,6 +19,12 @@ export interface PipelineDeps {
   log: Logger
   /** Sends a message to a device (the broker's own publish). */
   sendToDevice: (topic: string, payload: Ack) => void
+  /**
+   * Per device, how much refused input is answered, dead-lettered and logged. Past it the
+   * publishes are still acknowledged and counted, nothing more: a device spraying junk at wire
+   * speed must not turn each packet into a disk write, a log line, an ack and a forwarded letter.
+   */
+  refusals?: DeviceRateLimiter
   /** A valid event arrived (stored or shed): the device is alive. */
   onDeviceEvent?: (session: DeviceSession, event: DeviceEvent) => void
   /** The client's last will is being published: its connection died without DISCONNECT. */
@@ -90,6 +97,7 @@ export function createAuthorizePublish (deps: PipelineDeps) {
           return callback(null)
         case 'denied':
           metrics.eventsRejected.inc({ reason: outcome.reason })
+          if (deps.refusals?.take(session.deviceId) === false) return refusedQuietly(packet, callback)
           log.warn({ deviceId: session.deviceId, topic: packet.topic }, 'publish denied: not this device\'s topic')
           deadLetter(`denied: ${outcome.reason}`)
           // A will's device is gone: a `rejected` queued for its next session would answer
@@ -99,6 +107,7 @@ export function createAuthorizePublish (deps: PipelineDeps) {
           return callback(null)
         case 'rejected':
           metrics.eventsRejected.inc({ reason: reasonLabel(outcome.reason) })
+          if (deps.refusals?.take(session.deviceId) === false) return refusedQuietly(packet, callback)
           log.info({ deviceId: session.deviceId, reason: outcome.reason }, 'event rejected')
           deadLetter(outcome.reason)
           if (!isWill) deps.sendToDevice(topics.ack(session.deviceId), { ...(outcome.seq === undefined ? {} : { seq: outcome.seq }), state: 'rejected', reason: outcome.reason })
@@ -126,6 +135,12 @@ function run (steps: Step[], ctx: PublishContext, from = 0): Outcome | Promise<O
     if (outcome) return outcome
   }
   throw new Error('publish pipeline ended without an outcome')
+}
+
+/** Over the device's budget of refused input: acknowledged (and counted by the caller), nothing else. */
+function refusedQuietly (packet: PublishPacket, callback: (error?: Error | null) => void): void {
+  drop(packet)
+  callback(null)
 }
 
 /** Acknowledged but not routed: aedes publishes after authorizePublish, so send it nowhere. */
