@@ -128,19 +128,28 @@ export class OutboxStore {
       FROM outbox WHERE alarm = 0 AND device_id NOT IN (SELECT value FROM json_each(?)) ORDER BY id LIMIT ?`)
     const columns = 'o.id, o.event_id AS eventId, o.device_id AS deviceId, o.type, o.seq, o.received_at AS receivedAt, o.body'
     // A bounded look past the head: enough unless the devices skipped hold all of it.
+    // CROSS JOIN pins the order: the bounded head first (SQLite, given statistics, would
+    // rather scan the whole table).
     this.selectAlarmsNearHead = this.db.prepare(`SELECT ${columns}
-      FROM (SELECT id FROM outbox WHERE alarm = 1 ORDER BY id LIMIT @window) AS head JOIN outbox o ON o.id = head.id
+      FROM (SELECT id FROM outbox WHERE alarm = 1 ORDER BY id LIMIT @window) AS head CROSS JOIN outbox o ON o.id = head.id
       WHERE o.device_id NOT IN (SELECT value FROM json_each(@skip)) ORDER BY o.id LIMIT @limit`)
-    // Otherwise device by device (each device's first alarms, through the index), whatever
-    // their backlog: a flood of a hundred thousand presses costs a seek, not a scan.
+    // Otherwise device by device through the index, whatever their backlog: a flood of a
+    // hundred thousand presses costs a seek, not a scan. With `limit` devices or more, nothing
+    // past the limit-th of their first alarms can be in the answer, which bounds the rows read.
     this.selectAlarmsPerDevice = this.db.prepare(`WITH RECURSIVE devices(id) AS (
         SELECT (SELECT device_id FROM outbox INDEXED BY outbox_alarm_devices WHERE alarm = 1 ORDER BY device_id LIMIT 1)
         UNION ALL
         SELECT (SELECT device_id FROM outbox INDEXED BY outbox_alarm_devices WHERE alarm = 1 AND device_id > devices.id ORDER BY device_id LIMIT 1)
-        FROM devices WHERE devices.id IS NOT NULL)
-      SELECT ${columns} FROM devices d JOIN outbox o ON o.id IN (
-        SELECT i.id FROM outbox i INDEXED BY outbox_alarm_devices WHERE i.alarm = 1 AND i.device_id = d.id ORDER BY i.id LIMIT @limit)
-      WHERE d.id IS NOT NULL AND d.id NOT IN (SELECT value FROM json_each(@skip)) ORDER BY o.id LIMIT @limit`)
+        FROM devices WHERE devices.id IS NOT NULL),
+      firsts AS MATERIALIZED (
+        SELECT d.id AS device_id, (SELECT min(i.id) FROM outbox i INDEXED BY outbox_alarm_devices WHERE i.alarm = 1 AND i.device_id = d.id) AS first
+        FROM devices d WHERE d.id IS NOT NULL AND d.id NOT IN (SELECT value FROM json_each(@skip))),
+      bound AS MATERIALIZED (
+        SELECT COALESCE((SELECT first FROM firsts ORDER BY first LIMIT 1 OFFSET @limit - 1), 9223372036854775807) AS last)
+      SELECT ${columns} FROM firsts f CROSS JOIN outbox o ON o.id IN (
+        SELECT i.id FROM outbox i INDEXED BY outbox_alarm_devices
+        WHERE i.alarm = 1 AND i.device_id = f.device_id AND i.id <= (SELECT last FROM bound) ORDER BY i.id LIMIT @limit)
+      ORDER BY o.id LIMIT @limit`)
   }
 
   /**

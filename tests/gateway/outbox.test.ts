@@ -9,7 +9,7 @@ import Sqlite from 'better-sqlite3'
 import fc from 'fast-check'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { Outbox, adoptLegacyOutbox, type Lane } from '../../gateway/outbox/outbox.js'
-import { OUTBOX_FILE } from '../../gateway/outbox/store.js'
+import { OUTBOX_FILE, OutboxStore } from '../../gateway/outbox/store.js'
 import { openStateDb } from '../../gateway/state-db.js'
 import { eventIdOf, type GatewayEvent } from '../../protocol/index.js'
 
@@ -107,6 +107,36 @@ describe('outbox', () => {
     expect(read.map((e) => e.seq)).toEqual([2, 3])
     expect(outbox.depth()).toBe(2)
     expect((await outbox.peek('alarm', 10)).map((e) => e.seq)).toEqual([2, 3])
+  })
+
+  it('reads the alarm lane past the devices in flight exactly as a filter of the lane would, however large their backlog', () => {
+    // The store itself (what the worker runs), on disk: the cases the bounded look past the
+    // head cannot answer alone, and the one it can.
+    const store = new OutboxStore(dir, 1_000_000)
+    let seq = 0
+    const add = (deviceId: string, n: number) => store.append(Array.from({ length: n }, () => {
+      seq++
+      return { eventId: `${deviceId}/${seq}`, deviceId, type: 'press' as const, seq, receivedAt: seq, body: '{}' }
+    }))
+    const lane = () => store.peek('alarm', 1_000_000)
+    const expected = (limit: number, skip: string[]) => lane().filter((e) => !skip.includes(e.deviceId)).slice(0, limit)
+    const check = (limit: number, skip: string[]) => expect(store.peek('alarm', limit, skip)).toEqual(expected(limit, skip))
+    try {
+      add('btn-flood', 3000)
+      for (let d = 0; d < 3; d++) add(`btn-few-${d}`, 5)
+      check(500, ['btn-flood']) // fewer devices than the limit behind the flood
+      for (let d = 0; d < 600; d++) add(`btn-many-${String(d).padStart(3, '0')}`, 1)
+      check(500, ['btn-flood', 'btn-few-0', 'btn-few-1', 'btn-few-2']) // more devices than the limit, one alarm each
+      for (let d = 0; d < 600; d++) add(`btn-many-${String(d).padStart(3, '0')}`, 1)
+      add('btn-flood-2', 700)
+      check(500, ['btn-flood']) // more devices than the limit: the read is bounded by their first alarms
+      check(500, ['btn-flood', 'btn-many-000', 'btn-few-1'])
+      check(7, ['btn-flood', 'btn-flood-2'])
+      check(500, []) // nothing skipped: the head itself
+      check(100, ['btn-nobody']) // the head answers when the devices skipped are not there
+    } finally {
+      store.close()
+    }
   })
 
   it('hands the forwarder each lane exactly as the disk holds it, through appends, redeliveries, removals, evictions and shedding', async () => {
