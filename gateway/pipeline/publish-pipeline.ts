@@ -51,6 +51,24 @@ export function createAuthorizePublish (deps: PipelineDeps) {
     unlogged = 0
   }
 
+  // Refused input past a device's budget is neither logged nor dead-lettered one by one: one
+  // line a second says which device went over and how much was let go.
+  let overBudgetLoggedAt = 0
+  let overBudgetUnlogged = 0
+  const overBudget = (deviceId: string): boolean => {
+    // (Callers keep a will whatever the budget: it comes once per connection.)
+    if (!deps.refusals || deps.refusals.take(deviceId)) return false
+    const now = Date.now()
+    if (now - overBudgetLoggedAt < 1000) {
+      overBudgetUnlogged++
+    } else {
+      log.warn({ deviceId, alsoOverBudgetSinceLastLine: overBudgetUnlogged }, 'refused input over the device\'s budget: counted, not dead-lettered')
+      overBudgetLoggedAt = now
+      overBudgetUnlogged = 0
+    }
+    return true
+  }
+
   return function authorizePublish (client: Client | null, packet: PublishPacket, callback: (error?: Error | null) => void): void {
     const session = sessionOf(client)
     if (!session) {
@@ -97,7 +115,7 @@ export function createAuthorizePublish (deps: PipelineDeps) {
           return callback(null)
         case 'denied':
           metrics.eventsRejected.inc({ reason: outcome.reason })
-          if (deps.refusals?.take(session.deviceId) === false) return refusedQuietly(packet, callback)
+          if (!isWill && overBudget(session.deviceId)) return refusedQuietly(packet, callback)
           log.warn({ deviceId: session.deviceId, topic: packet.topic }, 'publish denied: not this device\'s topic')
           deadLetter(`denied: ${outcome.reason}`)
           // A will's device is gone: a `rejected` queued for its next session would answer
@@ -107,7 +125,12 @@ export function createAuthorizePublish (deps: PipelineDeps) {
           return callback(null)
         case 'rejected':
           metrics.eventsRejected.inc({ reason: reasonLabel(outcome.reason) })
-          if (deps.refusals?.take(session.deviceId) === false) return refusedQuietly(packet, callback)
+          // Past the budget an event still readable (it has a seq: a press a firmware bug made
+          // invalid, say) is still answered, so its device can tell the person; junk is not.
+          if (!isWill && overBudget(session.deviceId)) {
+            if (outcome.seq !== undefined) deps.sendToDevice(topics.ack(session.deviceId), { seq: outcome.seq, state: 'rejected', reason: outcome.reason })
+            return refusedQuietly(packet, callback)
+          }
           log.info({ deviceId: session.deviceId, reason: outcome.reason }, 'event rejected')
           deadLetter(outcome.reason)
           if (!isWill) deps.sendToDevice(topics.ack(session.deviceId), { ...(outcome.seq === undefined ? {} : { seq: outcome.seq }), state: 'rejected', reason: outcome.reason })
@@ -137,7 +160,7 @@ function run (steps: Step[], ctx: PublishContext, from = 0): Outcome | Promise<O
   throw new Error('publish pipeline ended without an outcome')
 }
 
-/** Over the device's budget of refused input: acknowledged (and counted by the caller), nothing else. */
+/** Over the device's budget of refused input: acknowledged (and counted by the caller), not kept. */
 function refusedQuietly (packet: PublishPacket, callback: (error?: Error | null) => void): void {
   drop(packet)
   callback(null)

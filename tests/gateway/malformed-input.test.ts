@@ -111,6 +111,9 @@ describe('malformed device input', () => {
     // The budget (30, refilled at 2 a second while the spray lasts), not one per packet.
     expect(letters.length).toBeGreaterThanOrEqual(30)
     expect(letters.length).toBeLessThan(60)
+    // Over budget, an event still readable is still answered (its device can tell the person).
+    await spray.publishAsync(topics.event(sprayer), JSON.stringify({ seq: 7, type: 'explode' }), { qos: 1 })
+    expect(await sprayAcks.waitFor((a) => a.state === 'rejected' && a.seq === 7)).toMatchObject({ reason: expect.stringMatching(/type/) })
     await spray.publishAsync(topics.event(sprayer), JSON.stringify({ seq: 1, type: 'press' }), { qos: 1 })
     const received = await sprayAcks.waitFor((a) => a.state === 'received' && a.seq === 1)
     expect(received.alertId).toBeTruthy()
