@@ -59,9 +59,7 @@ export const GATEWAY_DEFAULTS = Object.freeze({
   forwardIntervalMs: 25,
   forwardParallel: 4,
   reconnectGraceMs: 5_000,
-  rateLimit: Object.freeze({ burst: 10, perSecond: 1 }),
-  /** Refused publishes a device gets answered and dead-lettered (see the publish pipeline). */
-  refusals: Object.freeze({ burst: 30, perSecond: 2 })
+  rateLimit: Object.freeze({ burst: 10, perSecond: 1 })
 })
 
 function seconds (env: NodeJS.ProcessEnv, name: string, fallbackMs: number): number {

@@ -102,7 +102,6 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
   if (adopted > 0) log.info({ events: adopted }, 'moved waiting events from the old outbox table')
 
   const limiter = new DeviceRateLimiter(config.rateLimit ?? GATEWAY_DEFAULTS.rateLimit)
-  const refusals = new DeviceRateLimiter(GATEWAY_DEFAULTS.refusals)
   const maxConnections = config.maxConnections ?? defaultMaxConnections()
   /** Clients whose will fired, and clients we closed because their device was revoked. */
   const willFired = new WeakSet<Client>()
@@ -114,7 +113,6 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
     authorizePublish: createAuthorizePublish({
       steps: [checkPacket, authorize, validate, createRateLimit(limiter), createStamp(config.gatewayId), createPersist(outbox)],
       deadLetters,
-      refusals,
       metrics,
       log,
       sendToDevice,
@@ -147,10 +145,7 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
     metrics.connections.set(broker!.connectedClients)
     const session = sessionOf(client)
     if (!session) return
-    if (!connected.isOnline(session.deviceId)) {
-      limiter.forget(session.deviceId)
-      refusals.forget(session.deviceId)
-    }
+    if (!connected.isOnline(session.deviceId)) limiter.forget(session.deviceId)
     if (isPrimary(client) && !revoked.has(client)) supervisor.disconnected(session.deviceId, willFired.has(client) ? 'will' : 'disconnected')
   })
   // The sockets themselves are capped a little higher, so a client over the limit still hears

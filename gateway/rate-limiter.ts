@@ -24,11 +24,7 @@ export class DeviceRateLimiter {
 
   /** True when this event may pass; false when it is over the device's budget. */
   allow (deviceId: string, type: EventType): boolean {
-    return UNLIMITED_TYPES.has(type) || this.take(deviceId)
-  }
-
-  /** Takes a token from the device's bucket: false when it is empty. */
-  take (deviceId: string): boolean {
+    if (UNLIMITED_TYPES.has(type)) return true
     const now = this.now()
     const bucket = this.buckets.get(deviceId) ?? { tokens: this.limit.burst, at: now }
     bucket.tokens = Math.min(this.limit.burst, bucket.tokens + (now - bucket.at) / 1000 * this.limit.perSecond)

@@ -10,7 +10,6 @@ import type { DeadLetters } from '../dead-letters.js'
 import type { GatewayMetrics } from '../metrics.js'
 import { sessionOf, type DeviceSession } from '../sessions.js'
 import type { Outcome, PublishContext, Step } from './context.js'
-import type { DeviceRateLimiter } from '../rate-limiter.js'
 
 export interface PipelineDeps {
   steps: Step[]
@@ -19,12 +18,6 @@ export interface PipelineDeps {
   log: Logger
   /** Sends a message to a device (the broker's own publish). */
   sendToDevice: (topic: string, payload: Ack) => void
-  /**
-   * Per device, how much refused input is answered, dead-lettered and logged. Past it the
-   * publishes are still acknowledged and counted, nothing more: a device spraying junk at wire
-   * speed must not turn each packet into a disk write, a log line, an ack and a forwarded letter.
-   */
-  refusals?: DeviceRateLimiter
   /** A valid event arrived (stored or shed): the device is alive. */
   onDeviceEvent?: (session: DeviceSession, event: DeviceEvent) => void
   /** The client's last will is being published: its connection died without DISCONNECT. */
@@ -49,24 +42,6 @@ export function createAuthorizePublish (deps: PipelineDeps) {
     log.error({ err: err.message, code: (err as { code?: string }).code, deviceId, alsoFailedSinceLastLine: unlogged }, 'event could not be stored; refusing it so the device retries')
     loggedAt = now
     unlogged = 0
-  }
-
-  // Refused input past a device's budget is neither logged nor dead-lettered one by one: one
-  // line a second says which device went over and how much was let go.
-  let overBudgetLoggedAt = 0
-  let overBudgetUnlogged = 0
-  const overBudget = (deviceId: string): boolean => {
-    // (Callers keep a will whatever the budget: it comes once per connection.)
-    if (!deps.refusals || deps.refusals.take(deviceId)) return false
-    const now = Date.now()
-    if (now - overBudgetLoggedAt < 1000) {
-      overBudgetUnlogged++
-    } else {
-      log.warn({ deviceId, alsoOverBudgetSinceLastLine: overBudgetUnlogged }, 'refused input over the device\'s budget: counted, not dead-lettered')
-      overBudgetLoggedAt = now
-      overBudgetUnlogged = 0
-    }
-    return true
   }
 
   return function authorizePublish (client: Client | null, packet: PublishPacket, callback: (error?: Error | null) => void): void {
@@ -115,7 +90,6 @@ export function createAuthorizePublish (deps: PipelineDeps) {
           return callback(null)
         case 'denied':
           metrics.eventsRejected.inc({ reason: outcome.reason })
-          if (!isWill && overBudget(session.deviceId)) return refusedQuietly(packet, callback)
           log.warn({ deviceId: session.deviceId, topic: packet.topic }, 'publish denied: not this device\'s topic')
           deadLetter(`denied: ${outcome.reason}`)
           // A will's device is gone: a `rejected` queued for its next session would answer
@@ -125,12 +99,6 @@ export function createAuthorizePublish (deps: PipelineDeps) {
           return callback(null)
         case 'rejected':
           metrics.eventsRejected.inc({ reason: reasonLabel(outcome.reason) })
-          // Past the budget an event still readable (it has a seq: a press a firmware bug made
-          // invalid, say) is still answered, so its device can tell the person; junk is not.
-          if (!isWill && overBudget(session.deviceId)) {
-            if (outcome.seq !== undefined) deps.sendToDevice(topics.ack(session.deviceId), { seq: outcome.seq, state: 'rejected', reason: outcome.reason })
-            return refusedQuietly(packet, callback)
-          }
           log.info({ deviceId: session.deviceId, reason: outcome.reason }, 'event rejected')
           deadLetter(outcome.reason)
           if (!isWill) deps.sendToDevice(topics.ack(session.deviceId), { ...(outcome.seq === undefined ? {} : { seq: outcome.seq }), state: 'rejected', reason: outcome.reason })
@@ -158,12 +126,6 @@ function run (steps: Step[], ctx: PublishContext, from = 0): Outcome | Promise<O
     if (outcome) return outcome
   }
   throw new Error('publish pipeline ended without an outcome')
-}
-
-/** Over the device's budget of refused input: acknowledged (and counted by the caller), not kept. */
-function refusedQuietly (packet: PublishPacket, callback: (error?: Error | null) => void): void {
-  drop(packet)
-  callback(null)
 }
 
 /** Acknowledged but not routed: aedes publishes after authorizePublish, so send it nowhere. */
