@@ -75,12 +75,7 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
     // A revoked device loses its live connections too, not only its next CONNECT.
     for (const id of revokedIds) {
       supervisor.disconnected(id, 'revoked')
-      for (const client of connected.clientsOf(id)) {
-        revoked.add(client)
-        metrics.connectionsClosed.inc({ reason: 'revoked' })
-        log.warn({ deviceId: id, clientId: client.id }, 'device revoked: closing its connection')
-        client.close()
-      }
+      for (const client of connected.clientsOf(id)) closeRevoked(client, id)
     }
   }, (result) => metrics.credentialLookups.inc({ result }))
   await credentials.start()
@@ -106,6 +101,12 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
   /** Clients whose will fired, and clients we closed because their device was revoked. */
   const willFired = new WeakSet<Client>()
   const revoked = new WeakSet<Client>()
+  const closeRevoked = (client: Client, deviceId: string) => {
+    revoked.add(client)
+    metrics.connectionsClosed.inc({ reason: 'revoked' })
+    log.warn({ deviceId, clientId: client.id }, 'device revoked: closing its connection')
+    client.close()
+  }
 
   broker = await createBroker(config.gatewayId, {
     // A CONNECT while at capacity: counted here, connected ones in broker.connectedClients.
@@ -129,13 +130,7 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
     const session = sessionOf(client)
     // Revoked while it was connecting (during the secret check, say): the refresh that revoked
     // it found no live connection to close, and says so only once.
-    if (session && credentials.get(session.deviceId)?.revoked !== false) {
-      revoked.add(client)
-      metrics.connectionsClosed.inc({ reason: 'revoked' })
-      log.warn({ deviceId: session.deviceId, clientId: client.id }, 'device revoked while connecting: closing its connection')
-      client.close()
-      return
-    }
+    if (session && credentials.get(session.deviceId)?.revoked !== false) return closeRevoked(client, session.deviceId)
     connected.add(client)
     metrics.connections.set(broker!.connectedClients)
     if (session && isPrimary(client)) supervisor.connected(session.deviceId, session.kind)
