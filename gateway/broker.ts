@@ -3,7 +3,8 @@
  * our handlers plugged in: authenticate at CONNECT, the publish pipeline, the subscribe ACL.
  */
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net'
-import { createServer as createHttpServer } from 'node:http'
+import { createServer as createHttpServer, type IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
 import { createServer as createTlsServer } from 'node:tls'
 import { readFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
@@ -12,6 +13,7 @@ import { WebSocketServer, createWebSocketStream } from 'ws'
 import type { Logger } from 'pino'
 import { maySubscribe } from './pipeline/authorize.js'
 import { sessionOf } from './sessions.js'
+import { guardPacketSize, MAX_PACKET_BYTES } from './packet-size-guard.js'
 import type { GatewayConfig } from './config.js'
 
 export interface BrokerHandlers {
@@ -55,8 +57,11 @@ export async function createBroker (gatewayId: string, handlers: BrokerHandlers,
   return broker
 }
 
-/** Opens the configured listeners; port 0 picks a free port (tests). */
-export async function listen (broker: Aedes, config: GatewayConfig): Promise<{ ports: Listeners, close: () => Promise<void> }> {
+/**
+ * Opens the configured listeners; port 0 picks a free port (tests). `onOversized` hears of each
+ * connection closed for a packet over MAX_PACKET_BYTES.
+ */
+export async function listen (broker: Aedes, config: GatewayConfig, onOversized: (client: Client, declaredBytes: number) => void): Promise<{ ports: Listeners, close: () => Promise<void> }> {
   const servers: Server[] = []
   const open = async (server: Server, port: number) => {
     servers.push(server)
@@ -76,12 +81,18 @@ export async function listen (broker: Aedes, config: GatewayConfig): Promise<{ p
   // Nagle off, as for the WebSocket listener (node:http's default). With it on, a `received`
   // ack written while the device had not yet ACKed our PUBACK at the TCP level waited for the
   // device's delayed ACK (40 ms on Linux), and a PUBACK behind an ack likewise.
-  const handle = (socket: Socket) => { socket.setNoDelay(true); broker.handle(socket) }
+  const serve = (stream: Duplex, request?: IncomingMessage) => {
+    const client = broker.handle(stream, request)
+    guardPacketSize(client, (declared) => onOversized(client, declared))
+  }
+  const handle = (socket: Socket) => { socket.setNoDelay(true); serve(socket) }
   const mqtt = await open(cap(createTcpServer(handle)), config.mqttPort)
 
   const http = cap(createHttpServer((_req, res) => { res.writeHead(426).end('MQTT over WebSocket only\n') }))
-  const wss = new WebSocketServer({ server: http })
-  wss.on('connection', (socket, request) => broker.handle(createWebSocketStream(socket), request))
+  // ws buffers a whole frame before handing it over (100 MiB by default). A frame may carry
+  // several MQTT packets, so it may be a few packet limits long; the guard caps each packet.
+  const wss = new WebSocketServer({ server: http, maxPayload: 4 * MAX_PACKET_BYTES })
+  wss.on('connection', (socket, request) => serve(createWebSocketStream(socket), request))
   const ws = await open(http, config.mqttWsPort)
 
   let tls: number | undefined
