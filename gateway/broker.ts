@@ -13,6 +13,7 @@ import { WebSocketServer, createWebSocketStream } from 'ws'
 import type { Logger } from 'pino'
 import { maySubscribe } from './pipeline/authorize.js'
 import { sessionOf } from './sessions.js'
+import { LogBudget } from './log-budget.js'
 import { guardPacketSize, MAX_PACKET_BYTES } from './packet-size-guard.js'
 import type { GatewayConfig } from './config.js'
 
@@ -28,6 +29,8 @@ export interface Listeners {
 }
 
 export async function createBroker (gatewayId: string, handlers: BrokerHandlers, log: Logger, drainTimeoutMs = 10_000): Promise<Aedes> {
+  // Only signed-in clients subscribe, so client ids are devices' (and their second connections).
+  const deniedLines = new LogBudget(5, 10_000)
   const broker = await Aedes.createBroker({
     id: gatewayId,
     // One frozen subscriber must not stall delivery to everyone else.
@@ -47,7 +50,8 @@ export async function createBroker (gatewayId: string, handlers: BrokerHandlers,
     authorizeSubscribe (client: Client, subscription: Subscription, callback) {
       const session = sessionOf(client)
       if (session && maySubscribe(session, subscription.topic)) return callback(null, subscription)
-      log.warn({ clientId: client.id, topic: subscription.topic }, 'subscription denied')
+      const heldBack = deniedLines.take(client.id)
+      if (heldBack !== undefined) log.warn({ clientId: client.id, topic: subscription.topic, ...(heldBack > 0 ? { denialsNotLoggedBefore: heldBack } : {}) }, 'subscription denied')
       // A negated subscription (SUBACK 0x80) rather than an error, which would drop the connection.
       callback(null, null)
     }

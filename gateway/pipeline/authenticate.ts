@@ -11,6 +11,7 @@ import { deviceIdOfClientId } from '../../protocol/index.js'
 import type { CheckResult, CredentialCache } from '../credentials.js'
 import type { GatewayMetrics } from '../metrics.js'
 import { setSession } from '../sessions.js'
+import { LogBudget } from '../log-budget.js'
 
 // MQTT 3.1.1 CONNACK return codes.
 const IDENTIFIER_REJECTED = 2
@@ -35,9 +36,16 @@ export function verifiedCertificateCn (client: Client): string | undefined {
  * "server unavailable" (and retries later, perhaps on another gateway) instead of a bare close.
  */
 export function createAuthenticate (credentials: CredentialCache, metrics: GatewayMetrics, log: Logger, atCapacity: () => boolean = () => false) {
+  // A few lines per reason every 10 s: a password-guessing flood or a fleet reconnecting into a
+  // full gateway is counted in full (metrics), not logged line by line.
+  const refusalLines = new LogBudget(5, 10_000)
   const refuse = (done: (err: AuthenticateError, ok: null) => void, code: number, reason: string, client: Client) => {
     metrics.connectionsRefused.inc({ reason })
-    log.info({ clientId: client.id, reason, remote: client.conn && 'remoteAddress' in client.conn ? client.conn.remoteAddress : undefined }, 'connection refused')
+    const heldBack = refusalLines.take(reason)
+    if (heldBack !== undefined) {
+      const remote = client.conn && 'remoteAddress' in client.conn ? client.conn.remoteAddress : undefined
+      log.info({ clientId: client.id, reason, remote, ...(heldBack > 0 ? { refusalsNotLoggedBefore: heldBack } : {}) }, 'connection refused')
+    }
     done(refusal(code, reason), null)
   }
 

@@ -10,6 +10,7 @@ import type { DeadLetters } from '../dead-letters.js'
 import type { GatewayMetrics } from '../metrics.js'
 import { sessionOf, type DeviceSession } from '../sessions.js'
 import type { Outcome, PublishContext, Step } from './context.js'
+import { LogBudget } from '../log-budget.js'
 
 export interface PipelineDeps {
   steps: Step[]
@@ -31,17 +32,18 @@ export function createAuthorizePublish (deps: PipelineDeps) {
   const { steps, deadLetters, metrics, log } = deps
   // A full disk fails every write at once: one line a second says so (with how many it stands
   // for), rather than a stack trace per device per retry.
-  let loggedAt = 0
-  let unlogged = 0
+  const storeFailureLines = new LogBudget(1, 1000)
   const storeFailureLog = (err: Error, deviceId: string) => {
-    const now = Date.now()
-    if (now - loggedAt < 1000) {
-      unlogged++
-      return
-    }
-    log.error({ err: err.message, code: (err as { code?: string }).code, deviceId, alsoFailedSinceLastLine: unlogged }, 'event could not be stored; refusing it so the device retries')
-    loggedAt = now
-    unlogged = 0
+    const heldBack = storeFailureLines.take('store')
+    if (heldBack === undefined) return
+    log.error({ err: err.message, code: (err as { code?: string }).code, deviceId, alsoFailedSinceLastLine: heldBack }, 'event could not be stored; refusing it so the device retries')
+  }
+  // Refused input: a few lines per device every 10 s, however fast it sprays.
+  const refusalLines = new LogBudget(5, 10_000)
+
+  const logRefusal = (deviceId: string, level: 'info' | 'warn', fields: Record<string, unknown>, message: string) => {
+    const heldBack = refusalLines.take(deviceId)
+    if (heldBack !== undefined) log[level]({ deviceId, ...fields, ...(heldBack > 0 ? { refusalsNotLoggedBefore: heldBack } : {}) }, message)
   }
 
   return function authorizePublish (client: Client | null, packet: PublishPacket, callback: (error?: Error | null) => void): void {
@@ -90,7 +92,7 @@ export function createAuthorizePublish (deps: PipelineDeps) {
           return callback(null)
         case 'denied':
           metrics.eventsRejected.inc({ reason: outcome.reason })
-          log.warn({ deviceId: session.deviceId, topic: packet.topic }, 'publish denied: not this device\'s topic')
+          logRefusal(session.deviceId, 'warn', { topic: packet.topic }, 'publish denied: not this device\'s topic')
           deadLetter(`denied: ${outcome.reason}`)
           // A will's device is gone: a `rejected` queued for its next session would answer
           // nothing it sent then.
@@ -99,7 +101,7 @@ export function createAuthorizePublish (deps: PipelineDeps) {
           return callback(null)
         case 'rejected':
           metrics.eventsRejected.inc({ reason: reasonLabel(outcome.reason) })
-          log.info({ deviceId: session.deviceId, reason: outcome.reason }, 'event rejected')
+          logRefusal(session.deviceId, 'info', { reason: outcome.reason }, 'event rejected')
           deadLetter(outcome.reason)
           if (!isWill) deps.sendToDevice(topics.ack(session.deviceId), { ...(outcome.seq === undefined ? {} : { seq: outcome.seq }), state: 'rejected', reason: outcome.reason })
           drop(packet)

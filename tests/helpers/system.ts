@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
-import { pino } from 'pino'
+import { pino, type Logger } from 'pino'
 import mqtt, { type MqttClient, type IClientOptions } from 'mqtt'
 import { startServer, type RunningServer } from '../../server/server.js'
 import { startGateway, type RunningGateway } from '../../gateway/gateway.js'
@@ -38,6 +38,8 @@ export interface SystemOptions {
   gateway?: Partial<GatewayConfig>
   /** Puts something between gateway and server (a recording proxy): gets the server URL, returns the gateway's. */
   gatewayServerUrl?: (serverUrl: string) => string | Promise<string>
+  /** Where the gateway logs (silent unless TEST_LOG_LEVEL says otherwise). */
+  gatewayLog?: Logger
 }
 
 export async function startSystem (options: SystemOptions = {}): Promise<TestSystem> {
@@ -61,7 +63,8 @@ export async function startSystem (options: SystemOptions = {}): Promise<TestSys
     logLevel: 'silent',
     ...options.gateway
   }
-  let gateway = await startGateway(gatewayConfig, quietLog)
+  const gatewayLog = options.gatewayLog ?? quietLog
+  let gateway = await startGateway(gatewayConfig, gatewayLog)
 
   const api: TestSystem['api'] = async (method, path, body, token = adminToken) => {
     const response = await fetch(server.url + path, {
@@ -82,14 +85,14 @@ export async function startSystem (options: SystemOptions = {}): Promise<TestSys
     api,
     async restartGateway () {
       await gateway.stop()
-      gateway = await startGateway(gatewayConfig, quietLog)
+      gateway = await startGateway(gatewayConfig, gatewayLog)
       return gateway
     },
     async stopGateway () {
       await gateway.stop()
     },
     async startGateway () {
-      gateway = await startGateway(gatewayConfig, quietLog)
+      gateway = await startGateway(gatewayConfig, gatewayLog)
       return gateway
     },
     async provision (id, extra = {}) {
