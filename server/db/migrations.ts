@@ -8,6 +8,7 @@ import { reportsAnnouncementsDeadLetters } from './migrations/002-reports-announ
 import { timescale } from './migrations/003-timescale.js'
 import { eventIdsPruning } from './migrations/004-event-ids-pruning.js'
 import { deviceGateway } from './migrations/005-device-gateway.js'
+import { operatorResponseKpis } from './migrations/006-operator-response-kpis.js'
 
 export interface Migration {
   version: number
@@ -131,5 +132,6 @@ CREATE TABLE downlink (
   reportsAnnouncementsDeadLetters,
   timescale,
   eventIdsPruning,
-  deviceGateway
+  deviceGateway,
+  operatorResponseKpis
 ]

@@ -7,13 +7,16 @@ const seconds = Type.Union([Type.Number(), Type.Null()])
 /**
  * Read-only views for analysts and maintainers: response KPIs per zone and kind (from the
  * `alert_response_times` view: tests, drills and cancelled alerts left out) and dead letters.
+ * The KPIs measure operators: an alert the system closed by itself (a device back online) has
+ * no time to acknowledge unless an operator answered it first, and no time to resolve; it still
+ * counts among `alerts` and `resolved`, not among `responded` nor `resolvedByOperator`.
  */
 export const insightRoutes: FastifyPluginAsyncTypebox<{ db: Database }> = async (app, { db }) => {
   app.get('/v1/stats/response-times', {
     config: { roles: ['operator', 'analyst'] },
     schema: {
       tags: ['stats'],
-      summary: 'Time to acknowledge and to resolve per zone and kind, for alerts opened in [from, to)',
+      summary: 'Operators\' time to acknowledge and to resolve per zone and kind, for alerts opened in [from, to)',
       querystring: Type.Object({
         zone: Type.Optional(Type.String({ maxLength: 64 })),
         from: Type.Optional(Type.String({ format: 'date-time' })),
@@ -23,9 +26,10 @@ export const insightRoutes: FastifyPluginAsyncTypebox<{ db: Database }> = async 
         200: Type.Array(Type.Object({
           zone: Type.String(),
           kind: Type.String(),
-          alerts: Type.Integer(),
-          responded: Type.Integer(),
-          resolved: Type.Integer(),
+          alerts: Type.Integer({ description: 'alerts opened in the window' }),
+          responded: Type.Integer({ description: 'of those, answered by an operator: acknowledged, dispatched or resolved (the ackSeconds population)' }),
+          resolved: Type.Integer({ description: 'of those, resolved, by an operator or automatically (a device back online)' }),
+          resolvedByOperator: Type.Integer({ description: 'of those, resolved by an operator (the resolveSeconds population)' }),
           ackSecondsAvg: seconds,
           ackSecondsP50: seconds,
           ackSecondsP90: seconds,
@@ -38,7 +42,10 @@ export const insightRoutes: FastifyPluginAsyncTypebox<{ db: Database }> = async 
   }, async (request) => {
     const q = request.query
     return db.query(`
-      SELECT zone, kind, count(*)::int8 AS alerts, count(ack_seconds)::int8 AS responded, count(resolve_seconds)::int8 AS resolved,
+      -- ack_seconds and resolve_seconds are NULL unless an operator acted (migration 6), so their
+      -- counts are the populations of their averages and percentiles.
+      SELECT zone, kind, count(*)::int8 AS alerts, count(ack_seconds)::int8 AS responded,
+        count(resolved_at)::int8 AS resolved, count(resolve_seconds)::int8 AS "resolvedByOperator",
         avg(ack_seconds) AS "ackSecondsAvg",
         percentile_cont(0.5) WITHIN GROUP (ORDER BY ack_seconds) AS "ackSecondsP50",
         percentile_cont(0.9) WITHIN GROUP (ORDER BY ack_seconds) AS "ackSecondsP90",

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { databaseBackends } from '../helpers/postgres.js'
 import { buildFixture, gatewayEvent, TOKENS, type Fixture } from './fixture.js'
 import { topics } from '../../protocol/index.js'
+import { migrations } from '../../server/db/migrations.js'
 
 describe('operator API', () => {
   let fx: Fixture
@@ -98,7 +99,7 @@ describe('operator API', () => {
 
   it('reports readiness and server metrics', async () => {
     const ready = await fx.call('GET', '/readyz', undefined, '')
-    expect(ready).toMatchObject({ status: 200, body: { status: 'ready', schemaVersion: 5 } })
+    expect(ready).toMatchObject({ status: 200, body: { status: 'ready', schemaVersion: migrations.length } })
     const metrics = await fx.app.inject({ url: '/metrics' })
     expect(metrics.statusCode).toBe(200)
     expect(metrics.body).toMatch(/sos_ingest_events_total\{type="press",status="stored"\} \d+/)

@@ -4,6 +4,8 @@ import type { Migration } from '../migrations.js'
  * Version 2: what the alert lifecycle and the operator API need beyond the foundation —
  * device presence, escalation, heartbeat gaps, resident reports, announcements, dead letters,
  * cancel attempts — and the alert snapshot on each transition that the dashboards aggregate.
+ * Its `alert_response_times` view took an automatic resolution (a device back online) for an
+ * operator's response; migration 6 replaces it with one that counts operators only.
  */
 export const reportsAnnouncementsDeadLetters: Migration = {
   version: 2,

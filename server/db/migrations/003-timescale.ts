@@ -62,6 +62,8 @@ function aggregateViews (bucket: (column: string) => string, options: string): s
      FROM alert_transitions GROUP BY 1, 2, 3`,
     // Response times of alerts resolved in the hour, per zone and kind; tests and drills left out.
     // Sums are kept so that longer periods average correctly (sum / count, not avg of avgs).
+    // Replaced by migration 6: this one counted automatic resolutions (a device back online) as
+    // operators' responses, and had one count for both sums.
     `${view} alert_response_hourly ${options} AS
      SELECT ${bucket('at')} AS bucket, zone, kind,
        count(*) AS resolved,
