@@ -93,13 +93,13 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   const stream = new LiveStream(bus)
   const reports = new ReportStore(db, bus)
   const announcements = new Announcements(db, downlink)
-  const webhooks = new WebhookSender({ urls: settings.webhookUrls ?? [], secret: settings.webhookSecret, ...options.webhookBackoff }, metrics, app.log)
+  const webhooks = new WebhookSender(db, { urls: settings.webhookUrls ?? [], secret: settings.webhookSecret, ...options.webhookBackoff }, metrics, app.log)
   const escalator = new Escalator(db, bus, webhooks, metrics, { escalateAfterMs: settings.escalateAfterMs ?? SERVER_DEFAULTS.escalateAfterMs }, app.log)
   const gatewayWatch = new GatewayWatch(db, bus, lifecycle, metrics, { lostAfterMs: settings.gatewayLostAfterMs ?? SERVER_DEFAULTS.gatewayLostAfterMs, ...options.gatewayWatch }, app.log)
   app.decorate('services', { metrics, escalator, gatewayWatch, webhooks, bus })
   // The watchers run while the app does: started when ready, stopped (timers, webhooks) on close.
-  app.addHook('onReady', async () => { escalator.start(); await gatewayWatch.start() })
-  app.addHook('onClose', async () => { await Promise.all([escalator.stop(), gatewayWatch.stop()]) })
+  app.addHook('onReady', async () => { escalator.start(); webhooks.start(); await gatewayWatch.start() })
+  app.addHook('onClose', async () => { await Promise.all([escalator.stop().then(() => webhooks.stop()), gatewayWatch.stop()]) })
 
   registerErrorHandling(app)
   // A POST without a body (`acknowledge`, `close`) is an empty object, not a validation error.

@@ -72,5 +72,14 @@ export class ServerMetrics {
       }
     })
     void activeAlerts
+    const waitingWebhooks = new Gauge({
+      name: 'sos_webhook_deliveries_waiting', help: 'Webhook deliveries queued and not yet taken by their receiver (nor given up)',
+      registers: [this.registry],
+      async collect () {
+        const [row] = await db.query<{ n: number }>('SELECT count(*)::int8 AS n FROM webhook_deliveries WHERE delivered_at IS NULL AND given_up_at IS NULL')
+        this.set(row?.n ?? 0)
+      }
+    })
+    void waitingWebhooks
   }
 }

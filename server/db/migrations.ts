@@ -9,6 +9,7 @@ import { timescale } from './migrations/003-timescale.js'
 import { eventIdsPruning } from './migrations/004-event-ids-pruning.js'
 import { deviceGateway } from './migrations/005-device-gateway.js'
 import { operatorResponseKpis } from './migrations/006-operator-response-kpis.js'
+import { webhookDeliveries } from './migrations/007-webhook-deliveries.js'
 
 export interface Migration {
   version: number
@@ -133,5 +134,6 @@ CREATE TABLE downlink (
   timescale,
   eventIdsPruning,
   deviceGateway,
-  operatorResponseKpis
+  operatorResponseKpis,
+  webhookDeliveries
 ]

@@ -2,7 +2,8 @@
  * Nothing unacknowledged goes unnoticed: an open panic alert that no operator acknowledged
  * within ESCALATE_AFTER is escalated (level 1), and again at each further interval (level n at
  * n × ESCALATE_AFTER after it opened). Each escalation is kept in the audit trail (open → open,
- * by `system:escalation`), goes out on the live stream, and fires the webhooks.
+ * by `system:escalation`), goes out on the live stream, and is queued for the webhooks in the
+ * same transaction.
  *
  * The clock is `Date.now()` (not the database's), so tests drive it with fake timers. The level
  * is computed from the elapsed time, so a server that was down catches up in one step.
@@ -55,7 +56,6 @@ export class Escalator {
     clearInterval(this.timer)
     this.timer = undefined
     await this.running
-    await this.webhooks.stop()
   }
 
   /** One pass; returns how many alerts escalated. Never overlaps itself, never throws. */
@@ -94,25 +94,27 @@ export class Escalator {
           alertId: row.id, from: 'open', to: 'open', actor: 'system:escalation', atMs: now,
           note: `escalated to level ${row.escalation_level}: not acknowledged after ${waited} s`
         })
+        // Queued with the escalation itself: committed together, or not at all.
+        await this.webhooks.enqueue(tx, 'alert.escalated', {
+          alertId: row.id,
+          deviceId: row.device_id,
+          deviceName: row.device_name,
+          zone: row.zone,
+          lat: row.lat,
+          lon: row.lon,
+          kind: 'panic',
+          state: 'open',
+          escalationLevel: row.escalation_level,
+          openedAt: row.opened_at.toISOString(),
+          pressCount: row.press_count
+        })
       }
       return rows
     })
+    if (escalated.length > 0) this.webhooks.poke()
     for (const row of escalated) {
       this.metrics.escalations.inc()
       this.bus.emit('alert', { alertId: row.id, deviceId: row.device_id, state: 'open', kind: 'panic', escalationLevel: row.escalation_level })
-      this.webhooks.send('alert.escalated', {
-        alertId: row.id,
-        deviceId: row.device_id,
-        deviceName: row.device_name,
-        zone: row.zone,
-        lat: row.lat,
-        lon: row.lon,
-        kind: 'panic',
-        state: 'open',
-        escalationLevel: row.escalation_level,
-        openedAt: row.opened_at.toISOString(),
-        pressCount: row.press_count
-      })
     }
     if (escalated.length > 0) this.log?.warn({ alerts: escalated.map((r) => r.id) }, 'unacknowledged alerts escalated')
     return escalated.length

@@ -1,25 +1,40 @@
 /**
- * Outbound webhooks (escalations to a duty phone gateway, a chat room, a CAD system).
+ * Outbound webhooks (escalations to a duty phone gateway, a chat room, a CAD system), durable.
+ * A delivery is queued in the database in the transaction of what it announces (`enqueue`), and
+ * sent from there by whichever server instance claims it first; a crash or restart, or a receiver
+ * away for a while, delays it but does not lose it.
+ *
  * The body is JSON, signed with HMAC-SHA256 over the exact bytes sent:
  *   X-SOS-Signature: sha256=<hex(hmac_sha256(WEBHOOK_SECRET, body))>
- * The body carries `sentAt` so a receiver can refuse old replays. Failed deliveries are
- * retried with exponential backoff; a 4xx other than 408/429 is the receiver refusing, not
- * failing, and is not retried.
+ * It carries `id` (the same on every attempt: delivery is at least once, so a receiver drops
+ * repeats by it) and `sentAt` (when it was queued) so a receiver can refuse old replays. Failed
+ * deliveries are retried with exponential backoff, for about an hour by default; a 4xx other
+ * than 408/429 is the receiver refusing, not failing, and is not retried.
  */
 import { createHmac, randomUUID } from 'node:crypto'
-import pRetry, { AbortError } from 'p-retry'
 import type { FastifyBaseLogger } from 'fastify'
+import type { Database, Queryable } from '../db/database.js'
 import type { ServerMetrics } from '../metrics.js'
 
 export interface WebhookOptions {
   urls: readonly string[]
   secret?: string
-  /** Attempts after the first (default 6: about 1 + 2 + 4 + 8 + 16 + 32 s). */
+  /** Attempts after the first (default 65: 1, 2, 4 … 32 s, then every 60 s, about an hour in all). */
   retries?: number
   minBackoffMs?: number
   maxBackoffMs?: number
   timeoutMs?: number
+  /** How often to look for deliveries due again (a new one is sent at once). */
+  pollMs?: number
 }
+
+/** Deliveries sent at once by one server instance. */
+const MAX_IN_FLIGHT = 16
+const PRUNE_EVERY_MS = 10 * 60_000
+
+interface Delivery { id: number, url: string, event_type: string, body: string, attempts: number }
+
+type Attempt = { result: 'delivered' } | { result: 'refused' | 'failed', error: string } | { result: 'stopped' }
 
 export function signBody (secret: string, body: string): string {
   return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`
@@ -27,9 +42,13 @@ export function signBody (secret: string, body: string): string {
 
 export class WebhookSender {
   private readonly stopping = new AbortController()
-  private readonly pending = new Set<Promise<void>>()
+  private readonly inFlight = new Set<Promise<void>>()
+  private running?: Promise<void>
+  private wake?: () => void
+  private prunedAt = 0
 
   constructor (
+    private readonly db: Database,
     private readonly options: WebhookOptions,
     private readonly metrics: ServerMetrics,
     private readonly log?: FastifyBaseLogger
@@ -39,59 +58,147 @@ export class WebhookSender {
     return this.options.urls.length > 0 && Boolean(this.options.secret)
   }
 
-  /** Sends to every URL in the background; `stop()` waits for (or abandons) what is in flight. */
-  send (type: string, data: Record<string, unknown>): void {
-    if (!this.enabled || this.stopping.signal.aborted) return
+  /** Queues `type` for every receiver, in the caller's transaction; `poke()` after its commit. */
+  async enqueue (tx: Queryable, type: string, data: Record<string, unknown>): Promise<void> {
+    if (!this.enabled) return
     const body = JSON.stringify({ id: randomUUID(), type, sentAt: new Date().toISOString(), data })
     for (const url of this.options.urls) {
-      const delivery = this.deliver(url, type, body).finally(() => this.pending.delete(delivery))
-      this.pending.add(delivery)
+      await tx.query('INSERT INTO webhook_deliveries (url, event_type, body) VALUES ($1, $2, $3)', [url, type, body])
     }
   }
 
-  /** Resolves when every delivery started so far is done (tests, graceful close). */
-  async idle (): Promise<void> {
-    while (this.pending.size > 0) await Promise.allSettled([...this.pending])
+  /** Something was queued and committed: send it now rather than at the next look. */
+  poke (): void {
+    this.wake?.()
   }
 
+  start (): void {
+    if (!this.enabled || this.running) return
+    this.running = this.loop()
+  }
+
+  /** Deliveries to this instance's receivers not yet taken (nor given up), or on their way. */
+  async waiting (): Promise<number> {
+    const [row] = await this.db.query<{ n: number }>('SELECT count(*)::int8 AS n FROM webhook_deliveries WHERE delivered_at IS NULL AND given_up_at IS NULL AND url = ANY($1::text[])', [this.options.urls])
+    return Math.max(row?.n ?? 0, this.inFlight.size)
+  }
+
+  /** Resolves when nothing is waiting to be sent or on its way (tests). */
+  async idle (): Promise<void> {
+    while (await this.waiting() > 0) await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+
+  /** Stops sending; an attempt cut short is sent again by the next instance to start. */
   async stop (): Promise<void> {
     this.stopping.abort()
-    await this.idle()
+    this.wake?.()
+    await this.running
+    await Promise.allSettled([...this.inFlight])
   }
 
-  private async deliver (url: string, type: string, body: string): Promise<void> {
+  private async loop (): Promise<void> {
     const signal = this.stopping.signal
-    const headers = {
-      'content-type': 'application/json',
-      'user-agent': 'sos-gateway-server',
-      'x-sos-event': type,
-      'x-sos-signature': signBody(this.options.secret ?? '', body)
+    while (!signal.aborted) {
+      const woken = new Promise<void>((resolve) => { this.wake = resolve })
+      let claimed: Delivery[] = []
+      try {
+        if (this.inFlight.size < MAX_IN_FLIGHT) claimed = await this.claim(MAX_IN_FLIGHT - this.inFlight.size)
+        await this.prune()
+      } catch (err) {
+        this.log?.error({ err: (err as Error).message }, 'webhook deliveries could not be read; trying again')
+      }
+      for (const delivery of claimed) {
+        const sending: Promise<void> = this.attempt(delivery)
+          .then((outcome) => this.record(delivery, outcome))
+          .catch((err: Error) => this.log?.error({ err: err.message, url: delivery.url }, 'webhook delivery could not be recorded; it will be sent again'))
+          .finally(() => { this.inFlight.delete(sending); this.wake?.() })
+        this.inFlight.add(sending)
+      }
+      if (claimed.length > 0 && this.inFlight.size < MAX_IN_FLIGHT) continue
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([woken, new Promise<void>((resolve) => { timer = setTimeout(resolve, this.options.pollMs ?? 1000) })])
+      clearTimeout(timer)
     }
+  }
+
+  /**
+   * Takes up to `limit` deliveries that are due, leasing them for one attempt: other instances
+   * skip them while locked and, once the lease is written, until it runs out.
+   */
+  private claim (limit: number): Promise<Delivery[]> {
+    const leaseSeconds = (this.options.timeoutMs ?? 10_000) / 1000 + 10
+    return this.db.query<Delivery>(`
+      UPDATE webhook_deliveries SET next_attempt_at = now() + make_interval(secs => $1)
+      WHERE id IN (
+        SELECT id FROM webhook_deliveries
+        WHERE delivered_at IS NULL AND given_up_at IS NULL AND next_attempt_at <= now() AND url = ANY($3::text[])
+        ORDER BY next_attempt_at, id LIMIT $2
+        FOR UPDATE SKIP LOCKED)
+      RETURNING id, url, event_type, body, attempts`, [leaseSeconds, limit, this.options.urls])
+  }
+
+  private async attempt (delivery: Delivery): Promise<Attempt> {
+    const signal = this.stopping.signal
     try {
-      await pRetry(async () => {
-        const response = await fetch(url, {
-          method: 'POST', headers, body, signal: AbortSignal.any([signal, AbortSignal.timeout(this.options.timeoutMs ?? 10_000)])
-        })
-        await response.body?.cancel()
-        if (response.ok) return
-        const error = new Error(`webhook ${url} answered HTTP ${response.status}`)
-        if (response.status >= 400 && response.status < 500 && response.status !== 408 && response.status !== 429) throw new AbortError(error)
-        throw error
-      }, {
-        retries: this.options.retries ?? 6,
-        minTimeout: this.options.minBackoffMs ?? 1000,
-        maxTimeout: this.options.maxBackoffMs ?? 60_000,
-        factor: 2,
-        signal,
-        onFailedAttempt: ({ error, attemptNumber, retriesLeft }) => {
-          if (retriesLeft > 0 && !signal.aborted) this.metrics.webhookDeliveries.inc({ result: 'retried' })
-          this.log?.warn({ url, attempt: attemptNumber, retriesLeft, err: error.message }, 'webhook delivery failed')
-        }
+      const response = await fetch(delivery.url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': 'sos-gateway-server',
+          'x-sos-event': delivery.event_type,
+          'x-sos-signature': signBody(this.options.secret ?? '', delivery.body)
+        },
+        body: delivery.body,
+        signal: AbortSignal.any([signal, AbortSignal.timeout(this.options.timeoutMs ?? 10_000)])
       })
-      this.metrics.webhookDeliveries.inc({ result: 'delivered' })
+      await response.body?.cancel()
+      if (response.ok) return { result: 'delivered' }
+      const error = `webhook ${delivery.url} answered HTTP ${response.status}`
+      const refused = response.status >= 400 && response.status < 500 && response.status !== 408 && response.status !== 429
+      return { result: refused ? 'refused' : 'failed', error }
     } catch (err) {
-      this.metrics.webhookDeliveries.inc({ result: 'failed' })
-      this.log?.error({ url, err: (err as Error).message }, 'webhook delivery given up')
+      if (signal.aborted) return { result: 'stopped' }
+      return { result: 'failed', error: (err as Error).message }
     }
+  }
+
+  private async record (delivery: Delivery, outcome: Attempt): Promise<void> {
+    const attempt = delivery.attempts + 1
+    if (outcome.result === 'stopped') {
+      // Not an attempt: due again at once, for whichever instance runs next.
+      await this.db.query('UPDATE webhook_deliveries SET next_attempt_at = now() WHERE id = $1', [delivery.id])
+      return
+    }
+    if (outcome.result === 'delivered') {
+      await this.db.query('UPDATE webhook_deliveries SET delivered_at = now(), attempts = $2, last_error = NULL WHERE id = $1', [delivery.id, attempt])
+      this.metrics.webhookDeliveries.inc({ result: 'delivered' })
+      return
+    }
+    const retries = this.options.retries ?? 65
+    const retry = outcome.result === 'failed' && attempt <= retries
+    this.log?.[retry ? 'warn' : 'error']({ url: delivery.url, attempt, retriesLeft: retry ? retries - attempt + 1 : 0, err: outcome.error }, retry ? 'webhook delivery failed' : 'webhook delivery given up')
+    if (retry) {
+      const backoffMs = Math.min(this.options.maxBackoffMs ?? 60_000, (this.options.minBackoffMs ?? 1000) * 2 ** (attempt - 1))
+      await this.db.query('UPDATE webhook_deliveries SET attempts = $2, last_error = $3, next_attempt_at = now() + make_interval(secs => $4) WHERE id = $1',
+        [delivery.id, attempt, outcome.error.slice(0, 500), backoffMs / 1000])
+      this.metrics.webhookDeliveries.inc({ result: 'retried' })
+    } else {
+      await this.db.query('UPDATE webhook_deliveries SET attempts = $2, last_error = $3, given_up_at = now() WHERE id = $1', [delivery.id, attempt, outcome.error.slice(0, 500)])
+      this.metrics.webhookDeliveries.inc({ result: 'failed' })
+    }
+  }
+
+  /**
+   * Delivered ones are kept a week and given-up ones a month, for whoever asks what was sent.
+   * Each instance sends only to the receivers it is configured with (instances mid-way through a
+   * change of WEBHOOK_URLS may differ); what none has taken for a day is given up.
+   */
+  private async prune (): Promise<void> {
+    if (Date.now() - this.prunedAt < PRUNE_EVERY_MS) return
+    this.prunedAt = Date.now()
+    await this.db.query(`UPDATE webhook_deliveries SET given_up_at = now(), last_error = 'not sent for a day: no server instance is configured with this receiver'
+      WHERE delivered_at IS NULL AND given_up_at IS NULL AND created_at < now() - INTERVAL '1 day'`)
+    await this.db.query(`DELETE FROM webhook_deliveries
+      WHERE delivered_at < now() - INTERVAL '7 days' OR given_up_at < now() - INTERVAL '30 days'`)
   }
 }

@@ -79,7 +79,7 @@ describe('escalation of unacknowledged panic alerts', () => {
 
     await stream.waitFor(`"alertId":"${alertId}","deviceId":"btn-esc","state":"open","kind":"panic","escalationLevel":1`)
 
-    await webhooks.idle()
+    await delivered(webhooks)
     // The first delivery failed (503) and was retried; both carried the same signed body.
     expect(receiver.received).toHaveLength(2)
     expect(receiver.received.every((r) => r.valid && r.event === 'alert.escalated')).toBe(true)
@@ -89,7 +89,7 @@ describe('escalation of unacknowledged panic alerts', () => {
 
     await vi.advanceTimersByTimeAsync(60_000)
     await escalator.check()
-    await webhooks.idle()
+    await delivered(webhooks)
     expect((await fx.call('GET', `/v1/alerts/${alertId}`)).body.escalationLevel).toBe(2)
     expect(JSON.parse(receiver.received.at(-1)!.body).data.escalationLevel).toBe(2)
 
@@ -98,7 +98,7 @@ describe('escalation of unacknowledged panic alerts', () => {
     const before = receiver.received.length
     await vi.advanceTimersByTimeAsync(180_000)
     await escalator.check()
-    await webhooks.idle()
+    await delivered(webhooks)
     expect((await fx.call('GET', `/v1/alerts/${alertId}`)).body.escalationLevel).toBe(2)
     expect(receiver.received).toHaveLength(before)
     await stream.close()
@@ -114,6 +114,17 @@ describe('escalation of unacknowledged panic alerts', () => {
     expect((await fx.call('GET', `/v1/alerts/${alertId}`)).body.escalationLevel, 'escalation held back by the gateway\'s clock').toBe(1)
   })
 })
+
+/**
+ * Waits until the webhooks are delivered. PGlite's clock is the (fake) Date, so a retry's
+ * backoff, due at the database's now() + 10 ms, only comes due as the fake clock moves on.
+ */
+async function delivered (webhooks: { waiting (): Promise<number> }): Promise<void> {
+  while (await webhooks.waiting() > 0) {
+    await vi.advanceTimersByTimeAsync(10)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
 
 /** Reads `GET /v1/stream` over a real socket. */
 async function openStream (fx: Fixture) {
