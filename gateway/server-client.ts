@@ -3,8 +3,9 @@
  * `request` with kept-alive connections: at low rates every event is its own batch, and
  * `fetch` cost ~650 µs of CPU per request more (measured on the bench machine).
  */
+import { randomUUID } from 'node:crypto'
 import { Agent, request } from 'undici'
-import { GATEWAY_ID_HEADER, type DeviceCredential, type DownlinkMessage, type IngestBatch, type IngestResult } from '../protocol/index.js'
+import { GATEWAY_ID_HEADER, GATEWAY_INSTANCE_HEADER, type DeviceCredential, type DownlinkMessage, type IngestBatch, type IngestResult } from '../protocol/index.js'
 import type { Lane } from './outbox/outbox.js'
 
 export class ServerError extends Error {
@@ -25,6 +26,9 @@ export class ServerClient {
   }
 
   private readonly otherAgent = new Agent({ keepAliveTimeout: 30_000, connections: 8 })
+
+  /** This process, among any others configured with the same gateway id (see GATEWAY_INSTANCE_HEADER). */
+  readonly instanceId = randomUUID()
 
   /** `gatewayId` goes with every request: the server watches each gateway by its calls. */
   constructor (private readonly baseUrl: string, private readonly token: string, private readonly gatewayId: string) {}
@@ -64,6 +68,7 @@ export class ServerClient {
         authorization: `Bearer ${this.token}`,
         // Percent-encoded: a header holds Latin-1 only, an id may be any text (a ward's name).
         [GATEWAY_ID_HEADER]: encodeURIComponent(this.gatewayId),
+        [GATEWAY_INSTANCE_HEADER]: this.instanceId,
         ...(body === undefined ? {} : { 'content-type': 'application/json' })
       },
       body,

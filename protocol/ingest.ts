@@ -12,6 +12,13 @@ import { DeviceEvent } from './event.js'
 export const GATEWAY_ID_HEADER = 'x-gateway-id'
 
 /**
+ * The HTTP header naming the calling gateway process (random, new at each start), beside its
+ * id: two processes calling under one id (a configuration copied with the id) are told apart
+ * by it, and reported, since the watch cannot see one of them die while the other calls.
+ */
+export const GATEWAY_INSTANCE_HEADER = 'x-gateway-instance'
+
+/**
  * What is wrong with a gateway id, or undefined: 1–64 characters (as in its events), no
  * control characters (a NUL would fail every write of its contact).
  */

@@ -10,6 +10,7 @@ import { eventIdsPruning } from './migrations/004-event-ids-pruning.js'
 import { deviceGateway } from './migrations/005-device-gateway.js'
 import { operatorResponseKpis } from './migrations/006-operator-response-kpis.js'
 import { webhookDeliveries } from './migrations/007-webhook-deliveries.js'
+import { gatewayInstances } from './migrations/008-gateway-instances.js'
 
 export interface Migration {
   version: number
@@ -135,5 +136,6 @@ CREATE TABLE downlink (
   eventIdsPruning,
   deviceGateway,
   operatorResponseKpis,
-  webhookDeliveries
+  webhookDeliveries,
+  gatewayInstances
 ]

@@ -1,5 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { GATEWAY_ID_HEADER, IngestBatch, IngestResponse, gatewayIdProblem } from '../../protocol/index.js'
+import { GATEWAY_ID_HEADER, GATEWAY_INSTANCE_HEADER, IngestBatch, IngestResponse, gatewayIdProblem } from '../../protocol/index.js'
 import type { Ingestor } from '../ingest/ingest.js'
 import type { DeviceStore } from '../devices/store.js'
 import type { DownlinkQueue } from '../downlink/queue.js'
@@ -30,7 +30,7 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox<{ ingestor: Ingestor, devi
       return
     }
     const ingest = request.routeOptions.url === '/v1/ingest'
-    const heard = gatewayWatch.heard(id, ingest ? (request.body as IngestBatch).gateway : undefined)
+    const heard = gatewayWatch.heard(id, ingest ? (request.body as IngestBatch).gateway : undefined, instanceOf(request.headers[GATEWAY_INSTANCE_HEADER]))
     if (!ingest) await heard
   })
 
@@ -87,4 +87,9 @@ function gatewayIdOf (header: string | string[] | undefined): string | undefined
   } catch {
     return undefined
   }
+}
+
+/** A gateway process's instance id: printable, at most 64 characters (else ignored: older gateways send none). */
+function instanceOf (header: string | string[] | undefined): string | undefined {
+  return typeof header === 'string' && /^[\x21-\x7e]{1,64}$/.test(header) ? header : undefined
 }

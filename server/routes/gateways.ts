@@ -7,6 +7,7 @@ const GatewayStatus = Type.Object({
   silent: Type.Boolean({ description: 'not heard from for GATEWAY_LOST_AFTER' }),
   lost: Type.Boolean({ description: 'silent with devices behind it: its silent devices are reported offline' }),
   devices: Type.Integer({ description: 'registered devices it forwards for' }),
+  sharedId: Type.Boolean({ description: 'two gateway processes called by turns under this id within GATEWAY_LOST_AFTER: the loss of either goes unseen while the other calls' }),
   outbox: Type.Union([Type.Null(), Type.Object({
     depth: Type.Integer({ description: 'events waiting to be forwarded' }),
     full: Type.Boolean({ description: 'at its bound: routine events are being shed' }),

@@ -44,6 +44,8 @@ export interface GatewayStatus {
   lost: boolean
   /** Registered devices it forwards for. */
   devices: number
+  /** Two processes called by turns under this id within GATEWAY_LOST_AFTER (see migration 008). */
+  sharedId: boolean
   /** Its outbox as it last reported it, when it did. */
   outbox: { depth: number, full: boolean, oldestAgeMs: number | null, reportedAt: string } | null
 }
@@ -68,6 +70,8 @@ const MAX_SLICES = 100
 export class GatewayWatch {
   /** When each gateway's contact was last written (monotonic ms), to write it only now and then. */
   private readonly written = new Map<string, number>()
+  /** The process (instance id) whose call this instance wrote last, per gateway. */
+  private readonly writtenInstance = new Map<string, string>()
   /** Lost at the last pass (this instance's view, for the log and the gauge). */
   private lost = new Set<string>()
   /** Silence counts from here at the earliest (database time, ms): this start, or a stall. */
@@ -90,22 +94,43 @@ export class GatewayWatch {
   /**
    * A gateway called (authenticated): it is alive and can reach us. With a batch comes the
    * state of its outbox (how much waits to be forwarded, whether it is shedding routine events),
-   * kept with the call. Written at most every few seconds per gateway.
+   * kept with the call. Written at most every few seconds per gateway, and whenever another
+   * process calls under its id than the one this instance wrote last (so two processes sharing
+   * an id are seen even when one of them calls far less than the other).
    */
-  async heard (gatewayId: string, health?: GatewayHealth): Promise<void> {
+  async heard (gatewayId: string, health?: GatewayHealth, instanceId?: string): Promise<void> {
     const now = performance.now()
-    if (now - (this.written.get(gatewayId) ?? -Infinity) < this.writeEveryMs()) return
+    const sameInstance = instanceId === undefined || this.writtenInstance.get(gatewayId) === instanceId
+    if (sameInstance && now - (this.written.get(gatewayId) ?? -Infinity) < this.writeEveryMs()) return
     this.written.set(gatewayId, now)
+    if (instanceId !== undefined) this.writtenInstance.set(gatewayId, instanceId)
     try {
-      // A call without a report keeps the last report.
-      await this.db.query(`INSERT INTO gateways (id, last_contact_at, outbox_depth, outbox_full, outbox_oldest_age_ms, reported_at)
-        VALUES ($1, now(), $2, $3, $4, CASE WHEN $5 THEN now() END)
+      // A call without a report keeps the last report. Another process calling: the one it
+      // replaces becomes the previous one; the previous one calling again within the loss
+      // interval of that change means two processes call by turns under one id.
+      const rows = await this.db.query<{ shared_since_now: boolean }>(`
+        WITH before AS (SELECT shared_seen_at FROM gateways WHERE id = $1)
+        INSERT INTO gateways AS g (id, last_contact_at, outbox_depth, outbox_full, outbox_oldest_age_ms, reported_at, instance_id, instance_changed_at)
+        VALUES ($1, now(), $2, $3, $4, CASE WHEN $5 THEN now() END, $6, now())
         ON CONFLICT (id) DO UPDATE SET last_contact_at = EXCLUDED.last_contact_at,
-          outbox_depth = CASE WHEN $5 THEN EXCLUDED.outbox_depth ELSE gateways.outbox_depth END,
-          outbox_full = CASE WHEN $5 THEN EXCLUDED.outbox_full ELSE gateways.outbox_full END,
-          outbox_oldest_age_ms = CASE WHEN $5 THEN EXCLUDED.outbox_oldest_age_ms ELSE gateways.outbox_oldest_age_ms END,
-          reported_at = COALESCE(EXCLUDED.reported_at, gateways.reported_at)`,
-      [gatewayId, health?.outboxDepth ?? null, health?.outboxFull ?? null, health?.outboxOldestAgeMs ?? null, health !== undefined])
+          outbox_depth = CASE WHEN $5 THEN EXCLUDED.outbox_depth ELSE g.outbox_depth END,
+          outbox_full = CASE WHEN $5 THEN EXCLUDED.outbox_full ELSE g.outbox_full END,
+          outbox_oldest_age_ms = CASE WHEN $5 THEN EXCLUDED.outbox_oldest_age_ms ELSE g.outbox_oldest_age_ms END,
+          reported_at = COALESCE(EXCLUDED.reported_at, g.reported_at),
+          instance_id = COALESCE($6, g.instance_id),
+          previous_instance_id = CASE WHEN $6 <> g.instance_id THEN g.instance_id ELSE g.previous_instance_id END,
+          instance_changed_at = CASE WHEN $6 IS DISTINCT FROM g.instance_id AND $6 IS NOT NULL THEN now() ELSE g.instance_changed_at END,
+          shared_seen_at = CASE
+            WHEN $6 = g.previous_instance_id AND $6 <> g.instance_id
+              AND g.instance_changed_at > now() - make_interval(secs => $7::float8 / 1000.0) THEN now()
+            ELSE g.shared_seen_at END
+        -- True when the sharing is new (not seen within the loss interval before this call).
+        RETURNING g.shared_seen_at = now() AND COALESCE((SELECT shared_seen_at FROM before) <= now() - make_interval(secs => $7::float8 / 1000.0), true) AS shared_since_now`,
+      [gatewayId, health?.outboxDepth ?? null, health?.outboxFull ?? null, health?.outboxOldestAgeMs ?? null, health !== undefined, instanceId ?? null, this.options.lostAfterMs])
+      // Said when it starts (not at every turn): the id's supervision is blind until one is renamed.
+      if (rows[0]?.shared_since_now) {
+        this.log?.error({ gateway: gatewayId }, 'two gateway processes call under one GATEWAY_ID: the loss of either goes unseen while the other calls; give each gateway its own id')
+      }
     } catch (err) {
       // Written at the next call; a request is never failed for it.
       this.written.delete(gatewayId)
@@ -127,6 +152,11 @@ export class GatewayWatch {
       registers,
       async collect () { this.set((await statuses()).filter((g) => g.lost).length) }
     })
+    void new Gauge({
+      name: 'sos_gateways_sharing_an_id', help: 'Gateway ids two processes called under by turns within GATEWAY_LOST_AFTER (the loss of either goes unseen)',
+      registers,
+      async collect () { this.set((await statuses()).filter((g) => g.sharedId).length) }
+    })
     const perGateway = (name: string, help: string, value: (g: GatewayStatus) => number | undefined) => new Gauge({
       name, help, labelNames: ['gateway'] as const, registers,
       async collect () {
@@ -147,10 +177,10 @@ export class GatewayWatch {
   async list (): Promise<GatewayStatus[]> {
     const rows = await this.db.query<{
       id: string, last_contact_at: Date, silent: boolean, devices: number, outbox_depth: number | null,
-      outbox_full: boolean | null, outbox_oldest_age_ms: number | null, reported_at: Date | null
+      outbox_full: boolean | null, outbox_oldest_age_ms: number | null, reported_at: Date | null, shared_id: boolean
     }>(`
       SELECT id, last_contact_at, last_contact_at <= now() - make_interval(secs => $1::float8 / 1000.0) AS silent,
-             devices, outbox_depth, outbox_full, outbox_oldest_age_ms, reported_at
+             COALESCE(shared_seen_at > now() - make_interval(secs => $1::float8 / 1000.0), false) AS shared_id, devices, outbox_depth, outbox_full, outbox_oldest_age_ms, reported_at
       FROM (SELECT g.*, (SELECT count(*) FROM devices d WHERE d.gateway_id = g.id AND d.revoked_at IS NULL)::int8 AS devices FROM gateways g) g
       ORDER BY id`, [this.options.lostAfterMs])
     return rows.map((r) => ({
@@ -159,6 +189,7 @@ export class GatewayWatch {
       silent: r.silent,
       lost: r.silent && Number(r.devices) > 0,
       devices: Number(r.devices),
+      sharedId: r.shared_id,
       outbox: r.reported_at === null
         ? null
         : { depth: r.outbox_depth ?? 0, full: r.outbox_full ?? false, oldestAgeMs: r.outbox_oldest_age_ms === null ? null : Number(r.outbox_oldest_age_ms), reportedAt: r.reported_at.toISOString() }

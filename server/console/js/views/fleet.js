@@ -70,7 +70,8 @@ function gatewaysTable (/** @type {any[] | null} */ gateways, /** @type {number}
           <td><code>${g.id}</code></td>
           <td class="chips">${g.lost
             ? html`<span class="chip bad">${t('gateways.lost')}</span>`
-            : g.silent ? html`<span class="chip">${t('gateways.retired')}</span>` : html`<span class="chip good">${t('gateways.connected')}</span>`}</td>
+            : g.silent ? html`<span class="chip">${t('gateways.retired')}</span>` : html`<span class="chip good">${t('gateways.connected')}</span>`}${g.sharedId
+            ? html` <span class="chip bad" title=${t('gateways.sharedIdHelp')}>${t('gateways.sharedId')}</span>` : ''}</td>
           <td>${g.devices}</td>
           <td>${age(g.lastContactAt, now)}</td>
           <td class="chips">${g.outbox == null ? '–' : g.outbox.full
