@@ -230,9 +230,10 @@ export class Forwarder {
   }
 
   /**
-   * One POST. A server that refuses the side lists as malformed (400: say an older server, or a
-   * dead letter it cannot take) must not block the events behind them: they go alone, and the
-   * side lists are logged and let go.
+   * One POST. A server that refuses the side lists as malformed (400: say an older server, or an
+   * item it cannot take) must not block the events behind them: they go alone, then the side
+   * lists apart, halved until what the server refuses is a single item, which is logged and let
+   * go. One bad item never costs the others (a presence change lost is an outage unreported).
    */
   private async send (lane: Lane, events: OutboxEntry[], side: SideItems, signal: AbortSignal): Promise<IngestResult[]> {
     const presence = side.presence.map((c) => c.change)
@@ -246,9 +247,30 @@ export class Forwarder {
     try {
       return await this.server.ingest(eventsJson, rest, lane, signal)
     } catch (err) {
-      if (!(err instanceof ServerError) || err.status !== 400 || (presence.length === 0 && deadLetters.length === 0)) throw err
-      this.log.error({ err: err.message, presence: presence.length, deadLetters: deadLetters.length }, 'server refused presence/dead letters of a batch; sending the events alone')
-      return this.server.ingest(eventsJson, {}, lane, signal)
+      if (!isRefusal(err) || (presence.length === 0 && deadLetters.length === 0)) throw err
+      this.log.error({ err: (err as Error).message, presence: presence.length, deadLetters: deadLetters.length }, 'server refused a batch with presence changes or dead letters; sending the events alone, then those apart')
+      const results = events.length === 0 ? [] : await this.server.ingest(eventsJson, {}, lane, signal)
+      await this.sendApart('presence', presence, lane, signal)
+      await this.sendApart('deadLetters', deadLetters, lane, signal)
+      return results
+    }
+  }
+
+  /** Side items without events, halving what the server refuses down to the items it refuses. */
+  private async sendApart<K extends 'presence' | 'deadLetters'> (kind: K, items: NonNullable<IngestBatch[K]>, lane: Lane, signal: AbortSignal): Promise<void> {
+    if (items.length === 0) return
+    try {
+      await this.server.ingest([], { [kind]: items }, lane, signal)
+    } catch (err) {
+      if (!isRefusal(err)) throw err
+      if (items.length === 1) {
+        this.metrics.forwardRefused.inc({ kind: kind === 'presence' ? 'presence' : 'dead_letter' })
+        this.log.error({ err: (err as Error).message, [kind]: items[0] }, 'server refused this item; letting it go')
+        return
+      }
+      const half = Math.ceil(items.length / 2)
+      await this.sendApart(kind, items.slice(0, half) as NonNullable<IngestBatch[K]>, lane, signal)
+      await this.sendApart(kind, items.slice(half) as NonNullable<IngestBatch[K]>, lane, signal)
     }
   }
 
@@ -290,6 +312,11 @@ export class Forwarder {
       }
     })
   }
+}
+
+/** The server refused the request as malformed: sending it again would not help. */
+function isRefusal (err: unknown): boolean {
+  return err instanceof ServerError && err.status === 400
 }
 
 /**

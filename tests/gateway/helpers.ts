@@ -68,6 +68,8 @@ export interface RecordingProxy {
   down: boolean
   /** Ingest batches it matches are recorded, then held (not passed on) until `release`. */
   hold?: (batch: IngestBatch) => boolean
+  /** Ingest batches it matches are recorded, then answered 400 (not passed on): a server refusing them. */
+  refuse?: (batch: IngestBatch) => boolean
   /** How many requests are being held. */
   readonly holding: number
   /** Passes the held requests on. */
@@ -86,6 +88,7 @@ export async function startRecordingProxy (target: string): Promise<RecordingPro
       const batch = JSON.parse(body.toString()) as IngestBatch
       batches.push(batch)
       if (proxy.hold?.(batch)) await new Promise<void>((resolve) => held.push(resolve))
+      if (proxy.refuse?.(batch)) return res.writeHead(400, { 'content-type': 'application/json' }).end('{"statusCode":400,"code":"FST_ERR_VALIDATION","message":"refused by the test proxy"}')
     }
     if (proxy.down) return res.writeHead(503, { 'content-type': 'application/json' }).end('{"statusCode":503,"code":"DOWN","message":"down"}')
     try {
