@@ -76,7 +76,8 @@ export class ServerMetrics {
       name: 'sos_webhook_deliveries_waiting', help: 'Webhook deliveries queued and not yet taken by their receiver (nor given up)',
       registers: [this.registry],
       async collect () {
-        const [row] = await db.query<{ n: number }>('SELECT count(*)::int8 AS n FROM webhook_deliveries WHERE delivered_at IS NULL AND given_up_at IS NULL')
+        // Within a day: older ones are given up by a sending instance (or wait for none, webhooks off).
+        const [row] = await db.query<{ n: number }>("SELECT count(*)::int8 AS n FROM webhook_deliveries WHERE delivered_at IS NULL AND given_up_at IS NULL AND created_at > now() - INTERVAL '1 day'")
         this.set(row?.n ?? 0)
       }
     })

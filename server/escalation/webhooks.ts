@@ -1,15 +1,17 @@
 /**
  * Outbound webhooks (escalations to a duty phone gateway, a chat room, a CAD system), durable.
- * A delivery is queued in the database in the transaction of what it announces (`enqueue`), and
+ * A notice is queued in the database in the transaction of what it announces (`enqueue`), and
  * sent from there by whichever server instance claims it first; a crash or restart, or a receiver
  * away for a while, delays it but does not lose it.
  *
  * The body is JSON, signed with HMAC-SHA256 over the exact bytes sent:
  *   X-SOS-Signature: sha256=<hex(hmac_sha256(WEBHOOK_SECRET, body))>
  * It carries `id` (the same on every attempt: delivery is at least once, so a receiver drops
- * repeats by it) and `sentAt` (when it was queued) so a receiver can refuse old replays. Failed
- * deliveries are retried with exponential backoff, for about an hour by default; a 4xx other
- * than 408/429 is the receiver refusing, not failing, and is not retried.
+ * repeats by it), `sentAt` (this attempt, so a receiver can refuse old replays) and `queuedAt`
+ * (when the escalation happened). Failed deliveries are retried with exponential backoff, for
+ * about an hour by default; a 4xx other than 408/429 is the receiver refusing, not failing, and
+ * is not retried. Each receiver has its own few attempts in flight, so one that hangs never
+ * holds up the others.
  */
 import { createHmac, randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
@@ -28,11 +30,12 @@ export interface WebhookOptions {
   pollMs?: number
 }
 
-/** Deliveries sent at once by one server instance. */
-const MAX_IN_FLIGHT = 16
+/** Attempts in flight per receiver, from one server instance. */
+const IN_FLIGHT_PER_RECEIVER = 4
 const PRUNE_EVERY_MS = 10 * 60_000
 
-interface Delivery { id: number, url: string, event_type: string, body: string, attempts: number }
+interface Notice { id: string, type: string, queuedAt: string, data: Record<string, unknown> }
+interface Delivery { id: number, url: string, event_type: string, notice: string, attempts: number }
 
 type Attempt = { result: 'delivered' } | { result: 'refused' | 'failed', error: string } | { result: 'stopped' }
 
@@ -42,7 +45,8 @@ export function signBody (secret: string, body: string): string {
 
 export class WebhookSender {
   private readonly stopping = new AbortController()
-  private readonly inFlight = new Set<Promise<void>>()
+  /** Attempts on their way, by receiver. */
+  private readonly inFlight = new Map<string, Set<Promise<void>>>()
   private running?: Promise<void>
   private wake?: () => void
   private prunedAt = 0
@@ -61,9 +65,9 @@ export class WebhookSender {
   /** Queues `type` for every receiver, in the caller's transaction; `poke()` after its commit. */
   async enqueue (tx: Queryable, type: string, data: Record<string, unknown>): Promise<void> {
     if (!this.enabled) return
-    const body = JSON.stringify({ id: randomUUID(), type, sentAt: new Date().toISOString(), data })
+    const notice: Notice = { id: randomUUID(), type, queuedAt: new Date().toISOString(), data }
     for (const url of this.options.urls) {
-      await tx.query('INSERT INTO webhook_deliveries (url, event_type, body) VALUES ($1, $2, $3)', [url, type, body])
+      await tx.query('INSERT INTO webhook_deliveries (url, event_type, notice) VALUES ($1, $2, $3)', [url, type, JSON.stringify(notice)])
     }
   }
 
@@ -80,7 +84,7 @@ export class WebhookSender {
   /** Deliveries to this instance's receivers not yet taken (nor given up), or on their way. */
   async waiting (): Promise<number> {
     const [row] = await this.db.query<{ n: number }>('SELECT count(*)::int8 AS n FROM webhook_deliveries WHERE delivered_at IS NULL AND given_up_at IS NULL AND url = ANY($1::text[])', [this.options.urls])
-    return Math.max(row?.n ?? 0, this.inFlight.size)
+    return Math.max(row?.n ?? 0, this.attemptsInFlight())
   }
 
   /** Resolves when nothing is waiting to be sent or on its way (tests). */
@@ -88,12 +92,18 @@ export class WebhookSender {
     while (await this.waiting() > 0) await new Promise((resolve) => setTimeout(resolve, 20))
   }
 
-  /** Stops sending; an attempt cut short is sent again by the next instance to start. */
+  /** Stops sending; an attempt cut short is sent again by the next instance to look. */
   async stop (): Promise<void> {
     this.stopping.abort()
     this.wake?.()
     await this.running
-    await Promise.allSettled([...this.inFlight])
+    await Promise.allSettled([...this.inFlight.values()].flatMap((attempts) => [...attempts]))
+  }
+
+  private attemptsInFlight (): number {
+    let n = 0
+    for (const attempts of this.inFlight.values()) n += attempts.size
+    return n
   }
 
   private async loop (): Promise<void> {
@@ -102,43 +112,53 @@ export class WebhookSender {
       const woken = new Promise<void>((resolve) => { this.wake = resolve })
       let claimed: Delivery[] = []
       try {
-        if (this.inFlight.size < MAX_IN_FLIGHT) claimed = await this.claim(MAX_IN_FLIGHT - this.inFlight.size)
         await this.prune()
+        const free = this.options.urls.filter((url) => (this.inFlight.get(url)?.size ?? 0) < IN_FLIGHT_PER_RECEIVER)
+        const claim = randomUUID()
+        if (free.length > 0) claimed = await this.claim(free, claim)
+        for (const delivery of claimed) this.send(delivery, claim)
       } catch (err) {
         this.log?.error({ err: (err as Error).message }, 'webhook deliveries could not be read; trying again')
       }
-      for (const delivery of claimed) {
-        const sending: Promise<void> = this.attempt(delivery)
-          .then((outcome) => this.record(delivery, outcome))
-          .catch((err: Error) => this.log?.error({ err: err.message, url: delivery.url }, 'webhook delivery could not be recorded; it will be sent again'))
-          .finally(() => { this.inFlight.delete(sending); this.wake?.() })
-        this.inFlight.add(sending)
-      }
-      if (claimed.length > 0 && this.inFlight.size < MAX_IN_FLIGHT) continue
+      // Took one per receiver: look again at once for the next ones.
+      if (claimed.length > 0) continue
       let timer: NodeJS.Timeout | undefined
       await Promise.race([woken, new Promise<void>((resolve) => { timer = setTimeout(resolve, this.options.pollMs ?? 1000) })])
       clearTimeout(timer)
     }
   }
 
+  private send (delivery: Delivery, claim: string): void {
+    const attempts = this.inFlight.get(delivery.url) ?? new Set()
+    this.inFlight.set(delivery.url, attempts)
+    const sending: Promise<void> = this.attempt(delivery)
+      .then((outcome) => this.record(delivery, claim, outcome))
+      .catch((err: Error) => this.log?.error({ err: err.message, url: delivery.url }, 'webhook delivery could not be recorded; it will be sent again'))
+      .finally(() => { attempts.delete(sending); this.wake?.() })
+    attempts.add(sending)
+  }
+
   /**
-   * Takes up to `limit` deliveries that are due, leasing them for one attempt: other instances
-   * skip them while locked and, once the lease is written, until it runs out.
+   * Takes the oldest due delivery of each receiver given, leasing it for one attempt under
+   * `claim`. Rows another instance is claiming at the same moment are waited for, then seen
+   * leased (the due condition is checked again on the row as it is then), and skipped.
    */
-  private claim (limit: number): Promise<Delivery[]> {
+  private claim (urls: string[], claim: string): Promise<Delivery[]> {
     const leaseSeconds = (this.options.timeoutMs ?? 10_000) / 1000 + 10
+    const due = 'delivered_at IS NULL AND given_up_at IS NULL AND next_attempt_at <= now()'
     return this.db.query<Delivery>(`
-      UPDATE webhook_deliveries SET next_attempt_at = now() + make_interval(secs => $1)
-      WHERE id IN (
-        SELECT id FROM webhook_deliveries
-        WHERE delivered_at IS NULL AND given_up_at IS NULL AND next_attempt_at <= now() AND url = ANY($3::text[])
-        ORDER BY next_attempt_at, id LIMIT $2
-        FOR UPDATE SKIP LOCKED)
-      RETURNING id, url, event_type, body, attempts`, [leaseSeconds, limit, this.options.urls])
+      UPDATE webhook_deliveries SET next_attempt_at = now() + make_interval(secs => $1), claim = $3
+      WHERE ${due} AND id IN (
+        SELECT DISTINCT ON (url) id FROM webhook_deliveries
+        WHERE ${due} AND url = ANY($2::text[])
+        ORDER BY url, next_attempt_at, id)
+      RETURNING id, url, event_type, notice, attempts`, [leaseSeconds, urls, claim])
   }
 
   private async attempt (delivery: Delivery): Promise<Attempt> {
     const signal = this.stopping.signal
+    const notice = JSON.parse(delivery.notice) as Notice
+    const body = JSON.stringify({ id: notice.id, type: notice.type, sentAt: new Date().toISOString(), queuedAt: notice.queuedAt, data: notice.data })
     try {
       const response = await fetch(delivery.url, {
         method: 'POST',
@@ -146,9 +166,9 @@ export class WebhookSender {
           'content-type': 'application/json',
           'user-agent': 'sos-gateway-server',
           'x-sos-event': delivery.event_type,
-          'x-sos-signature': signBody(this.options.secret ?? '', delivery.body)
+          'x-sos-signature': signBody(this.options.secret ?? '', body)
         },
-        body: delivery.body,
+        body,
         signal: AbortSignal.any([signal, AbortSignal.timeout(this.options.timeoutMs ?? 10_000)])
       })
       await response.body?.cancel()
@@ -162,15 +182,17 @@ export class WebhookSender {
     }
   }
 
-  private async record (delivery: Delivery, outcome: Attempt): Promise<void> {
+  /** Records an attempt's outcome, unless its lease ran out and another attempt took over. */
+  private async record (delivery: Delivery, claim: string, outcome: Attempt): Promise<void> {
+    const mine = 'id = $1 AND claim = $2 AND delivered_at IS NULL AND given_up_at IS NULL'
     const attempt = delivery.attempts + 1
     if (outcome.result === 'stopped') {
-      // Not an attempt: due again at once, for whichever instance runs next.
-      await this.db.query('UPDATE webhook_deliveries SET next_attempt_at = now() WHERE id = $1', [delivery.id])
+      // Not an attempt: due again at once, for whichever instance looks next.
+      await this.db.query(`UPDATE webhook_deliveries SET next_attempt_at = now(), claim = NULL WHERE ${mine}`, [delivery.id, claim])
       return
     }
     if (outcome.result === 'delivered') {
-      await this.db.query('UPDATE webhook_deliveries SET delivered_at = now(), attempts = $2, last_error = NULL WHERE id = $1', [delivery.id, attempt])
+      await this.db.query(`UPDATE webhook_deliveries SET delivered_at = now(), attempts = $3, last_error = NULL WHERE ${mine}`, [delivery.id, claim, attempt])
       this.metrics.webhookDeliveries.inc({ result: 'delivered' })
       return
     }
@@ -179,11 +201,11 @@ export class WebhookSender {
     this.log?.[retry ? 'warn' : 'error']({ url: delivery.url, attempt, retriesLeft: retry ? retries - attempt + 1 : 0, err: outcome.error }, retry ? 'webhook delivery failed' : 'webhook delivery given up')
     if (retry) {
       const backoffMs = Math.min(this.options.maxBackoffMs ?? 60_000, (this.options.minBackoffMs ?? 1000) * 2 ** (attempt - 1))
-      await this.db.query('UPDATE webhook_deliveries SET attempts = $2, last_error = $3, next_attempt_at = now() + make_interval(secs => $4) WHERE id = $1',
-        [delivery.id, attempt, outcome.error.slice(0, 500), backoffMs / 1000])
+      await this.db.query(`UPDATE webhook_deliveries SET attempts = $3, last_error = $4, next_attempt_at = now() + make_interval(secs => $5) WHERE ${mine}`,
+        [delivery.id, claim, attempt, outcome.error.slice(0, 500), backoffMs / 1000])
       this.metrics.webhookDeliveries.inc({ result: 'retried' })
     } else {
-      await this.db.query('UPDATE webhook_deliveries SET attempts = $2, last_error = $3, given_up_at = now() WHERE id = $1', [delivery.id, attempt, outcome.error.slice(0, 500)])
+      await this.db.query(`UPDATE webhook_deliveries SET attempts = $3, last_error = $4, given_up_at = now() WHERE ${mine}`, [delivery.id, claim, attempt, outcome.error.slice(0, 500)])
       this.metrics.webhookDeliveries.inc({ result: 'failed' })
     }
   }

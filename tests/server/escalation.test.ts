@@ -80,10 +80,14 @@ describe('escalation of unacknowledged panic alerts', () => {
     await stream.waitFor(`"alertId":"${alertId}","deviceId":"btn-esc","state":"open","kind":"panic","escalationLevel":1`)
 
     await delivered(webhooks)
-    // The first delivery failed (503) and was retried; both carried the same signed body.
+    // The first delivery failed (503) and was retried: the same notice (id), each attempt signed
+    // with its own sentAt.
     expect(receiver.received).toHaveLength(2)
     expect(receiver.received.every((r) => r.valid && r.event === 'alert.escalated')).toBe(true)
-    expect(receiver.received[1]!.body).toBe(receiver.received[0]!.body)
+    const [first, second] = receiver.received.map((r) => JSON.parse(r.body))
+    expect(second.id).toBe(first.id)
+    expect(Date.parse(second.sentAt)).toBeGreaterThanOrEqual(Date.parse(first.sentAt))
+    expect(second.queuedAt).toBe(first.queuedAt)
     const payload = JSON.parse(receiver.received[1]!.body)
     expect(payload).toMatchObject({ type: 'alert.escalated', data: { alertId, deviceId: 'btn-esc', zone: 'zone-a', escalationLevel: 1 } })
 

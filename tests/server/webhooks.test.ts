@@ -109,6 +109,22 @@ for (const backend of databaseBackends.filter((b) => !b.timescale)) {
       fixtures.splice(fixtures.indexOf(fx), 1)
     })
 
+    it('does not hold one receiver\'s notices behind another that hangs', async () => {
+      const hanging = await receiver(204)
+      hanging.delayMs = 8000
+      const duty = await receiver(204)
+      const fx = await server([hanging.url, duty.url])
+      const { webhooks } = fx.app.services
+      await db.transaction(async (tx) => {
+        for (let i = 0; i < 20; i++) await webhooks.enqueue(tx, 'alert.escalated', { n: i })
+      })
+      webhooks.poke()
+      // Every notice reaches the receiver that answers, long before the hanging one answers any.
+      await expect.poll(() => duty.bodies.length, { timeout: 5000 }).toBe(20)
+      await fx.app.close()
+      fixtures.splice(fixtures.indexOf(fx), 1)
+    })
+
     it.skipIf(backend.name !== 'PostgreSQL')('sends each delivery once with two server instances on one database', async () => {
       const duty = await receiver(204)
       // Slow answers widen the window in which both instances could take the same delivery.
