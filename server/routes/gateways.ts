@@ -5,9 +5,9 @@ const GatewayStatus = Type.Object({
   id: Type.String(),
   lastContactAt: Type.String({ format: 'date-time' }),
   silent: Type.Boolean({ description: 'not heard from for GATEWAY_LOST_AFTER' }),
-  lost: Type.Boolean({ description: 'silent with devices behind it: its silent devices are reported offline' }),
+  lost: Type.Boolean({ description: 'silent with devices behind it (for a shared id: one of its processes silent): its silent devices are reported offline' }),
   devices: Type.Integer({ description: 'registered devices it forwards for' }),
-  sharedId: Type.Boolean({ description: 'two gateway processes called by turns under this id within GATEWAY_LOST_AFTER: the loss of either goes unseen while the other calls' }),
+  sharedId: Type.Boolean({ description: 'two gateway processes called under this id over the same stretch of time, within a day: the id counts as lost as soon as one of them stops calling' }),
   outbox: Type.Union([Type.Null(), Type.Object({
     depth: Type.Integer({ description: 'events waiting to be forwarded' }),
     full: Type.Boolean({ description: 'at its bound: routine events are being shed' }),

@@ -40,11 +40,14 @@ export interface GatewayStatus {
   lastContactAt: string
   /** Not heard from for GATEWAY_LOST_AFTER. */
   silent: boolean
-  /** Silent with devices behind it (a silent one without is retired, or has lost them all to others). */
+  /**
+   * Silent with devices behind it (a silent one without is retired, or has lost them all to
+   * others); for a shared id, one of its processes is silent.
+   */
   lost: boolean
   /** Registered devices it forwards for. */
   devices: number
-  /** Two processes called by turns under this id within GATEWAY_LOST_AFTER (see migration 008). */
+  /** Two processes called under this id over the same stretch of time, within a day (see migration 8). */
   sharedId: boolean
   /** Its outbox as it last reported it, when it did. */
   outbox: { depth: number, full: boolean, oldestAgeMs: number | null, reportedAt: string } | null
@@ -61,6 +64,17 @@ export interface GatewayWatchOptions {
 
 const ACTIVE = "('open', 'acknowledged', 'dispatched')"
 /**
+ * Each gateway's contact as the watch counts it: its last call or, for an id twin processes
+ * call under (migration 8), the last call of the twin heard least recently, so the id is lost
+ * as soon as either stops calling and the silent devices behind the dead one are reported.
+ * Twin rows are forgotten a day after their last call, and `sharedId` with them.
+ */
+const GATEWAY_CONTACT = `(SELECT g.id, twins.shared_id,
+    CASE WHEN twins.shared_id THEN LEAST(g.last_contact_at, twins.least_contact_at) ELSE g.last_contact_at END AS last_contact_at
+  FROM gateways g, LATERAL (SELECT count(*) > 0 AS shared_id, min(i.last_contact_at) AS least_contact_at
+    FROM gateway_instances i WHERE i.gateway_id = g.id AND i.twin_since IS NOT NULL) twins)`
+const FORGET_INSTANCES_EVERY_MS = 10 * 60_000
+/**
  * Alerts raised or resolved per transaction: a wide outage's thousands are taken a slice at a
  * time, so an ingest batch that needs one of them never waits long behind the watch.
  */
@@ -72,6 +86,7 @@ export class GatewayWatch {
   private readonly written = new Map<string, number>()
   /** The process (instance id) whose call this instance wrote last, per gateway. */
   private readonly writtenInstance = new Map<string, string>()
+  private instancesForgottenAt = -Infinity
   /** Lost at the last pass (this instance's view, for the log and the gauge). */
   private lost = new Set<string>()
   /** Silence counts from here at the earliest (database time, ms): this start, or a stall. */
@@ -105,36 +120,44 @@ export class GatewayWatch {
     this.written.set(gatewayId, now)
     if (instanceId !== undefined) this.writtenInstance.set(gatewayId, instanceId)
     try {
-      // A call without a report keeps the last report. Another process calling: the one it
-      // replaces becomes the previous one; the previous one calling again within the loss
-      // interval of that change means two processes call by turns under one id.
-      const rows = await this.db.query<{ shared_since_now: boolean }>(`
-        WITH before AS (SELECT shared_seen_at FROM gateways WHERE id = $1)
-        INSERT INTO gateways AS g (id, last_contact_at, outbox_depth, outbox_full, outbox_oldest_age_ms, reported_at, instance_id, instance_changed_at)
-        VALUES ($1, now(), $2, $3, $4, CASE WHEN $5 THEN now() END, $6, now())
+      // A call without a report keeps the last report.
+      await this.db.query(`INSERT INTO gateways (id, last_contact_at, outbox_depth, outbox_full, outbox_oldest_age_ms, reported_at)
+        VALUES ($1, now(), $2, $3, $4, CASE WHEN $5 THEN now() END)
         ON CONFLICT (id) DO UPDATE SET last_contact_at = EXCLUDED.last_contact_at,
-          outbox_depth = CASE WHEN $5 THEN EXCLUDED.outbox_depth ELSE g.outbox_depth END,
-          outbox_full = CASE WHEN $5 THEN EXCLUDED.outbox_full ELSE g.outbox_full END,
-          outbox_oldest_age_ms = CASE WHEN $5 THEN EXCLUDED.outbox_oldest_age_ms ELSE g.outbox_oldest_age_ms END,
-          reported_at = COALESCE(EXCLUDED.reported_at, g.reported_at),
-          instance_id = COALESCE($6, g.instance_id),
-          previous_instance_id = CASE WHEN $6 <> g.instance_id THEN g.instance_id ELSE g.previous_instance_id END,
-          instance_changed_at = CASE WHEN $6 IS DISTINCT FROM g.instance_id AND $6 IS NOT NULL THEN now() ELSE g.instance_changed_at END,
-          shared_seen_at = CASE
-            WHEN $6 = g.previous_instance_id AND $6 <> g.instance_id
-              AND g.instance_changed_at > now() - make_interval(secs => $7::float8 / 1000.0) THEN now()
-            ELSE g.shared_seen_at END
-        -- True when the sharing is new (not seen within the loss interval before this call).
-        RETURNING g.shared_seen_at = now() AND COALESCE((SELECT shared_seen_at FROM before) <= now() - make_interval(secs => $7::float8 / 1000.0), true) AS shared_since_now`,
-      [gatewayId, health?.outboxDepth ?? null, health?.outboxFull ?? null, health?.outboxOldestAgeMs ?? null, health !== undefined, instanceId ?? null, this.options.lostAfterMs])
-      // Said when it starts (not at every turn): the id's supervision is blind until one is renamed.
-      if (rows[0]?.shared_since_now) {
-        this.log?.error({ gateway: gatewayId }, 'two gateway processes call under one GATEWAY_ID: the loss of either goes unseen while the other calls; give each gateway its own id')
-      }
+          outbox_depth = CASE WHEN $5 THEN EXCLUDED.outbox_depth ELSE gateways.outbox_depth END,
+          outbox_full = CASE WHEN $5 THEN EXCLUDED.outbox_full ELSE gateways.outbox_full END,
+          outbox_oldest_age_ms = CASE WHEN $5 THEN EXCLUDED.outbox_oldest_age_ms ELSE gateways.outbox_oldest_age_ms END,
+          reported_at = COALESCE(EXCLUDED.reported_at, gateways.reported_at)`,
+      [gatewayId, health?.outboxDepth ?? null, health?.outboxFull ?? null, health?.outboxOldestAgeMs ?? null, health !== undefined])
+      if (instanceId !== undefined) await this.heardInstance(gatewayId, instanceId)
     } catch (err) {
       // Written at the next call; a request is never failed for it.
       this.written.delete(gatewayId)
       this.log?.warn({ err, gateway: gatewayId }, 'gateway watch: contact not recorded')
+    }
+  }
+
+  /**
+   * The calling process's contact, and whether it and another process of the same id have called
+   * over the same stretch of time, for longer than a restart's leftover calls could (twins).
+   */
+  private async heardInstance (gatewayId: string, instanceId: string): Promise<void> {
+    await this.db.query(`INSERT INTO gateway_instances (gateway_id, instance_id, first_contact_at, last_contact_at)
+      VALUES ($1, $2, now(), now())
+      ON CONFLICT (gateway_id, instance_id) DO UPDATE SET last_contact_at = EXCLUDED.last_contact_at`, [gatewayId, instanceId])
+    const twins = await this.db.query<{ instance_id: string }>(`
+      WITH caller AS (SELECT first_contact_at, last_contact_at FROM gateway_instances WHERE gateway_id = $1 AND instance_id = $2),
+      overlapping AS (
+        SELECT o.instance_id FROM gateway_instances o, caller c
+        WHERE o.gateway_id = $1 AND o.instance_id <> $2
+          AND LEAST(o.last_contact_at, c.last_contact_at) - GREATEST(o.first_contact_at, c.first_contact_at) > make_interval(secs => $3::float8 / 1000.0))
+      UPDATE gateway_instances i SET twin_since = now()
+      WHERE i.gateway_id = $1 AND i.twin_since IS NULL AND EXISTS (SELECT 1 FROM overlapping)
+        AND (i.instance_id = $2 OR i.instance_id IN (SELECT instance_id FROM overlapping))
+      RETURNING i.instance_id`, [gatewayId, instanceId, this.twinOverlapMs()])
+    if (twins.length > 0) {
+      this.log?.error({ gateway: gatewayId, instances: twins.map((t) => t.instance_id) },
+        'two gateway processes call under one GATEWAY_ID: give each gateway its own id (until then, the id counts as lost whenever one of them stops calling)')
     }
   }
 
@@ -176,18 +199,20 @@ export class GatewayWatch {
   /** Every gateway that named itself, with its devices, last call and outbox. */
   async list (): Promise<GatewayStatus[]> {
     const rows = await this.db.query<{
-      id: string, last_contact_at: Date, silent: boolean, devices: number, outbox_depth: number | null,
-      outbox_full: boolean | null, outbox_oldest_age_ms: number | null, reported_at: Date | null, shared_id: boolean
+      id: string, last_contact_at: Date, silent: boolean, contact_lost: boolean, shared_id: boolean, devices: number, outbox_depth: number | null,
+      outbox_full: boolean | null, outbox_oldest_age_ms: number | null, reported_at: Date | null
     }>(`
-      SELECT id, last_contact_at, last_contact_at <= now() - make_interval(secs => $1::float8 / 1000.0) AS silent,
-             COALESCE(shared_seen_at > now() - make_interval(secs => $1::float8 / 1000.0), false) AS shared_id, devices, outbox_depth, outbox_full, outbox_oldest_age_ms, reported_at
+      SELECT g.id, g.last_contact_at, g.last_contact_at <= now() - make_interval(secs => $1::float8 / 1000.0) AS silent,
+             c.last_contact_at <= now() - make_interval(secs => $1::float8 / 1000.0) AS contact_lost, c.shared_id,
+             devices, outbox_depth, outbox_full, outbox_oldest_age_ms, reported_at
       FROM (SELECT g.*, (SELECT count(*) FROM devices d WHERE d.gateway_id = g.id AND d.revoked_at IS NULL)::int8 AS devices FROM gateways g) g
+      JOIN ${GATEWAY_CONTACT} c ON c.id = g.id
       ORDER BY id`, [this.options.lostAfterMs])
     return rows.map((r) => ({
       id: r.id,
       lastContactAt: r.last_contact_at.toISOString(),
       silent: r.silent,
-      lost: r.silent && Number(r.devices) > 0,
+      lost: r.contact_lost && Number(r.devices) > 0,
       devices: Number(r.devices),
       sharedId: r.shared_id,
       outbox: r.reported_at === null
@@ -228,6 +253,14 @@ export class GatewayWatch {
   }
 
   /**
+   * Two processes calling over a stretch longer than this are twins: a third of the interval
+   * (30 s by default), far longer than the calls of a restarted process still under way.
+   */
+  private twinOverlapMs (): number {
+    return this.options.lostAfterMs / 3
+  }
+
+  /**
    * Resolves first (devices heard again), then raises for the silent devices of lost gateways,
    * each a slice at a time in transactions of their own that never wait long for a lock: an
    * ingest batch always goes first, the watch tries again at its next pass.
@@ -241,6 +274,7 @@ export class GatewayWatch {
       for (const alert of resolved ?? []) await this.lifecycle.afterCommit(alert, 'resolved')
       if (resolved?.length !== SLICE) break
     }
+    await this.forgetOldInstances()
     const lost = await this.turn((tx) => this.silentGateways(tx, now))
     // Another instance is watching right now: the rest of this pass is its.
     if (lost === undefined) return
@@ -302,7 +336,7 @@ export class GatewayWatch {
   /** Gateways with devices that have not called for the interval (counted from the floor). */
   private async silentGateways (tx: Queryable, nowMs: number): Promise<string[]> {
     const rows = await tx.query<{ id: string }>(`
-      SELECT g.id FROM gateways g
+      SELECT g.id FROM ${GATEWAY_CONTACT} g
       WHERE GREATEST(g.last_contact_at, to_timestamp($1::float8 / 1000.0)) <= to_timestamp($2::float8 / 1000.0)
         AND EXISTS (SELECT 1 FROM devices d WHERE d.gateway_id = g.id AND d.revoked_at IS NULL)
       ORDER BY g.id`, [this.floorMs, nowMs - this.options.lostAfterMs])
@@ -313,7 +347,7 @@ export class GatewayWatch {
   private async raiseFor (tx: Queryable, gatewayIds: string[], nowMs: number): Promise<RaisedAlert[]> {
     const devices = await tx.query<{ id: string, gateway_id: string, silent_s: number }>(`
       SELECT d.id, d.gateway_id, extract(epoch FROM now() - g.last_contact_at)::float8 AS silent_s
-      FROM devices d JOIN gateways g ON g.id = d.gateway_id
+      FROM devices d JOIN ${GATEWAY_CONTACT} g ON g.id = d.gateway_id
       WHERE d.gateway_id = ANY($1::text[]) AND d.revoked_at IS NULL
         -- Heard lately all the same (through another gateway, say): not lost.
         AND (d.heard_at IS NULL OR d.heard_at <= to_timestamp($2::float8 / 1000.0))
@@ -355,6 +389,13 @@ export class GatewayWatch {
       await this.lifecycle.transition(tx, alert, 'resolved', { actor: GATEWAY_WATCH_ACTOR, note: `heard again${alert.gateway_id ? ` through gateway ${alert.gateway_id}` : ''}` })
     }
     return alerts
+  }
+
+  /** Gateway processes not heard from for a day are forgotten (a restart leaves one behind). */
+  private async forgetOldInstances (): Promise<void> {
+    if (performance.now() - this.instancesForgottenAt < FORGET_INSTANCES_EVERY_MS) return
+    this.instancesForgottenAt = performance.now()
+    await this.db.query("DELETE FROM gateway_instances WHERE last_contact_at < now() - INTERVAL '1 day'")
   }
 
   /** The database's clock now (not its transaction's start, which may be before a wait). */
