@@ -14,7 +14,7 @@ import type { Logger } from 'pino'
 import { maySubscribe } from './pipeline/authorize.js'
 import { sessionOf } from './sessions.js'
 import { LogBudget } from './log-budget.js'
-import { guardPacketSize, MAX_PACKET_BYTES } from './packet-size-guard.js'
+import { assertPacketSizeGuardable, guardPacketSize, MAX_PACKET_BYTES } from './packet-size-guard.js'
 import type { GatewayConfig } from './config.js'
 
 export interface BrokerHandlers {
@@ -63,9 +63,10 @@ export async function createBroker (gatewayId: string, handlers: BrokerHandlers,
 
 /**
  * Opens the configured listeners; port 0 picks a free port (tests). `onOversized` hears of each
- * connection closed for a packet over MAX_PACKET_BYTES.
+ * connection closed for a packet (or WebSocket frame) over its limit.
  */
-export async function listen (broker: Aedes, config: GatewayConfig, onOversized: (client: Client, declaredBytes: number) => void): Promise<{ ports: Listeners, close: () => Promise<void> }> {
+export async function listen (broker: Aedes, config: GatewayConfig, onOversized: (client: Client, declaredBytes: number, limit: number) => void): Promise<{ ports: Listeners, close: () => Promise<void> }> {
+  assertPacketSizeGuardable(broker)
   const servers: Server[] = []
   const open = async (server: Server, port: number) => {
     servers.push(server)
@@ -87,7 +88,8 @@ export async function listen (broker: Aedes, config: GatewayConfig, onOversized:
   // device's delayed ACK (40 ms on Linux), and a PUBACK behind an ack likewise.
   const serve = (stream: Duplex, request?: IncomingMessage) => {
     const client = broker.handle(stream, request)
-    guardPacketSize(client, (declared) => onOversized(client, declared))
+    guardPacketSize(client, (declared, limit) => onOversized(client, declared, limit))
+    return client
   }
   const handle = (socket: Socket) => { socket.setNoDelay(true); serve(socket) }
   const mqtt = await open(cap(createTcpServer(handle)), config.mqttPort)
@@ -95,8 +97,15 @@ export async function listen (broker: Aedes, config: GatewayConfig, onOversized:
   const http = cap(createHttpServer((_req, res) => { res.writeHead(426).end('MQTT over WebSocket only\n') }))
   // ws buffers a whole frame before handing it over (100 MiB by default). A frame may carry
   // several MQTT packets, so it may be a few packet limits long; the guard caps each packet.
-  const wss = new WebSocketServer({ server: http, maxPayload: 4 * MAX_PACKET_BYTES })
-  wss.on('connection', (socket, request) => serve(createWebSocketStream(socket), request))
+  const maxFrame = 4 * MAX_PACKET_BYTES
+  const wss = new WebSocketServer({ server: http, maxPayload: maxFrame })
+  wss.on('connection', (socket, request) => {
+    const client = serve(createWebSocketStream(socket), request)
+    // ws closes such a frame's connection itself (1009); counted and told like a packet's.
+    socket.on('error', (err: Error & { code?: string }) => {
+      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') onOversized(client, maxFrame + 1, maxFrame)
+    })
+  })
   const ws = await open(http, config.mqttWsPort)
 
   let tls: number | undefined

@@ -23,7 +23,7 @@ import { createRateLimit } from './pipeline/rate-limit.js'
 import { createStamp } from './pipeline/stamp.js'
 import { createPersist } from './pipeline/persist.js'
 import { createBroker, listen, type Listeners } from './broker.js'
-import { MAX_PACKET_BYTES } from './packet-size-guard.js'
+import { LogBudget } from './log-budget.js'
 import { ConnectedDevices, sessionOf } from './sessions.js'
 import { DeviceRateLimiter } from './rate-limiter.js'
 import { Supervisor } from './supervisor.js'
@@ -146,9 +146,12 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
   })
   // The sockets themselves are capped a little higher, so a client over the limit still hears
   // why in a CONNACK, while a flood of sockets that never send CONNECT cannot exhaust descriptors.
-  const listeners = await listen(broker, { ...config, maxConnections: maxConnections + 64 }, (client, declaredBytes) => {
+  // Reachable without signing in: a few lines every 10 s, however many sockets try.
+  const oversizedLines = new LogBudget(5, 10_000)
+  const listeners = await listen(broker, { ...config, maxConnections: maxConnections + 64 }, (client, declaredBytes, limit) => {
     metrics.connectionsClosed.inc({ reason: 'oversized_packet' })
-    log.warn({ clientId: client.id, declaredBytes, limit: MAX_PACKET_BYTES }, 'packet over the size limit: closing the connection')
+    const heldBack = oversizedLines.take('oversized')
+    if (heldBack !== undefined) log.warn({ clientId: client.id, declaredBytes, limit, ...(heldBack > 0 ? { closedNotLoggedBefore: heldBack } : {}) }, 'packet over the size limit: closing the connection')
   })
 
   forwarder = new Forwarder(config.gatewayId, { outbox, presence, deadLetters }, server, sendToDevice, metrics, log, { batchSize: config.forwardBatchSize, intervalMs: config.forwardIntervalMs ?? GATEWAY_DEFAULTS.forwardIntervalMs, parallel: config.forwardParallel ?? GATEWAY_DEFAULTS.forwardParallel })

@@ -8,7 +8,7 @@ import { connect as tcpConnect } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import WebSocket from 'ws'
 import { ackCollector, connectDevice, startSystem, type TestSystem } from '../helpers/system.js'
-import { MAX_PACKET_BYTES } from '../../gateway/packet-size-guard.js'
+import { MAX_PACKET_BYTES, MAX_PACKET_BYTES_BEFORE_CONNACK } from '../../gateway/packet-size-guard.js'
 import { topics } from '../../protocol/index.js'
 import { metricValue } from './helpers.js'
 
@@ -63,6 +63,17 @@ describe('packet size cap', () => {
     expect(await closed()).toBe(before + 1)
   })
 
+  it('closes a socket whose CONNECT declares 20 KiB: before CONNACK the cap is 8 KiB', async () => {
+    const before = await closed()
+    const socket = tcpConnect({ host: '127.0.0.1', port: system.gateway.ports.mqtt })
+    socket.on('error', () => {})
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()))
+    const ended = new Promise<void>((resolve) => socket.once('close', () => resolve()))
+    socket.write(Buffer.concat([connectHeader(20 * 1024), Buffer.alloc(MAX_PACKET_BYTES_BEFORE_CONNACK + 1024, 0x61)]))
+    await ended
+    expect(await closed()).toBe(before + 1)
+  })
+
   it('closes a WebSocket sender the same way', async () => {
     const before = await closed()
     const ws = new WebSocket(`ws://127.0.0.1:${system.gateway.ports.ws}`, 'mqtt')
@@ -79,6 +90,31 @@ describe('packet size cap', () => {
     await ended
     expect(sent).toBeLessThan(SEND_AT_MOST)
     expect(await closed()).toBe(before + 1)
+  })
+
+  it('counts a WebSocket frame over four packet limits, which ws refuses itself', async () => {
+    const before = await closed()
+    const ws = new WebSocket(`ws://127.0.0.1:${system.gateway.ports.ws}`, 'mqtt')
+    ws.on('error', () => {})
+    await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject) })
+    const ended = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)))
+    ws.send(Buffer.alloc(4 * MAX_PACKET_BYTES + 1, 0x61))
+    expect(await ended).toBe(1009)
+    await expect.poll(() => closed()).toBe(before + 1)
+  })
+
+  it('leaves a malformed packet at the head of a large chunk to aedes, not counted as oversized', async () => {
+    // Over WebSocket, the whole chunk reaches the parser at once (one frame).
+    const device = await connectDevice(`ws://127.0.0.1:${system.gateway.ports.ws}`, `${id}:malformed`, id, secret)
+    const before = await closed()
+    const gone = new Promise<void>((resolve) => device.once('close', () => resolve()))
+    // A PUBLISH with both QoS bits set: the parser fails on the first byte of 100 KiB.
+    const chunk = Buffer.alloc(100 * 1024, 0)
+    chunk[0] = 0x36
+    ;(device as unknown as { stream: NodeJS.WritableStream }).stream.write(chunk)
+    await gone
+    expect(await closed()).toBe(before)
+    device.end(true)
   })
 
   it('acknowledges a payload over 4 KiB but under the cap, and closes a device that publishes past the cap', async () => {
