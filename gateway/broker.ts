@@ -29,8 +29,7 @@ export interface Listeners {
 }
 
 export async function createBroker (gatewayId: string, handlers: BrokerHandlers, log: Logger, drainTimeoutMs = 10_000): Promise<Aedes> {
-  // Only signed-in clients subscribe, so client ids are devices' (and their second connections).
-  const deniedLines = new LogBudget(5, 10_000)
+  const deniedLines = new LogBudget(5, 10_000, (deviceId, lines) => log.warn({ deviceId, notLogged: lines }, 'more subscriptions denied, not logged one by one'))
   const broker = await Aedes.createBroker({
     id: gatewayId,
     // One frozen subscriber must not stall delivery to everyone else.
@@ -50,8 +49,8 @@ export async function createBroker (gatewayId: string, handlers: BrokerHandlers,
     authorizeSubscribe (client: Client, subscription: Subscription, callback) {
       const session = sessionOf(client)
       if (session && maySubscribe(session, subscription.topic)) return callback(null, subscription)
-      const heldBack = deniedLines.take(client.id)
-      if (heldBack !== undefined) log.warn({ clientId: client.id, topic: subscription.topic, ...(heldBack > 0 ? { denialsNotLoggedBefore: heldBack } : {}) }, 'subscription denied')
+      // By device: a device may connect under any number of `{id}:{suffix}` client ids.
+      if (deniedLines.allows(session?.deviceId ?? '')) log.warn({ clientId: client.id, topic: subscription.topic }, 'subscription denied')
       // A negated subscription (SUBACK 0x80) rather than an error, which would drop the connection.
       callback(null, null)
     }

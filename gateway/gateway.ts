@@ -147,11 +147,10 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
   // The sockets themselves are capped a little higher, so a client over the limit still hears
   // why in a CONNACK, while a flood of sockets that never send CONNECT cannot exhaust descriptors.
   // Reachable without signing in: a few lines every 10 s, however many sockets try.
-  const oversizedLines = new LogBudget(5, 10_000)
+  const oversizedLines = new LogBudget(5, 10_000, (_, lines) => log.warn({ notLogged: lines }, 'more connections closed for packets over the size limit, not logged one by one'))
   const listeners = await listen(broker, { ...config, maxConnections: maxConnections + 64 }, (client, declaredBytes, limit) => {
     metrics.connectionsClosed.inc({ reason: 'oversized_packet' })
-    const heldBack = oversizedLines.take('oversized')
-    if (heldBack !== undefined) log.warn({ clientId: client.id, declaredBytes, limit, ...(heldBack > 0 ? { closedNotLoggedBefore: heldBack } : {}) }, 'packet over the size limit: closing the connection')
+    if (oversizedLines.allows('oversized')) log.warn({ clientId: client.id, declaredBytes, limit }, 'packet over the size limit: closing the connection')
   })
 
   forwarder = new Forwarder(config.gatewayId, { outbox, presence, deadLetters }, server, sendToDevice, metrics, log, { batchSize: config.forwardBatchSize, intervalMs: config.forwardIntervalMs ?? GATEWAY_DEFAULTS.forwardIntervalMs, parallel: config.forwardParallel ?? GATEWAY_DEFAULTS.forwardParallel })

@@ -3,33 +3,43 @@
  * still acknowledged, dead-lettered, counted and answered one by one (DESIGN §2); only its log
  * lines are budgeted, so a device spraying junk or a password-guessing flood costs a few lines a
  * window instead of one per packet, and cannot bury the lines an operator needs among its own.
- * The next line a key logs says how many of its lines were held back before it.
+ * What a window held back is told at its end, in one line per key (`onHeldBack`), and then
+ * forgotten: the budget holds no more keys than one window saw.
  */
 export class LogBudget {
   private windowStartedAt = -Infinity
   private readonly logged = new Map<string, number>()
   private readonly heldBack = new Map<string, number>()
+  private flushTimer?: NodeJS.Timeout
 
-  constructor (private readonly linesPerWindow: number, private readonly windowMs: number, private readonly now: () => number = Date.now) {}
+  constructor (
+    private readonly linesPerWindow: number,
+    private readonly windowMs: number,
+    private readonly onHeldBack: (key: string, lines: number) => void,
+    private readonly now: () => number = Date.now
+  ) {}
 
-  /**
-   * Whether to log a line for `key`: undefined to hold it back, otherwise how many lines of this
-   * key were held back since its last one (to log with it).
-   */
-  take (key: string): number | undefined {
+  /** Whether a line for `key` may be logged now. */
+  allows (key: string): boolean {
     const now = this.now()
-    if (now - this.windowStartedAt >= this.windowMs) {
-      this.windowStartedAt = now
-      this.logged.clear()
-    }
+    if (now - this.windowStartedAt >= this.windowMs) this.startWindow(now)
     const used = this.logged.get(key) ?? 0
-    if (used >= this.linesPerWindow) {
-      this.heldBack.set(key, (this.heldBack.get(key) ?? 0) + 1)
-      return undefined
+    if (used < this.linesPerWindow) {
+      this.logged.set(key, used + 1)
+      return true
     }
-    this.logged.set(key, used + 1)
-    const held = this.heldBack.get(key) ?? 0
-    this.heldBack.delete(key)
-    return held
+    this.heldBack.set(key, (this.heldBack.get(key) ?? 0) + 1)
+    // Told at the window's end even if nothing more comes (unref'd: it never holds the process).
+    this.flushTimer ??= setTimeout(() => this.startWindow(this.now()), Math.max(0, this.windowStartedAt + this.windowMs - now)).unref()
+    return false
+  }
+
+  private startWindow (now: number): void {
+    clearTimeout(this.flushTimer)
+    this.flushTimer = undefined
+    for (const [key, lines] of this.heldBack) this.onHeldBack(key, lines)
+    this.heldBack.clear()
+    this.logged.clear()
+    this.windowStartedAt = now
   }
 }

@@ -38,13 +38,12 @@ export function verifiedCertificateCn (client: Client): string | undefined {
 export function createAuthenticate (credentials: CredentialCache, metrics: GatewayMetrics, log: Logger, atCapacity: () => boolean = () => false) {
   // A few lines per reason every 10 s: a password-guessing flood or a fleet reconnecting into a
   // full gateway is counted in full (metrics), not logged line by line.
-  const refusalLines = new LogBudget(5, 10_000)
+  const refusalLines = new LogBudget(5, 10_000, (reason, lines) => log.info({ reason, notLogged: lines }, 'more connections refused, not logged one by one'))
   const refuse = (done: (err: AuthenticateError, ok: null) => void, code: number, reason: string, client: Client) => {
     metrics.connectionsRefused.inc({ reason })
-    const heldBack = refusalLines.take(reason)
-    if (heldBack !== undefined) {
+    if (refusalLines.allows(reason)) {
       const remote = client.conn && 'remoteAddress' in client.conn ? client.conn.remoteAddress : undefined
-      log.info({ clientId: client.id, reason, remote, ...(heldBack > 0 ? { refusalsNotLoggedBefore: heldBack } : {}) }, 'connection refused')
+      log.info({ clientId: client.id, reason, remote }, 'connection refused')
     }
     done(refusal(code, reason), null)
   }

@@ -32,18 +32,15 @@ export function createAuthorizePublish (deps: PipelineDeps) {
   const { steps, deadLetters, metrics, log } = deps
   // A full disk fails every write at once: one line a second says so (with how many it stands
   // for), rather than a stack trace per device per retry.
-  const storeFailureLines = new LogBudget(1, 1000)
+  const storeFailureLines = new LogBudget(1, 1000, (_, lines) => log.error({ notLogged: lines }, 'more events could not be stored, not logged one by one'))
   const storeFailureLog = (err: Error, deviceId: string) => {
-    const heldBack = storeFailureLines.take('store')
-    if (heldBack === undefined) return
-    log.error({ err: err.message, code: (err as { code?: string }).code, deviceId, alsoFailedSinceLastLine: heldBack }, 'event could not be stored; refusing it so the device retries')
+    if (storeFailureLines.allows('store')) log.error({ err: err.message, code: (err as { code?: string }).code, deviceId }, 'event could not be stored; refusing it so the device retries')
   }
   // Refused input: a few lines per device every 10 s, however fast it sprays.
-  const refusalLines = new LogBudget(5, 10_000)
+  const refusalLines = new LogBudget(5, 10_000, (deviceId, lines) => log.info({ deviceId, notLogged: lines }, 'more refusals of this device, not logged one by one'))
 
   const logRefusal = (deviceId: string, level: 'info' | 'warn', fields: Record<string, unknown>, message: string) => {
-    const heldBack = refusalLines.take(deviceId)
-    if (heldBack !== undefined) log[level]({ deviceId, ...fields, ...(heldBack > 0 ? { refusalsNotLoggedBefore: heldBack } : {}) }, message)
+    if (refusalLines.allows(deviceId)) log[level]({ deviceId, ...fields }, message)
   }
 
   return function authorizePublish (client: Client | null, packet: PublishPacket, callback: (error?: Error | null) => void): void {
