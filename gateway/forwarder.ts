@@ -157,9 +157,11 @@ export class Forwarder {
     if (side.presence.length > 0) flight.presence = true
     const request: Promise<void> = retryForever('forwarding alarm events to the server', () => this.send('alarm', events, side, signal),
       signal, this.log, () => this.metrics.forwardFailures.inc())
-      .then((results) => {
+      .then(async ({ results, sideRefused }) => {
         this.acknowledge(events, results)
-        this.confirmed('alarm', events, side)
+        this.confirmed('alarm', events, sideRefused ? NO_SIDE_ITEMS : side)
+        // After the devices heard `received`: a refused side list is the slow path.
+        if (sideRefused) this.confirmedSide(await this.sendApart(side, 'alarm', signal))
       }, () => {}) // stopped: they stay queued for the next start
       .catch((err: Error) => this.log.error({ err: err.message }, 'confirmed alarms could not be answered or forgotten; they will be sent again'))
       .finally(() => {
@@ -201,22 +203,17 @@ export class Forwarder {
       () => this.send(lane, group, i === 0 ? side : NO_SIDE_ITEMS, signal),
       signal, this.log, () => this.metrics.forwardFailures.inc())
       // Devices hear `received` as soon as their request is confirmed.
-      .then((results) => { this.acknowledge(group, results); return group })))
+      .then(({ results, sideRefused }) => { this.acknowledge(group, results); return { group, sideRefused } })))
     // A stopped group stays queued; the side lists went with the first.
-    const done = sent.flatMap((outcome) => outcome.status === 'fulfilled' ? outcome.value : [])
-    this.confirmed(lane, done, sent[0]?.status === 'fulfilled' ? side : NO_SIDE_ITEMS)
+    const done = sent.flatMap((outcome) => outcome.status === 'fulfilled' ? outcome.value.group : [])
+    const first = sent[0]?.status === 'fulfilled' ? sent[0].value : undefined
+    this.confirmed(lane, done, first && !first.sideRefused ? side : NO_SIDE_ITEMS)
+    if (first?.sideRefused) this.confirmedSide(await this.sendApart(side, lane, signal))
   }
 
   /** After the server confirmed: forget what it stored (events, side lists), count it. */
   private confirmed (lane: Lane, done: OutboxEntry[], side: SideItems): void {
-    if (side.presence.length > 0) {
-      this.sources.presence.remove(side.presence.map((c) => c.id))
-      this.metrics.forwarded.inc({ kind: 'presence' }, side.presence.length)
-    }
-    if (side.deadLetters.length > 0) {
-      this.sources.deadLetters.markForwarded(side.deadLetters.map((l) => l.id))
-      this.metrics.forwarded.inc({ kind: 'dead_letter' }, side.deadLetters.length)
-    }
+    this.confirmedSide({ taken: side, refused: NO_SIDE_ITEMS })
     this.metrics.forwarded.inc({ kind: 'event' }, done.length)
     const now = Date.now()
     for (const e of done) this.metrics.forwardLatency.observe((now - e.receivedAt) / 1000)
@@ -229,13 +226,24 @@ export class Forwarder {
     this.updateOutboxGauges()
   }
 
+  /** Forgets the side items the server took or refused for good; counts each kind. */
+  private confirmedSide ({ taken, refused }: { taken: SideItems, refused: SideItems }): void {
+    const presence = [...taken.presence, ...refused.presence]
+    const deadLetters = [...taken.deadLetters, ...refused.deadLetters]
+    if (presence.length > 0) this.sources.presence.remove(presence.map((c) => c.id))
+    if (deadLetters.length > 0) this.sources.deadLetters.markForwarded(deadLetters.map((l) => l.id))
+    if (taken.presence.length > 0) this.metrics.forwarded.inc({ kind: 'presence' }, taken.presence.length)
+    if (taken.deadLetters.length > 0) this.metrics.forwarded.inc({ kind: 'dead_letter' }, taken.deadLetters.length)
+    if (refused.presence.length > 0) this.metrics.forwardRefused.inc({ kind: 'presence' }, refused.presence.length)
+    if (refused.deadLetters.length > 0) this.metrics.forwardRefused.inc({ kind: 'dead_letter' }, refused.deadLetters.length)
+  }
+
   /**
    * One POST. A server that refuses the side lists as malformed (400: say an older server, or an
-   * item it cannot take) must not block the events behind them: they go alone, then the side
-   * lists apart, halved until what the server refuses is a single item, which is logged and let
-   * go. One bad item never costs the others (a presence change lost is an outage unreported).
+   * item it cannot take) must not block the events behind them: they go alone, and the caller
+   * sends the side lists apart afterwards (`sendApart`), once the devices heard `received`.
    */
-  private async send (lane: Lane, events: OutboxEntry[], side: SideItems, signal: AbortSignal): Promise<IngestResult[]> {
+  private async send (lane: Lane, events: OutboxEntry[], side: SideItems, signal: AbortSignal): Promise<{ results: IngestResult[], sideRefused: boolean }> {
     const presence = side.presence.map((c) => c.change)
     const deadLetters = side.deadLetters.map((l) => l.letter)
     const eventsJson = events.map((e) => e.body)
@@ -245,33 +253,52 @@ export class Forwarder {
       gateway: this.health()
     }
     try {
-      return await this.server.ingest(eventsJson, rest, lane, signal)
+      return { results: await this.server.ingest(eventsJson, rest, lane, signal), sideRefused: false }
     } catch (err) {
       if (!isRefusal(err) || (presence.length === 0 && deadLetters.length === 0)) throw err
       this.log.error({ err: (err as Error).message, presence: presence.length, deadLetters: deadLetters.length }, 'server refused a batch with presence changes or dead letters; sending the events alone, then those apart')
-      const results = events.length === 0 ? [] : await this.server.ingest(eventsJson, {}, lane, signal)
-      await this.sendApart('presence', presence, lane, signal)
-      await this.sendApart('deadLetters', deadLetters, lane, signal)
-      return results
+      return { results: events.length === 0 ? [] : await this.server.ingest(eventsJson, {}, lane, signal), sideRefused: true }
     }
   }
 
-  /** Side items without events, halving what the server refuses down to the items it refuses. */
-  private async sendApart<K extends 'presence' | 'deadLetters'> (kind: K, items: NonNullable<IngestBatch[K]>, lane: Lane, signal: AbortSignal): Promise<void> {
-    if (items.length === 0) return
-    try {
-      await this.server.ingest([], { [kind]: items }, lane, signal)
-    } catch (err) {
-      if (!isRefusal(err)) throw err
-      if (items.length === 1) {
-        this.metrics.forwardRefused.inc({ kind: kind === 'presence' ? 'presence' : 'dead_letter' })
-        this.log.error({ err: (err as Error).message, [kind]: items[0] }, 'server refused this item; letting it go')
-        return
+  /**
+   * Side items the server refused in a batch, sent without events and halved until what it
+   * refuses is a single item, which is logged and let go: one bad item never costs the others (a
+   * presence change lost is an outage unreported). Only once the server has taken an empty
+   * batch: one that answers 400 to everything (a proxy gone wrong) lets nothing go. Any other
+   * failure stops here; what was not settled stays queued for the next round.
+   */
+  private async sendApart (side: SideItems, lane: Lane, signal: AbortSignal): Promise<{ taken: SideItems, refused: SideItems }> {
+    const taken: SideItems = { presence: [], deadLetters: [] }
+    const refused: SideItems = { presence: [], deadLetters: [] }
+    const halve = async <K extends keyof SideItems>(kind: K, items: SideItems[K]): Promise<void> => {
+      if (items.length === 0) return
+      const body = kind === 'presence'
+        ? { presence: (items as SideItems['presence']).map((c) => c.change) }
+        : { deadLetters: (items as SideItems['deadLetters']).map((l) => l.letter) }
+      try {
+        await this.server.ingest([], body, lane, signal)
+        ;(taken[kind] as unknown[]).push(...items)
+      } catch (err) {
+        if (!isRefusal(err)) throw err
+        if (items.length === 1) {
+          this.log.error({ err: (err as Error).message, item: body }, 'server refused this item; letting it go')
+          ;(refused[kind] as unknown[]).push(...items)
+          return
+        }
+        const half = Math.ceil(items.length / 2)
+        await halve(kind, items.slice(0, half) as SideItems[K])
+        await halve(kind, items.slice(half) as SideItems[K])
       }
-      const half = Math.ceil(items.length / 2)
-      await this.sendApart(kind, items.slice(0, half) as NonNullable<IngestBatch[K]>, lane, signal)
-      await this.sendApart(kind, items.slice(half) as NonNullable<IngestBatch[K]>, lane, signal)
     }
+    try {
+      await this.server.ingest([], {}, lane, signal)
+      await halve('presence', side.presence)
+      await halve('deadLetters', side.deadLetters)
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'presence changes or dead letters not settled; they are sent again with the next round')
+    }
+    return { taken, refused }
   }
 
   private health (): NonNullable<IngestBatch['gateway']> {

@@ -43,7 +43,21 @@ describe('presence changes the server refuses', () => {
     await expect.poll(async () => [await online(ids.good), await online(ids.other)], { timeout: 10_000 }).toEqual([true, true])
     await expect.poll(() => metricValue(system.gateway, 'sos_gateway_forward_refused_total', { kind: 'presence' }), { timeout: 10_000 }).toBe(1)
     expect(await online(ids.poison)).not.toBe(true)
-    expect(system.gateway.presence.peek(10)).toEqual([])
+    await expect.poll(() => system.gateway.presence.peek(10)).toEqual([])
     for (const client of clients) await client.endAsync()
+  })
+
+  it('lets nothing go while the server (or a proxy gone wrong) answers 400 to everything', async () => {
+    proxy.refuse = () => true
+    const refusedBefore = await metricValue(system.gateway, 'sos_gateway_forward_refused_total')
+    const id = 'btn-side-003'
+    const secret = await system.provision(id)
+    const client = await connectDevice(system.mqttUrl, id, id, secret)
+    // Refused again and again, never let go.
+    await expect.poll(() => proxy.batches.filter((b) => (b.presence ?? []).some((p) => p.deviceId === id)).length, { timeout: 10_000 }).toBeGreaterThan(2)
+    expect(await metricValue(system.gateway, 'sos_gateway_forward_refused_total')).toBe(refusedBefore)
+    proxy.refuse = undefined
+    await expect.poll(() => online(id), { timeout: 15_000 }).toBe(true)
+    await client.endAsync()
   })
 })
