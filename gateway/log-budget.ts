@@ -1,3 +1,5 @@
+import { performance } from 'node:perf_hooks'
+
 /**
  * A budget of log lines per key (a device, a refusal reason) and time window. Refused input is
  * still acknowledged, dead-lettered, counted and answered one by one (DESIGN §2); only its log
@@ -16,7 +18,8 @@ export class LogBudget {
     private readonly linesPerWindow: number,
     private readonly windowMs: number,
     private readonly onHeldBack: (key: string, lines: number) => void,
-    private readonly now: () => number = Date.now
+    // Monotonic: a wall clock stepped back would keep a key muted for as long.
+    private readonly now: () => number = () => performance.now()
   ) {}
 
   /** Whether a line for `key` may be logged now. */

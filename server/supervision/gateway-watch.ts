@@ -66,12 +66,15 @@ const ACTIVE = "('open', 'acknowledged', 'dispatched')"
 /**
  * Each gateway's contact as the watch counts it: its last call or, for an id twin processes
  * call under (migration 8), the last call of the twin heard least recently, so the id is lost
- * as soon as either stops calling and the silent devices behind the dead one are reported.
- * Twin rows are forgotten a day after their last call, and `sharedId` with them.
+ * as soon as either stops calling and the silent devices behind the dead one are reported. A
+ * twin silent for `twinWindowMs` counts no more (it was renamed, or restarted under a new
+ * instance id: its silent devices had their alerts by then); `sharedId` lasts as long as its
+ * row, a day after its last call.
  */
-const GATEWAY_CONTACT = `(SELECT g.id, twins.shared_id,
-    CASE WHEN twins.shared_id THEN LEAST(g.last_contact_at, twins.least_contact_at) ELSE g.last_contact_at END AS last_contact_at
-  FROM gateways g, LATERAL (SELECT count(*) > 0 AS shared_id, min(i.last_contact_at) AS least_contact_at
+const gatewayContact = (twinWindowMs: number) => `(SELECT g.id, twins.shared_id,
+    LEAST(g.last_contact_at, twins.live_twin_contact_at) AS last_contact_at
+  FROM gateways g, LATERAL (SELECT count(*) > 0 AS shared_id,
+      min(i.last_contact_at) FILTER (WHERE i.last_contact_at > now() - make_interval(secs => ${Math.round(twinWindowMs) / 1000})) AS live_twin_contact_at
     FROM gateway_instances i WHERE i.gateway_id = g.id AND i.twin_since IS NOT NULL) twins)`
 const FORGET_INSTANCES_EVERY_MS = 10 * 60_000
 /**
@@ -206,7 +209,7 @@ export class GatewayWatch {
              c.last_contact_at <= now() - make_interval(secs => $1::float8 / 1000.0) AS contact_lost, c.shared_id,
              devices, outbox_depth, outbox_full, outbox_oldest_age_ms, reported_at
       FROM (SELECT g.*, (SELECT count(*) FROM devices d WHERE d.gateway_id = g.id AND d.revoked_at IS NULL)::int8 AS devices FROM gateways g) g
-      JOIN ${GATEWAY_CONTACT} c ON c.id = g.id
+      JOIN ${this.contact()} c ON c.id = g.id
       ORDER BY id`, [this.options.lostAfterMs])
     return rows.map((r) => ({
       id: r.id,
@@ -250,6 +253,11 @@ export class GatewayWatch {
   /** A tenth of the interval at most (10 s by default's 90 s): contact is never far behind. */
   private writeEveryMs (): number {
     return Math.min(10_000, this.options.lostAfterMs / 10)
+  }
+
+  /** Each gateway's contact as the watch counts it (see `gatewayContact`): twins count for three intervals. */
+  private contact (): string {
+    return gatewayContact(3 * this.options.lostAfterMs)
   }
 
   /**
@@ -336,7 +344,7 @@ export class GatewayWatch {
   /** Gateways with devices that have not called for the interval (counted from the floor). */
   private async silentGateways (tx: Queryable, nowMs: number): Promise<string[]> {
     const rows = await tx.query<{ id: string }>(`
-      SELECT g.id FROM ${GATEWAY_CONTACT} g
+      SELECT g.id FROM ${this.contact()} g
       WHERE GREATEST(g.last_contact_at, to_timestamp($1::float8 / 1000.0)) <= to_timestamp($2::float8 / 1000.0)
         AND EXISTS (SELECT 1 FROM devices d WHERE d.gateway_id = g.id AND d.revoked_at IS NULL)
       ORDER BY g.id`, [this.floorMs, nowMs - this.options.lostAfterMs])
@@ -347,7 +355,7 @@ export class GatewayWatch {
   private async raiseFor (tx: Queryable, gatewayIds: string[], nowMs: number): Promise<RaisedAlert[]> {
     const devices = await tx.query<{ id: string, gateway_id: string, silent_s: number }>(`
       SELECT d.id, d.gateway_id, extract(epoch FROM now() - g.last_contact_at)::float8 AS silent_s
-      FROM devices d JOIN ${GATEWAY_CONTACT} g ON g.id = d.gateway_id
+      FROM devices d JOIN ${this.contact()} g ON g.id = d.gateway_id
       WHERE d.gateway_id = ANY($1::text[]) AND d.revoked_at IS NULL
         -- Heard lately all the same (through another gateway, say): not lost.
         AND (d.heard_at IS NULL OR d.heard_at <= to_timestamp($2::float8 / 1000.0))

@@ -76,7 +76,7 @@ describe.each(databaseBackends.filter((b) => !b.timescale))('gateway ids shared 
   it('sees a process that calls rarely beside one that calls all the time', async () => {
     // The busy one's calls are written only every 300 ms; the quiet one's two calls between them
     // must still count.
-    await calling('gw-busy-quiet', 1500, [{ id: 'busy', everyMs: 20 }, { id: 'quiet', everyMs: 1300 }])
+    await calling('gw-busy-quiet', 2000, [{ id: 'busy', everyMs: 20 }, { id: 'quiet', everyMs: 1200 }])
     expect(await status('gw-busy-quiet')).toMatchObject({ sharedId: true })
   })
 
@@ -97,6 +97,12 @@ describe.each(databaseBackends.filter((b) => !b.timescale))('gateway ids shared 
     expect(await open('btn-twin-b')).toHaveLength(1)
     expect((await open('btn-twin-b'))[0]).toMatchObject({ state: 'open' })
     expect(await open('btn-twin-a')).toHaveLength(0)
+
+    // Twin b gone for three intervals (renamed, or restarted under a new instance id): the id is
+    // lost no more, while it stays marked shared; b's device keeps its alert until heard.
+    await calling('gw-twins', 2 * LOST_AFTER, [{ id: 'twin-a', everyMs: 100 }], heartbeats(['btn-twin-a']))
+    expect(await status('gw-twins')).toMatchObject({ sharedId: true, lost: false })
+    expect((await open('btn-twin-b'))[0]).toMatchObject({ state: 'open' })
   })
 })
 
