@@ -8,6 +8,7 @@ import swaggerUi from '@fastify/swagger-ui'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Database } from './db/database.js'
 import { Bus } from './bus.js'
+import { BusBridge } from './bus-bridge.js'
 import { TokenRegistry, type StaticToken } from './auth/tokens.js'
 import { DeviceStore } from './devices/store.js'
 import { AlertStore } from './alerts/store.js'
@@ -98,8 +99,10 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   const gatewayWatch = new GatewayWatch(db, bus, lifecycle, metrics, { lostAfterMs: settings.gatewayLostAfterMs ?? SERVER_DEFAULTS.gatewayLostAfterMs, ...options.gatewayWatch }, app.log)
   app.decorate('services', { metrics, escalator, gatewayWatch, webhooks, bus })
   // The watchers run while the app does: started when ready, stopped (timers, webhooks) on close.
-  app.addHook('onReady', async () => { escalator.start(); webhooks.start(); await gatewayWatch.start() })
-  app.addHook('onClose', async () => { await Promise.all([escalator.stop().then(() => webhooks.stop()), gatewayWatch.stop()]) })
+  // Several instances on one PostgreSQL database share their bus (PGlite is one process's own).
+  const bridge = db.listen ? new BusBridge(db as Database & Required<Pick<Database, 'listen'>>, bus, () => stream.resetAll(), app.log) : undefined
+  app.addHook('onReady', async () => { await bridge?.start(); escalator.start(); webhooks.start(); await gatewayWatch.start() })
+  app.addHook('onClose', async () => { await Promise.all([escalator.stop().then(() => webhooks.stop()), gatewayWatch.stop()]); await bridge?.stop() })
 
   registerErrorHandling(app)
   // A POST without a body (`acknowledge`, `close`) is an empty object, not a validation error.

@@ -13,6 +13,12 @@ export interface Database extends Queryable {
   /** Runs a script of several statements (migrations). */
   exec(sql: string): Promise<void>
   close(): Promise<void>
+  /**
+   * PostgreSQL only (several server instances share one): LISTEN on `channel` over a connection
+   * of its own, reconnecting when it drops. `onListening` runs each time it listens again after
+   * a drop, when notifications may have been missed meanwhile.
+   */
+  listen?(channel: string, onNotification: (payload: string) => void, onListening: (afterDrop: boolean) => void): Promise<{ close(): Promise<void> }>
 }
 
 export interface DatabaseOptions {

@@ -50,6 +50,56 @@ export async function openPostgres (connectionString: string): Promise<Database>
       }
     },
     exec: async (sql) => { await pool.query(sql) },
-    close: () => pool.end()
+    close: () => pool.end(),
+    listen: (channel, onNotification, onListening) => listenOn(connectionString, channel, onNotification, onListening)
+  }
+}
+
+/** Retries a dropped LISTEN connection after this long. */
+const RELISTEN_MS = 1000
+
+/**
+ * A LISTEN connection outside the pool (a pooled one would be handed to queries), named in
+ * pg_stat_activity, opened again a second after it drops for as long as it is not closed.
+ */
+async function listenOn (connectionString: string, channel: string, onNotification: (payload: string) => void, onListening: (afterDrop: boolean) => void): Promise<{ close(): Promise<void> }> {
+  let client: pg.Client | undefined
+  let closed = false
+  let retry: NodeJS.Timeout | undefined
+  const connect = async (afterDrop: boolean): Promise<void> => {
+    const next = new pg.Client({ connectionString, application_name: 'sos-bus-listener' })
+    next.on('notification', (message) => { if (message.channel === channel) onNotification(message.payload ?? '') })
+    const dropped = () => {
+      next.removeAllListeners('end')
+      next.end().catch(() => {})
+      if (closed || client !== next) return
+      client = undefined
+      retry = setTimeout(() => { void connect(true).catch(() => {}) }, RELISTEN_MS)
+    }
+    next.on('error', dropped)
+    next.on('end', dropped)
+    try {
+      await next.connect()
+      await next.query(`LISTEN "${channel.replace(/"/g, '""')}"`)
+    } catch (err) {
+      next.removeAllListeners('end')
+      await next.end().catch(() => {})
+      if (!afterDrop) throw err
+      if (!closed) retry = setTimeout(() => { void connect(true).catch(() => {}) }, RELISTEN_MS)
+      return
+    }
+    if (closed) { await next.end().catch(() => {}); return }
+    client = next
+    onListening(afterDrop)
+  }
+  await connect(false)
+  return {
+    async close () {
+      closed = true
+      clearTimeout(retry)
+      const last = client
+      client = undefined
+      if (last) { last.removeAllListeners('end'); await last.end().catch(() => {}) }
+    }
   }
 }

@@ -36,7 +36,7 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{ stream: LiveStream }> = a
       else missed.forEach(send)
     }
     open.add(raw)
-    const unsubscribe = stream.subscribe(send)
+    const unsubscribe = stream.subscribe(send, () => raw.write('event: reset\ndata: {}\n\n'))
     const heartbeat = setInterval(() => raw.write(': keep-alive\n\n'), HEARTBEAT_MS)
     request.raw.once('close', () => {
       clearInterval(heartbeat)

@@ -19,11 +19,12 @@ export interface StreamEntry {
 }
 
 export class LiveStream {
-  /** This process's run, the prefix of every id it gives. */
-  readonly run = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`
+  /** This process's run (new at each `resetAll`), the prefix of every id it gives. */
+  private run = newRun()
   private readonly entries: StreamEntry[] = []
   private nextId = 1
   private readonly listeners = new Set<(entry: StreamEntry) => void>()
+  private readonly resetListeners = new Set<() => void>()
 
   constructor (bus: Bus, private readonly keep = 5000) {
     bus.on('alert', (data) => this.push('alert', data))
@@ -49,9 +50,21 @@ export class LiveStream {
     return this.entries.filter((e) => e.id > lastId)
   }
 
-  subscribe (listener: (entry: StreamEntry) => void): () => void {
+  /** `onReset`: the client must reload its lists (see `resetAll`). */
+  subscribe (listener: (entry: StreamEntry) => void, onReset: () => void): () => void {
     this.listeners.add(listener)
-    return () => { this.listeners.delete(listener) }
+    this.resetListeners.add(onReset)
+    return () => { this.listeners.delete(listener); this.resetListeners.delete(onReset) }
+  }
+
+  /**
+   * Changes may have been missed (the bus lost touch with the other server instances): every
+   * client reloads, and no id given before can be resumed from.
+   */
+  resetAll (): void {
+    this.run = newRun()
+    this.entries.length = 0
+    for (const reset of this.resetListeners) reset()
   }
 
   private push (event: StreamEntry['event'], data: StreamEntry['data']): void {
@@ -60,4 +73,8 @@ export class LiveStream {
     if (this.entries.length > this.keep) this.entries.shift()
     for (const listener of this.listeners) listener(entry)
   }
+}
+
+function newRun (): string {
+  return `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`
 }

@@ -1,0 +1,93 @@
+/**
+ * Two server instances on one PostgreSQL database, as behind a load balancer: an operator's live
+ * stream on one instance shows at once what another instance changed (a press ingested there, an
+ * acknowledgement), and when the instance's listening connection to the others is cut, its
+ * stream clients are told to reload, since changes may have been missed meanwhile.
+ */
+import type { AddressInfo } from 'node:net'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import pg from 'pg'
+import { createTestDatabase, testDatabaseUrl } from '../helpers/postgres.js'
+import { openPostgres } from '../../server/db/postgres.js'
+import type { Database } from '../../server/db/database.js'
+import { buildFixture, gatewayEvent, TOKENS, type Fixture } from './fixture.js'
+
+describe.skipIf(!testDatabaseUrl)('two server instances on one PostgreSQL database (needs TEST_DATABASE_URL)', () => {
+  let url: string
+  let drop: () => Promise<void>
+  const dbs: Database[] = []
+  let one: Fixture
+  let two: Fixture
+
+  beforeAll(async () => {
+    ({ url, drop } = await createTestDatabase())
+    for (let i = 0; i < 2; i++) dbs.push(await openPostgres(url))
+    one = await buildFixture(dbs[0]!)
+    two = await buildFixture(dbs[1]!)
+    await two.app.listen({ port: 0, host: '127.0.0.1' })
+  }, 180_000)
+
+  afterAll(async () => {
+    await one?.app.close()
+    await two?.app.close()
+    for (const db of dbs) await db.close()
+    await drop?.()
+  })
+
+  it('shows on one instance\'s live stream an alert raised and acknowledged through the other', async () => {
+    await one.provision('btn-multi-1')
+    const stream = await openStream(two)
+    const [press] = await one.ingest({ events: [gatewayEvent('btn-multi-1', { seq: 1, type: 'press' }, Date.now())] })
+    await stream.waitFor(`"alertId":"${press!.alertId}","deviceId":"btn-multi-1","state":"open"`)
+    expect((await one.call('POST', `/v1/alerts/${press!.alertId}/acknowledge`)).status).toBe(200)
+    await stream.waitFor(`"alertId":"${press!.alertId}","deviceId":"btn-multi-1","state":"acknowledged"`)
+    await stream.close()
+  })
+
+  it('tells its stream clients to reload when its connection to the others was cut', async () => {
+    const stream = await openStream(two)
+    const admin = new pg.Client({ connectionString: url })
+    await admin.connect()
+    try {
+      // Both instances listen; cutting both is enough to be sure instance two's was cut.
+      const { rowCount } = await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'sos-bus-listener' AND datname = current_database()")
+      expect(rowCount).toBe(2)
+    } finally {
+      await admin.end()
+    }
+    await stream.waitFor('event: reset')
+    // Listening again: the next change through the other instance shows.
+    await one.provision('btn-multi-2')
+    const [press] = await one.ingest({ events: [gatewayEvent('btn-multi-2', { seq: 1, type: 'press' }, Date.now())] })
+    await stream.waitFor(`"alertId":"${press!.alertId}"`)
+    await stream.close()
+  })
+})
+
+/** Reads `GET /v1/stream` over a real socket; `waitFor` fails after 10 s. */
+async function openStream (fx: Fixture) {
+  const address = fx.app.server.address() as AddressInfo
+  const controller = new AbortController()
+  const response = await fetch(`http://127.0.0.1:${address.port}/v1/stream`, {
+    headers: { authorization: `Bearer ${TOKENS.admin}` }, signal: controller.signal
+  })
+  const reader = response.body!.getReader()
+  const decoder = new TextDecoder()
+  let text = ''
+  return {
+    async waitFor (fragment: string) {
+      const deadline = Date.now() + 10_000
+      while (!text.includes(fragment)) {
+        const left = deadline - Date.now()
+        if (left <= 0) throw new Error(`no ${fragment} on the stream within 10 s; got ${text}`)
+        const read = await Promise.race([reader.read(), new Promise<null>((resolve) => setTimeout(() => resolve(null), left))])
+        if (read === null) continue
+        if (read.done) throw new Error(`stream ended without ${fragment}; got ${text}`)
+        text += decoder.decode(read.value)
+      }
+      // What was found is consumed: a later wait looks past it.
+      text = text.slice(text.indexOf(fragment) + fragment.length)
+    },
+    async close () { controller.abort(); await reader.cancel().catch(() => {}) }
+  }
+}
