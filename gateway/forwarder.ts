@@ -44,7 +44,11 @@ export class Forwarder {
   private running?: Promise<unknown>
   /** Each lane's loop, asleep until something arrives for it. */
   private readonly sleepers: Record<Lane, Set<() => void>> = { alarm: new Set(), routine: new Set() }
-  /** Lanes whose last confirmed events could not be removed from the outbox. */
+  /**
+   * Lanes to pause a second before their next round: their last confirmed events could not be
+   * removed from the outbox, or a refused side list could not be settled (the server refusing
+   * everything: without the pause, the lane would ask again at once, forever).
+   */
   private readonly removeFailed = new Set<Lane>()
   /**
    * The alarm lane's requests on their way, how many of them hold each device's events or
@@ -296,7 +300,8 @@ export class Forwarder {
       await halve('presence', side.presence)
       await halve('deadLetters', side.deadLetters)
     } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'presence changes or dead letters not settled; they are sent again with the next round')
+      this.log.warn({ err: (err as Error).message }, 'presence changes or dead letters not settled; they are sent again after a pause')
+      this.removeFailed.add(lane)
     }
     return { taken, refused }
   }

@@ -22,7 +22,10 @@ export class BusBridge {
   private readonly instance = randomUUID()
   private listening?: { close(): Promise<void> }
   private pending: BusEvent[] = []
+  /** Flushes run one after another: NOTIFYs racing on two pool connections could swap an alert's states. */
+  private flushing = Promise.resolve()
   private relaying = false
+  private troubleLoggedAt = -Infinity
   private readonly forward: Array<() => void> = []
 
   constructor (
@@ -37,6 +40,11 @@ export class BusBridge {
       if (!afterDrop) return
       this.log?.warn('bus listener connected again: other instances\' changes may have been missed; live stream clients reload')
       this.onGap()
+    }, (err) => {
+      // Said now and then while it lasts: every second's retry is not news.
+      if (Date.now() - this.troubleLoggedAt < 30_000) return
+      this.troubleLoggedAt = Date.now()
+      this.log?.error({ err: err.message }, 'bus listener lost: changes made through other server instances do not show here live until it is back')
     })
     for (const event of EVENTS) {
       const listener = (data: BusEvents[typeof event][0]) => { if (!this.relaying) this.queue([event, data] as BusEvent) }
@@ -47,14 +55,19 @@ export class BusBridge {
 
   async stop (): Promise<void> {
     for (const off of this.forward.splice(0)) off()
-    await this.flush()
+    await this.flushNext()
     await this.listening?.close()
   }
 
-  /** Events of one tick go out together, in as few notifications as fit. */
+  /** Events of one tick go out together, in as few notifications as fit, after those before them. */
   private queue (event: BusEvent): void {
     this.pending.push(event)
-    if (this.pending.length === 1) setImmediate(() => { void this.flush() })
+    if (this.pending.length === 1) setImmediate(() => { void this.flushNext() })
+  }
+
+  private flushNext (): Promise<void> {
+    this.flushing = this.flushing.then(() => this.flush())
+    return this.flushing
   }
 
   private async flush (): Promise<void> {
@@ -67,15 +80,20 @@ export class BusBridge {
       const payload = JSON.stringify({ from: this.instance, events: batch })
       batch = []
       size = 0
-      try {
-        await this.db.query('SELECT pg_notify($1, $2)', [CHANNEL, payload])
-      } catch (err) {
-        // The other instances' streams miss it; their own reload on reconnect covers a gap there.
-        this.log?.warn({ err: (err as Error).message }, 'bus event not sent to the other instances')
+      // A pool connection that just broke is replaced: a second try usually goes through.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await this.db.query('SELECT pg_notify($1, $2)', [CHANNEL, payload])
+          return
+        } catch (err) {
+          if (attempt < 3) { await new Promise((resolve) => setTimeout(resolve, 100)); continue }
+          this.log?.error({ err: (err as Error).message }, 'bus events not sent to the other instances: their live streams miss them until they reload')
+          return
+        }
       }
     }
     for (const event of events) {
-      const length = JSON.stringify(event).length
+      const length = Buffer.byteLength(JSON.stringify(event))
       if (size + length > MAX_PAYLOAD) await send()
       batch.push(event)
       size += length
@@ -83,21 +101,44 @@ export class BusBridge {
     await send()
   }
 
+  /**
+   * Anyone who can connect to the database can NOTIFY, and an instance of another version may
+   * send other shapes: a notification is checked before its events reach the bus, and one that
+   * fails a listener is logged, never thrown (it would end the process, in pg's handler).
+   */
   private received (payload: string): void {
-    let message: { from?: string, events?: BusEvent[] }
+    let message: unknown
     try {
       message = JSON.parse(payload)
     } catch {
       return
     }
-    if (message.from === this.instance || !Array.isArray(message.events)) return
-    this.relaying = true
-    try {
-      for (const [event, data] of message.events) {
-        if ((EVENTS as readonly string[]).includes(event)) (this.bus.emit as (name: string, data: unknown) => boolean)(event, data)
+    const { from, events } = (message ?? {}) as { from?: unknown, events?: unknown }
+    if (from === this.instance || !Array.isArray(events)) return
+    for (const entry of events) {
+      if (!isBusEvent(entry)) continue
+      this.relaying = true
+      try {
+        (this.bus.emit as (name: string, data: unknown) => boolean)(entry[0], entry[1])
+      } catch (err) {
+        this.log?.error({ err: (err as Error).message, event: entry[0] }, 'a relayed bus event failed a listener')
+      } finally {
+        this.relaying = false
       }
-    } finally {
-      this.relaying = false
     }
+  }
+}
+
+/** `[name, data]` with a name this bus carries and data an object with the field its listeners read. */
+function isBusEvent (entry: unknown): entry is BusEvent {
+  if (!Array.isArray(entry) || entry.length !== 2) return false
+  const [name, data] = entry as [unknown, unknown]
+  if (typeof name !== 'string' || !(EVENTS as readonly string[]).includes(name) || typeof data !== 'object' || data === null) return false
+  const fields = data as Record<string, unknown>
+  switch (name) {
+    case 'downlink': return typeof fields.head === 'number'
+    case 'alert': return typeof fields.alertId === 'string' && typeof fields.deviceId === 'string' && typeof fields.state === 'string' && typeof fields.kind === 'string'
+    case 'device': return typeof fields.deviceId === 'string' && typeof fields.change === 'string'
+    default: return typeof fields.reportId === 'string' && typeof fields.deviceId === 'string' && typeof fields.state === 'string'
   }
 }

@@ -16,9 +16,10 @@ export interface Database extends Queryable {
   /**
    * PostgreSQL only (several server instances share one): LISTEN on `channel` over a connection
    * of its own, reconnecting when it drops. `onListening` runs each time it listens again after
-   * a drop, when notifications may have been missed meanwhile.
+   * a drop, when notifications may have been missed meanwhile; `onTrouble` at each drop and
+   * each failed attempt to listen again.
    */
-  listen?(channel: string, onNotification: (payload: string) => void, onListening: (afterDrop: boolean) => void): Promise<{ close(): Promise<void> }>
+  listen?(channel: string, onNotification: (payload: string) => void, onListening: (afterDrop: boolean) => void, onTrouble: (err: Error) => void): Promise<{ close(): Promise<void> }>
 }
 
 export interface DatabaseOptions {

@@ -51,45 +51,58 @@ export async function openPostgres (connectionString: string): Promise<Database>
     },
     exec: async (sql) => { await pool.query(sql) },
     close: () => pool.end(),
-    listen: (channel, onNotification, onListening) => listenOn(connectionString, channel, onNotification, onListening)
+    listen: (channel, onNotification, onListening, onTrouble) => listenOn(connectionString, channel, onNotification, onListening, onTrouble)
   }
 }
 
 /** Retries a dropped LISTEN connection after this long. */
 const RELISTEN_MS = 1000
+/** How often a LISTEN connection proves it still answers (a half-open socket tells nothing). */
+const PING_MS = 10_000
 
 /**
  * A LISTEN connection outside the pool (a pooled one would be handed to queries), named in
- * pg_stat_activity, opened again a second after it drops for as long as it is not closed.
+ * pg_stat_activity, asked a trivial query every 10 s (one unanswered within 5 s counts as a
+ * drop), and opened again a second after it drops for as long as it is not closed.
  */
-async function listenOn (connectionString: string, channel: string, onNotification: (payload: string) => void, onListening: (afterDrop: boolean) => void): Promise<{ close(): Promise<void> }> {
+async function listenOn (connectionString: string, channel: string, onNotification: (payload: string) => void,
+  onListening: (afterDrop: boolean) => void, onTrouble: (err: Error) => void): Promise<{ close(): Promise<void> }> {
   let client: pg.Client | undefined
   let closed = false
   let retry: NodeJS.Timeout | undefined
+  let ping: NodeJS.Timeout | undefined
+  const again = () => { if (!closed) retry = setTimeout(() => { void connect(true) }, RELISTEN_MS) }
   const connect = async (afterDrop: boolean): Promise<void> => {
-    const next = new pg.Client({ connectionString, application_name: 'sos-bus-listener' })
+    const next = new pg.Client({ connectionString, application_name: 'sos-bus-listener', keepAlive: true, query_timeout: 5000 })
     next.on('notification', (message) => { if (message.channel === channel) onNotification(message.payload ?? '') })
-    const dropped = () => {
-      next.removeAllListeners('end')
+    let dropped = false
+    const drop = (err: Error) => {
+      if (dropped) return
+      dropped = true
       next.end().catch(() => {})
       if (closed || client !== next) return
       client = undefined
-      retry = setTimeout(() => { void connect(true).catch(() => {}) }, RELISTEN_MS)
+      clearInterval(ping)
+      onTrouble(err)
+      again()
     }
-    next.on('error', dropped)
-    next.on('end', dropped)
+    next.on('error', drop)
+    next.on('end', () => drop(new Error('connection ended')))
     try {
       await next.connect()
       await next.query(`LISTEN "${channel.replace(/"/g, '""')}"`)
     } catch (err) {
-      next.removeAllListeners('end')
+      dropped = true
       await next.end().catch(() => {})
       if (!afterDrop) throw err
-      if (!closed) retry = setTimeout(() => { void connect(true).catch(() => {}) }, RELISTEN_MS)
+      onTrouble(err as Error)
+      again()
       return
     }
-    if (closed) { await next.end().catch(() => {}); return }
+    if (closed) { dropped = true; await next.end().catch(() => {}); return }
     client = next
+    ping = setInterval(() => { next.query('SELECT 1').catch(drop) }, PING_MS)
+    ping.unref()
     onListening(afterDrop)
   }
   await connect(false)
@@ -97,9 +110,10 @@ async function listenOn (connectionString: string, channel: string, onNotificati
     async close () {
       closed = true
       clearTimeout(retry)
+      clearInterval(ping)
       const last = client
       client = undefined
-      if (last) { last.removeAllListeners('end'); await last.end().catch(() => {}) }
+      if (last) await last.end().catch(() => {})
     }
   }
 }

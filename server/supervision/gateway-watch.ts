@@ -68,13 +68,15 @@ const ACTIVE = "('open', 'acknowledged', 'dispatched')"
  * call under (migration 8), the last call of the twin heard least recently, so the id is lost
  * as soon as either stops calling and the silent devices behind the dead one are reported. A
  * twin silent for `twinWindowMs` counts no more (it was renamed, or restarted under a new
- * instance id: its silent devices had their alerts by then); `sharedId` lasts as long as its
- * row, a day after its last call.
+ * instance id: its silent devices had their alerts by then), silence counted from `floorMs` as
+ * for the lost gateways themselves (a twin that died while the watch could not look still gets
+ * its full window after); `sharedId` lasts as long as its row, a day after its last call.
  */
-const gatewayContact = (twinWindowMs: number) => `(SELECT g.id, twins.shared_id,
+const gatewayContact = (twinWindowMs: number, floorMs: number) => `(SELECT g.id, twins.shared_id,
     LEAST(g.last_contact_at, twins.live_twin_contact_at) AS last_contact_at
   FROM gateways g, LATERAL (SELECT count(*) > 0 AS shared_id,
-      min(i.last_contact_at) FILTER (WHERE i.last_contact_at > now() - make_interval(secs => ${Math.round(twinWindowMs) / 1000})) AS live_twin_contact_at
+      min(i.last_contact_at) FILTER (WHERE GREATEST(i.last_contact_at, to_timestamp(${Math.round(floorMs)} / 1000.0))
+        > now() - make_interval(secs => ${Math.round(twinWindowMs) / 1000})) AS live_twin_contact_at
     FROM gateway_instances i WHERE i.gateway_id = g.id AND i.twin_since IS NOT NULL) twins)`
 const FORGET_INSTANCES_EVERY_MS = 10 * 60_000
 /**
@@ -257,7 +259,7 @@ export class GatewayWatch {
 
   /** Each gateway's contact as the watch counts it (see `gatewayContact`): twins count for three intervals. */
   private contact (): string {
-    return gatewayContact(3 * this.options.lostAfterMs)
+    return gatewayContact(3 * this.options.lostAfterMs, this.floorMs)
   }
 
   /**

@@ -53,8 +53,13 @@ describe('presence changes the server refuses', () => {
     const id = 'btn-side-003'
     const secret = await system.provision(id)
     const client = await connectDevice(system.mqttUrl, id, id, secret)
-    // Refused again and again, never let go.
-    await expect.poll(() => proxy.batches.filter((b) => (b.presence ?? []).some((p) => p.deviceId === id)).length, { timeout: 10_000 }).toBeGreaterThan(2)
+    // Refused again and again, never let go, and asked again about once a second, not in a spin.
+    const tries = () => proxy.batches.filter((b) => (b.presence ?? []).some((p) => p.deviceId === id)).length
+    await expect.poll(tries, { timeout: 10_000 }).toBeGreaterThan(0)
+    const first = tries()
+    await new Promise((resolve) => setTimeout(resolve, 3000))
+    expect(tries() - first).toBeLessThanOrEqual(6)
+    expect(tries() - first).toBeGreaterThanOrEqual(1)
     expect(await metricValue(system.gateway, 'sos_gateway_forward_refused_total')).toBe(refusedBefore)
     proxy.refuse = undefined
     await expect.poll(() => online(id), { timeout: 15_000 }).toBe(true)

@@ -44,6 +44,23 @@ describe.skipIf(!testDatabaseUrl)('two server instances on one PostgreSQL databa
     await stream.close()
   })
 
+  it('shrugs off notifications on its channel that are not another instance\'s events', async () => {
+    const stream = await openStream(two)
+    const admin = new pg.Client({ connectionString: url })
+    await admin.connect()
+    try {
+      for (const payload of ['not json', 'null', '{"from":"x","events":[1,["downlink",null],["alert",{"x":1}],["nope",{}]]}']) {
+        await admin.query("SELECT pg_notify('sos_bus', $1)", [payload])
+      }
+    } finally {
+      await admin.end()
+    }
+    await one.provision('btn-multi-3')
+    const [press] = await one.ingest({ events: [gatewayEvent('btn-multi-3', { seq: 1, type: 'press' }, Date.now())] })
+    await stream.waitFor(`"alertId":"${press!.alertId}"`)
+    await stream.close()
+  })
+
   it('tells its stream clients to reload when its connection to the others was cut', async () => {
     const stream = await openStream(two)
     const admin = new pg.Client({ connectionString: url })
