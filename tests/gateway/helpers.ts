@@ -17,15 +17,19 @@ export function writeRawPublish (client: MqttClient, topic: Buffer, payload: Buf
     qos > 0 ? Buffer.from([messageId >> 8, messageId & 0xff]) : Buffer.alloc(0),
     payload
   ])
-  const length: number[] = []
-  let n = body.length
+  ;(client as unknown as { stream: NodeJS.WritableStream }).stream.write(Buffer.concat([Buffer.from([0x30 | (qos << 1), ...remainingLength(body.length)]), body]))
+}
+
+/** A fixed header's remaining length: MQTT's variable-length integer, 7 bits a byte. */
+export function remainingLength (n: number): number[] {
+  const bytes: number[] = []
   do {
     let byte = n % 128
     n = Math.floor(n / 128)
     if (n > 0) byte |= 0x80
-    length.push(byte)
+    bytes.push(byte)
   } while (n > 0)
-  ;(client as unknown as { stream: NodeJS.WritableStream }).stream.write(Buffer.concat([Buffer.from([0x30 | (qos << 1), ...length]), body]))
+  return bytes
 }
 
 /** Retained messages the broker holds for a topic pattern. */

@@ -10,7 +10,7 @@ import WebSocket from 'ws'
 import { ackCollector, connectDevice, startSystem, type TestSystem } from '../helpers/system.js'
 import { MAX_PACKET_BYTES, MAX_PACKET_BYTES_BEFORE_CONNACK } from '../../gateway/packet-size-guard.js'
 import { topics } from '../../protocol/index.js'
-import { metricValue } from './helpers.js'
+import { metricValue, remainingLength } from './helpers.js'
 
 vi.setConfig({ hookTimeout: 240_000 })
 
@@ -18,17 +18,8 @@ const CHUNK = Buffer.alloc(64 * 1024, 0x61)
 /** How much a hostile sender may push before giving up: far past the cap and the kernel's buffers. */
 const SEND_AT_MOST = 64 * 2 ** 20
 
-/** A CONNECT fixed header declaring `length` bytes to follow (MQTT's variable-length integer). */
-function connectHeader (length: number): Buffer {
-  const bytes = [0x10]
-  do {
-    let byte = length % 128
-    length = Math.floor(length / 128)
-    if (length > 0) byte |= 0x80
-    bytes.push(byte)
-  } while (length > 0)
-  return Buffer.from(bytes)
-}
+/** A CONNECT fixed header declaring `length` bytes to follow. */
+const connectHeader = (length: number) => Buffer.from([0x10, ...remainingLength(length)])
 
 describe('packet size cap', () => {
   let system: TestSystem

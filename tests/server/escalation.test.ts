@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { databaseBackends } from '../helpers/postgres.js'
 import { buildFixture, gatewayEvent, type Fixture } from './fixture.js'
+import { openStream } from './stream-client.js'
 
 const SECRET = 'webhook-secret-for-tests'
 
@@ -127,27 +128,5 @@ async function delivered (webhooks: { waiting (): Promise<number> }): Promise<vo
   while (await webhooks.waiting() > 0) {
     await vi.advanceTimersByTimeAsync(10)
     await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-}
-
-/** Reads `GET /v1/stream` over a real socket. */
-async function openStream (fx: Fixture) {
-  const address = fx.app.server.address() as AddressInfo
-  const controller = new AbortController()
-  const response = await fetch(`http://127.0.0.1:${address.port}/v1/stream`, {
-    headers: { authorization: 'Bearer admin-token-for-tests' }, signal: controller.signal
-  })
-  const reader = response.body!.getReader()
-  const decoder = new TextDecoder()
-  let text = ''
-  return {
-    async waitFor (fragment: string) {
-      while (!text.includes(fragment)) {
-        const { value, done } = await reader.read()
-        if (done) throw new Error(`stream ended without ${fragment}; got ${text}`)
-        text += decoder.decode(value)
-      }
-    },
-    async close () { controller.abort(); await reader.cancel().catch(() => {}) }
   }
 }

@@ -4,13 +4,13 @@
  * acknowledgement), and when the instance's listening connection to the others is cut, its
  * stream clients are told to reload, since changes may have been missed meanwhile.
  */
-import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import pg from 'pg'
 import { createTestDatabase, testDatabaseUrl } from '../helpers/postgres.js'
 import { openPostgres } from '../../server/db/postgres.js'
 import type { Database } from '../../server/db/database.js'
-import { buildFixture, gatewayEvent, TOKENS, type Fixture } from './fixture.js'
+import { buildFixture, gatewayEvent, type Fixture } from './fixture.js'
+import { openStream } from './stream-client.js'
 
 describe.skipIf(!testDatabaseUrl)('two server instances on one PostgreSQL database (needs TEST_DATABASE_URL)', () => {
   let url: string
@@ -80,31 +80,3 @@ describe.skipIf(!testDatabaseUrl)('two server instances on one PostgreSQL databa
     await stream.close()
   })
 })
-
-/** Reads `GET /v1/stream` over a real socket; `waitFor` fails after 10 s. */
-async function openStream (fx: Fixture) {
-  const address = fx.app.server.address() as AddressInfo
-  const controller = new AbortController()
-  const response = await fetch(`http://127.0.0.1:${address.port}/v1/stream`, {
-    headers: { authorization: `Bearer ${TOKENS.admin}` }, signal: controller.signal
-  })
-  const reader = response.body!.getReader()
-  const decoder = new TextDecoder()
-  let text = ''
-  return {
-    async waitFor (fragment: string) {
-      const deadline = Date.now() + 10_000
-      while (!text.includes(fragment)) {
-        const left = deadline - Date.now()
-        if (left <= 0) throw new Error(`no ${fragment} on the stream within 10 s; got ${text}`)
-        const read = await Promise.race([reader.read(), new Promise<null>((resolve) => setTimeout(() => resolve(null), left))])
-        if (read === null) continue
-        if (read.done) throw new Error(`stream ended without ${fragment}; got ${text}`)
-        text += decoder.decode(read.value)
-      }
-      // What was found is consumed: a later wait looks past it.
-      text = text.slice(text.indexOf(fragment) + fragment.length)
-    },
-    async close () { controller.abort(); await reader.cancel().catch(() => {}) }
-  }
-}

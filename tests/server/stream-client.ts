@@ -1,0 +1,31 @@
+/** A live stream client for server suites: `GET /v1/stream` read over a real socket. */
+import type { AddressInfo } from 'node:net'
+import { TOKENS, type Fixture } from './fixture.js'
+
+/** Reads `GET /v1/stream` over a real socket; `waitFor` fails after 10 s. */
+export async function openStream (fx: Fixture) {
+  const address = fx.app.server.address() as AddressInfo
+  const controller = new AbortController()
+  const response = await fetch(`http://127.0.0.1:${address.port}/v1/stream`, {
+    headers: { authorization: `Bearer ${TOKENS.admin}` }, signal: controller.signal
+  })
+  const reader = response.body!.getReader()
+  const decoder = new TextDecoder()
+  let text = ''
+  return {
+    async waitFor (fragment: string) {
+      const deadline = Date.now() + 10_000
+      while (!text.includes(fragment)) {
+        const left = deadline - Date.now()
+        if (left <= 0) throw new Error(`no ${fragment} on the stream within 10 s; got ${text}`)
+        const read = await Promise.race([reader.read(), new Promise<null>((resolve) => setTimeout(() => resolve(null), left))])
+        if (read === null) continue
+        if (read.done) throw new Error(`stream ended without ${fragment}; got ${text}`)
+        text += decoder.decode(read.value)
+      }
+      // What was found is consumed: a later wait looks past it.
+      text = text.slice(text.indexOf(fragment) + fragment.length)
+    },
+    async close () { controller.abort(); await reader.cancel().catch(() => {}) }
+  }
+}
