@@ -18,7 +18,8 @@
  * No false alarm from the watch's own troubles: a server that starts, or whose passes stalled
  * (the process paused, the database away) or whose database clock jumped, gives every gateway
  * a full interval from then before counting it lost. Gateways that never name themselves (older
- * ones) are not watched.
+ * ones) are not watched. Two processes under one id (twins) count as lost when either stops
+ * calling: gateway-instances.ts.
  */
 import { performance } from 'node:perf_hooks'
 import { Gauge } from 'prom-client'
@@ -30,6 +31,7 @@ import type { AlertLifecycle, LockedAlert } from '../alerts/lifecycle.js'
 import { raiseAlerts, type RaisedAlert } from '../ingest/raise-alert.js'
 import type { GatewayHealth } from '../../protocol/index.js'
 import { ADVISORY_LOCKS } from '../db/advisory-locks.js'
+import { GatewayInstances } from './gateway-instances.js'
 
 /** Who opens and resolves the alerts of a lost gateway, in the audit trail. */
 export const GATEWAY_WATCH_ACTOR = 'system:gateway-watch'
@@ -64,22 +66,6 @@ export interface GatewayWatchOptions {
 
 const ACTIVE = "('open', 'acknowledged', 'dispatched')"
 /**
- * Each gateway's contact as the watch counts it: its last call or, for an id twin processes
- * call under (migration 8), the last call of the twin heard least recently, so the id is lost
- * as soon as either stops calling and the silent devices behind the dead one are reported. A
- * twin silent for `twinWindowMs` counts no more (it was renamed, or restarted under a new
- * instance id: its silent devices had their alerts by then), silence counted from `floorMs` as
- * for the lost gateways themselves (a twin that died while the watch could not look still gets
- * its full window after); `sharedId` lasts as long as its row, a day after its last call.
- */
-const gatewayContact = (twinWindowMs: number, floorMs: number) => `(SELECT g.id, twins.shared_id,
-    LEAST(g.last_contact_at, twins.live_twin_contact_at) AS last_contact_at
-  FROM gateways g, LATERAL (SELECT count(*) > 0 AS shared_id,
-      min(i.last_contact_at) FILTER (WHERE GREATEST(i.last_contact_at, to_timestamp(${Math.round(floorMs)} / 1000.0))
-        > now() - make_interval(secs => ${Math.round(twinWindowMs) / 1000})) AS live_twin_contact_at
-    FROM gateway_instances i WHERE i.gateway_id = g.id AND i.twin_since IS NOT NULL) twins)`
-const FORGET_INSTANCES_EVERY_MS = 10 * 60_000
-/**
  * Alerts raised or resolved per transaction: a wide outage's thousands are taken a slice at a
  * time, so an ingest batch that needs one of them never waits long behind the watch.
  */
@@ -91,7 +77,7 @@ export class GatewayWatch {
   private readonly written = new Map<string, number>()
   /** The process (instance id) whose call this instance wrote last, per gateway. */
   private readonly writtenInstance = new Map<string, string>()
-  private instancesForgottenAt = -Infinity
+  private readonly instances: GatewayInstances
   /** Lost at the last pass (this instance's view, for the log and the gauge). */
   private lost = new Set<string>()
   /** Silence counts from here at the earliest (database time, ms): this start, or a stall. */
@@ -108,6 +94,7 @@ export class GatewayWatch {
     private readonly options: GatewayWatchOptions,
     private readonly log?: FastifyBaseLogger
   ) {
+    this.instances = new GatewayInstances(db, options.lostAfterMs, log)
     this.registerGauges()
   }
 
@@ -134,35 +121,11 @@ export class GatewayWatch {
           outbox_oldest_age_ms = CASE WHEN $5 THEN EXCLUDED.outbox_oldest_age_ms ELSE gateways.outbox_oldest_age_ms END,
           reported_at = COALESCE(EXCLUDED.reported_at, gateways.reported_at)`,
       [gatewayId, health?.outboxDepth ?? null, health?.outboxFull ?? null, health?.outboxOldestAgeMs ?? null, health !== undefined])
-      if (instanceId !== undefined) await this.heardInstance(gatewayId, instanceId)
+      if (instanceId !== undefined) await this.instances.heard(gatewayId, instanceId)
     } catch (err) {
       // Written at the next call; a request is never failed for it.
       this.written.delete(gatewayId)
       this.log?.warn({ err, gateway: gatewayId }, 'gateway watch: contact not recorded')
-    }
-  }
-
-  /**
-   * The calling process's contact, and whether it and another process of the same id have called
-   * over the same stretch of time, for longer than a restart's leftover calls could (twins).
-   */
-  private async heardInstance (gatewayId: string, instanceId: string): Promise<void> {
-    await this.db.query(`INSERT INTO gateway_instances (gateway_id, instance_id, first_contact_at, last_contact_at)
-      VALUES ($1, $2, now(), now())
-      ON CONFLICT (gateway_id, instance_id) DO UPDATE SET last_contact_at = EXCLUDED.last_contact_at`, [gatewayId, instanceId])
-    const twins = await this.db.query<{ instance_id: string }>(`
-      WITH caller AS (SELECT first_contact_at, last_contact_at FROM gateway_instances WHERE gateway_id = $1 AND instance_id = $2),
-      overlapping AS (
-        SELECT o.instance_id FROM gateway_instances o, caller c
-        WHERE o.gateway_id = $1 AND o.instance_id <> $2
-          AND LEAST(o.last_contact_at, c.last_contact_at) - GREATEST(o.first_contact_at, c.first_contact_at) > make_interval(secs => $3::float8 / 1000.0))
-      UPDATE gateway_instances i SET twin_since = now()
-      WHERE i.gateway_id = $1 AND i.twin_since IS NULL AND EXISTS (SELECT 1 FROM overlapping)
-        AND (i.instance_id = $2 OR i.instance_id IN (SELECT instance_id FROM overlapping))
-      RETURNING i.instance_id`, [gatewayId, instanceId, this.twinOverlapMs()])
-    if (twins.length > 0) {
-      this.log?.error({ gateway: gatewayId, instances: twins.map((t) => t.instance_id) },
-        'two gateway processes call under one GATEWAY_ID: give each gateway its own id (until then, the id counts as lost whenever one of them stops calling)')
     }
   }
 
@@ -181,7 +144,7 @@ export class GatewayWatch {
       async collect () { this.set((await statuses()).filter((g) => g.lost).length) }
     })
     void new Gauge({
-      name: 'sos_gateways_sharing_an_id', help: 'Gateway ids two processes called under by turns within GATEWAY_LOST_AFTER (the loss of either goes unseen)',
+      name: 'sos_gateways_sharing_an_id', help: 'Gateway ids two processes called under together within a day (the id counts as lost whenever either stops calling)',
       registers,
       async collect () { this.set((await statuses()).filter((g) => g.sharedId).length) }
     })
@@ -211,7 +174,7 @@ export class GatewayWatch {
              c.last_contact_at <= now() - make_interval(secs => $1::float8 / 1000.0) AS contact_lost, c.shared_id,
              devices, outbox_depth, outbox_full, outbox_oldest_age_ms, reported_at
       FROM (SELECT g.*, (SELECT count(*) FROM devices d WHERE d.gateway_id = g.id AND d.revoked_at IS NULL)::int8 AS devices FROM gateways g) g
-      JOIN ${this.contact()} c ON c.id = g.id
+      JOIN ${this.instances.contact(this.floorMs)} c ON c.id = g.id
       ORDER BY id`, [this.options.lostAfterMs])
     return rows.map((r) => ({
       id: r.id,
@@ -257,19 +220,6 @@ export class GatewayWatch {
     return Math.min(10_000, this.options.lostAfterMs / 10)
   }
 
-  /** Each gateway's contact as the watch counts it (see `gatewayContact`): twins count for three intervals. */
-  private contact (): string {
-    return gatewayContact(3 * this.options.lostAfterMs, this.floorMs)
-  }
-
-  /**
-   * Two processes calling over a stretch longer than this are twins: a third of the interval
-   * (30 s by default), far longer than the calls of a restarted process still under way.
-   */
-  private twinOverlapMs (): number {
-    return this.options.lostAfterMs / 3
-  }
-
   /**
    * Resolves first (devices heard again), then raises for the silent devices of lost gateways,
    * each a slice at a time in transactions of their own that never wait long for a lock: an
@@ -284,7 +234,7 @@ export class GatewayWatch {
       for (const alert of resolved ?? []) await this.lifecycle.afterCommit(alert, 'resolved')
       if (resolved?.length !== SLICE) break
     }
-    await this.forgetOldInstances()
+    await this.instances.forgetOld()
     const lost = await this.turn((tx) => this.silentGateways(tx, now))
     // Another instance is watching right now: the rest of this pass is its.
     if (lost === undefined) return
@@ -346,7 +296,7 @@ export class GatewayWatch {
   /** Gateways with devices that have not called for the interval (counted from the floor). */
   private async silentGateways (tx: Queryable, nowMs: number): Promise<string[]> {
     const rows = await tx.query<{ id: string }>(`
-      SELECT g.id FROM ${this.contact()} g
+      SELECT g.id FROM ${this.instances.contact(this.floorMs)} g
       WHERE GREATEST(g.last_contact_at, to_timestamp($1::float8 / 1000.0)) <= to_timestamp($2::float8 / 1000.0)
         AND EXISTS (SELECT 1 FROM devices d WHERE d.gateway_id = g.id AND d.revoked_at IS NULL)
       ORDER BY g.id`, [this.floorMs, nowMs - this.options.lostAfterMs])
@@ -357,7 +307,7 @@ export class GatewayWatch {
   private async raiseFor (tx: Queryable, gatewayIds: string[], nowMs: number): Promise<RaisedAlert[]> {
     const devices = await tx.query<{ id: string, gateway_id: string, silent_s: number }>(`
       SELECT d.id, d.gateway_id, extract(epoch FROM now() - g.last_contact_at)::float8 AS silent_s
-      FROM devices d JOIN ${this.contact()} g ON g.id = d.gateway_id
+      FROM devices d JOIN ${this.instances.contact(this.floorMs)} g ON g.id = d.gateway_id
       WHERE d.gateway_id = ANY($1::text[]) AND d.revoked_at IS NULL
         -- Heard lately all the same (through another gateway, say): not lost.
         AND (d.heard_at IS NULL OR d.heard_at <= to_timestamp($2::float8 / 1000.0))
@@ -399,13 +349,6 @@ export class GatewayWatch {
       await this.lifecycle.transition(tx, alert, 'resolved', { actor: GATEWAY_WATCH_ACTOR, note: `heard again${alert.gateway_id ? ` through gateway ${alert.gateway_id}` : ''}` })
     }
     return alerts
-  }
-
-  /** Gateway processes not heard from for a day are forgotten (a restart leaves one behind). */
-  private async forgetOldInstances (): Promise<void> {
-    if (performance.now() - this.instancesForgottenAt < FORGET_INSTANCES_EVERY_MS) return
-    this.instancesForgottenAt = performance.now()
-    await this.db.query("DELETE FROM gateway_instances WHERE last_contact_at < now() - INTERVAL '1 day'")
   }
 
   /** The database's clock now (not its transaction's start, which may be before a wait). */
