@@ -156,24 +156,33 @@ export class Forwarder {
       return
     }
     // A device's later alarms wait for these events and for its presence change (online, say).
-    const devices = [...new Set([...events.map((e) => e.deviceId), ...side.presence.map((c) => c.change.deviceId)])]
-    for (const id of devices) flight.devices.set(id, (flight.devices.get(id) ?? 0) + 1)
+    const presenceDevices = new Set(side.presence.map((c) => c.change.deviceId))
+    let held = [...new Set([...events.map((e) => e.deviceId), ...presenceDevices])]
+    for (const id of held) flight.devices.set(id, (flight.devices.get(id) ?? 0) + 1)
+    const release = (ids: string[]) => {
+      for (const id of ids) {
+        const left = flight.devices.get(id)! - 1
+        if (left > 0) flight.devices.set(id, left)
+        else flight.devices.delete(id)
+      }
+    }
     if (side.presence.length > 0) flight.presence = true
     const request: Promise<void> = retryForever('forwarding alarm events to the server', () => this.send('alarm', events, side, signal),
       signal, this.log, () => this.metrics.forwardFailures.inc())
       .then(async ({ results, sideRefused }) => {
         this.acknowledge(events, results)
         this.confirmed('alarm', events, sideRefused ? NO_SIDE_ITEMS : side)
-        // After the devices heard `received`: a refused side list is the slow path.
-        if (sideRefused) this.confirmedSide(await this.sendApart(side, 'alarm', signal))
+        if (!sideRefused) return
+        // The slow path, after the devices heard `received`: those that had only events here
+        // may send their next alarms meanwhile.
+        release(held.filter((id) => !presenceDevices.has(id)))
+        held = held.filter((id) => presenceDevices.has(id))
+        this.wake('alarm')
+        this.confirmedSide(await this.sendApart(side, 'alarm', signal))
       }, () => {}) // stopped: they stay queued for the next start
       .catch((err: Error) => this.log.error({ err: err.message }, 'confirmed alarms could not be answered or forgotten; they will be sent again'))
       .finally(() => {
-        for (const id of devices) {
-          const left = flight.devices.get(id)! - 1
-          if (left > 0) flight.devices.set(id, left)
-          else flight.devices.delete(id)
-        }
+        release(held)
         if (side.presence.length > 0) flight.presence = false
         flight.requests.delete(request)
         this.wake('alarm')
