@@ -14,6 +14,7 @@ export function createGatewayMetrics () {
     eventsIn: new Counter({ name: 'sos_gateway_events_in_total', help: 'PUBLISHes received from devices', registers }),
     eventsAccepted: new Counter({ name: 'sos_gateway_events_accepted_total', help: 'Events durably written to the outbox, by type', labelNames: ['type'], registers }),
     eventsRejected: new Counter({ name: 'sos_gateway_events_rejected_total', help: 'Publishes rejected (dead-lettered or denied), by reason', labelNames: ['reason'], registers }),
+    telemetryDropped: new Counter({ name: 'sos_gateway_telemetry_dropped_total', help: 'Telemetry fields (ts, battery, rssi, fw) that could not be read and were left out of an event that was kept, by field', labelNames: ['field'], registers }),
     eventsShed: new Counter({ name: 'sos_gateway_events_shed_total', help: 'Valid events acknowledged but not kept (rate limit, full outbox), by type and reason', labelNames: ['type', 'reason'], registers }),
     storeFailures: new Counter({ name: 'sos_gateway_store_failures_total', help: 'Outbox writes that failed (no PUBACK sent)', registers }),
     outboxDepth: new Gauge({ name: 'sos_gateway_outbox_depth', help: 'Events waiting for server confirmation', registers }),

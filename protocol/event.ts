@@ -33,14 +33,23 @@ export type DeviceEvent = Static<typeof DeviceEvent>
 
 const deviceEventValidator = Compile(DeviceEvent)
 
+/** A field the device sent that could not be kept, and why: the event went on without it. */
+export interface DroppedField { field: string, reason: string }
+
 export type ParseResult =
-  | { ok: true, event: DeviceEvent }
+  | { ok: true, event: DeviceEvent, dropped?: DroppedField[] }
   | { ok: false, reason: string, seq?: number }
 
 /**
  * Parses and validates a raw payload. Never throws: a bad payload is a value to answer, not an
- * exception to propagate into the broker. Unknown fields are dropped rather than refused, so a
- * newer firmware's extra telemetry never turns a press into a rejection.
+ * exception to propagate into the broker.
+ *
+ * What makes the event (seq, boot, type, and a cancel's PIN or a report's body) must be valid,
+ * or the event is refused. What only describes the device (ts, battery, rssi, fw) is dropped
+ * when it is not, and the event kept: a battery gauge reading 101 after a charge must not turn
+ * a press into a rejection, nor a heartbeat into silence (and then a false `device_offline`).
+ * The caller is told what was dropped, to dead-letter and count it. Unknown fields are dropped
+ * unread, so a newer firmware's extra telemetry never turns a press into a rejection either.
  */
 export function parseDeviceEvent (payload: Buffer | Uint8Array | string): ParseResult {
   const bytes = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload
@@ -68,16 +77,47 @@ export function parseDeviceEvent (payload: Buffer | Uint8Array | string): ParseR
   // Only what is kept is checked: an unknown field, whatever it holds, is dropped unread, so it
   // can never turn a press into a rejection.
   const known = pickKnown(record)
-  const unsafe = findUnsafe(known, '')
-  if (unsafe) return { ok: false, reason: `invalid event: ${unsafe}`, seq }
+  const dropped: DroppedField[] = []
+  const drop = (field: string, reason: string): boolean => {
+    if (!isDroppable(field, record.type)) return false
+    if (Object.hasOwn(known, field)) dropped.push({ field, reason })
+    delete known[field]
+    return true
+  }
+  for (const field of Object.keys(known)) {
+    const unsafe = findUnsafe(known[field], field)
+    if (unsafe && !drop(field, unsafe)) return { ok: false, reason: `invalid event: ${unsafe}`, seq }
+  }
   if (!deviceEventValidator.Check(known)) {
-    const first = deviceEventValidator.Errors(known)[0]
-    const where = first?.instancePath ? `${first.instancePath.slice(1)}: ` : ''
-    return { ok: false, reason: `invalid event: ${where}${first?.message ?? 'does not match schema'}`, seq }
+    const errors = deviceEventValidator.Errors(known).map((error) => ({ field: error.instancePath.split('/')[1] ?? '', error }))
+    const fatal = errors.find(({ field }) => !isDroppable(field, record.type))
+    const first = fatal?.error ?? errors[0]?.error
+    if (fatal || !first) {
+      const where = first?.instancePath ? `${first.instancePath.slice(1)}: ` : ''
+      return { ok: false, reason: `invalid event: ${where}${first?.message ?? 'does not match schema'}`, seq }
+    }
+    for (const { field, error } of errors) drop(field, `${error.instancePath.slice(1)}: ${error.message}`)
+    // What is left is the contract's own shape; if not, nothing here understood why.
+    if (!deviceEventValidator.Check(known)) return { ok: false, reason: 'invalid event: does not match schema', seq }
   }
   const event = known as DeviceEvent
   if (event.type === 'report' && event.report === undefined) return { ok: false, reason: 'invalid event: report: required for type report', seq }
-  return { ok: true, event }
+  return dropped.length > 0 ? { ok: true, event, dropped } : { ok: true, event }
+}
+
+/** What only describes the device, never what the event is. */
+const TELEMETRY = new Set(['ts', 'battery', 'rssi', 'fw'])
+
+/**
+ * A field an event can go on without: telemetry always; a PIN or a report body on an event
+ * that is not a cancel or a report (where they mean nothing). A type that is not valid is
+ * refused on its own account, so any field may be dropped beside it.
+ */
+function isDroppable (field: string, type: unknown): boolean {
+  if (TELEMETRY.has(field)) return true
+  if (field === 'pin') return type !== 'cancel'
+  if (field === 'report') return type !== 'report'
+  return false
 }
 
 const KNOWN_KEYS = Object.keys(DeviceEvent.properties)

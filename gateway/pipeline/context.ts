@@ -4,7 +4,7 @@
  * `authorizePublish`, so the PUBACK waits for the last one.
  */
 import type { PublishPacket } from 'aedes'
-import type { DeviceEvent, GatewayEvent, ParsedTopic } from '../../protocol/index.js'
+import type { DeviceEvent, DroppedField, GatewayEvent, ParsedTopic } from '../../protocol/index.js'
 import type { DeviceSession } from '../sessions.js'
 
 export interface PublishContext {
@@ -16,6 +16,8 @@ export interface PublishContext {
   readonly isWill: boolean
   topic?: ParsedTopic
   event?: DeviceEvent
+  /** Fields of the payload left out of `event` because they could not be read (telemetry). */
+  dropped?: DroppedField[]
   record?: GatewayEvent
 }
 

@@ -1,7 +1,8 @@
 /**
  * The publish pipeline `[checkPacket, authorize, validate, rateLimit, stamp, persist]`
  * (authenticate ran at CONNECT), run inside aedes' `authorizePublish`. Bad device input is
- * logged, counted, answered and skipped; nothing a device sends can throw into the broker.
+ * logged, counted, answered and skipped (bad telemetry beside a good event: left out of it,
+ * dead-lettered and counted); nothing a device sends can throw into the broker.
  */
 import type { Client, PublishPacket } from 'aedes'
 import type { Logger } from 'pino'
@@ -70,6 +71,14 @@ export function createAuthorizePublish (deps: PipelineDeps) {
     }
     // The executor runs the steps at once; a step that throws becomes the rejection below.
     new Promise<Outcome>((resolve) => resolve(run(steps, ctx))).then((outcome) => {
+      // The event went on without telemetry it could not read: kept whole as a dead letter, so
+      // a maintainer sees the faulty gauge, but no rejection (the alarm itself was good).
+      if (ctx.dropped && (outcome.kind === 'stored' || outcome.kind === 'shed')) {
+        for (const { field } of ctx.dropped) metrics.telemetryDropped.inc({ field })
+        const reason = `telemetry dropped, event kept: ${ctx.dropped.map((d) => d.reason).join('; ')}`
+        logRefusal(session.deviceId, 'info', { seq: ctx.event!.seq, reason }, 'event kept without telemetry it could not read')
+        deadLetter(reason)
+      }
       switch (outcome.kind) {
         case 'status':
           // Only the gateway publishes retained status (online on connect, offline when the

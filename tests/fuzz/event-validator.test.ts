@@ -35,6 +35,29 @@ describe('parseDeviceEvent under fuzzing', () => {
     }), { numRuns: runs(1000) })
   })
 
+  it('keeps any valid event whose telemetry (and a PIN or report that means nothing on its type) is junk, naming each field left out', () => {
+    // Junk for every one of those fields: wrong types, fractions, empty or over-long text,
+    // control characters, arrays and (shallow) objects.
+    const junk = fc.oneof(
+      fc.constant(null), fc.boolean(), fc.double({ noInteger: true, noNaN: true }), fc.constant(''),
+      fc.string({ minLength: 33, maxLength: 60 }), fc.string({ maxLength: 5 }).map((t) => `\u0001${t}`),
+      fc.array(fc.integer(), { maxLength: 3 }), fc.dictionary(fc.string({ maxLength: 4 }), fc.integer(), { maxKeys: 3 })
+    )
+    const droppable = (type: string) => ['ts', 'battery', 'rssi', 'fw', ...(type === 'cancel' ? [] : ['pin']), ...(type === 'report' ? [] : ['report'])]
+    const garbled = fc.tuple(anyValidEvent, fc.dictionary(fc.constantFrom('ts', 'battery', 'rssi', 'fw', 'pin', 'report'), junk, { minKeys: 1, maxKeys: 6 }))
+      .map(([event, bad]) => ({ event, bad: Object.fromEntries(Object.entries(bad).filter(([field]) => droppable(event.type).includes(field))) }))
+      .filter(({ bad }) => Object.keys(bad).length > 0)
+    fc.assert(fc.property(garbled, ({ event, bad }) => {
+      const result = parseDeviceEvent(JSON.stringify({ ...event, ...bad }))
+      const kept = Object.fromEntries(Object.entries(event).filter(([field]) => !(field in bad)))
+      expect(result).toMatchObject({ ok: true, event: kept })
+      if (!result.ok) return
+      expect(result.event).toEqual(kept)
+      expect(result.dropped!.map((d) => d.field).sort()).toEqual(Object.keys(bad).sort())
+      for (const d of result.dropped!) expect(d.reason).toMatch(new RegExp(`^${d.field}\\b`))
+    }), { numRuns: runs(1000) })
+  })
+
   it('refuses an event whose seq breaks the contract, with a reason naming seq', () => {
     const badSeq = fc.oneof(
       fc.integer({ max: -1 }), fc.double({ noInteger: true }), fc.string(), fc.boolean(), fc.constant(null),

@@ -26,15 +26,15 @@ const cases: Case[] = [
   ['an empty payload', publish(''), /not JSON/],
   ['a JSON array', publish('[1,2]'), /JSON object/],
   ['a string seq (wrong type)', publish('{"seq":"1","type":"press"}'), /seq/],
-  ['a fractional battery (wrong type)', publish('{"seq":4,"type":"heartbeat","battery":50.5}'), /battery/],
+  ['a numeric cancel PIN (wrong type)', publish('{"seq":4,"type":"cancel","pin":1234}'), /pin/],
   ['an unknown type', publish('{"seq":5,"type":"explode"}'), /type/],
   ['an oversized payload', publish(JSON.stringify({ seq: 6, type: 'press', pad: 'x'.repeat(MAX_EVENT_BYTES) })), /too large/],
   ['deep nesting', publish(`{"seq":7,"type":"press","x":${'['.repeat(60)}${']'.repeat(60)}}`), /nested too deeply/],
   ['a __proto__ key in a report', publish('{"seq":8,"type":"report","report":{"category":"noise","text":"x","__proto__":{"isAdmin":true}}}'), /report.__proto__: forbidden key/],
   ['a constructor key in a report', publish('{"seq":9,"type":"report","report":{"category":"noise","text":"x","constructor":{"x":1}}}'), /report.constructor: forbidden key/],
   ['invalid UTF-8', publish(Buffer.from([0x7b, 0x22, 0x73, 0xff, 0xfe, 0x7d])), /UTF-8/],
-  ['a control character', publish('{"seq":11,"type":"press","fw":"1.0\\u0000"}'), /control characters/],
-  ['a lone surrogate', publish('{"seq":12,"type":"press","fw":"\\ud800"}'), /lone surrogate/],
+  ['a control character in a report', publish('{"seq":11,"type":"report","report":{"category":"noise","text":"1.0\\u0000"}}'), /control characters/],
+  ['a lone surrogate in a report', publish('{"seq":12,"type":"report","report":{"category":"noise","text":"\\ud800"}}'), /lone surrogate/],
   ['a byte order mark', publish('\ufeff{"seq":13,"type":"press"}'), /byte order mark/],
   ['a malformed cancel PIN', publish('{"seq":14,"type":"cancel","pin":"12ab"}'), /pin/],
   ['a report without its body', publish('{"seq":15,"type":"report"}'), /report/],
@@ -114,6 +114,35 @@ describe('malformed device input', () => {
     const { body: events } = await system.api('GET', `/v1/events?deviceId=${id}`)
     expect(events.find((e: any) => e.seq === 200)).toMatchObject({ type: 'press' })
     expect(JSON.stringify(events)).not.toContain('isAdmin')
+  })
+
+  it('stores a press and a heartbeat without the telemetry they carried that could not be read, answered received, the rest dead-lettered and counted', async () => {
+    const lettersBefore = system.gateway.deadLetters.recent(1000).length
+    // A battery gauge past 100 after a charge, a positive RSSI, a NUL in the firmware string:
+    // a firmware fault beside the alarm must not cost the alarm.
+    await device.publishAsync(topics.event(id), '{"seq":300,"type":"press","battery":101,"rssi":3,"fw":"2.0\\u0000"}', { qos: 1 })
+    const received = await acks.waitFor((a) => a.state === 'received' && a.seq === 300)
+    expect(received.alertId).toBeTruthy()
+    // A heartbeat with a fractional battery is still a sign of life.
+    await device.publishAsync(topics.event(id), '{"seq":301,"type":"heartbeat","battery":50.5,"rssi":-70}', { qos: 1 })
+    const events = await eventually(async () => {
+      const { body } = await system.api('GET', `/v1/events?deviceId=${id}`)
+      return (body as any[]).some((e) => e.seq === 301) ? body as any[] : undefined
+    }, 5000, 'the heartbeat stored')
+    expect(events.find((e) => e.seq === 300)).toMatchObject({ type: 'press' })
+    expect(events.find((e) => e.seq === 300)).not.toHaveProperty('battery', 101)
+    expect(events.find((e) => e.seq === 301)).toMatchObject({ type: 'heartbeat', rssi: -70 })
+    expect(acks.acks.filter((a) => a.state === 'rejected' && (a.seq === 300 || a.seq === 301))).toEqual([])
+
+    // Newest first: the heartbeat's letter, then the press's, each with the whole payload.
+    const letters = system.gateway.deadLetters.recent(1000).slice(0, -lettersBefore || undefined)
+    expect(letters.map((l) => l.reason)).toEqual([
+      expect.stringMatching(/^telemetry dropped, event kept: battery: /),
+      expect.stringMatching(/^telemetry dropped, event kept: fw: control characters are not allowed; battery: .*; rssi: /)
+    ])
+    expect(await metricValue(system.gateway, 'sos_gateway_telemetry_dropped_total', { field: 'battery' })).toBe(2)
+    expect(await metricValue(system.gateway, 'sos_gateway_telemetry_dropped_total', { field: 'fw' })).toBe(1)
+    expect(await metricValue(system.gateway, 'sos_gateway_events_rejected_total')).toBe(cases.length)
   })
 
   it('stores and answers a press from a device whose clock reads 1970 (its RTC reset)', async () => {

@@ -20,7 +20,7 @@ describe('device event payload', () => {
   })
 
   it.each([
-    ['a control character in fw', '{"seq":3,"type":"press","fw":"1.0\\u0000"}', /fw: control characters/],
+    ['a control character in a report', '{"seq":3,"type":"report","report":{"category":"noise","text":"a\\u0000"}}', /report.text: control characters/],
     ['a __proto__ key in a report', '{"seq":4,"type":"report","report":{"category":"noise","text":"x","__proto__":{}}}', /report.__proto__: forbidden key/],
     ['a lone surrogate in a report', '{"seq":5,"type":"report","report":{"category":"noise","text":"\\udc00"}}', /report.text: not valid Unicode/]
   ])('still refuses %s: what is kept must be safe', (_what, payload, reason) => {
@@ -38,7 +38,10 @@ describe('device event payload', () => {
     ['fractional seq', '{"seq":1.5,"type":"press"}', /seq/],
     ['string seq', '{"seq":"1","type":"press"}', /seq/],
     ['unknown type', '{"seq":1,"type":"explode"}', /type/],
-    ['battery over 100', '{"seq":1,"type":"heartbeat","battery":140}', /battery/],
+    ['a cancel whose PIN is not digits', '{"seq":1,"type":"cancel","pin":"12ab"}', /pin/],
+    ['a cancel whose PIN is a number', '{"seq":1,"type":"cancel","pin":1234}', /pin/],
+    ['a bad seq beside bad telemetry', '{"seq":"1","type":"press","battery":500}', /seq/],
+    ['an unknown type beside bad telemetry', '{"seq":1,"type":"explode","battery":500,"fw":"\\u0001"}', /type/],
     ['a long boot id', `{"seq":1,"type":"press","boot":"${'x'.repeat(37)}"}`, /boot/],
     ['a report without its body', '{"seq":1,"type":"report"}', /report/],
     ['a report of an unknown category', '{"seq":1,"type":"report","report":{"category":"aliens","text":"?"}}', /report/]
@@ -46,6 +49,32 @@ describe('device event payload', () => {
     const result = parseDeviceEvent(payload)
     expect(result.ok).toBe(false)
     if (!result.ok) expect(result.reason).toMatch(reason)
+  })
+
+  it('keeps the event and leaves out telemetry it cannot read, saying which and why', () => {
+    // A battery gauge reading 101 after a charge, a radio driver's positive RSSI, a clock gone
+    // negative, a firmware string with a NUL: none of them may cost the press.
+    const result = parseDeviceEvent('{"seq":7,"boot":"b1","type":"press","battery":140,"rssi":5,"ts":-3,"fw":"1.0\\u0000"}')
+    expect(result).toMatchObject({ ok: true, event: { seq: 7, boot: 'b1', type: 'press' } })
+    if (!result.ok) return
+    expect(result.event).toEqual({ seq: 7, boot: 'b1', type: 'press' })
+    expect(Object.fromEntries(result.dropped!.map((d) => [d.field, d.reason]))).toEqual({
+      battery: expect.stringMatching(/^battery: .*100/),
+      rssi: expect.stringMatching(/^rssi: .*0/),
+      ts: expect.stringMatching(/^ts: /),
+      fw: 'fw: control characters are not allowed'
+    })
+    // What is valid beside it stays.
+    expect(parseDeviceEvent('{"seq":8,"type":"heartbeat","battery":50.5,"rssi":-70}')).toEqual({
+      ok: true, event: { seq: 8, type: 'heartbeat', rssi: -70 }, dropped: [{ field: 'battery', reason: expect.stringMatching(/^battery: /) }]
+    })
+  })
+
+  it('leaves out a PIN or a report body where the type gives it no meaning, but not where it does', () => {
+    expect(parseDeviceEvent('{"seq":1,"type":"press","pin":"12ab"}')).toMatchObject({ ok: true, event: { seq: 1, type: 'press' }, dropped: [{ field: 'pin' }] })
+    expect(parseDeviceEvent('{"seq":2,"type":"heartbeat","report":{"category":"aliens","text":"?"}}')).toMatchObject({ ok: true, event: { seq: 2, type: 'heartbeat' }, dropped: [{ field: 'report' }] })
+    expect(parseDeviceEvent('{"seq":3,"type":"cancel","pin":"12ab"}')).toMatchObject({ ok: false, seq: 3, reason: expect.stringMatching(/pin/) })
+    expect(parseDeviceEvent('{"seq":4,"type":"report","report":{"category":"aliens","text":"?"}}')).toMatchObject({ ok: false, seq: 4, reason: expect.stringMatching(/report/) })
   })
 
   it('rejects oversized payloads and invalid UTF-8 before parsing', () => {
