@@ -37,6 +37,8 @@ export interface GatewayConfig {
   readonly forwardParallel?: number
   /** Outbox bound (events); see the policy in outbox.ts. */
   readonly outboxMaxEvents?: number
+  /** An alarm whose outbox write takes longer than this (a disk that hangs) goes to the server from memory, ms (pipeline/persist.ts). */
+  readonly outboxStallMs?: number
   /** Heartbeat interval per device kind, ms (supervision). */
   readonly heartbeatIntervalsMs?: Readonly<Record<string, number>>
   /** A dropped connection that comes back within this is not reported offline. */
@@ -59,6 +61,9 @@ export const GATEWAY_DEFAULTS = Object.freeze({
   forwardIntervalMs: 25,
   forwardParallel: 4,
   reconnectGraceMs: 5_000,
+  // A pedestrian should see within a second that the press was received (DESIGN §1); a commit
+  // takes a millisecond or so, a few hundred under a burst.
+  outboxStallMs: 1_000,
   rateLimit: Object.freeze({ burst: 10, perSecond: 1 })
 })
 
@@ -131,6 +136,7 @@ export function gatewayConfigFromEnv (env: NodeJS.ProcessEnv = process.env): Gat
     forwardIntervalMs: GATEWAY_DEFAULTS.forwardIntervalMs,
     forwardParallel: positiveInt(env, 'FORWARD_PARALLEL', GATEWAY_DEFAULTS.forwardParallel),
     outboxMaxEvents: positiveInt(env, 'OUTBOX_MAX_EVENTS', 200_000),
+    outboxStallMs: seconds(env, 'OUTBOX_STALL_S', GATEWAY_DEFAULTS.outboxStallMs),
     heartbeatIntervalsMs: Object.freeze({
       button: seconds(env, 'HEARTBEAT_INTERVAL_BUTTON_S', heartbeat),
       kiosk: seconds(env, 'HEARTBEAT_INTERVAL_KIOSK_S', heartbeat),

@@ -12,13 +12,14 @@
  * `received` (or `rejected`).
  */
 import type { Logger } from 'pino'
-import { topics, type Ack, type DeadLetter, type IngestBatch, type IngestResult, type PresenceChange } from '../protocol/index.js'
+import { topics, type Ack, type DeadLetter, type GatewayEvent, type IngestBatch, type IngestResult, type PresenceChange } from '../protocol/index.js'
 import type { DeadLetters } from './dead-letters.js'
 import type { GatewayMetrics } from './metrics.js'
 import type { Lane, Outbox, OutboxEntry } from './outbox/outbox.js'
 import type { PresenceLog } from './presence-log.js'
 import { ServerError, type ServerClient } from './server-client.js'
 import { pause, retryForever } from './retry.js'
+import { LogBudget } from './log-budget.js'
 
 /** States a device should hear again when its event joins an alert already in them. */
 const STILL_TRUE_STATES = new Set(['acknowledged', 'dispatched', 'cancelled'])
@@ -56,6 +57,9 @@ export class Forwarder {
    * else meanwhile), and whether one carries presence changes.
    */
   private readonly alarmsInFlight = { requests: new Set<Promise<void>>(), devices: new Map<string, number>(), presence: false }
+  /** Alarms answered by the server before the outbox could write them (`sendUnwritten`): their outbox copy is not answered again. */
+  private readonly answeredUnwritten = new Set<string>()
+  private readonly unwrittenLines: LogBudget
 
   constructor (
     private readonly gatewayId: string,
@@ -70,6 +74,26 @@ export class Forwarder {
     // lane stays asleep instead of asking the outbox a thousand times for nothing.
     sources.outbox.on('appended', (lanes) => { for (const lane of lanes) this.wake(lane) })
     sources.presence.on('appended', () => this.wake('alarm'))
+    this.unwrittenLines = new LogBudget(5, 10_000, (_, lines) => log.warn({ notLogged: lines }, 'more alarms sent to the server before the outbox could write them, not logged one by one'))
+  }
+
+  /**
+   * An alarm the outbox has not managed to write in time (its disk hangs: pipeline/persist.ts),
+   * sent from memory beside the lanes and retried until the server answers, or until `signal`
+   * aborts (the write ended after all: the lane sends it). The device hears the server's answer
+   * now; when the outbox copy is confirmed later (`duplicate`), it is not told again.
+   */
+  async sendUnwritten (record: GatewayEvent, signal: AbortSignal): Promise<void> {
+    const entry: OutboxEntry = { id: 0, eventId: record.eventId, deviceId: record.deviceId, type: record.event.type, seq: record.event.seq, receivedAt: record.receivedAt, body: JSON.stringify(record) }
+    const until = AbortSignal.any([signal, this.stopping.signal])
+    this.metrics.alarmsSentUnwritten.inc()
+    if (this.unwrittenLines.allows('unwritten')) this.log.warn({ deviceId: record.deviceId, seq: record.event.seq, writeWaitMs: Math.round(this.sources.outbox.writeWaitMs()) }, 'outbox write is taking too long: alarm sent to the server from memory')
+    const { results } = await retryForever('sending an alarm the outbox could not write yet', () => this.send('alarm', [entry], NO_SIDE_ITEMS, until),
+      until, this.log, () => this.metrics.forwardFailures.inc())
+    this.acknowledge([entry], results)
+    this.answeredUnwritten.add(record.eventId)
+    // Bounded: an outbox copy that never comes (its write failed) must not be remembered forever.
+    if (this.answeredUnwritten.size > 10_000) this.answeredUnwritten.delete(this.answeredUnwritten.values().next().value!)
   }
 
   /** Called when a dead letter was queued (they travel in the routine lane). */
@@ -336,6 +360,7 @@ export class Forwarder {
   private acknowledge (events: OutboxEntry[], results: IngestResult[]): void {
     events.forEach((e, i) => {
       if (e.type === 'heartbeat') return
+      if (this.answeredUnwritten.size > 0 && this.answeredUnwritten.delete(e.eventId)) return
       const result = results[i]
       const topic = topics.ack(e.deviceId)
       const seq = e.seq

@@ -22,6 +22,7 @@ import { validate } from './pipeline/validate.js'
 import { createRateLimit } from './pipeline/rate-limit.js'
 import { createStamp } from './pipeline/stamp.js'
 import { createPersist } from './pipeline/persist.js'
+import { createHeard } from './pipeline/heard.js'
 import { createBroker, listen, type Listeners } from './broker.js'
 import { LogBudget } from './log-budget.js'
 import { ConnectedDevices, sessionOf } from './sessions.js'
@@ -92,6 +93,7 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
   })
   outbox.on('evicted', (n) => metrics.outboxEvicted.inc(n))
   outbox.on('committed', (seconds) => metrics.outboxCommit.observe(seconds))
+  metrics.live.outboxWriteWaitMs = () => outbox.writeWaitMs()
   // A gateway restarted with a full outbox says so at once, not at the next change.
   reportFull(outbox.full)
   const adopted = await adoptLegacyOutbox(outbox, db)
@@ -113,12 +115,18 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
     // A CONNECT while at capacity: counted here, connected ones in broker.connectedClients.
     authenticate: createAuthenticate(credentials, metrics, log, () => broker !== undefined && broker.connectedClients >= maxConnections),
     authorizePublish: createAuthorizePublish({
-      steps: [checkPacket, authorize, validate, createRateLimit(limiter), createStamp(config.gatewayId), createPersist(outbox)],
+      steps: [
+        checkPacket, authorize, validate, createHeard((session) => supervisor.seen(session.deviceId, session.kind)),
+        createRateLimit(limiter), createStamp(config.gatewayId),
+        createPersist(outbox, {
+          afterMs: config.outboxStallMs ?? GATEWAY_DEFAULTS.outboxStallMs,
+          send: (record, signal) => forwarder ? forwarder.sendUnwritten(record, signal) : Promise.reject(new Error('not forwarding yet'))
+        })
+      ],
       deadLetters,
       metrics,
       log,
       sendToDevice,
-      onDeviceEvent: (session) => supervisor.seen(session.deviceId, session.kind),
       onWill: (client) => willFired.add(client)
     })
   }, log, config.drainTimeoutMs)
@@ -172,7 +180,9 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
           connections: broker!.connectedClients,
           outboxDepth: outbox.depth(),
           outboxFull: outbox.full,
-          outboxOldestAgeSeconds: oldest === undefined ? 0 : Math.max(0, Date.now() - oldest) / 1000
+          outboxOldestAgeSeconds: oldest === undefined ? 0 : Math.max(0, Date.now() - oldest) / 1000,
+          // Seconds here: the disk hangs (alarms go to the server from memory meanwhile).
+          outboxWriteWaitSeconds: Math.round(outbox.writeWaitMs()) / 1000
         }
       }
     }).catch((err: Error) => {

@@ -5,8 +5,11 @@ export function createGatewayMetrics () {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'sos_gateway_process_' })
   const registers = [registry]
+  /** Read at each scrape, for what nothing else updates while it matters (a write hanging). */
+  const live = { outboxWriteWaitMs: () => 0 }
   return {
     registry,
+    live,
     connections: new Gauge({ name: 'sos_gateway_connections', help: 'Open authenticated MQTT connections', registers }),
     credentialLookups: new Counter({ name: 'sos_gateway_credential_lookups_total', help: 'Questions to the server about one device at CONNECT (unknown id, or a secret that may have been rotated), by result', labelNames: ['result'], registers }),
     connectionsRefused: new Counter({ name: 'sos_gateway_connections_refused_total', help: 'CONNECTs refused, by reason', labelNames: ['reason'], registers }),
@@ -21,6 +24,8 @@ export function createGatewayMetrics () {
     outboxOldestAge: new Gauge({ name: 'sos_gateway_outbox_oldest_age_seconds', help: 'Age of the oldest event waiting for server confirmation', registers }),
     outboxFull: new Gauge({ name: 'sos_gateway_outbox_full', help: '1 while the outbox is at its bound (routine events are being shed)', registers }),
     outboxEvicted: new Counter({ name: 'sos_gateway_outbox_evicted_total', help: 'Stored heartbeats evicted to make room in a full outbox', registers }),
+    alarmsSentUnwritten: new Counter({ name: 'sos_gateway_alarms_sent_unwritten_total', help: 'Alarms sent to the server from memory because their outbox write took too long (a disk that hangs); each PUBACKed once the server stored it', registers }),
+    outboxWriteWait: new Gauge({ name: 'sos_gateway_outbox_write_wait_seconds', help: 'How long the outbox write in flight has waited for the disk (0 when none): seconds here mean the disk hangs', registers, collect () { this.set(live.outboxWriteWaitMs() / 1000) } }),
     outboxCommit: new Histogram({ name: 'sos_gateway_outbox_commit_seconds', help: 'One outbox transaction (insert and fsync) in its worker thread: the disk\'s share of PUBACK latency', buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5], registers }),
     pubackLatency: new Histogram({ name: 'sos_gateway_puback_latency_seconds', help: 'Receive → durable write (PUBACK) latency', buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5], registers }),
     forwardLatency: new Histogram({ name: 'sos_gateway_forward_latency_seconds', help: 'Receive → confirmed by server latency', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5, 30], registers }),

@@ -16,6 +16,7 @@
  * back from disk, and an alarm is sent without first waiting behind the commit in flight.
  */
 import { EventEmitter } from 'node:events'
+import { performance } from 'node:perf_hooks'
 import { Worker } from 'node:worker_threads'
 import type { GatewayEvent } from '../../protocol/index.js'
 import type { StateDb } from '../state-db.js'
@@ -45,6 +46,8 @@ export class OutboxError extends Error {
 export class Outbox extends EventEmitter<{ appended: [lanes: ReadonlySet<Lane>], committed: [seconds: number], full: [boolean], shed: [GatewayEvent], evicted: [number], error: [Error] }> {
   private pending: Pending[] = []
   private appending = false
+  /** When the write in flight was handed to the worker (performance.now()), while one is. */
+  private appendingSince?: number
   private readonly waiting: Array<{ resolve: (reply: Answered) => void, reject: (err: Error) => void, onReply?: (reply: Answered) => void }> = []
   private readonly tails: Record<Lane, LaneTail> = { alarm: new LaneTail(TAIL_MAX), routine: new LaneTail(TAIL_MAX) }
   /** Per lane, for each read from disk still waiting for its answer: the ids removed since it was asked. */
@@ -134,6 +137,15 @@ export class Outbox extends EventEmitter<{ appended: [lanes: ReadonlySet<Lane>],
     return this.isFull
   }
 
+  /**
+   * How long the write in flight has waited for the disk, ms (0 when none is in flight). An
+   * fsync takes a millisecond or so; one that takes seconds is a disk hanging (an SD card
+   * wearing out, a failing drive), and every event behind it waits too.
+   */
+  writeWaitMs (): number {
+    return this.appendingSince === undefined ? 0 : performance.now() - this.appendingSince
+  }
+
   /** Receive time of the oldest waiting event (as of the last answer), or undefined when empty. */
   oldestReceivedAt (): number | undefined {
     return this.current.oldestReceivedAt ?? undefined
@@ -157,6 +169,7 @@ export class Outbox extends EventEmitter<{ appended: [lanes: ReadonlySet<Lane>],
     const batch = this.pending
     this.pending = []
     this.appending = true
+    this.appendingSince = performance.now()
     const records = batch.map(({ event: e }): OutboxRecord => ({
       eventId: e.eventId, deviceId: e.deviceId, type: e.event.type, seq: e.event.seq, receivedAt: e.receivedAt, body: JSON.stringify(e)
     }))
@@ -174,6 +187,7 @@ export class Outbox extends EventEmitter<{ appended: [lanes: ReadonlySet<Lane>],
       for (const p of batch) p.reject(err)
     }).finally(() => {
       this.appending = false
+      this.appendingSince = undefined
       // Whatever arrived during that commit goes in the next one, at once.
       this.flush()
     })

@@ -1,12 +1,12 @@
 /**
- * The publish pipeline `[checkPacket, authorize, validate, rateLimit, stamp, persist]`
+ * The publish pipeline `[checkPacket, authorize, validate, heard, rateLimit, stamp, persist]`
  * (authenticate ran at CONNECT), run inside aedes' `authorizePublish`. Bad device input is
  * logged, counted, answered and skipped (bad telemetry beside a good event: left out of it,
  * dead-lettered and counted); nothing a device sends can throw into the broker.
  */
 import type { Client, PublishPacket } from 'aedes'
 import type { Logger } from 'pino'
-import { parseDeviceTopic, topics, type Ack, type DeviceEvent } from '../../protocol/index.js'
+import { parseDeviceTopic, topics, type Ack } from '../../protocol/index.js'
 import type { DeadLetters } from '../dead-letters.js'
 import type { GatewayMetrics } from '../metrics.js'
 import { sessionOf, type DeviceSession } from '../sessions.js'
@@ -20,8 +20,6 @@ export interface PipelineDeps {
   log: Logger
   /** Sends a message to a device (the broker's own publish). */
   sendToDevice: (topic: string, payload: Ack) => void
-  /** A valid event arrived (stored or shed): the device is alive. */
-  onDeviceEvent?: (session: DeviceSession, event: DeviceEvent) => void
   /** The client's last will is being published: its connection died without DISCONNECT. */
   onWill?: (client: Client, session: DeviceSession) => void
 }
@@ -88,11 +86,9 @@ export function createAuthorizePublish (deps: PipelineDeps) {
         case 'stored':
           metrics.eventsAccepted.inc({ type: ctx.event!.type })
           metrics.pubackLatency.observe((Date.now() - ctx.receivedAt) / 1000)
-          deps.onDeviceEvent?.(session, ctx.event!)
           return callback(null)
         case 'shed':
           metrics.eventsShed.inc({ type: ctx.event!.type, reason: outcome.reason })
-          deps.onDeviceEvent?.(session, ctx.event!)
           if (outcome.answer && !isWill) deps.sendToDevice(topics.ack(session.deviceId), { seq: ctx.event!.seq, state: 'rejected', reason: outcome.reason })
           drop(packet)
           return callback(null)
