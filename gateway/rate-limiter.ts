@@ -3,10 +3,17 @@
  * report) are never limited here: presses are stored, each under its own seq, and the server
  * coalesces them into the open alert, so a frantic pedestrian never loses the alarm. What a
  * faulty or hostile device can flood with is routine telemetry, and that is what is shed.
+ *
+ * Warnings that raise an alert of their own (battery_low, power_lost) each have a bucket apart
+ * from the heartbeats and tests: a device flushing the heartbeats it buffered during a power
+ * cut, then saying `power_lost`, had the warning shed, and no alert raised.
  */
 import type { EventType } from '../protocol/index.js'
 
 export const UNLIMITED_TYPES: ReadonlySet<EventType> = new Set(['press', 'hold', 'cancel', 'tamper', 'report'])
+
+/** Routine types with a budget of their own (they raise alerts); the rest share one. */
+const OWN_BUDGET: ReadonlySet<EventType> = new Set(['battery_low', 'power_lost'])
 
 export interface RateLimit {
   /** Bucket size: a burst this large is always accepted. */
@@ -18,7 +25,8 @@ export interface RateLimit {
 interface Bucket { tokens: number, at: number }
 
 export class DeviceRateLimiter {
-  private readonly buckets = new Map<string, Bucket>()
+  /** Per device, its buckets by budget (`routine`, or a type with a budget of its own). */
+  private readonly buckets = new Map<string, Map<string, Bucket>>()
 
   constructor (private readonly limit: RateLimit, private readonly now: () => number = Date.now) {}
 
@@ -26,24 +34,31 @@ export class DeviceRateLimiter {
   allow (deviceId: string, type: EventType): boolean {
     if (UNLIMITED_TYPES.has(type)) return true
     const now = this.now()
-    const bucket = this.buckets.get(deviceId) ?? { tokens: this.limit.burst, at: now }
-    bucket.tokens = Math.min(this.limit.burst, bucket.tokens + (now - bucket.at) / 1000 * this.limit.perSecond)
+    let budgets = this.buckets.get(deviceId)
+    if (!budgets) this.buckets.set(deviceId, budgets = new Map())
+    const budget = OWN_BUDGET.has(type) ? type : 'routine'
+    const bucket = budgets.get(budget) ?? { tokens: this.limit.burst, at: now }
+    bucket.tokens = this.refilled(bucket, now)
     bucket.at = now
-    this.buckets.set(deviceId, bucket)
+    budgets.set(budget, bucket)
     if (bucket.tokens < 1) return false
     bucket.tokens -= 1
     return true
   }
 
   /**
-   * Forgets a device's bucket when it disconnects, but only once the bucket has refilled: a
+   * Forgets a device's buckets when it disconnects, but only once they have refilled: a
    * flooding device must not get a fresh budget by reconnecting. Memory stays bounded by the
    * devices that are live or recently flooded.
    */
   forget (deviceId: string): void {
-    const bucket = this.buckets.get(deviceId)
-    if (!bucket) return
-    const tokens = bucket.tokens + (this.now() - bucket.at) / 1000 * this.limit.perSecond
-    if (tokens >= this.limit.burst) this.buckets.delete(deviceId)
+    const budgets = this.buckets.get(deviceId)
+    if (!budgets) return
+    const now = this.now()
+    if ([...budgets.values()].every((bucket) => this.refilled(bucket, now) >= this.limit.burst)) this.buckets.delete(deviceId)
+  }
+
+  private refilled (bucket: Bucket, now: number): number {
+    return Math.min(this.limit.burst, bucket.tokens + (now - bucket.at) / 1000 * this.limit.perSecond)
   }
 }

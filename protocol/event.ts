@@ -5,8 +5,13 @@ import Type, { type Static } from 'typebox'
 import { Compile } from 'typebox/compile'
 
 export const MAX_EVENT_BYTES = 4096
-/** An event is an object holding at most one object (`report`); anything deeper is not ours. */
-export const MAX_NESTING = 3
+/**
+ * How deep a payload may nest, counted before it is parsed. An event of ours is an object
+ * holding at most one object (`report`), but the fields we do not keep are dropped unread, and
+ * a newer firmware's diagnostics (`"diag":{"net":{"wifi":{…}}}`) must not cost its press: the
+ * bound only keeps a 4 KiB payload of brackets from being built.
+ */
+export const MAX_NESTING = 16
 
 export const EVENT_TYPES = [
   'press', 'hold', 'cancel', 'heartbeat', 'tamper', 'battery_low', 'power_lost', 'report', 'test'

@@ -10,7 +10,23 @@ describe('device rate limiter', () => {
     expect(Array.from({ length: 100 }, () => limiter.allow('btn-1', 'press')).every(Boolean)).toBe(true)
     expect(limiter.allow('btn-2', 'heartbeat')).toBe(true)
     now += 1000
-    expect([limiter.allow('btn-1', 'battery_low'), limiter.allow('btn-1', 'battery_low')]).toEqual([true, false])
+    expect([limiter.allow('btn-1', 'test'), limiter.allow('btn-1', 'heartbeat')]).toEqual([true, false])
+  })
+
+  it('keeps a budget apart for each warning that raises an alert: heartbeats flushed after a power cut do not shed its power_lost', () => {
+    let now = 0
+    const limiter = new DeviceRateLimiter({ burst: 3, perSecond: 1 }, () => now)
+    expect([1, 2, 3, 4].map(() => limiter.allow('btn-1', 'heartbeat'))).toEqual([true, true, true, false])
+    expect(limiter.allow('btn-1', 'power_lost')).toBe(true)
+    expect([1, 2, 3].map(() => limiter.allow('btn-1', 'battery_low'))).toEqual([true, true, true])
+    // Each warning is still limited on its own: a faulty gauge cannot flood.
+    expect(limiter.allow('btn-1', 'battery_low')).toBe(false)
+    // A flooding device keeps its empty buckets across a reconnect, whichever budget it emptied.
+    limiter.forget('btn-1')
+    expect(limiter.allow('btn-1', 'battery_low')).toBe(false)
+    now += 10_000
+    limiter.forget('btn-1')
+    expect(limiter.allow('btn-1', 'battery_low')).toBe(true)
   })
 
   it('keeps a flooding device\'s empty bucket across a reconnect', () => {

@@ -14,6 +14,12 @@ describe('device event payload', () => {
     expect(parseDeviceEvent('{"seq":1,"type":"press","temperature":31}')).toEqual({ ok: true, event: { seq: 1, type: 'press' } })
   })
 
+  it('keeps a press whose unknown or telemetry fields nest a few levels deep (a newer firmware\'s diagnostics)', () => {
+    expect(parseDeviceEvent('{"seq":7,"type":"press","diag":{"net":{"wifi":{"ch":6,"ap":{"bssid":[1,2]}}}}}')).toEqual({ ok: true, event: { seq: 7, type: 'press' } })
+    expect(parseDeviceEvent('{"seq":8,"type":"press","battery":{"cell":{"mv":[3700]}}}')).toMatchObject({ ok: true, event: { seq: 8, type: 'press' }, dropped: [{ field: 'battery' }] })
+    expect(parseDeviceEvent(`{"seq":9,"type":"press","x":${'['.repeat(17)}${']'.repeat(17)}}`)).toMatchObject({ ok: false, reason: expect.stringMatching(/nested too deeply/) })
+  })
+
   it('drops unknown fields unread, whatever they hold: a press is never refused for a field we do not keep', () => {
     const payload = '{"seq":2,"type":"press","__proto__":{"isAdmin":true},"constructor":{"prototype":{}},"dbg":"\\u0001\\ud800","x\\u0007":1}'
     expect(parseDeviceEvent(payload)).toEqual({ ok: true, event: { seq: 2, type: 'press' } })
