@@ -18,6 +18,11 @@ export class ServerMetrics {
     labelNames: ['kind'] as const, registers: [this.registry]
   })
 
+  readonly eventIdsReused = new Counter({
+    name: 'sos_ingest_event_ids_reused_total', help: 'Events whose id (device, boot, seq) an earlier, different event already holds (a board reset or replaced without a new boot), stored under a new id rather than answered duplicate, by type',
+    labelNames: ['type'] as const, registers: [this.registry]
+  })
+
   readonly ingestBatchSeconds = new Histogram({
     name: 'sos_ingest_batch_seconds', help: 'Time to store one ingest batch',
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [this.registry]

@@ -11,6 +11,7 @@ import { deviceGateway } from './migrations/005-device-gateway.js'
 import { operatorResponseKpis } from './migrations/006-operator-response-kpis.js'
 import { webhookDeliveries } from './migrations/007-webhook-deliveries.js'
 import { gatewayInstances } from './migrations/008-gateway-instances.js'
+import { presenceGateway } from './migrations/009-presence-gateway.js'
 
 export interface Migration {
   version: number
@@ -137,5 +138,6 @@ CREATE TABLE downlink (
   deviceGateway,
   operatorResponseKpis,
   webhookDeliveries,
-  gatewayInstances
+  gatewayInstances,
+  presenceGateway
 ]

@@ -24,6 +24,9 @@ import { fileReport, ticketsOf } from './reports.js'
 import { applyPresence, type PresenceEffects } from './presence.js'
 import { storeDeadLetters } from './dead-letters.js'
 
+/** A copy of an event (a QoS 1 redelivery, a gateway's resend) comes within this of the first. */
+const REDELIVERY_AT_MOST_MS = 24 * 3600_000
+
 export interface IngestOptions {
   /** A device cancel is accepted this long after its alert opened (CANCEL_WINDOW). */
   cancelWindowMs: number
@@ -59,8 +62,47 @@ export class Ingestor {
   async ingest (batch: IngestBatch): Promise<IngestResult[]> {
     const endTimer = this.metrics.ingestBatchSeconds.startTimer()
     const results = await this.ingestOrSplit(batch)
+    await this.storeReusedIds(batch.events, results)
     endTimer()
     return results
+  }
+
+  /**
+   * An event answered `duplicate` whose id an earlier event holds that it cannot be a copy of:
+   * another type, another device clock reading, or a day older. A device that cannot keep its
+   * seq must send a new `boot` after each start (DESIGN §3); one that does not (a board reset,
+   * or replaced under the same id) repeats old ids, and its press would be answered `received`
+   * as the duplicate of an old heartbeat, with no alert. Such an event is stored under an id of
+   * its own (its receive time added: a resend through the gateway has the same), and counted.
+   * Only duplicates cost a query; they are rare. `results` is updated in place.
+   */
+  private async storeReusedIds (events: GatewayEvent[], results: IngestResult[]): Promise<void> {
+    const duplicates = events.flatMap((e, i) => results[i]?.status === 'duplicate' ? [{ e, i }] : [])
+    if (duplicates.length === 0) return
+    const firsts = new Map((await this.db.query<{ event_id: string, received_ms: number, type: string | null, device_ts_ms: number | null }>(`
+      SELECT i.event_id, extract(epoch FROM i.received_at) * 1000 AS received_ms, e.type, extract(epoch FROM e.device_ts) * 1000 AS device_ts_ms
+      FROM event_ids i LEFT JOIN LATERAL (
+        SELECT type, device_ts FROM events WHERE events.time = i.received_at AND events.event_id = i.event_id LIMIT 1
+      ) e ON true
+      WHERE i.event_id = ANY($1::text[])`, [[...new Set(duplicates.map(({ e }) => e.eventId))]])).map((row) => [row.event_id, row]))
+    const reused = duplicates.filter(({ e }) => {
+      const first = firsts.get(e.eventId)
+      if (!first) return false
+      if (first.type !== null && first.type !== e.event.type) return true
+      if (first.device_ts_ms !== null && e.event.ts !== undefined && Math.abs(Number(first.device_ts_ms) - e.event.ts) > 1) return true
+      return e.receivedAt - Number(first.received_ms) > REDELIVERY_AT_MOST_MS
+    })
+    if (reused.length === 0) return
+    const renamed = reused.map(({ e }) => ({ ...e, eventId: `${e.eventId}#reused@${e.receivedAt}` }))
+    const again = await this.ingestOrSplit({ events: renamed })
+    reused.forEach(({ e, i }, j) => {
+      // Counted when stored now, not when this copy comes again.
+      if (again[j]?.status === 'stored') {
+        this.metrics.eventIdsReused.inc({ type: e.event.type })
+        this.log?.warn({ deviceId: e.deviceId, eventId: e.eventId, type: e.event.type }, 'ingest: an event reuses the id of an earlier, different one (the device reset its seq without a new boot); stored under a new id')
+      }
+      results[i] = { ...again[j]!, eventId: e.eventId }
+    })
   }
 
   private async ingestOrSplit (batch: IngestBatch): Promise<IngestResult[]> {

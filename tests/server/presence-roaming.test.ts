@@ -1,0 +1,66 @@
+/**
+ * A device that moves between gateways: the late `offline` of the gateway it left (its dead
+ * connection timing out, or that gateway restarted and missing its heartbeats) must not open a
+ * `device_offline` alert for a device online through another gateway all along.
+ * Runs on embedded PGlite, and on PostgreSQL when TEST_DATABASE_URL is set.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { databaseBackends } from '../helpers/postgres.js'
+import { buildFixture, type Fixture } from './fixture.js'
+import type { PresenceChange } from '../../protocol/index.js'
+
+const plainBackends = databaseBackends.filter((b) => !b.timescale)
+
+describe.each(plainBackends)('presence of a device that changes gateway, on $name', (backend) => {
+  let fx: Fixture
+  let dispose: () => Promise<void>
+  const t0 = Date.now() - 3600_000
+
+  beforeAll(async () => {
+    const opened = await backend.open()
+    dispose = opened.dispose
+    fx = await buildFixture(opened.db)
+  }, 180_000)
+
+  afterAll(async () => {
+    await fx?.app.close()
+    await dispose?.()
+  })
+
+  const report = (deviceId: string, gatewayId: string, state: PresenceChange['state'], at: number, reason: PresenceChange['reason']) =>
+    fx.ingest({ presence: [{ deviceId, gatewayId, state, at, reason }] })
+  const offlineAlerts = async (deviceId: string) => ((await fx.call('GET', `/v1/alerts?deviceId=${deviceId}&kind=device_offline`)).body as any[])
+  const device = async (id: string) => (await fx.call('GET', `/v1/devices/${id}`)).body
+
+  it('ignores the offline of the gateway a device left, and still hears the one it moved to', async () => {
+    await fx.provision('roam-1')
+    await report('roam-1', 'gw-a', 'online', t0, 'connected')
+    // Power blip: the button reconnects through the load balancer to gateway B.
+    await report('roam-1', 'gw-b', 'online', t0 + 10_000, 'connected')
+    // A sees the old connection die a keepalive and a grace later.
+    await report('roam-1', 'gw-a', 'offline', t0 + 95_000, 'will')
+    expect(await offlineAlerts('roam-1')).toEqual([])
+    expect(await device('roam-1')).toMatchObject({ online: true })
+
+    // The gateway it is on now reports it gone: that counts.
+    await report('roam-1', 'gw-b', 'offline', t0 + 200_000, 'heartbeat_missed')
+    const [alert] = await offlineAlerts('roam-1')
+    expect(alert).toMatchObject({ state: 'open' })
+    // Back through A: A's word again.
+    await report('roam-1', 'gw-a', 'online', t0 + 300_000, 'connected')
+    expect((await offlineAlerts('roam-1'))[0]).toMatchObject({ id: alert.id, state: 'resolved' })
+    await report('roam-1', 'gw-a', 'offline', t0 + 400_000, 'disconnected')
+    expect((await offlineAlerts('roam-1')).filter((a) => a.state === 'open')).toHaveLength(1)
+  })
+
+  it('ignores a restarted gateway missing the heartbeats of devices that moved away while it was down', async () => {
+    await fx.provision('roam-2')
+    await report('roam-2', 'gw-a', 'online', t0, 'connected')
+    await report('roam-2', 'gw-b', 'online', t0 + 60_000, 'connected')
+    await report('roam-2', 'gw-a', 'offline', t0 + 120_000, 'heartbeat_missed')
+    expect(await offlineAlerts('roam-2')).toEqual([])
+    // A revocation is the server's own word, whichever gateway carries it.
+    await report('roam-2', 'gw-a', 'offline', t0 + 130_000, 'revoked')
+    expect(await device('roam-2')).toMatchObject({ online: false })
+  })
+})

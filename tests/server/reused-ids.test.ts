@@ -1,0 +1,79 @@
+/**
+ * Event ids reused by a different event. A device that cannot keep its seq must send a new
+ * `boot` after each start; a board reset or replaced under the same id without one repeats old
+ * ids, and its press must not be answered `received` as the duplicate of an old heartbeat, with
+ * no alert. A real copy (the gateway resending, the device redelivering) stays a duplicate.
+ * Runs on embedded PGlite, and on PostgreSQL when TEST_DATABASE_URL is set.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { databaseBackends } from '../helpers/postgres.js'
+import { buildFixture, gatewayEvent, type Fixture } from './fixture.js'
+
+const plainBackends = databaseBackends.filter((b) => !b.timescale)
+
+describe.each(plainBackends)('event ids reused on $name', (backend) => {
+  let fx: Fixture
+  let dispose: () => Promise<void>
+  const t0 = Date.now() - 3 * 24 * 3600_000
+
+  beforeAll(async () => {
+    const opened = await backend.open()
+    dispose = opened.dispose
+    fx = await buildFixture(opened.db)
+  }, 180_000)
+
+  afterAll(async () => {
+    await fx?.app.close()
+    await dispose?.()
+  })
+
+  const reusedCount = async () => {
+    const text = (await fx.app.inject({ url: '/metrics' })).body
+    return [...text.matchAll(/^sos_ingest_event_ids_reused_total\{[^}]*\} (\d+)$/gm)].reduce((sum, m) => sum + Number(m[1]), 0)
+  }
+  const panics = async (deviceId: string) => (await fx.call('GET', `/v1/alerts?deviceId=${deviceId}&kind=panic`)).body as any[]
+
+  it('stores a press that reuses an old heartbeat\'s seq under an id of its own and raises its alert; its resend is a duplicate', async () => {
+    await fx.provision('reset-1')
+    const heartbeats = Array.from({ length: 5 }, (_, i) => gatewayEvent('reset-1', { seq: i + 1, type: 'heartbeat' }, t0 + i * 30_000))
+    expect((await fx.ingest({ events: heartbeats })).map((r) => r.status)).toEqual(Array(5).fill('stored'))
+
+    // The board restarted its count without a new boot: its press carries seq 3 again.
+    const press = gatewayEvent('reset-1', { seq: 3, type: 'press' }, t0 + 600_000)
+    const [first] = await fx.ingest({ events: [press] })
+    expect(first).toMatchObject({ eventId: press.eventId, status: 'stored', alertId: expect.any(String) })
+    expect(await panics('reset-1')).toHaveLength(1)
+    const { body: events } = await fx.call('GET', '/v1/events?deviceId=reset-1&type=press')
+    expect(events).toHaveLength(1)
+
+    // The gateway sends it again (its confirmation lost): the same receive time, a duplicate.
+    const [again] = await fx.ingest({ events: [press] })
+    expect(again).toMatchObject({ eventId: press.eventId, status: 'duplicate' })
+    expect((await fx.call('GET', '/v1/events?deviceId=reset-1&type=press')).body).toHaveLength(1)
+    expect(await panics('reset-1')).toHaveLength(1)
+    expect(await reusedCount()).toBe(1)
+  })
+
+  it('keeps a real copy a duplicate (resent, or redelivered by the device hours later), and stores one whose device clock differs', async () => {
+    await fx.provision('copy-1')
+    const press = gatewayEvent('copy-1', { seq: 7, type: 'press', ts: t0 }, t0 + 100)
+    expect((await fx.ingest({ events: [press] }))[0]!.status).toBe('stored')
+    const before = await reusedCount()
+    // Redelivered by the device after a reconnect, through the gateway again: a new receive time, the same payload.
+    const redelivered = { ...press, receivedAt: t0 + 3 * 3600_000 }
+    expect((await fx.ingest({ events: [redelivered] }))[0]).toMatchObject({ status: 'duplicate' })
+    // A heartbeat without a device clock redelivered within the day: a duplicate too.
+    const beat = gatewayEvent('copy-1', { seq: 8, type: 'heartbeat' }, t0 + 200)
+    await fx.ingest({ events: [beat] })
+    expect((await fx.ingest({ events: [{ ...beat, receivedAt: t0 + 20 * 3600_000 }] }))[0]).toMatchObject({ status: 'duplicate' })
+    expect(await reusedCount()).toBe(before)
+
+    // The same seq and type but another device clock reading: another press.
+    const later = gatewayEvent('copy-1', { seq: 7, type: 'press', ts: t0 + 86_000_000 }, t0 + 86_000_100)
+    expect((await fx.ingest({ events: [later] }))[0]).toMatchObject({ status: 'stored', alertId: expect.any(String) })
+    // Without a device clock, the same type more than a day later: not a copy either.
+    const stale = gatewayEvent('copy-1', { seq: 8, type: 'heartbeat' }, t0 + 200 + 25 * 3600_000)
+    expect((await fx.ingest({ events: [stale] }))[0]).toMatchObject({ status: 'stored' })
+    expect(await reusedCount()).toBe(before + 2)
+  })
+})
