@@ -59,6 +59,10 @@ export class Forwarder {
   private readonly alarmsInFlight = { requests: new Set<Promise<void>>(), devices: new Map<string, number>(), presence: false }
   /** Alarms answered by the server before the outbox could write them (`sendUnwritten`): their outbox copy is not answered again. */
   private readonly answeredUnwritten = new Set<string>()
+  /** Per device, its last alarm on its way from memory: the next waits for it, so a cancel never overtakes its press. */
+  private readonly unwrittenByDevice = new Map<string, Promise<void>>()
+  /** Alarms on their way from memory, by event id: a QoS 1 redelivery during the stall joins its first copy. */
+  private readonly unwrittenInFlight = new Map<string, Promise<void>>()
   private readonly unwrittenLines: LogBudget
 
   constructor (
@@ -80,10 +84,28 @@ export class Forwarder {
   /**
    * An alarm the outbox has not managed to write in time (its disk hangs: pipeline/persist.ts),
    * sent from memory beside the lanes and retried until the server answers, or until `signal`
-   * aborts (the write ended after all: the lane sends it). The device hears the server's answer
-   * now; when the outbox copy is confirmed later (`duplicate`), it is not told again.
+   * aborts (the write ended after all: the lane sends it). A device's alarms sent this way go
+   * one after another, in order. The device hears the server's answer now; when the outbox
+   * copy is confirmed later (`duplicate`), it is not told again.
    */
-  async sendUnwritten (record: GatewayEvent, signal: AbortSignal): Promise<void> {
+  sendUnwritten (record: GatewayEvent, signal: AbortSignal): Promise<void> {
+    const joined = this.unwrittenInFlight.get(record.eventId)
+    if (joined) return joined
+    const { deviceId } = record
+    const before = this.unwrittenByDevice.get(deviceId) ?? Promise.resolve()
+    const sending = before.catch(() => {}).then(() => this.sendFromMemory(record, signal))
+    this.unwrittenInFlight.set(record.eventId, sending)
+    this.unwrittenByDevice.set(deviceId, sending)
+    const settled = () => {
+      if (this.unwrittenInFlight.get(record.eventId) === sending) this.unwrittenInFlight.delete(record.eventId)
+      if (this.unwrittenByDevice.get(deviceId) === sending) this.unwrittenByDevice.delete(deviceId)
+    }
+    sending.then(settled, settled)
+    return sending
+  }
+
+  private async sendFromMemory (record: GatewayEvent, signal: AbortSignal): Promise<void> {
+    signal.throwIfAborted()
     const entry: OutboxEntry = { id: 0, eventId: record.eventId, deviceId: record.deviceId, type: record.event.type, seq: record.event.seq, receivedAt: record.receivedAt, body: JSON.stringify(record) }
     const until = AbortSignal.any([signal, this.stopping.signal])
     this.metrics.alarmsSentUnwritten.inc()
@@ -360,7 +382,8 @@ export class Forwarder {
   private acknowledge (events: OutboxEntry[], results: IngestResult[]): void {
     events.forEach((e, i) => {
       if (e.type === 'heartbeat') return
-      if (this.answeredUnwritten.size > 0 && this.answeredUnwritten.delete(e.eventId)) return
+      // The outbox's copy of an alarm answered from memory (id 0): the device heard it then.
+      if (e.id !== 0 && this.answeredUnwritten.size > 0 && this.answeredUnwritten.delete(e.eventId)) return
       const result = results[i]
       const topic = topics.ack(e.deviceId)
       const seq = e.seq

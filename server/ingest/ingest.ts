@@ -26,6 +26,8 @@ import { storeDeadLetters } from './dead-letters.js'
 
 /** A copy of an event (a QoS 1 redelivery, a gateway's resend) comes within this of the first. */
 const REDELIVERY_AT_MOST_MS = 24 * 3600_000
+/** Between an event id reused by a different event and the receive time that tells them apart. */
+const REUSED = '#reused@'
 
 export interface IngestOptions {
   /** A device cancel is accepted this long after its alert opened (CANCEL_WINDOW). */
@@ -85,15 +87,25 @@ export class Ingestor {
         SELECT type, device_ts FROM events WHERE events.time = i.received_at AND events.event_id = i.event_id LIMIT 1
       ) e ON true
       WHERE i.event_id = ANY($1::text[])`, [[...new Set(duplicates.map(({ e }) => e.eventId))]])).map((row) => [row.event_id, row]))
-    const reused = duplicates.filter(({ e }) => {
+    const isCopy = (e: GatewayEvent, first: { type: string | null, device_ts_ms: number | null }, firstReceivedMs: number) =>
+      (first.type === null || first.type === e.event.type) &&
+      (first.device_ts_ms === null || e.event.ts === undefined ? e.receivedAt - firstReceivedMs <= REDELIVERY_AT_MOST_MS : Math.abs(Number(first.device_ts_ms) - e.event.ts) <= 1)
+    const candidates = duplicates.filter(({ e }) => {
       const first = firsts.get(e.eventId)
-      if (!first) return false
-      if (first.type !== null && first.type !== e.event.type) return true
-      if (first.device_ts_ms !== null && e.event.ts !== undefined && Math.abs(Number(first.device_ts_ms) - e.event.ts) > 1) return true
-      return e.receivedAt - Number(first.received_ms) > REDELIVERY_AT_MOST_MS
+      return first !== undefined && !isCopy(e, first, Number(first.received_ms))
     })
+    if (candidates.length === 0) return
+    // Stored under a new id before: a copy of that one (the device redelivering it, with a new
+    // receive time) is its duplicate, not a third event.
+    const renamedBefore = await this.db.query<{ event_id: string, type: string, device_ts_ms: number | null, time_ms: number }>(`
+      SELECT event_id, type, extract(epoch FROM device_ts) * 1000 AS device_ts_ms, extract(epoch FROM time) * 1000 AS time_ms
+      FROM events WHERE device_id = ANY($1::text[]) AND time >= to_timestamp($2 / 1000.0) AND event_id LIKE ANY($3::text[])`, [
+      [...new Set(candidates.map(({ e }) => e.deviceId))],
+      Math.min(...candidates.map(({ e }) => e.receivedAt)) - REDELIVERY_AT_MOST_MS,
+      candidates.map(({ e }) => `${e.eventId.replace(/[\\%_]/g, '\\$&')}${REUSED}%`)])
+    const reused = candidates.filter(({ e }) => !renamedBefore.some((row) => row.event_id.startsWith(e.eventId + REUSED) && isCopy(e, row, Number(row.time_ms))))
     if (reused.length === 0) return
-    const renamed = reused.map(({ e }) => ({ ...e, eventId: `${e.eventId}#reused@${e.receivedAt}` }))
+    const renamed = reused.map(({ e }) => ({ ...e, eventId: `${e.eventId}${REUSED}${e.receivedAt}` }))
     const again = await this.ingestOrSplit({ events: renamed })
     reused.forEach(({ e, i }, j) => {
       // Counted when stored now, not when this copy comes again.

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { databaseBackends } from '../helpers/postgres.js'
-import { buildFixture, type Fixture } from './fixture.js'
+import { buildFixture, gatewayEvent, type Fixture } from './fixture.js'
 import type { PresenceChange } from '../../protocol/index.js'
 
 const plainBackends = databaseBackends.filter((b) => !b.timescale)
@@ -51,6 +51,16 @@ describe.each(plainBackends)('presence of a device that changes gateway, on $nam
     expect((await offlineAlerts('roam-1'))[0]).toMatchObject({ id: alert.id, state: 'resolved' })
     await report('roam-1', 'gw-a', 'offline', t0 + 400_000, 'disconnected')
     expect((await offlineAlerts('roam-1')).filter((a) => a.state === 'open')).toHaveLength(1)
+  })
+
+  it('hears the offline of a gateway the device is heard through, though another reported it online last (a gateway restarted or renamed)', async () => {
+    await fx.provision('roam-3')
+    await report('roam-3', 'gw-a', 'online', t0, 'connected')
+    await report('roam-3', 'gw-b', 'online', t0 + 10_000, 'connected')
+    // Back on A, which had it online when it restarted and so reports nothing: its events say where it is.
+    await fx.ingest({ events: [gatewayEvent('roam-3', { seq: 1, type: 'heartbeat' }, t0 + 60_000, 'gw-a')] })
+    await report('roam-3', 'gw-a', 'offline', t0 + 120_000, 'heartbeat_missed')
+    expect((await offlineAlerts('roam-3')).filter((a) => a.state === 'open')).toHaveLength(1)
   })
 
   it('ignores a restarted gateway missing the heartbeats of devices that moved away while it was down', async () => {

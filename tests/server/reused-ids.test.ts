@@ -51,7 +51,15 @@ describe.each(plainBackends)('event ids reused on $name', (backend) => {
     expect(again).toMatchObject({ eventId: press.eventId, status: 'duplicate' })
     expect((await fx.call('GET', '/v1/events?deviceId=reset-1&type=press')).body).toHaveLength(1)
     expect(await panics('reset-1')).toHaveLength(1)
+    // The device redelivers it after a reconnect (a new receive time): still that press, once.
+    const [redelivered] = await fx.ingest({ events: [{ ...press, receivedAt: t0 + 660_000 }] })
+    expect(redelivered).toMatchObject({ eventId: press.eventId, status: 'duplicate' })
+    expect((await fx.call('GET', '/v1/events?deviceId=reset-1&type=press')).body).toHaveLength(1)
     expect(await reusedCount()).toBe(1)
+    // Reused a second time, by another event (a long press): stored too.
+    const [third] = await fx.ingest({ events: [gatewayEvent('reset-1', { seq: 3, type: 'hold' }, t0 + 900_000)] })
+    expect(third).toMatchObject({ status: 'stored' })
+    expect(await reusedCount()).toBe(2)
   })
 
   it('keeps a real copy a duplicate (resent, or redelivered by the device hours later), and stores one whose device clock differs', async () => {
