@@ -12,14 +12,14 @@
  * `received` (or `rejected`).
  */
 import type { Logger } from 'pino'
-import { topics, type Ack, type DeadLetter, type GatewayEvent, type IngestBatch, type IngestResult, type PresenceChange } from '../protocol/index.js'
+import { topics, type Ack, type DeadLetter, type IngestBatch, type IngestResult, type PresenceChange } from '../protocol/index.js'
 import type { DeadLetters } from './dead-letters.js'
 import type { GatewayMetrics } from './metrics.js'
 import type { Lane, Outbox, OutboxEntry } from './outbox/outbox.js'
 import type { PresenceLog } from './presence-log.js'
 import { ServerError, type ServerClient } from './server-client.js'
 import { pause, retryForever } from './retry.js'
-import { LogBudget } from './log-budget.js'
+import { UnwrittenAlarms } from './unwritten-alarms.js'
 
 /** States a device should hear again when its event joins an alert already in them. */
 const STILL_TRUE_STATES = new Set(['acknowledged', 'dispatched', 'cancelled'])
@@ -57,13 +57,8 @@ export class Forwarder {
    * else meanwhile), and whether one carries presence changes.
    */
   private readonly alarmsInFlight = { requests: new Set<Promise<void>>(), devices: new Map<string, number>(), presence: false }
-  /** Alarms answered by the server before the outbox could write them (`sendUnwritten`): their outbox copy is not answered again. */
-  private readonly answeredUnwritten = new Set<string>()
-  /** Per device, its last alarm on its way from memory: the next waits for it, so a cancel never overtakes its press. */
-  private readonly unwrittenByDevice = new Map<string, Promise<void>>()
-  /** Alarms on their way from memory, by event id: a QoS 1 redelivery during the stall joins its first copy. */
-  private readonly unwrittenInFlight = new Map<string, Promise<void>>()
-  private readonly unwrittenLines: LogBudget
+  /** Alarms sent from memory while the outbox's disk hangs (pipeline/persist.ts). */
+  readonly unwritten: UnwrittenAlarms
 
   constructor (
     private readonly gatewayId: string,
@@ -78,44 +73,14 @@ export class Forwarder {
     // lane stays asleep instead of asking the outbox a thousand times for nothing.
     sources.outbox.on('appended', (lanes) => { for (const lane of lanes) this.wake(lane) })
     sources.presence.on('appended', () => this.wake('alarm'))
-    this.unwrittenLines = new LogBudget(5, 10_000, (_, lines) => log.warn({ notLogged: lines }, 'more alarms sent to the server before the outbox could write them, not logged one by one'))
-  }
-
-  /**
-   * An alarm the outbox has not managed to write in time (its disk hangs: pipeline/persist.ts),
-   * sent from memory beside the lanes and retried until the server answers, or until `signal`
-   * aborts (the write ended after all: the lane sends it). A device's alarms sent this way go
-   * one after another, in order. The device hears the server's answer now; when the outbox
-   * copy is confirmed later (`duplicate`), it is not told again.
-   */
-  sendUnwritten (record: GatewayEvent, signal: AbortSignal): Promise<void> {
-    const joined = this.unwrittenInFlight.get(record.eventId)
-    if (joined) return joined
-    const { deviceId } = record
-    const before = this.unwrittenByDevice.get(deviceId) ?? Promise.resolve()
-    const sending = before.catch(() => {}).then(() => this.sendFromMemory(record, signal))
-    this.unwrittenInFlight.set(record.eventId, sending)
-    this.unwrittenByDevice.set(deviceId, sending)
-    const settled = () => {
-      if (this.unwrittenInFlight.get(record.eventId) === sending) this.unwrittenInFlight.delete(record.eventId)
-      if (this.unwrittenByDevice.get(deviceId) === sending) this.unwrittenByDevice.delete(deviceId)
-    }
-    sending.then(settled, settled)
-    return sending
-  }
-
-  private async sendFromMemory (record: GatewayEvent, signal: AbortSignal): Promise<void> {
-    signal.throwIfAborted()
-    const entry: OutboxEntry = { id: 0, eventId: record.eventId, deviceId: record.deviceId, type: record.event.type, seq: record.event.seq, receivedAt: record.receivedAt, body: JSON.stringify(record) }
-    const until = AbortSignal.any([signal, this.stopping.signal])
-    this.metrics.alarmsSentUnwritten.inc()
-    if (this.unwrittenLines.allows('unwritten')) this.log.warn({ deviceId: record.deviceId, seq: record.event.seq, writeWaitMs: Math.round(this.sources.outbox.writeWaitMs()) }, 'outbox write is taking too long: alarm sent to the server from memory')
-    const { results } = await retryForever('sending an alarm the outbox could not write yet', () => this.send('alarm', [entry], NO_SIDE_ITEMS, until),
-      until, this.log, () => this.metrics.forwardFailures.inc())
-    this.acknowledge([entry], results)
-    this.answeredUnwritten.add(record.eventId)
-    // Bounded: an outbox copy that never comes (its write failed) must not be remembered forever.
-    if (this.answeredUnwritten.size > 10_000) this.answeredUnwritten.delete(this.answeredUnwritten.values().next().value!)
+    this.unwritten = new UnwrittenAlarms({
+      post: async (entry, signal) => (await this.send('alarm', [entry], NO_SIDE_ITEMS, signal)).results,
+      acknowledge: (entries, results) => this.acknowledge(entries, results),
+      writeWaitMs: () => sources.outbox.writeWaitMs(),
+      stopping: this.stopping.signal,
+      metrics,
+      log
+    })
   }
 
   /** Called when a dead letter was queued (they travel in the routine lane). */
@@ -383,7 +348,7 @@ export class Forwarder {
     events.forEach((e, i) => {
       if (e.type === 'heartbeat') return
       // The outbox's copy of an alarm answered from memory (id 0): the device heard it then.
-      if (e.id !== 0 && this.answeredUnwritten.size > 0 && this.answeredUnwritten.delete(e.eventId)) return
+      if (e.id !== 0 && this.unwritten.answeredBefore(e.eventId)) return
       const result = results[i]
       const topic = topics.ack(e.deviceId)
       const seq = e.seq

@@ -120,7 +120,7 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
         createRateLimit(limiter), createStamp(config.gatewayId),
         createPersist(outbox, {
           afterMs: config.outboxStallMs ?? GATEWAY_DEFAULTS.outboxStallMs,
-          send: (record, signal) => forwarder ? forwarder.sendUnwritten(record, signal) : Promise.reject(new Error('not forwarding yet'))
+          send: (record, signal) => forwarder ? forwarder.unwritten.send(record, signal) : Promise.reject(new Error('not forwarding yet'))
         })
       ],
       deadLetters,

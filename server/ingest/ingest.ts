@@ -23,11 +23,7 @@ import { applyCancel, checkPins, previousCancels, type CancelOutcome } from './c
 import { fileReport, ticketsOf } from './reports.js'
 import { applyPresence, type PresenceEffects } from './presence.js'
 import { storeDeadLetters } from './dead-letters.js'
-
-/** A copy of an event (a QoS 1 redelivery, a gateway's resend) comes within this of the first. */
-const REDELIVERY_AT_MOST_MS = 24 * 3600_000
-/** Between an event id reused by a different event and the receive time that tells them apart. */
-const REUSED = '#reused@'
+import { reusedIds } from './reused-ids.js'
 
 export interface IngestOptions {
   /** A device cancel is accepted this long after its alert opened (CANCEL_WINDOW). */
@@ -70,50 +66,21 @@ export class Ingestor {
   }
 
   /**
-   * An event answered `duplicate` whose id an earlier event holds that it cannot be a copy of:
-   * another type, another device clock reading, or a day older. A device that cannot keep its
-   * seq must send a new `boot` after each start (DESIGN §3); one that does not (a board reset,
-   * or replaced under the same id) repeats old ids, and its press would be answered `received`
-   * as the duplicate of an old heartbeat, with no alert. Such an event is stored under an id of
-   * its own (its receive time added: a resend through the gateway has the same), and counted.
-   * Only duplicates cost a query; they are rare. `results` is updated in place.
+   * Events answered `duplicate` that are not copies of what holds their id (reused-ids.ts) are
+   * stored again under an id of their own, and counted. `results` is updated in place.
    */
   private async storeReusedIds (events: GatewayEvent[], results: IngestResult[]): Promise<void> {
-    const duplicates = events.flatMap((e, i) => results[i]?.status === 'duplicate' ? [{ e, i }] : [])
-    if (duplicates.length === 0) return
-    const firsts = new Map((await this.db.query<{ event_id: string, received_ms: number, type: string | null, device_ts_ms: number | null }>(`
-      SELECT i.event_id, extract(epoch FROM i.received_at) * 1000 AS received_ms, e.type, extract(epoch FROM e.device_ts) * 1000 AS device_ts_ms
-      FROM event_ids i LEFT JOIN LATERAL (
-        SELECT type, device_ts FROM events WHERE events.time = i.received_at AND events.event_id = i.event_id LIMIT 1
-      ) e ON true
-      WHERE i.event_id = ANY($1::text[])`, [[...new Set(duplicates.map(({ e }) => e.eventId))]])).map((row) => [row.event_id, row]))
-    const isCopy = (e: GatewayEvent, first: { type: string | null, device_ts_ms: number | null }, firstReceivedMs: number) =>
-      (first.type === null || first.type === e.event.type) &&
-      (first.device_ts_ms === null || e.event.ts === undefined ? e.receivedAt - firstReceivedMs <= REDELIVERY_AT_MOST_MS : Math.abs(Number(first.device_ts_ms) - e.event.ts) <= 1)
-    const candidates = duplicates.filter(({ e }) => {
-      const first = firsts.get(e.eventId)
-      return first !== undefined && !isCopy(e, first, Number(first.received_ms))
-    })
-    if (candidates.length === 0) return
-    // Stored under a new id before: a copy of that one (the device redelivering it, with a new
-    // receive time) is its duplicate, not a third event.
-    const renamedBefore = await this.db.query<{ event_id: string, type: string, device_ts_ms: number | null, time_ms: number }>(`
-      SELECT event_id, type, extract(epoch FROM device_ts) * 1000 AS device_ts_ms, extract(epoch FROM time) * 1000 AS time_ms
-      FROM events WHERE device_id = ANY($1::text[]) AND time >= to_timestamp($2 / 1000.0) AND event_id LIKE ANY($3::text[])`, [
-      [...new Set(candidates.map(({ e }) => e.deviceId))],
-      Math.min(...candidates.map(({ e }) => e.receivedAt)) - REDELIVERY_AT_MOST_MS,
-      candidates.map(({ e }) => `${e.eventId.replace(/[\\%_]/g, '\\$&')}${REUSED}%`)])
-    const reused = candidates.filter(({ e }) => !renamedBefore.some((row) => row.event_id.startsWith(e.eventId + REUSED) && isCopy(e, row, Number(row.time_ms))))
+    const reused = await reusedIds(this.db, events, results)
     if (reused.length === 0) return
-    const renamed = reused.map(({ e }) => ({ ...e, eventId: `${e.eventId}${REUSED}${e.receivedAt}` }))
-    const again = await this.ingestOrSplit({ events: renamed })
-    reused.forEach(({ e, i }, j) => {
+    const again = await this.ingestOrSplit({ events: reused.map((r) => r.renamed) })
+    reused.forEach(({ index }, j) => {
+      const e = events[index]!
       // Counted when stored now, not when this copy comes again.
       if (again[j]?.status === 'stored') {
         this.metrics.eventIdsReused.inc({ type: e.event.type })
         this.log?.warn({ deviceId: e.deviceId, eventId: e.eventId, type: e.event.type }, 'ingest: an event reuses the id of an earlier, different one (the device reset its seq without a new boot); stored under a new id')
       }
-      results[i] = { ...again[j]!, eventId: e.eventId }
+      results[index] = { ...again[j]!, eventId: e.eventId }
     })
   }
 

@@ -1,0 +1,59 @@
+/**
+ * Event ids reused by a different event. A device that cannot keep its seq must send a new
+ * `boot` after each start (DESIGN §3); one that does not (a board reset, or replaced under the
+ * same id) repeats old ids, and its press would be answered `received` as the duplicate of an
+ * old heartbeat, with no alert. An event answered `duplicate` whose id an earlier event holds
+ * that it cannot be a copy of (another type, another device clock reading, or a day older) is
+ * stored again under an id of its own: its receive time added, which a resend through the
+ * gateway keeps. A copy of one stored that way (the device redelivering it) stays a duplicate.
+ * Only duplicates cost a query; they are rare.
+ */
+import type { Queryable } from '../db/database.js'
+import type { GatewayEvent, IngestResult } from '../../protocol/index.js'
+
+/** A copy of an event (a QoS 1 redelivery, a gateway's resend) comes within this of the first. */
+const REDELIVERY_AT_MOST_MS = 24 * 3600_000
+/** Between an event id reused by a different event and the receive time that tells them apart. */
+const REUSED = '#reused@'
+
+export interface ReusedId {
+  /** The event's index in its batch. */
+  index: number
+  /** The event under the id to store it by. */
+  renamed: GatewayEvent
+}
+
+/** The batch's events answered `duplicate` that are not copies, each with the id to store it by. */
+export async function reusedIds (db: Queryable, events: GatewayEvent[], results: IngestResult[]): Promise<ReusedId[]> {
+  const duplicates = events.flatMap((e, index) => results[index]?.status === 'duplicate' ? [{ e, index }] : [])
+  if (duplicates.length === 0) return []
+  const firsts = new Map((await db.query<{ event_id: string, received_ms: number, type: string | null, device_ts_ms: number | null }>(`
+    SELECT i.event_id, extract(epoch FROM i.received_at) * 1000 AS received_ms, e.type, extract(epoch FROM e.device_ts) * 1000 AS device_ts_ms
+    FROM event_ids i LEFT JOIN LATERAL (
+      SELECT type, device_ts FROM events WHERE events.time = i.received_at AND events.event_id = i.event_id LIMIT 1
+    ) e ON true
+    WHERE i.event_id = ANY($1::text[])`, [[...new Set(duplicates.map(({ e }) => e.eventId))]])).map((row) => [row.event_id, row]))
+  const candidates = duplicates.filter(({ e }) => {
+    const first = firsts.get(e.eventId)
+    return first !== undefined && !isCopy(e, first, Number(first.received_ms))
+  })
+  if (candidates.length === 0) return []
+  // Stored under a new id before: a copy of that one (the device redelivering it, with a new
+  // receive time) is its duplicate, not a third event.
+  const renamedBefore = await db.query<{ event_id: string, type: string, device_ts_ms: number | null, time_ms: number }>(`
+    SELECT event_id, type, extract(epoch FROM device_ts) * 1000 AS device_ts_ms, extract(epoch FROM time) * 1000 AS time_ms
+    FROM events WHERE device_id = ANY($1::text[]) AND time >= to_timestamp($2 / 1000.0) AND event_id LIKE ANY($3::text[])`, [
+    [...new Set(candidates.map(({ e }) => e.deviceId))],
+    Math.min(...candidates.map(({ e }) => e.receivedAt)) - REDELIVERY_AT_MOST_MS,
+    candidates.map(({ e }) => `${e.eventId.replace(/[\\%_]/g, '\\$&')}${REUSED}%`)])
+  return candidates
+    .filter(({ e }) => !renamedBefore.some((row) => row.event_id.startsWith(e.eventId + REUSED) && isCopy(e, row, Number(row.time_ms))))
+    .map(({ e, index }) => ({ index, renamed: { ...e, eventId: `${e.eventId}${REUSED}${e.receivedAt}` } }))
+}
+
+/** Whether `e` can be a copy of an event stored earlier with this type and device clock, received then. */
+function isCopy (e: GatewayEvent, first: { type: string | null, device_ts_ms: number | null }, firstReceivedMs: number): boolean {
+  if (first.type !== null && first.type !== e.event.type) return false
+  if (first.device_ts_ms === null || e.event.ts === undefined) return e.receivedAt - firstReceivedMs <= REDELIVERY_AT_MOST_MS
+  return Math.abs(Number(first.device_ts_ms) - e.event.ts) <= 1
+}
