@@ -16,7 +16,8 @@ import type { Logger } from 'pino'
 import type { DeviceCredential } from '../protocol/index.js'
 import { verifySecret } from '../protocol/secret-hash.js'
 import type { ServerClient } from './server-client.js'
-import { getMeta, setMeta, type StateDb } from './state-db.js'
+import { getMeta, metaWrite, type StateDb } from './state-db.js'
+import type { StateWriter } from './state-writer.js'
 
 export type CheckResult =
   | { ok: true, device: DeviceCredential }
@@ -29,6 +30,7 @@ const MAX_REMEMBERED = 10_000
 /** A known device whose secret did not match is re-fetched at most this often. */
 const RECHECK_MS = 10_000
 const MAX_LOOKUPS = 16
+const UPSERT = 'INSERT INTO credentials (id, body) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body'
 
 export class CredentialCache {
   private readonly devices = new Map<string, DeviceCredential>()
@@ -42,8 +44,10 @@ export class CredentialCache {
   private readonly fetching = new Map<string, Promise<void>>()
   private readonly recheckedAt = new Map<string, number>()
 
+  /** Reads the cache saved on disk; later changes are saved through `writer`. */
   constructor (
-    private readonly db: StateDb,
+    db: StateDb,
+    private readonly writer: StateWriter,
     private readonly server: ServerClient,
     private readonly refreshMs: number,
     private readonly log: Logger,
@@ -78,7 +82,7 @@ export class CredentialCache {
     this.store(devices)
     // Overlap the next window a little: a change committed while we read must not fall between.
     this.lastSync = new Date(Date.parse(asOf) - 5_000).toISOString()
-    setMeta(this.db, 'credentials_synced_at', this.lastSync)
+    this.writer.write(metaWrite('credentials_synced_at', this.lastSync))
   }
 
   async check (deviceId: string, secret: string): Promise<CheckResult> {
@@ -164,18 +168,15 @@ export class CredentialCache {
 
   private store (devices: DeviceCredential[]): void {
     if (devices.length === 0) return
-    const upsert = this.db.prepare('INSERT INTO credentials (id, body) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body')
     const revoked: string[] = []
-    this.db.transaction(() => {
-      for (const device of devices) {
-        const before = this.devices.get(device.id)
-        if (device.revoked && !before?.revoked) revoked.push(device.id)
-        if (before && before.secretHash !== device.secretHash) this.verified.delete(device.id)
-        this.unknownUntil.delete(device.id)
-        this.devices.set(device.id, device)
-        upsert.run(device.id, JSON.stringify(device))
-      }
-    })()
+    for (const device of devices) {
+      const before = this.devices.get(device.id)
+      if (device.revoked && !before?.revoked) revoked.push(device.id)
+      if (before && before.secretHash !== device.secretHash) this.verified.delete(device.id)
+      this.unknownUntil.delete(device.id)
+      this.devices.set(device.id, device)
+    }
+    this.writer.write(...devices.map((device) => ({ sql: UPSERT, params: [device.id, JSON.stringify(device)] })))
     if (revoked.length > 0) this.onRevoked(revoked)
   }
 }

@@ -8,23 +8,30 @@ import type { DownlinkMessage } from '../protocol/index.js'
 import type { ServerClient } from './server-client.js'
 import type { GatewayMetrics } from './metrics.js'
 import { retryForever } from './retry.js'
-import { getMeta, setMeta, type StateDb } from './state-db.js'
+import { getMeta, metaWrite, type StateDb } from './state-db.js'
+import type { StateWriter } from './state-writer.js'
 
 const POSITION_KEY = 'downlink_position'
 
 export class DownlinkRelay {
   private readonly stopping = new AbortController()
   private running?: Promise<void>
+  /** Read at start-up; saved through the writer after that. */
+  private readonly savedPosition: number | undefined
+  private readonly retained: DownlinkMessage[]
 
   constructor (
-    private readonly db: StateDb,
+    db: StateDb,
+    private readonly writer: StateWriter,
     private readonly server: ServerClient,
     private readonly publish: (message: DownlinkMessage) => void,
     private readonly metrics: GatewayMetrics,
     private readonly log: Logger,
     private readonly waitMs = 25_000
   ) {
-    db.exec('CREATE TABLE IF NOT EXISTS retained (topic TEXT PRIMARY KEY, body TEXT NOT NULL)')
+    const saved = getMeta(db, POSITION_KEY)
+    this.savedPosition = saved === undefined ? undefined : Number(saved)
+    this.retained = (db.prepare('SELECT body FROM retained').all() as Array<{ body: string }>).map((row) => JSON.parse(row.body) as DownlinkMessage)
   }
 
   /**
@@ -33,9 +40,8 @@ export class DownlinkRelay {
    * must still find the announcement it missed.
    */
   restoreRetained (): number {
-    const rows = this.db.prepare('SELECT body FROM retained').all() as Array<{ body: string }>
-    for (const row of rows) this.publish(JSON.parse(row.body) as DownlinkMessage)
-    return rows.length
+    for (const message of this.retained) this.publish(message)
+    return this.retained.length
   }
 
   start (): void {
@@ -49,8 +55,7 @@ export class DownlinkRelay {
 
   private async loop (): Promise<void> {
     const signal = this.stopping.signal
-    const saved = getMeta(this.db, POSITION_KEY)
-    let position = saved === undefined ? undefined : Number(saved)
+    let position = this.savedPosition
     while (!signal.aborted) {
       let answer: { head: number, messages: DownlinkMessage[] }
       try {
@@ -65,7 +70,7 @@ export class DownlinkRelay {
       }
       if (answer.head !== position) {
         position = answer.head
-        setMeta(this.db, POSITION_KEY, String(position))
+        this.writer.write(metaWrite(POSITION_KEY, String(position)))
       }
     }
   }
@@ -73,8 +78,8 @@ export class DownlinkRelay {
   private keepRetained (message: DownlinkMessage): void {
     // An empty retained payload clears the topic (MQTT 3.1.1 §3.3.1.3).
     const empty = message.payload === null || message.payload === undefined || message.payload === ''
-    if (empty) this.db.prepare('DELETE FROM retained WHERE topic = ?').run(message.topic)
-    else this.db.prepare('INSERT INTO retained (topic, body) VALUES (?, ?) ON CONFLICT (topic) DO UPDATE SET body = excluded.body').run(message.topic, JSON.stringify(message))
+    if (empty) this.writer.write({ sql: 'DELETE FROM retained WHERE topic = ?', params: [message.topic] })
+    else this.writer.write({ sql: 'INSERT INTO retained (topic, body) VALUES (?, ?) ON CONFLICT (topic) DO UPDATE SET body = excluded.body', params: [message.topic, JSON.stringify(message)] })
   }
 }
 

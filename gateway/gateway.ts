@@ -7,10 +7,11 @@ import type { Logger } from 'pino'
 import type { Aedes, Client } from 'aedes'
 import { deviceIdOfClientId, type Ack, type DownlinkMessage } from '../protocol/index.js'
 import { DEFAULT_HEARTBEAT_INTERVALS_MS, defaultMaxConnections, GATEWAY_DEFAULTS, type GatewayConfig } from './config.js'
-import { openStateDb, syncStateDb } from './state-db.js'
+import { openStateDb } from './state-db.js'
+import { StateWriter } from './state-writer.js'
 import { Outbox, adoptLegacyOutbox } from './outbox/outbox.js'
 import { DeadLetters } from './dead-letters.js'
-import { PresenceLog } from './presence-log.js'
+import { MAX_WAITING_CHANGES, PresenceLog } from './presence-log.js'
 import { CredentialCache } from './credentials.js'
 import { ServerClient } from './server-client.js'
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.js'
@@ -45,18 +46,24 @@ export interface RunningGateway {
 }
 
 export async function startGateway (config: GatewayConfig, log: Logger): Promise<RunningGateway> {
+  // Read here at start-up; written from the writer's thread from now on (state-writer.ts).
   const db = openStateDb(config.dataDir)
-  const stopSyncing = syncStateDb(db, log)
+  const writer = new StateWriter(db.name, log)
+  writer.on('failing', (err) => log.error({ err: err.message }, 'state database writes failing (presence, dead letters, credentials); retrying every second'))
+  writer.on('recovered', () => log.info('state database writes saved again'))
   const metrics = createGatewayMetrics()
   const server = new ServerClient(config.serverUrl, config.gatewayToken, config.gatewayId)
   // The outbox's worker thread starts while the credentials sync (it takes half a second to
   // load, which after a crash is half a second more before the first PUBACK).
   const outboxOpening = Outbox.open(config.dataDir, config.outboxMaxEvents)
   outboxOpening.catch(() => {}) // awaited below, where its failure stops the start
-  const presence = new PresenceLog(db)
-  presence.on('failed', (err) => log.error({ err: err.message }, 'presence changes could not be recorded; retrying'))
+  const presence = new PresenceLog(db, writer)
+  const overflowLines = new LogBudget(1, 60_000, (_, lines) => log.error({ notLogged: lines }, 'more presence changes dropped'))
+  presence.on('overflow', (dropped) => {
+    if (overflowLines.allows('overflow')) log.error({ dropped, kept: MAX_WAITING_CHANGES }, 'presence changes waiting for the server past the bound: the oldest dropped')
+  })
   let forwarder: Forwarder | undefined
-  const deadLetters = new DeadLetters(db, config.gatewayId, 10_000, () => forwarder?.poke())
+  const deadLetters = new DeadLetters(db, writer, config.gatewayId, 10_000, () => forwarder?.poke())
 
   let broker: Aedes | undefined
   const publish = (topic: string, payload: Buffer, retain: boolean) => {
@@ -73,7 +80,7 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
   }, presence, (topic, status) => publish(topic, Buffer.from(status), true), metrics, log)
 
   const connected = new ConnectedDevices()
-  const credentials = new CredentialCache(db, server, config.credentialRefreshMs, log, (revokedIds) => {
+  const credentials = new CredentialCache(db, writer, server, config.credentialRefreshMs, log, (revokedIds) => {
     // A revoked device loses its live connections too, not only its next CONNECT.
     for (const id of revokedIds) {
       supervisor.disconnected(id, 'revoked')
@@ -162,7 +169,7 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
   })
 
   forwarder = new Forwarder(config.gatewayId, { outbox, presence, deadLetters }, server, sendToDevice, metrics, log, { batchSize: config.forwardBatchSize, intervalMs: config.forwardIntervalMs ?? GATEWAY_DEFAULTS.forwardIntervalMs, parallel: config.forwardParallel ?? GATEWAY_DEFAULTS.forwardParallel })
-  const downlink = new DownlinkRelay(db, server, (m: DownlinkMessage) => publish(m.topic, Buffer.from(JSON.stringify(m.payload)), m.retain), metrics, log, config.downlinkWaitMs)
+  const downlink = new DownlinkRelay(db, writer, server, (m: DownlinkMessage) => publish(m.topic, Buffer.from(JSON.stringify(m.payload)), m.retain), metrics, log, config.downlinkWaitMs)
   downlink.restoreRetained()
   supervisor.start()
   forwarder.start()
@@ -214,10 +221,10 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
       await listenersClosed
       await ops?.close()
       presence.flush()
-      presence.close()
       await outbox.close()
-      await stopSyncing()
-      db.close()
+      // A writer stuck on a hung disk is left behind, and the database with it: closing it
+      // here would wait for the disk too.
+      if (await writer.close()) db.close()
     }
   }
 }

@@ -99,4 +99,43 @@ describe.skipIf(missing !== undefined)('a gateway whose disk hangs', () => {
     const { body: offline } = await system.api('GET', '/v1/alerts?kind=device_offline')
     expect(offline).toEqual([])
   })
+
+  // ext4 commits its journal every 5 s. Once a commit hangs with the disk, any write to a file
+  // it holds (even one that never syncs) waits for it: the gateway's own state database
+  // (presence, dead letters, credentials) must then be written by a thread that may wait.
+  it('keeps serving through a hang longer than the journal commit: new devices connect, refusals are kept, a press is answered', async () => {
+    const other = 'btn-hang-002'
+    const otherSecret = await system.provision(other)
+    disk.hang()
+    // The gateway runs on this test's thread: were it held by the disk, so would the test be.
+    const hungAt = Date.now()
+    let otherDevice: MqttClient | undefined
+    try {
+      // A state write (a dead letter) and an outbox write, both caught in the next commit.
+      await device.publishAsync(topics.event(id), 'not json at all', { qos: 1 })
+      void device.publishAsync(topics.event(id), event(100, 'heartbeat'), { qos: 1 })
+      await new Promise((resolve) => setTimeout(resolve, 6500))
+      expect(Date.now() - hungAt, 'the gateway\'s thread held by the disk').toBeLessThan(8000)
+
+      // Past the commit: each of these writes the state database again.
+      const startedAt = Date.now()
+      await device.publishAsync(topics.event(id), '{"seq": "twelve", "type": "press"}', { qos: 1 })
+      otherDevice = await connectDevice(system.mqttUrl, other, other, otherSecret)
+      await device.publishAsync(topics.event(id), event(101, 'press'), { qos: 1 })
+      const received = await acks.waitFor((a) => a.state === 'received' && a.seq === 101, 10_000)
+      expect(Date.now() - startedAt, 'refusal, connect and press handled while the disk hangs').toBeLessThan(5000)
+      expect(received.alertId).toBeTruthy()
+      // What is waiting for the disk still reaches the server: the new device's presence.
+      await eventually(async () => {
+        const { body } = await system.api('GET', `/v1/devices/${other}`)
+        return (body as { online?: boolean }).online === true ? true : undefined
+      }, 5000, 'the new device reported online')
+    } finally {
+      disk.resume()
+    }
+    await eventually(async () => system.gateway.outbox.depth() === 0 ? true : undefined, 10_000, 'outbox drained')
+    const reasons = (await system.gateway.deadLetters.recent(10)).filter((l) => l.deviceId === id).map((l) => l.reason)
+    expect(reasons).toHaveLength(2)
+    await otherDevice?.endAsync()
+  })
 })

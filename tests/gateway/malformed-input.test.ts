@@ -78,7 +78,7 @@ describe('malformed device input', () => {
     // A rejection names the event's seq when the payload had a readable one.
     expect(seen[5]).toMatchObject({ seq: 5, state: 'rejected' })
 
-    const letters = system.gateway.deadLetters.recent(100)
+    const letters = await system.gateway.deadLetters.recent(100)
     expect(letters).toHaveLength(cases.length)
     expect(letters.every((l) => l.deviceId === id)).toBe(true)
     expect(await metricValue(system.gateway, 'sos_gateway_events_rejected_total')).toBe(cases.length)
@@ -117,7 +117,7 @@ describe('malformed device input', () => {
   })
 
   it('stores a press and a heartbeat without the telemetry they carried that could not be read, answered received, the rest dead-lettered and counted', async () => {
-    const lettersBefore = system.gateway.deadLetters.recent(1000).length
+    const lettersBefore = (await system.gateway.deadLetters.recent(1000)).length
     // A battery gauge past 100 after a charge, a positive RSSI, a NUL in the firmware string:
     // a firmware fault beside the alarm must not cost the alarm.
     await device.publishAsync(topics.event(id), '{"seq":300,"type":"press","battery":101,"rssi":3,"fw":"2.0\\u0000"}', { qos: 1 })
@@ -135,7 +135,7 @@ describe('malformed device input', () => {
     expect(acks.acks.filter((a) => a.state === 'rejected' && (a.seq === 300 || a.seq === 301))).toEqual([])
 
     // Newest first: the heartbeat's letter, then the press's, each with the whole payload.
-    const letters = system.gateway.deadLetters.recent(1000).slice(0, -lettersBefore || undefined)
+    const letters = (await system.gateway.deadLetters.recent(1000)).slice(0, -lettersBefore || undefined)
     expect(letters.map((l) => l.reason)).toEqual([
       expect.stringMatching(/^telemetry dropped, event kept: battery: /),
       expect.stringMatching(/^telemetry dropped, event kept: fw: control characters are not allowed; battery: .*; rssi: /)

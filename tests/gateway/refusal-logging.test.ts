@@ -36,7 +36,7 @@ describe('refusal logging', () => {
     const started = Date.now()
     await Promise.all(Array.from({ length: spray }, (_, i) => device.publishAsync(topics.event(id), `junk ${i}`, { qos: 1 })))
     await expect.poll(() => acks.acks.filter((a) => a.state === 'rejected').length, { timeout: 10_000 }).toBe(spray)
-    expect(system.gateway.deadLetters.recent(1000)).toHaveLength(spray)
+    expect(await system.gateway.deadLetters.recent(1000)).toHaveLength(spray)
     expect(await metricValue(system.gateway, 'sos_gateway_events_rejected_total')).toBe(spray)
     // Five lines per 10 s window (two windows if a slow machine took longer), then what each
     // window held back, in one line: every refusal is accounted for.

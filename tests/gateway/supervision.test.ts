@@ -77,7 +77,7 @@ describe('supervision (real time, short intervals)', () => {
     // A will has no packet id (the broker publishes it); it used to be refused as a packet with
     // id 0: a dead letter per lost link, and `rejected` waiting for the kiosk's next session,
     // which showed "could not send" after every network blip.
-    expect(system.gateway.deadLetters.recent().filter((l) => l.deviceId === id)).toEqual([])
+    expect((await system.gateway.deadLetters.recent()).filter((l) => l.deviceId === id)).toEqual([])
     const heard: string[] = []
     const back = await connect(id, { clean: false, will })
     back.on('message', (_topic, payload) => heard.push(payload.toString()))

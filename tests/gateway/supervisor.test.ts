@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { openStateDb, type StateDb } from '../../gateway/state-db.js'
 import { PresenceLog } from '../../gateway/presence-log.js'
+import { StateWriter } from '../../gateway/state-writer.js'
 import { Supervisor } from '../../gateway/supervisor.js'
 import { createGatewayMetrics } from '../../gateway/metrics.js'
 import { quietLog } from '../helpers/system.js'
@@ -18,6 +19,7 @@ const INTERVAL = 30_000
 describe('supervisor', () => {
   let dir: string
   let db: StateDb
+  let writer: StateWriter
   let log: PresenceLog
   let statuses: Array<[string, string]>
   let supervisor: Supervisor
@@ -31,15 +33,17 @@ describe('supervisor', () => {
     vi.useFakeTimers({ now: 1_000_000 })
     dir = mkdtempSync(join(tmpdir(), 'sos-sup-'))
     db = openStateDb(dir)
-    log = new PresenceLog(db)
+    writer = new StateWriter(db.name, quietLog)
+    log = new PresenceLog(db, writer)
     statuses = []
     supervisor = make()
     supervisor.start()
   })
 
-  afterEach(() => {
+  afterEach(async () => {
     supervisor.stop()
     vi.useRealTimers()
+    await writer.close()
     db.close()
     rmSync(dir, { recursive: true, force: true })
   })
@@ -94,10 +98,13 @@ describe('supervisor', () => {
     expect(changes().map((c) => c[1])).toEqual(['online'])
   })
 
-  it('after a restart, reports a device that was online and never came back', () => {
+  it('after a restart, reports a device that was online and never came back', async () => {
     supervisor.connected('btn-5', 'button')
     supervisor.stop()
     vi.advanceTimersByTime(10 * 60_000)
+    // The gateway restarts: what the writer saved is read back.
+    await writer.flushed()
+    log = new PresenceLog(db, writer)
     supervisor = make()
     supervisor.start()
     expect(supervisor.stateOf('btn-5')).toBe('online')

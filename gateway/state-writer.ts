@@ -1,0 +1,140 @@
+/**
+ * Writes to the state database (gateway.sqlite) from a thread of its own
+ * (state-writer-worker.ts). The broker's thread reads the database at start-up and then keeps
+ * what it needs in memory; every later write is posted here and runs in the thread, in order.
+ *
+ * Why: a write, even without fsync, waits for the filesystem's journal, and on a disk that
+ * hangs (an SD card wearing out, a failing drive) the journal waits with it. A presence change
+ * or a dead letter written on the broker's thread then stopped every connection, and every
+ * press, until the disk came back; alarms are meant to reach the server from memory meanwhile
+ * (pipeline/persist.ts). The thread also checkpoints the WAL every `checkpointEveryMs`.
+ */
+import { EventEmitter } from 'node:events'
+import { Worker } from 'node:worker_threads'
+import type { Logger } from 'pino'
+
+/** One statement and its parameters; the SQL lives with the module that owns the table. */
+export interface Write { sql: string, params: unknown[] }
+
+export interface StateWriterData {
+  file: string
+  checkpointEveryMs: number
+  busyTimeoutMs: number
+  retryMs: number
+}
+
+export type StateWriterRequest = { op: 'write', n: number, writes: Write[] } | { op: 'close', n: number, giveUpAt: number }
+export type StateWriterReply =
+  | { op: 'written', upTo: number }
+  | { op: 'failing', error: string }
+  | { op: 'recovered' }
+  | { op: 'dropped', error: string, sql: string[] }
+  | { op: 'closed' }
+
+export interface StateWriterOptions {
+  /** What a power cut can take of the state database. */
+  checkpointEveryMs?: number
+  busyTimeoutMs?: number
+  /** How soon a write the disk refused is tried again. */
+  retryMs?: number
+  /** How long `close` waits for the writes still queued (a hung disk must not hold the stop). */
+  closeWaitMs?: number
+}
+
+export class StateWriter extends EventEmitter<{ failing: [Error], recovered: [] }> {
+  private readonly worker: Worker
+  private posted = 0
+  private written = 0
+  private readonly waiters: Array<{ n: number, resolve: () => void }> = []
+  private closed = false
+  private readonly exited: Promise<void>
+  private readonly closeWaitMs: number
+
+  constructor (file: string, private readonly log: Logger, options: StateWriterOptions = {}) {
+    super()
+    this.closeWaitMs = options.closeWaitMs ?? 5000
+    this.worker = new Worker(new URL('./worker-bootstrap.mjs', import.meta.url), {
+      workerData: {
+        entry: new URL('./state-writer-worker.ts', import.meta.url).href,
+        file,
+        checkpointEveryMs: options.checkpointEveryMs ?? 2000,
+        busyTimeoutMs: options.busyTimeoutMs ?? 5000,
+        retryMs: options.retryMs ?? 1000
+      } satisfies StateWriterData & { entry: string },
+      name: 'state-db writer'
+    })
+    // The writer alone never keeps the process alive; `close` waits for its writes.
+    this.worker.unref()
+    // Not events.once: that would reject on the worker's 'error', unheard until the close.
+    this.exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()))
+    this.worker.on('message', (reply: StateWriterReply) => this.answer(reply))
+    this.worker.on('error', (err) => log.error({ err: err.message }, 'state database writer failed'))
+    this.worker.on('exit', () => {
+      if (!this.closed) log.error({ unwritten: this.posted - this.written }, 'state database writer ended: state changes are no longer saved')
+      this.release(Infinity)
+    })
+  }
+
+  /** Queues `writes` as one transaction, after everything queued before. */
+  write (...writes: Write[]): void {
+    if (writes.length === 0) return
+    if (this.closed) {
+      this.log.warn({ sql: writes.map((w) => w.sql.slice(0, 80)) }, 'state written after the writer closed: not saved')
+      return
+    }
+    this.worker.postMessage({ op: 'write', n: ++this.posted, writes } satisfies StateWriterRequest)
+  }
+
+  /** Writes queued and not yet committed. */
+  waiting (): number {
+    return this.posted - this.written
+  }
+
+  /** Resolves once everything queued so far is committed (or the writer is gone). */
+  flushed (): Promise<void> {
+    const n = this.posted
+    if (this.written >= n) return Promise.resolve()
+    return new Promise((resolve) => this.waiters.push({ n, resolve }))
+  }
+
+  /**
+   * Writes what is queued, then closes the thread's connection. Writes the disk still refuses
+   * after `closeWaitMs` are given up. Resolves whether the thread closed its connection: not
+   * when the disk hangs, and the thread with it (then it is left, never terminated: better-sqlite3
+   * aborts the whole process when a thread is terminated in the middle of a statement).
+   */
+  async close (): Promise<boolean> {
+    if (!this.closed) {
+      this.closed = true
+      this.worker.postMessage({ op: 'close', n: this.posted, giveUpAt: Date.now() + this.closeWaitMs } satisfies StateWriterRequest)
+    }
+    let timer: NodeJS.Timeout | undefined
+    const ended = await Promise.race([
+      this.exited.then(() => true),
+      new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), this.closeWaitMs + 2000) })
+    ])
+    clearTimeout(timer)
+    if (this.posted > this.written) this.log.error({ unwritten: this.posted - this.written }, 'state database writes still waiting for the disk at shutdown: given up')
+    return ended
+  }
+
+  private answer (reply: StateWriterReply): void {
+    switch (reply.op) {
+      case 'written': this.written = Math.max(this.written, reply.upTo); this.release(this.written); break
+      case 'failing': this.emit('failing', new Error(reply.error)); break
+      case 'recovered': this.emit('recovered'); break
+      case 'dropped': this.log.error({ err: reply.error, sql: reply.sql }, 'state database write refused: dropped'); break
+      case 'closed': break
+    }
+  }
+
+  private release (upTo: number): void {
+    for (let i = this.waiters.length - 1; i >= 0; i--) {
+      const waiter = this.waiters[i]!
+      if (waiter.n <= upTo) {
+        this.waiters.splice(i, 1)
+        waiter.resolve()
+      }
+    }
+  }
+}

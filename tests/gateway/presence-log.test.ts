@@ -1,0 +1,77 @@
+/**
+ * Presence changes waiting for the server: held in memory for the forwarder, written by the
+ * state writer's thread, read back after a restart, and bounded.
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { openStateDb, type StateDb } from '../../gateway/state-db.js'
+import { StateWriter } from '../../gateway/state-writer.js'
+import { PresenceLog } from '../../gateway/presence-log.js'
+import type { PresenceChange } from '../../protocol/index.js'
+import { quietLog } from '../helpers/system.js'
+
+const change = (n: number, state: 'online' | 'offline' = n % 2 === 0 ? 'online' : 'offline'): PresenceChange =>
+  ({ deviceId: `btn-${n % 3}`, gatewayId: 'gw-unit', state, reason: state === 'online' ? 'connected' : 'disconnected', at: 1_000_000 + n })
+
+describe('presence log', () => {
+  let dir: string
+  let db: StateDb
+  let writer: StateWriter
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'sos-presence-'))
+    db = openStateDb(dir)
+    writer = new StateWriter(db.name, quietLog)
+  })
+  afterEach(async () => {
+    await writer.close()
+    db.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  /** The gateway restarted: a new log reads what the writer saved. */
+  const reopened = async (maxWaiting?: number) => {
+    await writer.flushed()
+    return new PresenceLog(db, writer, maxWaiting)
+  }
+
+  it('hands changes to the forwarder at once, forgets those the server has, and after a restart still holds the rest and each device\'s last state', async () => {
+    const log = new PresenceLog(db, writer)
+    let appended = 0
+    log.on('appended', () => appended++)
+    for (let n = 1; n <= 6; n++) log.append(change(n), 'button')
+    expect(log.peek(3).map((c) => c.change.at)).toEqual([1_000_001, 1_000_002, 1_000_003])
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(appended, 'one write per event-loop turn').toBe(1)
+    log.remove(log.peek(2).map((c) => c.id))
+
+    const after = await reopened()
+    expect(after.peek(10).map((c) => c.change.at)).toEqual([1_000_003, 1_000_004, 1_000_005, 1_000_006])
+    expect(after.lastStates().sort((a, b) => a.deviceId.localeCompare(b.deviceId))).toEqual([
+      { deviceId: 'btn-0', kind: 'button', state: 'online', lastSeen: 1_000_006 },
+      { deviceId: 'btn-1', kind: 'button', state: 'online', lastSeen: 1_000_004 },
+      { deviceId: 'btn-2', kind: 'button', state: 'offline', lastSeen: 1_000_005 }
+    ])
+    // New ids follow the saved ones: a removal after the restart never hits a newer change.
+    after.append(change(7), 'button')
+    const ids = after.peek(10).map((c) => c.id)
+    expect(ids).toEqual([...ids].sort((a, b) => a - b))
+    expect(new Set(ids).size).toBe(ids.length)
+  })
+
+  it('holds at most its bound, dropping the oldest (on disk too) and saying so', async () => {
+    const log = new PresenceLog(db, writer, 5)
+    const dropped: number[] = []
+    log.on('overflow', (n) => dropped.push(n))
+    for (let n = 1; n <= 8; n++) log.append(change(n), 'button')
+    expect(log.peek(10).map((c) => c.change.at)).toEqual([1_000_004, 1_000_005, 1_000_006, 1_000_007, 1_000_008])
+    expect(dropped).toEqual([1, 1, 1])
+    const after = await reopened(5)
+    expect(after.peek(10).map((c) => c.change.at)).toEqual([1_000_004, 1_000_005, 1_000_006, 1_000_007, 1_000_008])
+    // A smaller bound after a restart: the newest are read, the older ones deleted.
+    await reopened(2)
+    expect((await reopened()).peek(10).map((c) => c.change.at)).toEqual([1_000_007, 1_000_008])
+  })
+})
