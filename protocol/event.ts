@@ -54,25 +54,34 @@ export type ParseResult =
  * when it is not, and the event kept: a battery gauge reading 101 after a charge must not turn
  * a press into a rejection, nor a heartbeat into silence (and then a false `device_offline`).
  * The caller is told what was dropped, to dead-letter and count it. Unknown fields are dropped
- * unread, so a newer firmware's extra telemetry never turns a press into a rejection either.
+ * unread, so a newer firmware's extra telemetry never turns a press into a rejection either,
+ * nor do bytes that are not UTF-8 inside such a field or a telemetry one.
  */
 export function parseDeviceEvent (payload: Buffer | Uint8Array | string): ParseResult {
   const bytes = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload
-  if (bytes.length > MAX_EVENT_BYTES) return { ok: false, reason: `payload too large: ${bytes.length} bytes (max ${MAX_EVENT_BYTES})` }
-  let text: string
-  try {
-    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes)
-  } catch {
-    return { ok: false, reason: 'payload is not valid UTF-8' }
+  if (bytes.length > MAX_EVENT_BYTES) {
+    return { ok: false, reason: `payload too large: ${bytes.length} bytes (max ${MAX_EVENT_BYTES})`, ...seqIn(Buffer.from(bytes.subarray(0, MAX_EVENT_BYTES)).toString('latin1')) }
   }
-  if (text.charCodeAt(0) === 0xfeff) return { ok: false, reason: 'payload starts with a byte order mark' }
+  let text: string
+  // Bytes that are not UTF-8 (a firmware string read from erased flash, 0xFF…) are read as
+  // U+FFFD and looked at below: in a field the event can go without, they cost that field only.
+  let notUtf8 = false
+  try {
+    text = strictUtf8.decode(bytes)
+  } catch {
+    text = lenientUtf8.decode(bytes)
+    notUtf8 = true
+  }
+  // RFC 8259 §8.1: a parser may ignore a byte order mark; a serializer that writes one must not
+  // cost a press.
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1)
   const depth = nestingDepth(text)
-  if (depth > MAX_NESTING) return { ok: false, reason: `payload nested too deeply: ${depth} levels (max ${MAX_NESTING})` }
+  if (depth > MAX_NESTING) return { ok: false, reason: `payload nested too deeply: ${depth} levels (max ${MAX_NESTING})`, ...seqIn(text) }
   let value: unknown
   try {
     value = JSON.parse(text)
   } catch {
-    return { ok: false, reason: 'payload is not JSON' }
+    return { ok: false, reason: notUtf8 ? 'payload is not valid UTF-8' : 'payload is not JSON', ...seqIn(text) }
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return { ok: false, reason: 'payload must be a JSON object' }
@@ -90,6 +99,10 @@ export function parseDeviceEvent (payload: Buffer | Uint8Array | string): ParseR
     return true
   }
   for (const field of Object.keys(known)) {
+    if (notUtf8 && holdsReplacement(known[field]) && !drop(field, `${field}: not valid UTF-8`)) {
+      return { ok: false, reason: `payload is not valid UTF-8 (in ${field})`, seq }
+    }
+    if (!Object.hasOwn(known, field)) continue
     const unsafe = findUnsafe(known[field], field)
     if (unsafe && !drop(field, unsafe)) return { ok: false, reason: `invalid event: ${unsafe}`, seq }
   }
@@ -108,6 +121,27 @@ export function parseDeviceEvent (payload: Buffer | Uint8Array | string): ParseR
   const event = known as DeviceEvent
   if (event.type === 'report' && event.report === undefined) return { ok: false, reason: 'invalid event: report: required for type report', seq }
   return dropped.length > 0 ? { ok: true, event, dropped } : { ok: true, event }
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+const lenientUtf8 = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true })
+
+/**
+ * The seq of a payload that could not be parsed, when it names exactly one: the rejection then
+ * tells the device which event it was (a press it can show as refused, not still waiting).
+ */
+function seqIn (text: string): { seq?: number } {
+  const found = [...text.matchAll(/"seq"\s*:\s*(\d{1,16})(?![\d.eE])/g)]
+  if (found.length !== 1) return {}
+  const seq = Number(found[0]![1])
+  return Number.isSafeInteger(seq) ? { seq } : {}
+}
+
+/** Whether a value holds U+FFFD anywhere (keys included): where bytes that were not UTF-8 went. */
+function holdsReplacement (value: unknown): boolean {
+  if (typeof value === 'string') return value.includes('\ufffd')
+  if (typeof value !== 'object' || value === null) return false
+  return Object.entries(value).some(([key, inner]) => key.includes('\ufffd') || holdsReplacement(inner))
 }
 
 /** What only describes the device, never what the event is. */

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
+import { isUtf8 } from 'node:buffer'
 import { EVENT_TYPES, MAX_EVENT_BYTES, parseDeviceEvent } from '../../protocol/index.js'
 import { anyValidEvent, runs, unknownFields } from './arbitraries.js'
 
@@ -55,6 +56,25 @@ describe('parseDeviceEvent under fuzzing', () => {
       expect(result.event).toEqual(kept)
       expect(result.dropped!.map((d) => d.field).sort()).toEqual(Object.keys(bad).sort())
       for (const d of result.dropped!) expect(d.reason).toMatch(new RegExp(`^${d.field}\\b`))
+    }), { numRuns: runs(1000) })
+  })
+
+  it('keeps any valid event whose firmware string or unknown fields hold bytes that are not UTF-8, leaving out only the firmware string', () => {
+    // Lone continuation bytes, cut sequences, overlong forms, surrogates encoded, erased flash.
+    const notUtf8 = fc.oneof(
+      fc.constantFrom([0xff], [0xfe], [0x80], [0xc3], [0xe2, 0x82], [0xc0, 0xaf], [0xed, 0xa0, 0x80], [0xf8, 0x88, 0x80, 0x80, 0x80]),
+      fc.array(fc.integer({ min: 0x80, max: 0xff }), { minLength: 1, maxLength: 8 }).filter((b) => !isUtf8(Buffer.from(b)))
+    ).map((b) => Buffer.from(b))
+    const where = fc.constantFrom('fw', 'unknown value', 'unknown key')
+    fc.assert(fc.property(anyValidEvent, notUtf8, where, (event, bad, at) => {
+      const marker = '\u0000MARK\u0000'
+      const withMarker = at === 'fw' ? { ...event, fw: marker } : at === 'unknown value' ? { diag: marker, ...event } : { [marker]: 1, ...event }
+      const [before, after] = JSON.stringify(withMarker).split(JSON.stringify(marker).slice(1, -1))
+      const result = parseDeviceEvent(Buffer.concat([Buffer.from(before!), bad, Buffer.from(after!)]))
+      const { fw: _, ...withoutFw } = event
+      expect(result).toEqual(at === 'fw'
+        ? { ok: true, event: withoutFw, dropped: [{ field: 'fw', reason: 'fw: not valid UTF-8' }] }
+        : { ok: true, event })
     }), { numRuns: runs(1000) })
   })
 

@@ -35,7 +35,6 @@ const cases: Case[] = [
   ['invalid UTF-8', publish(Buffer.from([0x7b, 0x22, 0x73, 0xff, 0xfe, 0x7d])), /UTF-8/],
   ['a control character in a report', publish('{"seq":11,"type":"report","report":{"category":"noise","text":"1.0\\u0000"}}'), /control characters/],
   ['a lone surrogate in a report', publish('{"seq":12,"type":"report","report":{"category":"noise","text":"\\ud800"}}'), /lone surrogate/],
-  ['a byte order mark', publish('\ufeff{"seq":13,"type":"press"}'), /byte order mark/],
   ['a malformed cancel PIN', publish('{"seq":14,"type":"cancel","pin":"12ab"}'), /pin/],
   ['a report without its body', publish('{"seq":15,"type":"report"}'), /report/],
   ['an unknown topic under its own prefix', publish('{"seq":16,"type":"press"}', `sos/v1/${id}/evnt`), /invalid topic/],
@@ -75,8 +74,10 @@ describe('malformed device input', () => {
       seen.push(answer)
     }
     expect(seen).toHaveLength(cases.length)
-    // A rejection names the event's seq when the payload had a readable one.
+    // A rejection names the event's seq when the payload had a readable one, parsed or not.
     expect(seen[5]).toMatchObject({ seq: 5, state: 'rejected' })
+    expect(seen[6]).toMatchObject({ seq: 6, state: 'rejected', reason: expect.stringMatching(/too large/) })
+    expect(seen[7]).toMatchObject({ seq: 7, state: 'rejected', reason: expect.stringMatching(/nested/) })
 
     const letters = await system.gateway.deadLetters.recent(100)
     expect(letters).toHaveLength(cases.length)
@@ -143,6 +144,17 @@ describe('malformed device input', () => {
     expect(await metricValue(system.gateway, 'sos_gateway_telemetry_dropped_total', { field: 'battery' })).toBe(2)
     expect(await metricValue(system.gateway, 'sos_gateway_telemetry_dropped_total', { field: 'fw' })).toBe(1)
     expect(await metricValue(system.gateway, 'sos_gateway_events_rejected_total')).toBe(cases.length)
+  })
+
+  it('stores a press sent with a byte order mark, or with bytes that are not UTF-8 in its firmware string or a field it does not read', async () => {
+    await device.publishAsync(topics.event(id), '\ufeff{"seq":400,"type":"press"}', { qos: 1 })
+    // A firmware string read from erased flash (0xFF…), beside diagnostics gone the same way.
+    const erased = Buffer.concat([Buffer.from('{"seq":401,"type":"press","fw":"'), Buffer.from([0xff, 0xff]), Buffer.from('","diag":"'), Buffer.from([0xfe]), Buffer.from('"}')])
+    await device.publishAsync(topics.event(id), erased, { qos: 1 })
+    for (const seq of [400, 401]) expect((await acks.waitFor((a) => a.state === 'received' && a.seq === seq)).alertId).toBeTruthy()
+    expect(acks.acks.filter((a) => a.state === 'rejected' && (a.seq === 400 || a.seq === 401))).toEqual([])
+    const letters = await system.gateway.deadLetters.recent(1)
+    expect(letters[0]!.reason).toBe('telemetry dropped, event kept: fw: not valid UTF-8')
   })
 
   it('stores and answers a press from a device whose clock reads 1970 (its RTC reset)', async () => {

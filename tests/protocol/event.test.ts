@@ -83,11 +83,39 @@ describe('device event payload', () => {
     expect(parseDeviceEvent('{"seq":4,"type":"report","report":{"category":"aliens","text":"?"}}')).toMatchObject({ ok: false, seq: 4, reason: expect.stringMatching(/report/) })
   })
 
-  it('rejects oversized payloads and invalid UTF-8 before parsing', () => {
+  it('rejects oversized payloads, and bytes that are not UTF-8 where JSON or the event needs them', () => {
     const huge = parseDeviceEvent(JSON.stringify({ seq: 1, type: 'press', pad: 'x'.repeat(MAX_EVENT_BYTES) }))
-    expect(huge).toMatchObject({ ok: false, reason: expect.stringMatching(/too large/) })
+    expect(huge).toMatchObject({ ok: false, seq: 1, reason: expect.stringMatching(/too large/) })
     const broken = parseDeviceEvent(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]))
     expect(broken).toMatchObject({ ok: false, reason: expect.stringMatching(/UTF-8/) })
+    expect(broken).not.toHaveProperty('seq')
+    const badType = parseDeviceEvent(Buffer.concat([Buffer.from('{"seq":3,"type":"pre'), Buffer.from([0xff]), Buffer.from('ss"}')]))
+    expect(badType).toMatchObject({ ok: false, seq: 3, reason: 'payload is not valid UTF-8 (in type)' })
+    const badBoot = parseDeviceEvent(Buffer.concat([Buffer.from('{"seq":4,"type":"press","boot":"a'), Buffer.from([0xc3]), Buffer.from('"}')]))
+    expect(badBoot).toMatchObject({ ok: false, seq: 4, reason: 'payload is not valid UTF-8 (in boot)' })
+  })
+
+  it('keeps a press whose bytes that are not UTF-8 lie in telemetry or in a field it does not read', () => {
+    // A firmware string read from erased flash, and a newer firmware's diagnostics gone wrong.
+    const erasedFw = Buffer.concat([Buffer.from('{"seq":1,"type":"press","battery":80,"fw":"'), Buffer.from([0xff, 0xff, 0xff]), Buffer.from('"}')])
+    expect(parseDeviceEvent(erasedFw)).toEqual({ ok: true, event: { seq: 1, type: 'press', battery: 80 }, dropped: [{ field: 'fw', reason: 'fw: not valid UTF-8' }] })
+    const unknown = Buffer.concat([Buffer.from('{"seq":2,"type":"press","diag":{"'), Buffer.from([0xfe]), Buffer.from('":"'), Buffer.from([0xed, 0xa0, 0x80]), Buffer.from('"}}')])
+    expect(parseDeviceEvent(unknown)).toEqual({ ok: true, event: { seq: 2, type: 'press' } })
+    // A U+FFFD the device really sent (valid UTF-8) is a character like any other.
+    expect(parseDeviceEvent('{"seq":3,"type":"report","report":{"category":"other","text":"bad \ufffd sign"}}')).toMatchObject({ ok: true, event: { report: { text: 'bad \ufffd sign' } } })
+  })
+
+  it('reads past a byte order mark (RFC 8259 lets a parser ignore one)', () => {
+    expect(parseDeviceEvent('\ufeff{"seq":13,"type":"press"}')).toEqual({ ok: true, event: { seq: 13, type: 'press' } })
+    expect(parseDeviceEvent(Buffer.from([0xef, 0xbb, 0xbf, ...Buffer.from('{"seq":14,"type":"press"}')]))).toEqual({ ok: true, event: { seq: 14, type: 'press' } })
+  })
+
+  it('names the seq of a payload it could not parse when the payload holds exactly one', () => {
+    expect(parseDeviceEvent('{"seq": 7, "type": "press"')).toMatchObject({ ok: false, seq: 7, reason: 'payload is not JSON' })
+    expect(parseDeviceEvent('{"seq":8,"type":"press","x":' + '['.repeat(40) + ']'.repeat(40) + '}')).toMatchObject({ ok: false, seq: 8, reason: expect.stringMatching(/nested/) })
+    expect(parseDeviceEvent('{"seq":1,"seq":2,"type":')).not.toHaveProperty('seq')
+    expect(parseDeviceEvent('{"seq":1.5,"type":')).not.toHaveProperty('seq')
+    expect(parseDeviceEvent('press!')).not.toHaveProperty('seq')
   })
 
   it('keeps the seq of a rejected event so the rejection can name it', () => {
