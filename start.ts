@@ -9,7 +9,7 @@ import { ConfigError, serverConfigFromEnv } from './server/config.js'
 import { resolveAdminToken } from './server/admin-token.js'
 import { startServer } from './server/server.js'
 import { gatewayConfigFromEnv } from './gateway/config.js'
-import { startGateway } from './gateway/gateway.js'
+import { endPastHungDisk, startGateway } from './gateway/gateway.js'
 
 const log = pino({ level: process.env.LOG_LEVEL || 'info' })
 
@@ -46,8 +46,9 @@ try {
   closeWithGrace({ delay: 15_000 }, async ({ signal, err }) => {
     if (err) log.error({ err }, 'closing after an error')
     else log.info({ signal }, 'closing')
-    await gateway.stop()
+    const { clean } = await gateway.stop()
     await server.close()
+    if (!clean) endPastHungDisk(log)
   })
 } catch (err) {
   if (err instanceof ConfigError) {

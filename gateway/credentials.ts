@@ -17,7 +17,7 @@ import type { DeviceCredential } from '../protocol/index.js'
 import { verifySecret } from '../protocol/secret-hash.js'
 import type { ServerClient } from './server-client.js'
 import { getMeta, metaWrite, type StateDb } from './state-db.js'
-import type { StateWriter } from './state-writer.js'
+import type { StateWriter, Write } from './state-writer.js'
 
 export type CheckResult =
   | { ok: true, device: DeviceCredential }
@@ -79,10 +79,10 @@ export class CredentialCache {
   /** Pulls what changed since the last sync (everything the first time). */
   async refresh (): Promise<void> {
     const { asOf, devices } = await this.server.credentials(this.lastSync ? { changedSince: this.lastSync } : {})
-    this.store(devices)
     // Overlap the next window a little: a change committed while we read must not fall between.
     this.lastSync = new Date(Date.parse(asOf) - 5_000).toISOString()
-    this.writer.write(metaWrite('credentials_synced_at', this.lastSync))
+    // One transaction: the mark never moves past changes (a revocation) that were not saved.
+    this.store(devices, metaWrite('credentials_synced_at', this.lastSync))
   }
 
   async check (deviceId: string, secret: string): Promise<CheckResult> {
@@ -166,8 +166,8 @@ export class CredentialCache {
     return this.devices.get(deviceId)
   }
 
-  private store (devices: DeviceCredential[]): void {
-    if (devices.length === 0) return
+  private store (devices: DeviceCredential[], ...alsoWrite: Write[]): void {
+    if (devices.length === 0) return this.writer.write(...alsoWrite)
     const revoked: string[] = []
     for (const device of devices) {
       const before = this.devices.get(device.id)
@@ -176,7 +176,7 @@ export class CredentialCache {
       this.unknownUntil.delete(device.id)
       this.devices.set(device.id, device)
     }
-    this.writer.write(...devices.map((device) => ({ sql: UPSERT, params: [device.id, JSON.stringify(device)] })))
+    this.writer.write(...devices.map((device) => ({ sql: UPSERT, params: [device.id, JSON.stringify(device)] })), ...alsoWrite)
     if (revoked.length > 0) this.onRevoked(revoked)
   }
 }

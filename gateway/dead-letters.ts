@@ -47,9 +47,12 @@ export class DeadLetters {
     const topic = entry.topic.slice(0, 512)
     const reason = entry.reason.slice(0, 500)
     const payload = withoutPin(entry.payload.subarray(0, 2 * KEEP_BYTES)).subarray(0, KEEP_BYTES)
-    this.writer.write({ sql: INSERT, params: [id, entry.deviceId ?? null, topic, reason, payload, entry.receivedAt] })
+    // A copy of its own: a view would take its whole backing buffer (the 64 KiB packet, or
+    // Node's 8 KiB pool) across to the writer's thread. Sheddable: diagnostics must not fill
+    // the memory while the disk hangs and a device sprays garbage.
+    this.writer.writeSheddable({ sql: INSERT, params: [id, entry.deviceId ?? null, topic, reason, new Uint8Array(payload), entry.receivedAt] })
     // Prune now and then rather than on every insert: the bound is loose by design.
-    if (id % 100 === 0) this.writer.write({ sql: PRUNE, params: [id - this.maxRows] })
+    if (id % 100 === 0) this.writer.writeSheddable({ sql: PRUNE, params: [id - this.maxRows] })
     if (this.waiting.push({ id, letter: this.letter(entry.deviceId, topic, reason, payload, entry.receivedAt) }) > MAX_WAITING) this.waiting.shift()
     this.onAdded()
   }

@@ -42,16 +42,45 @@ export interface RunningGateway {
   presence: PresenceLog
   supervisor: Supervisor
   credentials: CredentialCache
-  stop(): Promise<void>
+  /** Closes everything in order; `clean` is false when a thread was left waiting for a hung disk. */
+  stop(): Promise<{ clean: boolean }>
+}
+
+/** How long the stop waits for the outbox's last writes (the state writer has its own wait). */
+const CLOSE_WAIT_MS = 6000
+
+/**
+ * Ends the process at once, after a stop that left a thread waiting for a hung disk: a normal
+ * exit terminates and joins every thread, so it would wait for the disk as long, and then abort
+ * the thread in the middle of its statement (better-sqlite3 takes the whole process down).
+ */
+export function endPastHungDisk (log: Logger): never {
+  log.error('a gateway thread still waits for the disk: ending the process now (what it was writing is lost)')
+  process.kill(process.pid, 'SIGKILL')
+  throw new Error('unreachable')
+}
+
+/** Whether `promise` settled within `ms`. */
+async function withinMs (promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const settled = await Promise.race([
+    promise.then(() => true, () => true),
+    new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), ms) })
+  ])
+  clearTimeout(timer)
+  return settled
 }
 
 export async function startGateway (config: GatewayConfig, log: Logger): Promise<RunningGateway> {
   // Read here at start-up; written from the writer's thread from now on (state-writer.ts).
   const db = openStateDb(config.dataDir)
   const writer = new StateWriter(db.name, log)
+  const metrics = createGatewayMetrics()
   writer.on('failing', (err) => log.error({ err: err.message }, 'state database writes failing (presence, dead letters, credentials); retrying every second'))
   writer.on('recovered', () => log.info('state database writes saved again'))
-  const metrics = createGatewayMetrics()
+  writer.on('shed', () => metrics.stateWritesShed.inc())
+  metrics.live.stateWriteWaitMs = () => writer.waitMs()
+  metrics.live.stateWritesWaiting = () => writer.waiting()
   const server = new ServerClient(config.serverUrl, config.gatewayToken, config.gatewayId)
   // The outbox's worker thread starts while the credentials sync (it takes half a second to
   // load, which after a crash is half a second more before the first PUBACK).
@@ -60,7 +89,8 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
   const presence = new PresenceLog(db, writer)
   const overflowLines = new LogBudget(1, 60_000, (_, lines) => log.error({ notLogged: lines }, 'more presence changes dropped'))
   presence.on('overflow', (dropped) => {
-    if (overflowLines.allows('overflow')) log.error({ dropped, kept: MAX_WAITING_CHANGES }, 'presence changes waiting for the server past the bound: the oldest dropped')
+    metrics.presenceDropped.inc(dropped)
+    if (overflowLines.allows('overflow')) log.error({ dropped, bound: MAX_WAITING_CHANGES }, 'presence changes waiting for the server past the bound: superseded ones dropped first, then the oldest')
   })
   let forwarder: Forwarder | undefined
   const deadLetters = new DeadLetters(db, writer, config.gatewayId, 10_000, () => forwarder?.poke())
@@ -103,7 +133,7 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
   metrics.live.outboxWriteWaitMs = () => outbox.writeWaitMs()
   // A gateway restarted with a full outbox says so at once, not at the next change.
   reportFull(outbox.full)
-  const adopted = await adoptLegacyOutbox(outbox, db)
+  const adopted = await adoptLegacyOutbox(outbox, db, writer)
   if (adopted > 0) log.info({ events: adopted }, 'moved waiting events from the old outbox table')
 
   const limiter = new DeviceRateLimiter(config.rateLimit ?? GATEWAY_DEFAULTS.rateLimit)
@@ -189,7 +219,8 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
           outboxFull: outbox.full,
           outboxOldestAgeSeconds: oldest === undefined ? 0 : Math.max(0, Date.now() - oldest) / 1000,
           // Seconds here: the disk hangs (alarms go to the server from memory meanwhile).
-          outboxWriteWaitSeconds: Math.round(outbox.writeWaitMs()) / 1000
+          outboxWriteWaitSeconds: Math.round(outbox.writeWaitMs()) / 1000,
+          stateWriteWaitSeconds: Math.round(writer.waitMs()) / 1000
         }
       }
     }).catch((err: Error) => {
@@ -221,10 +252,12 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
       await listenersClosed
       await ops?.close()
       presence.flush()
-      await outbox.close()
-      // A writer stuck on a hung disk is left behind, and the database with it: closing it
-      // here would wait for the disk too.
-      if (await writer.close()) db.close()
+      // Both on the same disk, both bounded: a disk that hangs must not hold the stop.
+      const [outboxClosed, writerClosed] = await Promise.all([withinMs(outbox.close(), CLOSE_WAIT_MS), writer.close()])
+      // A thread stuck on a hung disk is left behind, and the database with it: closing it here
+      // would wait for the disk too.
+      if (writerClosed) db.close()
+      return { clean: outboxClosed && writerClosed }
     }
   }
 }

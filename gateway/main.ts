@@ -3,7 +3,7 @@ import closeWithGrace from 'close-with-grace'
 import { pino } from 'pino'
 import { ConfigError } from '../server/config.js'
 import { gatewayConfigFromEnv } from './config.js'
-import { startGateway } from './gateway.js'
+import { endPastHungDisk, startGateway } from './gateway.js'
 
 const log = pino({ level: process.env.LOG_LEVEL || 'info', name: 'gateway' })
 
@@ -14,7 +14,8 @@ try {
   closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
     if (err) log.error({ err }, 'closing after an error')
     else log.info({ signal }, 'closing')
-    await gateway.stop()
+    const { clean } = await gateway.stop()
+    if (!clean) endPastHungDisk(log)
   })
 } catch (err) {
   if (err instanceof ConfigError) {

@@ -6,7 +6,7 @@ export function createGatewayMetrics () {
   collectDefaultMetrics({ register: registry, prefix: 'sos_gateway_process_' })
   const registers = [registry]
   /** Read at each scrape, for what nothing else updates while it matters (a write hanging). */
-  const live = { outboxWriteWaitMs: () => 0 }
+  const live = { outboxWriteWaitMs: () => 0, stateWriteWaitMs: () => 0, stateWritesWaiting: () => 0 }
   return {
     registry,
     live,
@@ -26,6 +26,10 @@ export function createGatewayMetrics () {
     outboxEvicted: new Counter({ name: 'sos_gateway_outbox_evicted_total', help: 'Stored heartbeats evicted to make room in a full outbox', registers }),
     alarmsSentUnwritten: new Counter({ name: 'sos_gateway_alarms_sent_unwritten_total', help: 'Alarms sent to the server from memory because their outbox write took too long (a disk that hangs); each PUBACKed once the server stored it', registers }),
     outboxWriteWait: new Gauge({ name: 'sos_gateway_outbox_write_wait_seconds', help: 'How long the outbox write in flight has waited for the disk (0 when none): seconds here mean the disk hangs', registers, collect () { this.set(live.outboxWriteWaitMs() / 1000) } }),
+    stateWriteWait: new Gauge({ name: 'sos_gateway_state_write_wait_seconds', help: 'How long writes to the state database (presence, dead letters, credentials) have waited without one committing (0 when none wait): seconds here mean the disk hangs', registers, collect () { this.set(live.stateWriteWaitMs() / 1000) } }),
+    stateWritesWaiting: new Gauge({ name: 'sos_gateway_state_writes_waiting', help: 'Writes to the state database queued for its writer thread', registers, collect () { this.set(live.stateWritesWaiting()) } }),
+    stateWritesShed: new Counter({ name: 'sos_gateway_state_writes_shed_total', help: 'Dead letters not written to the state database because its writer was too far behind (a disk that hangs); still forwarded from memory', registers }),
+    presenceDropped: new Counter({ name: 'sos_gateway_presence_dropped_total', help: 'Presence changes waiting for the server dropped past the bound (superseded ones of the same device first)', registers }),
     outboxCommit: new Histogram({ name: 'sos_gateway_outbox_commit_seconds', help: 'One outbox transaction (insert and fsync) in its worker thread: the disk\'s share of PUBACK latency', buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5], registers }),
     pubackLatency: new Histogram({ name: 'sos_gateway_puback_latency_seconds', help: 'Receive → durable write (PUBACK) latency', buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5], registers }),
     forwardLatency: new Histogram({ name: 'sos_gateway_forward_latency_seconds', help: 'Receive → confirmed by server latency', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5, 30], registers }),

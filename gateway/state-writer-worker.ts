@@ -45,29 +45,35 @@ function drain (): void {
   while (waiting.length > 0) {
     const request = waiting[0]!
     if (request.op === 'close') return close(written)
-    try {
-      run(request.writes)
-    } catch (err) {
-      if (transient(err) && !pastClosing()) {
-        if (written !== undefined) port.postMessage({ op: 'written', upTo: written } satisfies StateWriterReply)
-        if (!failing) port.postMessage({ op: 'failing', error: (err as Error).message } satisfies StateWriterReply)
-        failing = true
-        retry = setTimeout(drain, retryMs)
-        return
+    if (pastClosing()) {
+      // Asked to close, and its wait is over: the rest is given up without trying (each try
+      // could wait for the disk as long again).
+      report({ op: 'dropped', error: 'given up at shutdown', sql: request.writes.map((w) => w.sql.slice(0, 80)) })
+    } else {
+      try {
+        run(request.writes)
+        if (failing) {
+          failing = false
+          report({ op: 'recovered' })
+        }
+      } catch (err) {
+        if (transient(err) && !pastClosing()) {
+          if (written !== undefined) report({ op: 'written', upTo: written })
+          if (!failing) report({ op: 'failing', error: (err as Error).message })
+          failing = true
+          retry = setTimeout(drain, retryMs)
+          return
+        }
+        report({ op: 'dropped', error: (err as Error).message, sql: request.writes.map((w) => w.sql.slice(0, 80)) })
       }
-      port.postMessage({ op: 'dropped', error: (err as Error).message, sql: request.writes.map((w) => w.sql.slice(0, 80)) } satisfies StateWriterReply)
     }
     waiting.shift()
     written = request.n
-    if (failing) {
-      failing = false
-      port.postMessage({ op: 'recovered' } satisfies StateWriterReply)
-    }
   }
-  if (written !== undefined) port.postMessage({ op: 'written', upTo: written } satisfies StateWriterReply)
+  if (written !== undefined) report({ op: 'written', upTo: written })
 }
 
-/** Asked to close, and the wait it was given is over: what the disk refuses now is dropped. */
+/** Asked to close, and the wait it was given is over. */
 function pastClosing (): boolean {
   const close = waiting.at(-1)
   return close?.op === 'close' && Date.now() >= close.giveUpAt
@@ -76,9 +82,12 @@ function pastClosing (): boolean {
 function close (written: number | undefined): void {
   clearInterval(checkpoints)
   db.close()
-  if (written !== undefined) port.postMessage({ op: 'written', upTo: written } satisfies StateWriterReply)
-  port.postMessage({ op: 'closed' } satisfies StateWriterReply)
+  if (written !== undefined) report({ op: 'written', upTo: written })
   port.close()
+}
+
+function report (reply: StateWriterReply): void {
+  port.postMessage(reply)
 }
 
 const checkpoints = setInterval(() => {

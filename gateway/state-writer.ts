@@ -8,10 +8,16 @@
  * or a dead letter written on the broker's thread then stopped every connection, and every
  * press, until the disk came back; alarms are meant to reach the server from memory meanwhile
  * (pipeline/persist.ts). The thread also checkpoints the WAL every `checkpointEveryMs`.
+ *
+ * Bounded: while the disk hangs nothing is written, and what waits is held in memory. Past
+ * `maxWaiting` writes waiting, those posted as sheddable (dead letters: diagnostics) are
+ * dropped and counted; the rest (presence, credentials, positions) is small and bounded by
+ * what it mirrors.
  */
 import { EventEmitter } from 'node:events'
 import { Worker } from 'node:worker_threads'
 import type { Logger } from 'pino'
+import { LogBudget } from './log-budget.js'
 
 /** One statement and its parameters; the SQL lives with the module that owns the table. */
 export interface Write { sql: string, params: unknown[] }
@@ -29,7 +35,6 @@ export type StateWriterReply =
   | { op: 'failing', error: string }
   | { op: 'recovered' }
   | { op: 'dropped', error: string, sql: string[] }
-  | { op: 'closed' }
 
 export interface StateWriterOptions {
   /** What a power cut can take of the state database. */
@@ -39,20 +44,29 @@ export interface StateWriterOptions {
   retryMs?: number
   /** How long `close` waits for the writes still queued (a hung disk must not hold the stop). */
   closeWaitMs?: number
+  /** Writes waiting past which sheddable ones are dropped. */
+  maxWaiting?: number
 }
 
-export class StateWriter extends EventEmitter<{ failing: [Error], recovered: [] }> {
+export class StateWriter extends EventEmitter<{ failing: [Error], recovered: [], shed: [] }> {
   private readonly worker: Worker
   private posted = 0
   private written = 0
+  /** Since when writes have waited without the thread confirming any (undefined: none wait). */
+  private stuckSince?: number
   private readonly waiters: Array<{ n: number, resolve: () => void }> = []
   private closed = false
+  private ended = false
   private readonly exited: Promise<void>
   private readonly closeWaitMs: number
+  private readonly maxWaiting: number
+  private readonly droppedLines: LogBudget
 
   constructor (file: string, private readonly log: Logger, options: StateWriterOptions = {}) {
     super()
     this.closeWaitMs = options.closeWaitMs ?? 5000
+    this.maxWaiting = options.maxWaiting ?? 10_000
+    this.droppedLines = new LogBudget(3, 60_000, (_, lines) => log.error({ notLogged: lines }, 'more state database writes refused and dropped'))
     this.worker = new Worker(new URL('./worker-bootstrap.mjs', import.meta.url), {
       workerData: {
         entry: new URL('./state-writer-worker.ts', import.meta.url).href,
@@ -70,19 +84,24 @@ export class StateWriter extends EventEmitter<{ failing: [Error], recovered: [] 
     this.worker.on('message', (reply: StateWriterReply) => this.answer(reply))
     this.worker.on('error', (err) => log.error({ err: err.message }, 'state database writer failed'))
     this.worker.on('exit', () => {
-      if (!this.closed) log.error({ unwritten: this.posted - this.written }, 'state database writer ended: state changes are no longer saved')
+      this.ended = true
+      if (!this.closed) log.error({ unwritten: this.waiting() }, 'state database writer ended: state changes are no longer saved')
       this.release(Infinity)
     })
   }
 
   /** Queues `writes` as one transaction, after everything queued before. */
   write (...writes: Write[]): void {
-    if (writes.length === 0) return
-    if (this.closed) {
-      this.log.warn({ sql: writes.map((w) => w.sql.slice(0, 80)) }, 'state written after the writer closed: not saved')
+    this.post(writes)
+  }
+
+  /** As `write`, but dropped (and counted) while the thread is `maxWaiting` writes behind. */
+  writeSheddable (...writes: Write[]): void {
+    if (this.waiting() >= this.maxWaiting) {
+      this.emit('shed')
       return
     }
-    this.worker.postMessage({ op: 'write', n: ++this.posted, writes } satisfies StateWriterRequest)
+    this.post(writes)
   }
 
   /** Writes queued and not yet committed. */
@@ -90,18 +109,27 @@ export class StateWriter extends EventEmitter<{ failing: [Error], recovered: [] 
     return this.posted - this.written
   }
 
+  /**
+   * How long writes have waited without the thread confirming any, ms (0 when none wait). On a
+   * working disk a few milliseconds; seconds mean the disk hangs.
+   */
+  waitMs (): number {
+    return this.stuckSince === undefined ? 0 : Date.now() - this.stuckSince
+  }
+
   /** Resolves once everything queued so far is committed (or the writer is gone). */
   flushed (): Promise<void> {
     const n = this.posted
-    if (this.written >= n) return Promise.resolve()
+    if (this.written >= n || this.ended) return Promise.resolve()
     return new Promise((resolve) => this.waiters.push({ n, resolve }))
   }
 
   /**
-   * Writes what is queued, then closes the thread's connection. Writes the disk still refuses
-   * after `closeWaitMs` are given up. Resolves whether the thread closed its connection: not
-   * when the disk hangs, and the thread with it (then it is left, never terminated: better-sqlite3
-   * aborts the whole process when a thread is terminated in the middle of a statement).
+   * Writes what is queued, then closes the thread's connection. What the disk still refuses
+   * after `closeWaitMs` is given up. Resolves whether the thread closed its connection: not when
+   * the disk hangs and the thread with it. Then it is left running: better-sqlite3 aborts the
+   * whole process when its thread is terminated in the middle of a statement, and so would a
+   * normal exit, which terminates and joins every thread (see gateway/main.ts).
    */
   async close (): Promise<boolean> {
     if (!this.closed) {
@@ -111,20 +139,35 @@ export class StateWriter extends EventEmitter<{ failing: [Error], recovered: [] 
     let timer: NodeJS.Timeout | undefined
     const ended = await Promise.race([
       this.exited.then(() => true),
-      new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), this.closeWaitMs + 2000) })
+      new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), this.closeWaitMs + 1000) })
     ])
     clearTimeout(timer)
-    if (this.posted > this.written) this.log.error({ unwritten: this.posted - this.written }, 'state database writes still waiting for the disk at shutdown: given up')
+    if (this.waiting() > 0) this.log.error({ unwritten: this.waiting() }, 'state database writes still waiting for the disk at shutdown: given up')
     return ended
+  }
+
+  private post (writes: Write[]): void {
+    if (writes.length === 0) return
+    if (this.closed || this.ended) {
+      if (this.droppedLines.allows('after close')) this.log.warn({ sql: writes.map((w) => w.sql.slice(0, 80)) }, 'state written after the writer closed: not saved')
+      return
+    }
+    if (this.posted === this.written) this.stuckSince = Date.now()
+    this.worker.postMessage({ op: 'write', n: ++this.posted, writes } satisfies StateWriterRequest)
   }
 
   private answer (reply: StateWriterReply): void {
     switch (reply.op) {
-      case 'written': this.written = Math.max(this.written, reply.upTo); this.release(this.written); break
+      case 'written':
+        this.written = Math.max(this.written, reply.upTo)
+        this.stuckSince = this.written >= this.posted ? undefined : Date.now()
+        this.release(this.written)
+        break
       case 'failing': this.emit('failing', new Error(reply.error)); break
       case 'recovered': this.emit('recovered'); break
-      case 'dropped': this.log.error({ err: reply.error, sql: reply.sql }, 'state database write refused: dropped'); break
-      case 'closed': break
+      case 'dropped':
+        if (this.droppedLines.allows('dropped')) this.log.error({ err: reply.error, sql: reply.sql }, 'state database write refused: dropped')
+        break
     }
   }
 

@@ -20,6 +20,7 @@ import { performance } from 'node:perf_hooks'
 import { Worker } from 'node:worker_threads'
 import type { GatewayEvent } from '../../protocol/index.js'
 import type { StateDb } from '../state-db.js'
+import type { StateWriter } from '../state-writer.js'
 import type { OutboxReply, OutboxRequest, OutboxWorkerData } from './messages.js'
 import { laneOf, type AppendResult, type Lane, type OutboxEntry, type OutboxLevel, type OutboxRecord } from './store.js'
 import { LaneTail } from './lane-tail.js'
@@ -260,15 +261,16 @@ export class Outbox extends EventEmitter<{ appended: [lanes: ReadonlySet<Lane>],
  * Before 0.3 the outbox was a table of the gateway's state database. Events still waiting
  * there when the gateway is upgraded are moved, in their order, before anything new arrives.
  */
-export async function adoptLegacyOutbox (outbox: Outbox, db: StateDb): Promise<number> {
+export async function adoptLegacyOutbox (outbox: Outbox, db: StateDb, writer: StateWriter): Promise<number> {
   const table = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'").get()
   if (!table) return 0
   const rows = db.prepare('SELECT body FROM outbox ORDER BY id').all() as Array<{ body: string }>
   for (let i = 0; i < rows.length; i += 5000) {
     await Promise.all(rows.slice(i, i + 5000).map((row) => outbox.append(JSON.parse(row.body) as GatewayEvent)))
   }
-  // Moved and committed: only now may the old copies go (a crash before this line moves them
-  // again, and the new table ignores event ids it already has).
-  db.exec('DROP TABLE outbox')
+  // Moved and committed: only now may the old copies go (a crash before the drop moves them
+  // again, and the new table ignores event ids it already has). By the writer's thread, the
+  // one writing this database now.
+  writer.write({ sql: 'DROP TABLE outbox', params: [] })
   return rows.length
 }

@@ -61,17 +61,44 @@ describe('presence log', () => {
     expect(new Set(ids).size).toBe(ids.length)
   })
 
-  it('holds at most its bound, dropping the oldest (on disk too) and saying so', async () => {
+  it('holds at most its bound: a flapping device\'s superseded changes go first, a quiet device\'s only one stays, on disk too', async () => {
     const log = new PresenceLog(db, writer, 5)
     const dropped: number[] = []
     log.on('overflow', (n) => dropped.push(n))
-    for (let n = 1; n <= 8; n++) log.append(change(n), 'button')
-    expect(log.peek(10).map((c) => c.change.at)).toEqual([1_000_004, 1_000_005, 1_000_006, 1_000_007, 1_000_008])
-    expect(dropped).toEqual([1, 1, 1])
-    const after = await reopened(5)
-    expect(after.peek(10).map((c) => c.change.at)).toEqual([1_000_004, 1_000_005, 1_000_006, 1_000_007, 1_000_008])
-    // A smaller bound after a restart: the newest are read, the older ones deleted.
-    await reopened(2)
-    expect((await reopened()).peek(10).map((c) => c.change.at)).toEqual([1_000_007, 1_000_008])
+    const flap = (n: number): PresenceChange => ({ ...change(n, n % 2 === 0 ? 'online' : 'offline'), deviceId: 'btn-flappy' })
+    log.append({ ...change(0, 'offline'), deviceId: 'btn-quiet' }, 'button')
+    for (let n = 1; n <= 12; n++) log.append(flap(n), 'button')
+    const kept = log.peek(10).map((c) => `${c.change.deviceId}@${c.change.at - 1_000_000}`)
+    expect(kept[0]).toBe('btn-quiet@0')
+    expect(kept.at(-1)).toBe('btn-flappy@12')
+    expect(kept.length).toBeLessThanOrEqual(5)
+    expect(dropped.reduce((a, b) => a + b, 0)).toBe(13 - kept.length)
+    // Dropped in the same turn they came: their INSERT and DELETE go in one write, in order.
+    log.flush()
+    await writer.flushed()
+    expect(db.prepare('SELECT count(*) AS n FROM presence_outbox').get()).toEqual({ n: kept.length })
+    expect((await reopened()).peek(10).map((c) => `${c.change.deviceId}@${c.change.at - 1_000_000}`)).toEqual(kept)
+  })
+
+  it('with more devices than its bound, drops the oldest', async () => {
+    const log = new PresenceLog(db, writer, 10)
+    for (let n = 1; n <= 11; n++) log.append({ ...change(n, 'offline'), deviceId: `btn-${n}` }, 'button')
+    expect(log.peek(20).map((c) => c.change.deviceId)).toEqual(['btn-3', 'btn-4', 'btn-5', 'btn-6', 'btn-7', 'btn-8', 'btn-9', 'btn-10', 'btn-11'])
+    // Read back with a smaller bound (an upgrade, say): shrunk the same way, on disk too.
+    log.flush()
+    const smaller = await reopened(4)
+    expect(smaller.peek(20).map((c) => c.change.deviceId)).toEqual(['btn-9', 'btn-10', 'btn-11'])
+    await writer.flushed()
+    expect(db.prepare('SELECT count(*) AS n FROM presence_outbox').get()).toEqual({ n: 3 })
+  })
+
+  it('forgets a change the server confirmed in the same turn it came, on disk too', async () => {
+    const log = new PresenceLog(db, writer)
+    log.append(change(1), 'button')
+    log.append(change(2), 'button')
+    log.remove([log.peek(1)[0]!.id])
+    await writer.flushed()
+    expect(db.prepare('SELECT count(*) AS n FROM presence_outbox').get()).toEqual({ n: 1 })
+    expect((await reopened()).peek(10).map((c) => c.change.at)).toEqual([1_000_002])
   })
 })
