@@ -14,7 +14,7 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import Sqlite from 'better-sqlite3'
 import { UNLIMITED_TYPES } from '../rate-limiter.js'
-import type { EventType } from '../../protocol/index.js'
+import { isCopyOf, renamedEventId, REUSED_MARK, type EventType, type GatewayEvent } from '../../protocol/index.js'
 
 /** An accepted event as the outbox keeps it: the columns the forwarder needs, and the JSON it sends. */
 export interface OutboxRecord {
@@ -90,6 +90,21 @@ export class OutboxStore {
     this.count = (this.db.prepare('SELECT count(*) AS n FROM outbox').get() as { n: number }).n
     // OR IGNORE: a QoS 1 redelivery of an event still waiting here is the same event.
     const insert = this.db.prepare('INSERT OR IGNORE INTO outbox (event_id, device_id, type, seq, alarm, body, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+    // Unless it is not: what holds the id now, and what was kept under a reused one before.
+    const holders = this.db.prepare('SELECT body FROM outbox WHERE event_id = ? OR (event_id > ? AND event_id < ?)')
+    const insertRecord = (r: OutboxRecord, key: string) => insert.run(key, r.deviceId, r.type, r.seq, laneOf(r.type) === 'alarm' ? 1 : 0, r.body, r.receivedAt)
+    /**
+     * A record whose id an event still waiting here holds, that it cannot be a copy of: a device
+     * that repeats old ids (protocol/reused-ids.ts) while the server is away. It is kept under a
+     * key of its own (its body, and so the id the server sees, unchanged: the server tells the
+     * two apart by the same rule); INSERT OR IGNORE alone PUBACKed such a press and dropped it.
+     */
+    const insertReused = (r: OutboxRecord) => {
+      const later = occurrence(r.body)
+      const earlier = holders.all(r.eventId, r.eventId + REUSED_MARK, r.eventId + REUSED_MARK + '~') as Array<{ body: string }>
+      if (earlier.length === 0 || earlier.some((row) => isCopyOf(later, occurrence(row.body)))) return { changes: 0, lastInsertRowid: 0 }
+      return insertRecord(r, renamedEventId(r.eventId, r.receivedAt))
+    }
     const evictHeartbeat = this.db.prepare("DELETE FROM outbox WHERE id = (SELECT id FROM outbox WHERE type = 'heartbeat' ORDER BY id LIMIT 1)")
     this.appendBatch = this.db.transaction((records: OutboxRecord[]) => {
       const results: AppendResult[] = []
@@ -107,7 +122,8 @@ export class OutboxStore {
             continue
           }
         }
-        const { changes, lastInsertRowid } = insert.run(r.eventId, r.deviceId, r.type, r.seq, laneOf(r.type) === 'alarm' ? 1 : 0, r.body, r.receivedAt)
+        let { changes, lastInsertRowid } = insertRecord(r, r.eventId)
+        if (changes === 0) ({ changes, lastInsertRowid } = insertReused(r))
         count += changes
         results.push('stored')
         ids.push(changes === 1 ? Number(lastInsertRowid) : 0)
@@ -199,4 +215,10 @@ export class OutboxStore {
   close (): void {
     this.db.close()
   }
+}
+
+/** What tells apart two events under one id, read from a record's body (a GatewayEvent). */
+function occurrence (body: string): { type: string, ts?: number, receivedAt: number } {
+  const e = JSON.parse(body) as GatewayEvent
+  return { type: e.event.type, ts: e.event.ts, receivedAt: e.receivedAt }
 }

@@ -1,20 +1,13 @@
 /**
- * Event ids reused by a different event. A device that cannot keep its seq must send a new
- * `boot` after each start (DESIGN §3); one that does not (a board reset, or replaced under the
- * same id) repeats old ids, and its press would be answered `received` as the duplicate of an
- * old heartbeat, with no alert. An event answered `duplicate` whose id an earlier event holds
- * that it cannot be a copy of (another type, another device clock reading, or a day older) is
- * stored again under an id of its own: its receive time added, which a resend through the
- * gateway keeps. A copy of one stored that way (the device redelivering it) stays a duplicate.
- * Only duplicates cost a query; they are rare.
+ * Event ids reused by a different event (protocol/reused-ids.ts). Without this, a press from a
+ * device that repeats old ids would be answered `received` as the duplicate of an old
+ * heartbeat, with no alert. An event answered `duplicate` whose id an earlier event holds that
+ * it cannot be a copy of is stored again under an id of its own: its receive time added, which
+ * a resend through the gateway keeps. A copy of one stored that way (the device redelivering
+ * it) stays a duplicate. Only duplicates cost a query; they are rare.
  */
 import type { Queryable } from '../db/database.js'
-import type { GatewayEvent, IngestResult } from '../../protocol/index.js'
-
-/** A copy of an event (a QoS 1 redelivery, a gateway's resend) comes within this of the first. */
-const REDELIVERY_AT_MOST_MS = 24 * 3600_000
-/** Between an event id reused by a different event and the receive time that tells them apart. */
-const REUSED = '#reused@'
+import { isCopyOf, REDELIVERY_AT_MOST_MS, renamedEventId, REUSED_MARK, type GatewayEvent, type IngestResult } from '../../protocol/index.js'
 
 export interface ReusedId {
   /** The event's index in its batch. */
@@ -45,15 +38,14 @@ export async function reusedIds (db: Queryable, events: GatewayEvent[], results:
     FROM events WHERE device_id = ANY($1::text[]) AND time >= to_timestamp($2 / 1000.0) AND event_id LIKE ANY($3::text[])`, [
     [...new Set(candidates.map(({ e }) => e.deviceId))],
     Math.min(...candidates.map(({ e }) => e.receivedAt)) - REDELIVERY_AT_MOST_MS,
-    candidates.map(({ e }) => `${e.eventId.replace(/[\\%_]/g, '\\$&')}${REUSED}%`)])
+    candidates.map(({ e }) => `${e.eventId.replace(/[\\%_]/g, '\\$&')}${REUSED_MARK}%`)])
   return candidates
-    .filter(({ e }) => !renamedBefore.some((row) => row.event_id.startsWith(e.eventId + REUSED) && isCopy(e, row, Number(row.time_ms))))
-    .map(({ e, index }) => ({ index, renamed: { ...e, eventId: `${e.eventId}${REUSED}${e.receivedAt}` } }))
+    .filter(({ e }) => !renamedBefore.some((row) => row.event_id.startsWith(e.eventId + REUSED_MARK) && isCopy(e, row, Number(row.time_ms))))
+    .map(({ e, index }) => ({ index, renamed: { ...e, eventId: renamedEventId(e.eventId, e.receivedAt) } }))
 }
 
 /** Whether `e` can be a copy of an event stored earlier with this type and device clock, received then. */
 function isCopy (e: GatewayEvent, first: { type: string | null, device_ts_ms: number | null }, firstReceivedMs: number): boolean {
-  if (first.type !== null && first.type !== e.event.type) return false
-  if (first.device_ts_ms === null || e.event.ts === undefined) return e.receivedAt - firstReceivedMs <= REDELIVERY_AT_MOST_MS
-  return Math.abs(Number(first.device_ts_ms) - e.event.ts) <= 1
+  const ts = first.device_ts_ms === null ? null : Number(first.device_ts_ms)
+  return isCopyOf({ type: e.event.type, ts: e.event.ts, receivedAt: e.receivedAt }, { type: first.type, ts, receivedAt: firstReceivedMs })
 }

@@ -11,6 +11,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { Outbox, adoptLegacyOutbox, type Lane } from '../../gateway/outbox/outbox.js'
 import { OUTBOX_FILE, OutboxStore } from '../../gateway/outbox/store.js'
 import { openStateDb } from '../../gateway/state-db.js'
+import { StateWriter } from '../../gateway/state-writer.js'
+import { quietLog } from '../helpers/system.js'
 import { eventIdOf, type GatewayEvent } from '../../protocol/index.js'
 
 function event (deviceId: string, seq: number, type: GatewayEvent['event']['type'] = 'press', boot = 'b1'): GatewayEvent {
@@ -48,6 +50,32 @@ describe('outbox', () => {
     expect(rest.map((e) => [e.deviceId, e.type, e.seq])).toEqual([['btn-1', 'press', 3], ['btn-1', 'press', 4], ['btn-1', 'press', 5]])
   })
 
+  it('keeps an event whose id a different event still waiting holds (a device repeating old ids while the server is away), once', async () => {
+    outbox = await Outbox.open(dir)
+    const at = (e: GatewayEvent, receivedAt: number, ts?: number): GatewayEvent => ({ ...e, receivedAt, event: { ...e.event, ...(ts === undefined ? {} : { ts }) } })
+    const oldHeartbeat = at(event('btn-9', 1, 'heartbeat'), 1_000)
+    const oldPress = at(event('btn-9', 2, 'press'), 1_001, 500)
+    expect(await Promise.all([oldHeartbeat, oldPress].map((e) => outbox!.append(e)))).toEqual(['stored', 'stored'])
+    // The board resets without a new boot and counts from 1 again, its clock from 0.
+    const press = at(event('btn-9', 1, 'press'), 60_000)
+    const pressAgain = at(event('btn-9', 2, 'press'), 60_001, 20)
+    expect(await outbox.append(press)).toBe('stored')
+    expect(await outbox.append(pressAgain)).toBe('stored')
+    // Redeliveries of the new presses (received again later) are copies: kept once.
+    expect(await outbox.append(at(press, 61_000))).toBe('stored')
+    expect(await outbox.append(at(pressAgain, 61_001, 20))).toBe('stored')
+    // Same type, no device clock, within a day: nothing tells it from a copy.
+    expect(await outbox.append(at(oldHeartbeat, 62_000))).toBe('stored')
+    expect(outbox.depth()).toBe(4)
+    await outbox.close()
+
+    outbox = await Outbox.open(dir)
+    const alarms = await outbox.peek('alarm', 10)
+    // The server sees each under the device's id and tells them apart by the same rule.
+    expect(alarms.map((e) => JSON.parse(e.body))).toEqual([oldPress, press, pressAgain])
+    expect((await outbox.peek('routine', 10)).map((e) => JSON.parse(e.body))).toEqual([oldHeartbeat])
+  })
+
   it('keeps alarms and routine events in separate lanes, each in arrival order', async () => {
     outbox = await Outbox.open(dir)
     const arrivals = [event('btn-4', 1, 'heartbeat'), event('btn-4', 2, 'press'), event('btn-5', 1, 'test'), event('btn-4', 3, 'cancel'),
@@ -68,9 +96,12 @@ describe('outbox', () => {
     for (const e of waiting) insert.run(e.eventId, e.deviceId, e.event.type, JSON.stringify(e), e.receivedAt)
 
     outbox = await Outbox.open(dir)
-    expect(await adoptLegacyOutbox(outbox, db)).toBe(3)
-    expect(await adoptLegacyOutbox(outbox, db)).toBe(0)
+    const writer = new StateWriter(db.name, quietLog)
+    expect(await adoptLegacyOutbox(outbox, db, writer)).toBe(3)
+    await writer.flushed()
+    expect(await adoptLegacyOutbox(outbox, db, writer)).toBe(0)
     expect(db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'outbox'").get()).toEqual({ n: 0 })
+    await writer.close()
     db.close()
     const moved = await outbox.peek('alarm', 10)
     expect(moved.map((e) => JSON.parse(e.body))).toEqual(waiting)
