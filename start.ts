@@ -43,12 +43,15 @@ try {
   ]
   process.stdout.write(lines.join('\n') + '\n')
 
-  closeWithGrace({ delay: 15_000 }, async ({ signal, err }) => {
+  closeWithGrace({ delay: 20_000, onTimeout: () => endPastHungDisk(log, 'closing took longer than its limit (a disk that hangs?)') }, async ({ signal, err }) => {
     if (err) log.error({ err }, 'closing after an error')
     else log.info({ signal }, 'closing')
     const { clean } = await gateway.stop()
-    await server.close()
-    if (!clean) endPastHungDisk(log)
+    try {
+      await server.close()
+    } finally {
+      if (!clean) endPastHungDisk(log)
+    }
   })
 } catch (err) {
   if (err instanceof ConfigError) {

@@ -103,9 +103,14 @@ export class Forwarder {
     this.stopping.abort()
     this.wake('alarm')
     this.wake('routine')
-    await this.running
-    // Aborted, they end at once; what they carried stays queued for the next start.
-    await Promise.all(this.alarmsInFlight.requests)
+    // Aborted, they end at once; what they carried stays queued for the next start. Bounded
+    // all the same: a read of the outbox waiting behind a write on a hung disk never ends.
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([
+      Promise.all([this.running, ...this.alarmsInFlight.requests]),
+      new Promise((resolve) => { timer = setTimeout(resolve, 2000) })
+    ])
+    clearTimeout(timer)
   }
 
   private pendingWork (): boolean {

@@ -54,8 +54,8 @@ const CLOSE_WAIT_MS = 6000
  * exit terminates and joins every thread, so it would wait for the disk as long, and then abort
  * the thread in the middle of its statement (better-sqlite3 takes the whole process down).
  */
-export function endPastHungDisk (log: Logger): never {
-  log.error('a gateway thread still waits for the disk: ending the process now (what it was writing is lost)')
+export function endPastHungDisk (log: Logger, why = 'a gateway thread still waits for the disk'): never {
+  log.error(`${why}: ending the process now (what it was writing is lost)`)
   process.kill(process.pid, 'SIGKILL')
   throw new Error('unreachable')
 }

@@ -11,7 +11,7 @@ try {
   const config = gatewayConfigFromEnv()
   const gateway = await startGateway(config, log)
   log.info({ ...gateway.ports, server: config.serverUrl, gatewayId: config.gatewayId }, 'gateway listening')
-  closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
+  closeWithGrace({ delay: 15_000, onTimeout: () => endPastHungDisk(log, 'closing took longer than its limit (a disk that hangs?)') }, async ({ signal, err }) => {
     if (err) log.error({ err }, 'closing after an error')
     else log.info({ signal }, 'closing')
     const { clean } = await gateway.stop()

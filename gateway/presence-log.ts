@@ -40,8 +40,9 @@ export class PresenceLog extends EventEmitter<{ appended: [], overflow: [dropped
     this.nextId = (this.waiting.at(-1)?.id ?? 0) + 1
     this.saved = db.prepare('SELECT device_id AS deviceId, kind, state, last_seen AS lastSeen FROM presence_state').all() as SavedPresence[]
     if (this.waiting.length > maxWaiting) {
-      this.shrink()
+      const dropped = this.shrink()
       this.flush()
+      setImmediate(() => this.emit('overflow', dropped)) // told once the gateway listens
     }
   }
 
@@ -54,7 +55,7 @@ export class PresenceLog extends EventEmitter<{ appended: [], overflow: [dropped
     const id = this.nextId++
     this.waiting.push({ id, change })
     if (this.queued.push({ id, change, kind }) === 1) setImmediate(() => this.flush())
-    if (this.waiting.length > this.maxWaiting) this.shrink()
+    if (this.waiting.length > this.maxWaiting) this.emit('overflow', this.shrink())
   }
 
   /** Hands what is queued now to the writer (also called before shutting down). */
@@ -96,8 +97,9 @@ export class PresenceLog extends EventEmitter<{ appended: [], overflow: [dropped
   /**
    * Back to 90% of the bound (so this runs once per tenth of it, not on every change): first
    * the changes a later one of the same device supersedes, oldest first, then the oldest.
+   * Returns how many were dropped.
    */
-  private shrink (): void {
+  private shrink (): number {
     const target = Math.floor(this.maxWaiting * 0.9)
     let excess = this.waiting.length - target
     const drop = new Set<number>()
@@ -118,6 +120,6 @@ export class PresenceLog extends EventEmitter<{ appended: [], overflow: [dropped
     this.waiting = this.waiting.filter((entry) => !gone.has(entry.id))
     this.dropped.push(...gone)
     if (this.queued.length === 0) setImmediate(() => this.flush())
-    this.emit('overflow', gone.size)
+    return gone.size
   }
 }

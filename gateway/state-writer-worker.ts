@@ -61,7 +61,9 @@ function drain (): void {
           if (written !== undefined) report({ op: 'written', upTo: written })
           if (!failing) report({ op: 'failing', error: (err as Error).message })
           failing = true
-          retry = setTimeout(drain, retryMs)
+          // Asked to close: the last try comes by the deadline, not a retry later.
+          const close = waiting.at(-1)
+          retry = setTimeout(drain, close?.op === 'close' ? Math.max(0, Math.min(retryMs, close.giveUpAt - Date.now())) : retryMs)
           return
         }
         report({ op: 'dropped', error: (err as Error).message, sql: request.writes.map((w) => w.sql.slice(0, 80)) })

@@ -139,7 +139,7 @@ export class StateWriter extends EventEmitter<{ failing: [Error], recovered: [],
     let timer: NodeJS.Timeout | undefined
     const ended = await Promise.race([
       this.exited.then(() => true),
-      new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), this.closeWaitMs + 1000) })
+      new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), this.closeWaitMs + 2000) })
     ])
     clearTimeout(timer)
     if (this.waiting() > 0) this.log.error({ unwritten: this.waiting() }, 'state database writes still waiting for the disk at shutdown: given up')

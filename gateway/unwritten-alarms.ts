@@ -41,15 +41,18 @@ export class UnwrittenAlarms {
 
   /** Resolves once the server has answered for the alarm; rejects only when aborted. */
   send (record: GatewayEvent, signal: AbortSignal): Promise<void> {
-    const joined = this.inFlight.get(record.eventId)
+    // A redelivery joins its first copy; a different event under a reused id (another type or
+    // device clock: protocol/reused-ids.ts) does not.
+    const key = `${record.eventId}\u0000${record.event.type}\u0000${record.event.ts ?? ''}`
+    const joined = this.inFlight.get(key)
     if (joined) return joined
     const { deviceId } = record
     const before = this.lastByDevice.get(deviceId) ?? Promise.resolve()
     const sending = before.catch(() => {}).then(() => this.sendOne(record, signal))
-    this.inFlight.set(record.eventId, sending)
+    this.inFlight.set(key, sending)
     this.lastByDevice.set(deviceId, sending)
     const settled = () => {
-      if (this.inFlight.get(record.eventId) === sending) this.inFlight.delete(record.eventId)
+      if (this.inFlight.get(key) === sending) this.inFlight.delete(key)
       if (this.lastByDevice.get(deviceId) === sending) this.lastByDevice.delete(deviceId)
     }
     sending.then(settled, settled)

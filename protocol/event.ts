@@ -127,17 +127,45 @@ const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 const lenientUtf8 = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true })
 
 /**
- * The seq of a payload that could not be parsed, when it names exactly one: the rejection then
- * tells the device which event it was (a press it can show as refused, not still waiting).
+ * The seq of a payload that could not be parsed, when its top level names exactly one, whole
+ * (digits followed by `,` or `}`: not cut off by the size limit): the rejection then tells the
+ * device which event it was (a press it can show as refused, not still waiting). A `"seq"`
+ * nested deeper, or inside a string, is not the event's.
  */
 function seqIn (text: string): { seq?: number } {
-  const found = [...text.matchAll(/"seq"\s*:\s*(\d{1,16})(?![\d.eE])/g)]
-  if (found.length !== 1) return {}
-  const seq = Number(found[0]![1])
-  return Number.isSafeInteger(seq) ? { seq } : {}
+  let depth = 0
+  let found: number | undefined
+  let count = 0
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 0x22) { // a string: a key `"seq"` at the top level, or skipped whole
+      const end = stringEnd(text, i)
+      if (depth === 1 && text.slice(i, end + 1) === '"seq"') {
+        const value = /^\s*:\s*(\d{1,16})\s*[,}]/.exec(text.slice(end + 1, end + 40))
+        if (value) { count++; found = Number(value[1]) }
+      }
+      i = end
+    } else if (c === 0x7b || c === 0x5b) depth++
+    else if (c === 0x7d || c === 0x5d) depth--
+  }
+  return count === 1 && Number.isSafeInteger(found) ? { seq: found } : {}
 }
 
-/** Whether a value holds U+FFFD anywhere (keys included): where bytes that were not UTF-8 went. */
+/** Where the JSON string opening at `start` closes (or the text's end). */
+function stringEnd (text: string, start: number): number {
+  for (let i = start + 1; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 0x5c) i++
+    else if (c === 0x22) return i
+  }
+  return text.length
+}
+
+/**
+ * Whether a value holds U+FFFD anywhere (keys included): where bytes that were not UTF-8 went.
+ * A U+FFFD the device sent itself, in a payload that also holds bytes that are not, is taken
+ * for one of them: rare, and it costs that field (a report's body, the report).
+ */
 function holdsReplacement (value: unknown): boolean {
   if (typeof value === 'string') return value.includes('\ufffd')
   if (typeof value !== 'object' || value === null) return false

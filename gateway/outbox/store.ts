@@ -64,6 +64,8 @@ export class OutboxStore {
   private readonly selectHeadSkipping
   private readonly selectAlarmsNearHead
   private readonly selectAlarmsPerDevice
+  /** Event ids some waiting event is kept under a reused key of (rare; see insertReused). */
+  private readonly reusedIds = new Set<string>()
 
   constructor (dataDir: string, private readonly maxEvents: number) {
     mkdirSync(dataDir, { recursive: true })
@@ -99,11 +101,23 @@ export class OutboxStore {
      * key of its own (its body, and so the id the server sees, unchanged: the server tells the
      * two apart by the same rule); INSERT OR IGNORE alone PUBACKed such a press and dropped it.
      */
-    const insertReused = (r: OutboxRecord) => {
+    const copyOfWaiting = (r: OutboxRecord): boolean | undefined => {
       const later = occurrence(r.body)
       const earlier = holders.all(r.eventId, r.eventId + REUSED_MARK, r.eventId + REUSED_MARK + '~') as Array<{ body: string }>
-      if (earlier.length === 0 || earlier.some((row) => isCopyOf(later, occurrence(row.body)))) return { changes: 0, lastInsertRowid: 0 }
+      return earlier.length === 0 ? undefined : earlier.some((row) => isCopyOf(later, occurrence(row.body)))
+    }
+    const insertReused = (r: OutboxRecord) => {
+      if (copyOfWaiting(r) !== false) return NOT_INSERTED
+      this.reusedIds.add(r.eventId)
       return insertRecord(r, renamedEventId(r.eventId, r.receivedAt))
+    }
+    /**
+     * An id some event waits under a reused key of: a redelivery of that event, once the first
+     * holder of the id is gone, must still be known as its copy, not kept (and sent) again.
+     */
+    const insertUnderReusedId = (r: OutboxRecord) => copyOfWaiting(r) === true ? NOT_INSERTED : insertRecord(r, r.eventId)
+    for (const row of this.db.prepare(`SELECT event_id FROM outbox WHERE event_id LIKE '%${REUSED_MARK}%'`).all() as Array<{ event_id: string }>) {
+      this.reusedIds.add(row.event_id.slice(0, row.event_id.indexOf(REUSED_MARK)))
     }
     const evictHeartbeat = this.db.prepare("DELETE FROM outbox WHERE id = (SELECT id FROM outbox WHERE type = 'heartbeat' ORDER BY id LIMIT 1)")
     this.appendBatch = this.db.transaction((records: OutboxRecord[]) => {
@@ -122,7 +136,7 @@ export class OutboxStore {
             continue
           }
         }
-        let { changes, lastInsertRowid } = insertRecord(r, r.eventId)
+        let { changes, lastInsertRowid } = this.reusedIds.has(r.eventId) ? insertUnderReusedId(r) : insertRecord(r, r.eventId)
         if (changes === 0) ({ changes, lastInsertRowid } = insertReused(r))
         count += changes
         results.push('stored')
@@ -137,12 +151,12 @@ export class OutboxStore {
       return removed
     })
     this.selectOldest = this.db.prepare('SELECT received_at AS at FROM outbox ORDER BY id LIMIT 1')
-    this.selectHead = this.db.prepare(`SELECT id, event_id AS eventId, device_id AS deviceId, type, seq, received_at AS receivedAt, body
+    this.selectHead = this.db.prepare(`SELECT id, ${eventIdOf('event_id')} AS eventId, device_id AS deviceId, type, seq, received_at AS receivedAt, body
       FROM outbox WHERE alarm = ? ORDER BY id LIMIT ?`)
     // (The routine lane is never read skipping devices but for tests: a plain filter does.)
-    this.selectHeadSkipping = this.db.prepare(`SELECT id, event_id AS eventId, device_id AS deviceId, type, seq, received_at AS receivedAt, body
+    this.selectHeadSkipping = this.db.prepare(`SELECT id, ${eventIdOf('event_id')} AS eventId, device_id AS deviceId, type, seq, received_at AS receivedAt, body
       FROM outbox WHERE alarm = 0 AND device_id NOT IN (SELECT value FROM json_each(?)) ORDER BY id LIMIT ?`)
-    const columns = 'o.id, o.event_id AS eventId, o.device_id AS deviceId, o.type, o.seq, o.received_at AS receivedAt, o.body'
+    const columns = `o.id, ${eventIdOf('o.event_id')} AS eventId, o.device_id AS deviceId, o.type, o.seq, o.received_at AS receivedAt, o.body`
     // A bounded look past the head: enough unless the devices skipped hold all of it.
     // CROSS JOIN pins the order: the bounded head first (SQLite, given statistics, would
     // rather scan the whole table).
@@ -215,6 +229,16 @@ export class OutboxStore {
   close (): void {
     this.db.close()
   }
+}
+
+const NOT_INSERTED = { changes: 0, lastInsertRowid: 0 }
+
+/**
+ * The event's own id from the outbox's key, which for an event kept under a reused id
+ * (`renamedEventId`) carries the receive time too: the id the server and the device know.
+ */
+function eventIdOf (column: string): string {
+  return `CASE WHEN instr(${column}, '${REUSED_MARK}') > 0 THEN substr(${column}, 1, instr(${column}, '${REUSED_MARK}') - 1) ELSE ${column} END`
 }
 
 /** What tells apart two events under one id, read from a record's body (a GatewayEvent). */

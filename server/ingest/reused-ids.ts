@@ -7,7 +7,7 @@
  * it) stays a duplicate. Only duplicates cost a query; they are rare.
  */
 import type { Queryable } from '../db/database.js'
-import { isCopyOf, REDELIVERY_AT_MOST_MS, renamedEventId, REUSED_MARK, type GatewayEvent, type IngestResult } from '../../protocol/index.js'
+import { isCopyOf, REDELIVERY_AT_MOST_MS, renamedEventId, REUSED_MARK, type EventOccurrence, type GatewayEvent, type IngestResult } from '../../protocol/index.js'
 
 export interface ReusedId {
   /** The event's index in its batch. */
@@ -39,13 +39,23 @@ export async function reusedIds (db: Queryable, events: GatewayEvent[], results:
     [...new Set(candidates.map(({ e }) => e.deviceId))],
     Math.min(...candidates.map(({ e }) => e.receivedAt)) - REDELIVERY_AT_MOST_MS,
     candidates.map(({ e }) => `${e.eventId.replace(/[\\%_]/g, '\\$&')}${REUSED_MARK}%`)])
-  return candidates
-    .filter(({ e }) => !renamedBefore.some((row) => row.event_id.startsWith(e.eventId + REUSED_MARK) && isCopy(e, row, Number(row.time_ms))))
-    .map(({ e, index }) => ({ index, renamed: { ...e, eventId: renamedEventId(e.eventId, e.receivedAt) } }))
+  const fresh = candidates.filter(({ e }) => !renamedBefore.some((row) => row.event_id.startsWith(e.eventId + REUSED_MARK) && isCopy(e, row, Number(row.time_ms))))
+  // Nor is a copy of one renamed in this very batch (the gateway sent the event and its
+  // redelivery together).
+  const kept: typeof fresh = []
+  for (const candidate of fresh) {
+    const { e } = candidate
+    if (!kept.some((k) => k.e.eventId === e.eventId && isCopyOf(occurrence(e), occurrence(k.e)))) kept.push(candidate)
+  }
+  return kept.map(({ e, index }) => ({ index, renamed: { ...e, eventId: renamedEventId(e.eventId, e.receivedAt) } }))
+}
+
+function occurrence (e: GatewayEvent): EventOccurrence {
+  return { type: e.event.type, ts: e.event.ts, receivedAt: e.receivedAt }
 }
 
 /** Whether `e` can be a copy of an event stored earlier with this type and device clock, received then. */
 function isCopy (e: GatewayEvent, first: { type: string | null, device_ts_ms: number | null }, firstReceivedMs: number): boolean {
   const ts = first.device_ts_ms === null ? null : Number(first.device_ts_ms)
-  return isCopyOf({ type: e.event.type, ts: e.event.ts, receivedAt: e.receivedAt }, { type: first.type, ts, receivedAt: firstReceivedMs })
+  return isCopyOf(occurrence(e), { type: first.type, ts, receivedAt: firstReceivedMs })
 }

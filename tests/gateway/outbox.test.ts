@@ -73,7 +73,21 @@ describe('outbox', () => {
     const alarms = await outbox.peek('alarm', 10)
     // The server sees each under the device's id and tells them apart by the same rule.
     expect(alarms.map((e) => JSON.parse(e.body))).toEqual([oldPress, press, pressAgain])
-    expect((await outbox.peek('routine', 10)).map((e) => JSON.parse(e.body))).toEqual([oldHeartbeat])
+    // Read from disk, each entry names the event's own id (the one the device and server know).
+    expect(alarms.map((e) => e.eventId)).toEqual([oldPress.eventId, press.eventId, pressAgain.eventId])
+    const routine = await outbox.peek('routine', 10)
+    expect(routine.map((e) => JSON.parse(e.body))).toEqual([oldHeartbeat])
+
+    // The old heartbeat reaches the server first and goes; the press is redelivered after: still
+    // the copy of the press kept under the reused id, not a new event under the freed one.
+    await outbox.remove('routine', routine.map((e) => e.id))
+    expect(await outbox.append(at(press, 70_000))).toBe('stored')
+    expect(outbox.depth()).toBe(3)
+    await outbox.close()
+    outbox = await Outbox.open(dir)
+    expect(await outbox.append(at(press, 71_000))).toBe('stored')
+    expect(await outbox.append(at(pressAgain, 71_001, 20))).toBe('stored')
+    expect(outbox.depth(), 'after a restart too').toBe(3)
   })
 
   it('keeps alarms and routine events in separate lanes, each in arrival order', async () => {

@@ -116,6 +116,13 @@ describe('device event payload', () => {
     expect(parseDeviceEvent('{"seq":1,"seq":2,"type":')).not.toHaveProperty('seq')
     expect(parseDeviceEvent('{"seq":1.5,"type":')).not.toHaveProperty('seq')
     expect(parseDeviceEvent('press!')).not.toHaveProperty('seq')
+    // Not the event's: nested, inside a string, or cut off by the size limit.
+    expect(parseDeviceEvent('{"diag":{"seq":3},"seq":42,"type":"press",')).toMatchObject({ ok: false, seq: 42 })
+    expect(parseDeviceEvent('{"diag":{"seq":3},"type":"press",')).not.toHaveProperty('seq')
+    expect(parseDeviceEvent('{"note":"\\"seq\\":3","seq":"4","type":')).not.toHaveProperty('seq')
+    const cut = parseDeviceEvent(`{"pad":"${'x'.repeat(MAX_EVENT_BYTES - 18)}","seq":12345,"type":"press"}`)
+    expect(cut).toMatchObject({ ok: false, reason: expect.stringMatching(/too large/) })
+    expect(cut).not.toHaveProperty('seq')
   })
 
   it('keeps the seq of a rejected event so the rejection can name it', () => {

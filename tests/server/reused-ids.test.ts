@@ -84,4 +84,17 @@ describe.each(plainBackends)('event ids reused on $name', (backend) => {
     expect((await fx.ingest({ events: [stale] }))[0]).toMatchObject({ status: 'stored' })
     expect(await reusedCount()).toBe(before + 2)
   })
+
+  it('stores a reused-id press and its redelivery, sent in one batch, once', async () => {
+    await fx.provision('batch-1')
+    await fx.ingest({ events: [gatewayEvent('batch-1', { seq: 4, type: 'heartbeat' }, t0)] })
+    const before = await reusedCount()
+    // The gateway kept both (the heartbeat holding the id had gone by the redelivery) and
+    // sends them together.
+    const press = gatewayEvent('batch-1', { seq: 4, type: 'press', ts: t0 + 600_000 }, t0 + 600_000)
+    const results = await fx.ingest({ events: [press, { ...press, receivedAt: t0 + 660_000 }] })
+    expect(results.map((r) => r.status).sort()).toEqual(['duplicate', 'stored'])
+    expect((await fx.call('GET', '/v1/events?deviceId=batch-1&type=press')).body).toHaveLength(1)
+    expect(await reusedCount()).toBe(before + 1)
+  })
 })
