@@ -3,7 +3,7 @@
  * supervision, forwarder (uplink), downlink relay and the operations endpoint. `start`
  * returns a handle whose `stop` closes everything in order and flushes what it can.
  */
-import type { Logger } from 'pino'
+import { symbols, type Logger } from 'pino'
 import type { Aedes, Client } from 'aedes'
 import { deviceIdOfClientId, type Ack, type DownlinkMessage } from '../protocol/index.js'
 import { DEFAULT_HEARTBEAT_INTERVALS_MS, defaultMaxConnections, GATEWAY_DEFAULTS, type GatewayConfig } from './config.js'
@@ -50,14 +50,22 @@ export interface RunningGateway {
 const CLOSE_WAIT_MS = 6000
 
 /**
- * Ends the process at once, after a stop that left a thread waiting for a hung disk: a normal
- * exit terminates and joins every thread, so it would wait for the disk as long, and then abort
- * the thread in the middle of its statement (better-sqlite3 takes the whole process down).
+ * Ends the process with SIGKILL, after a stop that left a thread waiting for a hung disk. A
+ * normal exit terminates and joins every thread: it would wait for the disk as long, then abort
+ * the thread in the middle of its statement (better-sqlite3 takes the process down with a core
+ * dump). Even SIGKILL completes only once the kernel lets the stuck threads go (a thread waiting
+ * on the disk cannot be interrupted), but everything else stops at once, and the process goes
+ * the moment the disk answers or is given up. The log line is flushed first, synchronously
+ * (pino writes asynchronously; a SIGKILL drops what it buffered).
  */
-export function endPastHungDisk (log: Logger, why = 'a gateway thread still waits for the disk'): never {
-  log.error(`${why}: ending the process now (what it was writing is lost)`)
+export function endPastHungDisk (log: Logger, why = 'a gateway thread still waits for the disk'): void {
+  log.error(`${why}: ending the process (SIGKILL; what it was writing is lost)`)
+  try {
+    (log as unknown as Record<symbol, { flushSync?: () => void } | undefined>)[symbols.streamSym]?.flushSync?.()
+  } catch {
+    // Nothing buffered, or a stream that cannot: the kill matters more than the line.
+  }
   process.kill(process.pid, 'SIGKILL')
-  throw new Error('unreachable')
 }
 
 /** Whether `promise` settled within `ms`. */

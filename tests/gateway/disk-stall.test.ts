@@ -125,6 +125,9 @@ describe.skipIf(missing !== undefined)('a gateway whose disk hangs', () => {
       const received = await acks.waitFor((a) => a.state === 'received' && a.seq === 101, 10_000)
       expect(Date.now() - startedAt, 'refusal, connect and press handled while the disk hangs').toBeLessThan(5000)
       expect(received.alertId).toBeTruthy()
+      // The state writer's wait shows: what it was given since the journal hung waits still.
+      expect(await metricValue(system.gateway, 'sos_gateway_state_write_wait_seconds')).toBeGreaterThan(0)
+      expect(await metricValue(system.gateway, 'sos_gateway_state_writes_waiting')).toBeGreaterThan(0)
       // What is waiting for the disk still reaches the server: the new device's presence.
       await eventually(async () => {
         const { body } = await system.api('GET', `/v1/devices/${other}`)
