@@ -72,7 +72,9 @@ export class DeadLetters {
     if (ids.length === 0) return
     const done = new Set(ids)
     this.waiting = this.waiting.filter((entry) => !done.has(entry.id))
-    this.writer.write({ sql: MARK_FORWARDED, params: [JSON.stringify(ids)] })
+    // Sheddable too: lost, the letters are sent again after a restart, and the server keeps
+    // each once (dead_letters_once).
+    this.writer.writeSheddable({ sql: MARK_FORWARDED, params: [JSON.stringify(ids)] })
   }
 
   private letter (deviceId: string | undefined, topic: string, reason: string, payload: Buffer, receivedAt: number): DeadLetter {

@@ -3,7 +3,8 @@
  * supervision, forwarder (uplink), downlink relay and the operations endpoint. `start`
  * returns a handle whose `stop` closes everything in order and flushes what it can.
  */
-import { symbols, type Logger } from 'pino'
+import { writeSync } from 'node:fs'
+import type { Logger } from 'pino'
 import type { Aedes, Client } from 'aedes'
 import { deviceIdOfClientId, type Ack, type DownlinkMessage } from '../protocol/index.js'
 import { DEFAULT_HEARTBEAT_INTERVALS_MS, defaultMaxConnections, GATEWAY_DEFAULTS, type GatewayConfig } from './config.js'
@@ -55,16 +56,14 @@ const CLOSE_WAIT_MS = 6000
  * the thread in the middle of its statement (better-sqlite3 takes the process down with a core
  * dump). Even SIGKILL completes only once the kernel lets the stuck threads go (a thread waiting
  * on the disk cannot be interrupted), but everything else stops at once, and the process goes
- * the moment the disk answers or is given up. The log line is flushed first, synchronously
- * (pino writes asynchronously; a SIGKILL drops what it buffered).
+ * the moment the disk answers or is given up. The line saying so also goes to stderr,
+ * synchronously: pino writes asynchronously, and a SIGKILL drops what it has not written.
  */
 export function endPastHungDisk (log: Logger, why = 'a gateway thread still waits for the disk'): void {
-  log.error(`${why}: ending the process (SIGKILL; what it was writing is lost)`)
-  try {
-    (log as unknown as Record<symbol, { flushSync?: () => void } | undefined>)[symbols.streamSym]?.flushSync?.()
-  } catch {
-    // Nothing buffered, or a stream that cannot: the kill matters more than the line.
-  }
+  const line = `${why}: ending the process (SIGKILL; what it was writing is lost)`
+  log.error(line)
+  // pino's own write may still be on its way; this one is done when the call returns.
+  try { writeSync(2, `${line}\n`) } catch { /* no stderr: the kill matters more than the line */ }
   process.kill(process.pid, 'SIGKILL')
 }
 
@@ -259,7 +258,7 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
       await new Promise<void>((resolve) => aedes.close(() => resolve()))
       await listenersClosed
       await ops?.close()
-      presence.flush()
+      presence.flush(true)
       // Both on the same disk, both bounded: a disk that hangs must not hold the stop.
       const [outboxClosed, writerClosed] = await Promise.all([withinMs(outbox.close(), CLOSE_WAIT_MS), writer.close()])
       // A thread stuck on a hung disk is left behind, and the database with it: closing it here

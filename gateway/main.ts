@@ -14,7 +14,8 @@ try {
   closeWithGrace({ delay: 15_000, onTimeout: () => endPastHungDisk(log, 'closing took longer than its limit (a disk that hangs?)') }, async ({ signal, err }) => {
     if (err) log.error({ err }, 'closing after an error')
     else log.info({ signal }, 'closing')
-    const { clean } = await gateway.stop()
+    // A stop that failed may have left anything behind, a thread on the disk included.
+    const clean = await gateway.stop().then((stopped) => stopped.clean, (err: Error) => { log.error({ err }, 'stop failed'); return false })
     if (!clean) endPastHungDisk(log)
   })
 } catch (err) {

@@ -1,8 +1,10 @@
 /**
- * Presence changes waiting for the server (`presence` in the ingest batch), kept durably like
- * events: a device that went offline while the server was away is still reported when it
- * returns. The waiting changes are held in memory for the forwarder and written to disk by the
- * state writer's thread (state-writer.ts): the broker's thread reads the disk at start-up only.
+ * Presence changes waiting for the server (`presence` in the ingest batch), kept on disk too:
+ * a device that went offline while the server was away is still reported when it returns, and
+ * after a gateway restart. The waiting changes are held in memory for the forwarder and written
+ * by the state writer's thread (state-writer.ts): the broker's thread reads the disk at
+ * start-up only. Written with synchronous=NORMAL, a moment after they happen: a crash can take
+ * the last of them, which the supervision makes up for after the restart.
  */
 import { EventEmitter } from 'node:events'
 import type { PresenceChange } from '../protocol/index.js'
@@ -23,14 +25,21 @@ const REMOVE = 'DELETE FROM presence_outbox WHERE id IN (SELECT value FROM json_
  * when the server returns, is kept. Only with more devices than that are the oldest dropped.
  */
 export const MAX_WAITING_CHANGES = 100_000
+/**
+ * Writes the state writer may be behind before changes stop being handed to it: while the disk
+ * hangs they are merged here instead (what is still waiting, each device's last state), so the
+ * writer's queue does not grow with every flap for as long as the hang lasts.
+ */
+const WRITER_BEHIND = 100
 
 export class PresenceLog extends EventEmitter<{ appended: [], overflow: [dropped: number] }> {
   /** Changes not yet confirmed by the server, oldest first. */
   private waiting: Array<{ id: number, change: PresenceChange }>
   private nextId: number
-  private queued: Array<{ id: number, change: PresenceChange, kind: string }> = []
-  /** Ids dropped from memory past the bound, to delete from disk with the next write. */
-  private dropped: number[] = []
+  /** Not yet handed to the writer: changes to insert (in id order), ids to delete, each device's last state. */
+  private readonly unwritten = { inserts: new Map<number, PresenceChange>(), deletes: [] as number[], states: new Map<string, [kind: string, state: string, at: number]>() }
+  private announced = true
+  private flushTimer?: NodeJS.Timeout
   private readonly saved: SavedPresence[]
 
   constructor (db: StateDb, private readonly writer: StateWriter, private readonly maxWaiting = MAX_WAITING_CHANGES) {
@@ -48,31 +57,44 @@ export class PresenceLog extends EventEmitter<{ appended: [], overflow: [dropped
 
   /**
    * Records the change and the device's new state. The changes of one event-loop turn are
-   * written together (one transaction): after a gateway restart thousands of devices reconnect
-   * at once, and a transaction each would keep the disk busy for nothing.
+   * announced and written together (one transaction): after a gateway restart thousands of
+   * devices reconnect at once, and a transaction each would keep the disk busy for nothing.
    */
   append (change: PresenceChange, kind: string): void {
     const id = this.nextId++
     this.waiting.push({ id, change })
-    if (this.queued.push({ id, change, kind }) === 1) setImmediate(() => this.flush())
+    this.unwritten.inserts.set(id, change)
+    this.unwritten.states.set(change.deviceId, [kind, change.state, change.at])
+    if (this.announced) {
+      this.announced = false
+      setImmediate(() => {
+        this.announced = true
+        this.emit('appended')
+        this.flush()
+      })
+    }
     if (this.waiting.length > this.maxWaiting) this.emit('overflow', this.shrink())
   }
 
-  /** Hands what is queued now to the writer (also called before shutting down). */
-  flush (): void {
-    if (this.queued.length === 0 && this.dropped.length === 0) return
-    const batch = this.queued
-    this.queued = []
-    const writes: Write[] = []
-    for (const { id, change, kind } of batch) {
-      writes.push({ sql: INSERT, params: [id, JSON.stringify(change)] })
-      writes.push({ sql: SAVE_STATE, params: [change.deviceId, kind, change.state, change.at] })
+  /**
+   * Hands what is not written yet to the writer (also called before shutting down), unless
+   * the writer is far behind (a disk that hangs): then in a second, merged with what comes.
+   */
+  flush (force = false): void {
+    const { inserts, deletes, states } = this.unwritten
+    if (inserts.size === 0 && deletes.length === 0 && states.size === 0) return
+    if (!force && this.writer.waiting() >= WRITER_BEHIND) {
+      this.flushTimer ??= setTimeout(() => { this.flushTimer = undefined; this.flush() }, 1000).unref()
+      return
     }
-    // After the INSERTs: a change dropped in the same turn it came is deleted, not kept.
-    if (this.dropped.length > 0) writes.push({ sql: REMOVE, params: [JSON.stringify(this.dropped)] })
-    this.dropped = []
+    const writes: Write[] = []
+    for (const [id, change] of inserts) writes.push({ sql: INSERT, params: [id, JSON.stringify(change)] })
+    for (const [deviceId, [kind, state, at]] of states) writes.push({ sql: SAVE_STATE, params: [deviceId, kind, state, at] })
+    if (deletes.length > 0) writes.push({ sql: REMOVE, params: [JSON.stringify(deletes)] })
+    inserts.clear()
+    states.clear()
+    this.unwritten.deletes = []
     this.writer.write(...writes)
-    if (batch.length > 0) this.emit('appended')
   }
 
   /** What each device's presence was when the gateway last ran (as read at start-up). */
@@ -88,10 +110,15 @@ export class PresenceLog extends EventEmitter<{ appended: [], overflow: [dropped
   /** The server has them: forget them. */
   remove (ids: number[]): void {
     if (ids.length === 0) return
-    this.flush() // its DELETE must follow the INSERTs
     const gone = new Set(ids)
     this.waiting = this.waiting.filter((entry) => !gone.has(entry.id))
-    this.writer.write({ sql: REMOVE, params: [JSON.stringify(ids)] })
+    this.forgetOnDisk(ids)
+  }
+
+  /** Changes never written need no delete; the others are deleted with the next write. */
+  private forgetOnDisk (ids: Iterable<number>): void {
+    for (const id of ids) if (!this.unwritten.inserts.delete(id)) this.unwritten.deletes.push(id)
+    if (this.announced) this.flush()
   }
 
   /**
@@ -118,8 +145,7 @@ export class PresenceLog extends EventEmitter<{ appended: [], overflow: [dropped
       if (!gone.has(entry.id)) { gone.add(entry.id); excess-- }
     }
     this.waiting = this.waiting.filter((entry) => !gone.has(entry.id))
-    this.dropped.push(...gone)
-    if (this.queued.length === 0) setImmediate(() => this.flush())
+    this.forgetOnDisk(gone)
     return gone.size
   }
 }

@@ -103,6 +103,8 @@ describe(`raw MQTT packet fuzzing (seed ${seed}, FUZZ_SEED to replay)`, () => {
     // Only the authenticated device may have left its own status.
     expect(retained.filter((t) => !t.startsWith('$SYS/') && t !== topics.status(device))).toEqual([])
 
+    // Everything the gateway handed its state writer so far is on disk before it is read.
+    await system.gateway.deadLetters.recent(1)
     const db = new Sqlite(join(system.dataDir, 'gateway', 'gateway.sqlite'), { readonly: true })
     const outboxDb = new Sqlite(join(system.dataDir, 'gateway', OUTBOX_FILE), { readonly: true })
     try {

@@ -5,8 +5,9 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import Sqlite from 'better-sqlite3'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { openStateDb, type StateDb } from '../../gateway/state-db.js'
+import { metaWrite, openStateDb, type StateDb } from '../../gateway/state-db.js'
 import { StateWriter } from '../../gateway/state-writer.js'
 import { PresenceLog } from '../../gateway/presence-log.js'
 import type { PresenceChange } from '../../protocol/index.js'
@@ -97,8 +98,34 @@ describe('presence log', () => {
     log.append(change(1), 'button')
     log.append(change(2), 'button')
     log.remove([log.peek(1)[0]!.id])
+    await new Promise((resolve) => setImmediate(resolve)) // written at the end of the turn
     await writer.flushed()
     expect(db.prepare('SELECT count(*) AS n FROM presence_outbox').get()).toEqual({ n: 1 })
     expect((await reopened()).peek(10).map((c) => c.change.at)).toEqual([1_000_002])
+  })
+
+  it('while the writer is far behind (a disk that hangs), merges what it would write instead of queueing every change', async () => {
+    const other = new Sqlite(db.name)
+    other.exec('BEGIN IMMEDIATE') // the disk "hangs": nothing the writer tries commits
+    const stuck = new StateWriter(db.name, quietLog, { busyTimeoutMs: 20, retryMs: 50 })
+    try {
+      for (let i = 0; i < 100; i++) stuck.write(metaWrite('filler', String(i)))
+      const log = new PresenceLog(db, stuck)
+      for (let turn = 1; turn <= 50; turn++) {
+        log.append({ ...change(turn, turn % 2 === 0 ? 'online' : 'offline'), deviceId: 'btn-flappy' }, 'button')
+        await new Promise((resolve) => setImmediate(resolve))
+      }
+      log.remove(log.peek(40).map((c) => c.id))
+      expect(stuck.waiting(), 'nothing more queued for the writer').toBe(100)
+      other.exec('COMMIT')
+      await new Promise((resolve) => setTimeout(resolve, 1500)) // the next try, merged
+      await stuck.flushed()
+      expect(db.prepare('SELECT count(*) AS n FROM presence_outbox').get()).toEqual({ n: 10 })
+      expect(db.prepare("SELECT state, last_seen FROM presence_state WHERE device_id = 'btn-flappy'").get()).toEqual({ state: 'online', last_seen: 1_000_050 })
+    } finally {
+      if (other.inTransaction) other.exec('ROLLBACK')
+      other.close()
+      await stuck.close()
+    }
   })
 })

@@ -121,6 +121,8 @@ describe('state database writer', () => {
     closers.push(() => other.close())
     other.exec('BEGIN IMMEDIATE')
     for (let i = 0; i < 20; i++) stuck.writer.write(metaWrite('never', String(i)))
+    // From the first refusal: the thread's own start (loading its modules) is not the wait.
+    await eventually(async () => events.length > 0 ? true : undefined, 10_000, 'the first refusal')
     const started = Date.now()
     expect(await stuck.writer.close(), 'the thread closed its connection').toBe(true)
     // Given up once the wait was over, the writes behind untried (each could wait as long).
