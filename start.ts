@@ -1,6 +1,7 @@
 /**
  * `npm start`: the whole system in one process on one machine — server with embedded storage
- * (PGlite under DATA_DIR, or DATABASE_URL) and the gateway forwarding to it over loopback.
+ * (PGlite under DATA_DIR, or DATABASE_URL) on the main thread, and the gateway, in a thread of
+ * its own (gateway/thread.ts), forwarding to it over loopback.
  */
 import { randomBytes } from 'node:crypto'
 import closeWithGrace from 'close-with-grace'
@@ -9,7 +10,8 @@ import { ConfigError, serverConfigFromEnv } from './server/config.js'
 import { resolveAdminToken } from './server/admin-token.js'
 import { startServer } from './server/server.js'
 import { gatewayConfigFromEnv } from './gateway/config.js'
-import { endPastHungDisk, startGateway } from './gateway/gateway.js'
+import { endPastHungDisk } from './gateway/gateway.js'
+import { startGatewayInThread } from './gateway/thread.js'
 
 const log = pino({ level: process.env.LOG_LEVEL || 'info' })
 
@@ -24,7 +26,12 @@ try {
   const server = await startServer({ ...serverConfig, adminToken: admin.token, gatewayToken }, log.child({ name: 'server' }),
     { starting: () => gatewayUp ? undefined : 'the gateway' })
   const gatewayConfig = gatewayConfigFromEnv({ ...process.env, GATEWAY_TOKEN: gatewayToken, SERVER_URL: process.env.SERVER_URL || server.url })
-  const gateway = await startGateway(gatewayConfig, log.child({ name: 'gateway' }))
+  // In a thread of its own: PGlite computes and writes on this one, and must not hold a PUBACK.
+  const gateway = await startGatewayInThread(gatewayConfig, log, (why) => {
+    // Without its gateway the system takes no presses: end, so the service manager restarts it.
+    log.fatal(why)
+    process.exit(1)
+  })
   gatewayUp = true
 
   const lines = [

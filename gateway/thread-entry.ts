@@ -1,0 +1,28 @@
+/**
+ * The gateway in a worker thread of its own (started by `startGatewayInThread`, thread.ts):
+ * under `npm start`, where the server's embedded PGlite runs on the main thread, so the
+ * broker's thread never waits for a database query or its disk.
+ */
+import { parentPort, workerData } from 'node:worker_threads'
+import { pino } from 'pino'
+import { startGateway } from './gateway.js'
+import type { GatewayThreadData, GatewayThreadReply } from './thread.js'
+
+const { config, logLevel } = workerData as GatewayThreadData
+const port = parentPort!
+const log = pino({ level: logLevel, name: 'gateway' })
+
+try {
+  const gateway = await startGateway(config, log)
+  port.postMessage({ op: 'started', ports: gateway.ports } satisfies GatewayThreadReply)
+  port.once('message', () => {
+    gateway.stop().then(
+      ({ clean }) => port.postMessage({ op: 'stopped', clean } satisfies GatewayThreadReply),
+      (err: Error) => {
+        log.error({ err }, 'gateway stop failed')
+        port.postMessage({ op: 'stopped', clean: false } satisfies GatewayThreadReply)
+      })
+  })
+} catch (err) {
+  port.postMessage({ op: 'failed', message: (err as Error).message, name: (err as Error).name } satisfies GatewayThreadReply)
+}
