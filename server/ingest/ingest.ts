@@ -22,7 +22,7 @@ import { alertsOfCauses, raiseAlerts, type AlertCause, type RaisedAlert } from '
 import { applyCancel, checkPins, previousCancels, type CancelOutcome } from './cancel.js'
 import { fileReport, ticketsOf } from './reports.js'
 import { applyPresence, type PresenceEffects } from './presence.js'
-import { storeDeadLetters } from './dead-letters.js'
+import { base64Of, eventLetter, storableLetter, storeDeadLetters } from './dead-letters.js'
 import { reusedIds } from './reused-ids.js'
 
 export interface IngestOptions {
@@ -335,37 +335,6 @@ function bareAlarm (e: GatewayEvent): GatewayEvent | undefined {
   const event = { seq, type, ...(boot === undefined ? {} : { boot }) }
   if (Object.keys(e.event).length === Object.keys(event).length && e.skewMs === undefined) return undefined
   return { eventId: e.eventId, deviceId: e.deviceId, gatewayId: e.gatewayId, receivedAt: e.receivedAt, skewed: e.skewed, event }
-}
-
-/**
- * A dead letter the database takes, whatever it holds: its time may be what was refused (a
- * gateway clock in the year 300 000), kept at the last one a timestamp holds, the same on a
- * resend, so the letter is still kept once; its reason cut to the column's length.
- */
-function storableLetter (letter: DeadLetter): DeadLetter {
-  return { ...letter, receivedAt: Math.min(letter.receivedAt, LAST_STORABLE_MS), reason: letter.reason.slice(0, 500) }
-}
-
-/** The last time kept as such in a dead letter: the end of the year 9999 (PostgreSQL's last is 294 276). */
-const LAST_STORABLE_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999)
-
-/** An event as a dead letter: where it was published, when it arrived, what it held (never a cancel's PIN). */
-function eventLetter (e: GatewayEvent, reason: string): DeadLetter {
-  // Masked as the gateway masks it in its own dead letters.
-  const event = e.event.pin === undefined ? e.event : { ...e.event, pin: '****' }
-  return { deviceId: e.deviceId, gatewayId: e.gatewayId, topic: topics.event(e.deviceId), reason, payload: base64Of(event), receivedAt: e.receivedAt }
-}
-
-/** A dead letter's payload: the first 4 KiB of the JSON, base64 (as the gateway keeps them). */
-function base64Of (value: unknown): string {
-  let json: string
-  try {
-    json = JSON.stringify(value)
-  } catch (err) {
-    // Nested too deeply to write out (see storeEvents): what it was is said instead.
-    json = JSON.stringify(`not kept: ${(err as Error).message}`)
-  }
-  return Buffer.from(json).subarray(0, 4096).toString('base64')
 }
 
 /** The first of each event id, in batch order (a batch may repeat an event the device resent). */
