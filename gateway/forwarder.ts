@@ -18,7 +18,7 @@ import type { GatewayMetrics } from './metrics.js'
 import type { Lane, Outbox, OutboxEntry } from './outbox/outbox.js'
 import type { PresenceLog } from './presence-log.js'
 import { ServerError, type ServerClient } from './server-client.js'
-import { pause, retryForever } from './retry.js'
+import { pause, retryForever, settlesWithin } from './retry.js'
 import { UnwrittenAlarms } from './unwritten-alarms.js'
 
 /** States a device should hear again when its event joins an alert already in them. */
@@ -105,12 +105,7 @@ export class Forwarder {
     this.wake('routine')
     // Aborted, they end at once; what they carried stays queued for the next start. Bounded
     // all the same: a read of the outbox waiting behind a write on a hung disk never ends.
-    let timer: NodeJS.Timeout | undefined
-    await Promise.race([
-      Promise.all([this.running, ...this.alarmsInFlight.requests]),
-      new Promise((resolve) => { timer = setTimeout(resolve, 2000) })
-    ])
-    clearTimeout(timer)
+    await settlesWithin(Promise.all([this.running, ...this.alarmsInFlight.requests]), 2000)
   }
 
   private pendingWork (): boolean {

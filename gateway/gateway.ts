@@ -33,6 +33,7 @@ import { Supervisor } from './supervisor.js'
 import { Forwarder } from './forwarder.js'
 import { DownlinkRelay } from './downlink.js'
 import { serveOperations } from './http.js'
+import { settlesWithin } from './retry.js'
 
 export interface RunningGateway {
   ports: Listeners & { http?: number }
@@ -65,17 +66,6 @@ export function endPastHungDisk (log: Logger, why = 'a gateway thread still wait
   // pino's own write may still be on its way; this one is done when the call returns.
   try { writeSync(2, `${line}\n`) } catch { /* no stderr: the kill matters more than the line */ }
   process.kill(process.pid, 'SIGKILL')
-}
-
-/** Whether `promise` settled within `ms`. */
-async function withinMs (promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined
-  const settled = await Promise.race([
-    promise.then(() => true, () => true),
-    new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), ms) })
-  ])
-  clearTimeout(timer)
-  return settled
 }
 
 export async function startGateway (config: GatewayConfig, log: Logger): Promise<RunningGateway> {
@@ -260,7 +250,7 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
       await ops?.close()
       presence.flush(true)
       // Both on the same disk, both bounded: a disk that hangs must not hold the stop.
-      const [outboxClosed, writerClosed] = await Promise.all([withinMs(outbox.close(), CLOSE_WAIT_MS), writer.close()])
+      const [outboxClosed, writerClosed] = await Promise.all([settlesWithin(outbox.close(), CLOSE_WAIT_MS), writer.close()])
       // A thread stuck on a hung disk is left behind, and the database with it: closing it here
       // would wait for the disk too.
       if (writerClosed) db.close()

@@ -1,4 +1,7 @@
-/** How the gateway retries the server: exponential backoff with full jitter, forever, until stopped. */
+/**
+ * How the gateway retries the server (exponential backoff with full jitter, forever, until
+ * stopped), and how it waits with a bound.
+ */
 import pRetry from 'p-retry'
 import type { Logger } from 'pino'
 
@@ -33,4 +36,18 @@ export function pause (ms: number, signal: AbortSignal): Promise<void> {
     }
     signal.addEventListener('abort', done)
   })
+}
+
+/**
+ * Whether `promise` settled (either way) within `ms`. For stops that must not wait for ever on
+ * a thread stuck on a hung disk.
+ */
+export async function settlesWithin (promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const settled = await Promise.race([
+    promise.then(() => true, () => true),
+    new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), ms) })
+  ])
+  clearTimeout(timer)
+  return settled
 }

@@ -18,6 +18,7 @@ import { EventEmitter } from 'node:events'
 import { Worker } from 'node:worker_threads'
 import type { Logger } from 'pino'
 import { LogBudget } from './log-budget.js'
+import { settlesWithin } from './retry.js'
 
 /** One statement and its parameters; the SQL lives with the module that owns the table. */
 export interface Write { sql: string, params: unknown[] }
@@ -136,12 +137,7 @@ export class StateWriter extends EventEmitter<{ failing: [Error], recovered: [],
       this.closed = true
       this.worker.postMessage({ op: 'close', n: this.posted, giveUpAt: Date.now() + this.closeWaitMs } satisfies StateWriterRequest)
     }
-    let timer: NodeJS.Timeout | undefined
-    const ended = await Promise.race([
-      this.exited.then(() => true),
-      new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), this.closeWaitMs + 2000) })
-    ])
-    clearTimeout(timer)
+    const ended = await settlesWithin(this.exited, this.closeWaitMs + 2000)
     if (this.waiting() > 0) this.log.error({ unwritten: this.waiting() }, 'state database writes still waiting for the disk at shutdown: given up')
     return ended
   }
