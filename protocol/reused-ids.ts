@@ -5,6 +5,7 @@
  * taken for a copy of an old event and dropped. The gateway's outbox and the server tell the
  * two apart by the same rule, and the server stores such an event under `renamedEventId`.
  */
+import type { GatewayEvent } from './ingest.js'
 
 /** A copy of an event (a QoS 1 redelivery, a gateway's resend) comes within this of the first. */
 export const REDELIVERY_AT_MOST_MS = 24 * 3600_000
@@ -13,6 +14,11 @@ export const REUSED_MARK = '#reused@'
 
 /** What tells two events under one id apart: type, device clock, gateway receive time. */
 export interface EventOccurrence { type: string | null, ts?: number | null, receivedAt: number }
+
+/** An accepted event's occurrence. */
+export function occurrenceOf (e: GatewayEvent): EventOccurrence {
+  return { type: e.event.type, ts: e.event.ts, receivedAt: e.receivedAt }
+}
 
 /**
  * Whether `later` can be a copy of `first`: the same type, and the same device clock reading

@@ -14,7 +14,7 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import Sqlite from 'better-sqlite3'
 import { UNLIMITED_TYPES } from '../rate-limiter.js'
-import { isCopyOf, renamedEventId, REUSED_MARK, type EventType, type GatewayEvent } from '../../protocol/index.js'
+import { isCopyOf, occurrenceOf, renamedEventId, REUSED_MARK, type EventOccurrence, type EventType, type GatewayEvent } from '../../protocol/index.js'
 
 /** An accepted event as the outbox keeps it: the columns the forwarder needs, and the JSON it sends. */
 export interface OutboxRecord {
@@ -242,7 +242,6 @@ function eventIdOf (column: string): string {
 }
 
 /** What tells apart two events under one id, read from a record's body (a GatewayEvent). */
-function occurrence (body: string): { type: string, ts?: number, receivedAt: number } {
-  const e = JSON.parse(body) as GatewayEvent
-  return { type: e.event.type, ts: e.event.ts, receivedAt: e.receivedAt }
+function occurrence (body: string): EventOccurrence {
+  return occurrenceOf(JSON.parse(body) as GatewayEvent)
 }

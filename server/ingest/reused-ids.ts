@@ -7,7 +7,7 @@
  * it) stays a duplicate. Only duplicates cost a query; they are rare.
  */
 import type { Queryable } from '../db/database.js'
-import { isCopyOf, REDELIVERY_AT_MOST_MS, renamedEventId, REUSED_MARK, type EventOccurrence, type GatewayEvent, type IngestResult } from '../../protocol/index.js'
+import { isCopyOf, occurrenceOf, REDELIVERY_AT_MOST_MS, renamedEventId, REUSED_MARK, type GatewayEvent, type IngestResult } from '../../protocol/index.js'
 
 export interface ReusedId {
   /** The event's index in its batch. */
@@ -45,17 +45,14 @@ export async function reusedIds (db: Queryable, events: GatewayEvent[], results:
   const kept: typeof fresh = []
   for (const candidate of fresh) {
     const { e } = candidate
-    if (!kept.some((k) => k.e.eventId === e.eventId && isCopyOf(occurrence(e), occurrence(k.e)))) kept.push(candidate)
+    if (!kept.some((k) => k.e.eventId === e.eventId && isCopyOf(occurrenceOf(e), occurrenceOf(k.e)))) kept.push(candidate)
   }
   return kept.map(({ e, index }) => ({ index, renamed: { ...e, eventId: renamedEventId(e.eventId, e.receivedAt) } }))
 }
 
-function occurrence (e: GatewayEvent): EventOccurrence {
-  return { type: e.event.type, ts: e.event.ts, receivedAt: e.receivedAt }
-}
 
 /** Whether `e` can be a copy of an event stored earlier with this type and device clock, received then. */
 function isCopy (e: GatewayEvent, first: { type: string | null, device_ts_ms: number | null }, firstReceivedMs: number): boolean {
   const ts = first.device_ts_ms === null ? null : Number(first.device_ts_ms)
-  return isCopyOf(occurrence(e), { type: first.type, ts, receivedAt: firstReceivedMs })
+  return isCopyOf(occurrenceOf(e), { type: first.type, ts, receivedAt: firstReceivedMs })
 }
