@@ -204,13 +204,9 @@ function pickKnown (record: Record<string, unknown>): Record<string, unknown> {
 function nestingDepth (text: string): number {
   let depth = 0
   let max = 0
-  let inString = false
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i)
-    if (inString) {
-      if (c === 0x5c) i++ // backslash: skip the escaped character
-      else if (c === 0x22) inString = false
-    } else if (c === 0x22) inString = true
+    if (c === 0x22) i = stringEnd(text, i)
     else if (c === 0x7b || c === 0x5b) max = Math.max(max, ++depth)
     else if (c === 0x7d || c === 0x5d) depth--
   }
