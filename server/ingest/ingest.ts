@@ -23,7 +23,7 @@ import { applyCancel, checkPins, previousCancels, type CancelOutcome } from './c
 import { fileReport, ticketsOf } from './reports.js'
 import { applyPresence, type PresenceEffects } from './presence.js'
 import { base64Of, eventLetter, storableLetter, storeDeadLetters } from './dead-letters.js'
-import { reusedIds } from './reused-ids.js'
+import { reusedIds, type ReusedId } from './reused-ids.js'
 
 export interface IngestOptions {
   /** A device cancel is accepted this long after its alert opened (CANCEL_WINDOW). */
@@ -59,10 +59,28 @@ export class Ingestor {
    */
   async ingest (batch: IngestBatch): Promise<IngestResult[]> {
     const endTimer = this.metrics.ingestBatchSeconds.startTimer()
-    const results = await this.ingestOrSplit(batch)
-    await this.storeReusedIds(batch.events, results)
+    const renamedFirst = await this.reusedIdsOfCancelBatch(batch.events)
+    const events = batch.events.slice()
+    for (const { index, renamed } of renamedFirst) events[index] = renamed
+    const results = await this.ingestOrSplit({ ...batch, events })
+    for (const { index } of renamedFirst) this.storedUnderNewId(batch.events[index]!, results[index])
+    await this.storeReusedIds(events, results)
+    renamedFirst.forEach(({ index }) => { results[index] = { ...results[index]!, eventId: batch.events[index]!.eventId } })
     endTimer()
     return results
+  }
+
+  /**
+   * In a batch holding a cancel, reused ids are found before storing, and those events stored
+   * in their place under ids of their own: stored after the rest (`storeReusedIds`), a press
+   * reusing an old id would open its alert after the cancel behind it had found none, and the
+   * false alarm would stay open. One query, for the rare batch with a cancel; any other batch
+   * is the same stored in any order. (A batch storing the old id at the same moment makes this
+   * one's copy a duplicate after all; it is then stored afterwards, as below.)
+   */
+  private async reusedIdsOfCancelBatch (events: GatewayEvent[]): Promise<ReusedId[]> {
+    if (!events.some((e) => e.event.type === 'cancel')) return []
+    return reusedIds(this.db, events, events.map((e) => ({ eventId: e.eventId, status: 'duplicate' })))
   }
 
   /**
@@ -75,13 +93,16 @@ export class Ingestor {
     const again = await this.ingestOrSplit({ events: reused.map((r) => r.renamed) })
     reused.forEach(({ index }, j) => {
       const e = events[index]!
-      // Counted when stored now, not when this copy comes again.
-      if (again[j]?.status === 'stored') {
-        this.metrics.eventIdsReused.inc({ type: e.event.type })
-        this.log?.warn({ deviceId: e.deviceId, eventId: e.eventId, type: e.event.type }, 'ingest: an event reuses the id of an earlier, different one (the device reset its seq without a new boot); stored under a new id')
-      }
+      this.storedUnderNewId(e, again[j])
       results[index] = { ...again[j]!, eventId: e.eventId }
     })
+  }
+
+  /** Counted when stored now, not when this copy comes again. */
+  private storedUnderNewId (e: GatewayEvent, result: IngestResult | undefined): void {
+    if (result?.status !== 'stored') return
+    this.metrics.eventIdsReused.inc({ type: e.event.type })
+    this.log?.warn({ deviceId: e.deviceId, eventId: e.eventId, type: e.event.type }, 'ingest: an event reuses the id of an earlier, different one (the device reset its seq without a new boot); stored under a new id')
   }
 
   private async ingestOrSplit (batch: IngestBatch): Promise<IngestResult[]> {

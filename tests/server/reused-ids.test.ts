@@ -85,6 +85,27 @@ describe.each(plainBackends)('event ids reused on $name', (backend) => {
     expect(await reusedCount()).toBe(before + 2)
   })
 
+  it('cancels a reused-id press with the cancel sent behind it in one batch', async () => {
+    await fx.provision('shop-r', { kind: 'counter', pin: '1357' })
+    await fx.ingest({ events: [gatewayEvent('shop-r', { seq: 2, type: 'heartbeat' }, t0)] })
+    const before = await reusedCount()
+    // The board restarted its count without a new boot: its press reuses seq 2, and the shop
+    // owner cancels it at once; the gateway sends both together.
+    const press = gatewayEvent('shop-r', { seq: 2, type: 'press' }, t0 + 600_000)
+    const cancel = gatewayEvent('shop-r', { seq: 3, type: 'cancel', pin: '1357' }, t0 + 605_000)
+    const [pressed, cancelled] = await fx.ingest({ events: [press, cancel] })
+    expect(pressed).toMatchObject({ eventId: press.eventId, status: 'stored', alertId: expect.any(String) })
+    expect(cancelled).toMatchObject({ eventId: cancel.eventId, status: 'stored', alertId: pressed!.alertId, alertState: 'cancelled' })
+    const alerts = await panics('shop-r')
+    expect(alerts.map((a) => a.state)).toEqual(['cancelled'])
+    expect(await reusedCount()).toBe(before + 1)
+    // The gateway sends the batch again (its confirmation lost): the same answers, nothing new.
+    const again = await fx.ingest({ events: [press, cancel] })
+    expect(again).toMatchObject([{ status: 'duplicate' }, { status: 'duplicate', alertState: 'cancelled' }])
+    expect((await fx.call('GET', '/v1/events?deviceId=shop-r&type=press')).body).toHaveLength(1)
+    expect(await reusedCount()).toBe(before + 1)
+  })
+
   it('stores a reused-id press and its redelivery, sent in one batch, once', async () => {
     await fx.provision('batch-1')
     await fx.ingest({ events: [gatewayEvent('batch-1', { seq: 4, type: 'heartbeat' }, t0)] })
