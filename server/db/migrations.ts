@@ -12,6 +12,7 @@ import { operatorResponseKpis } from './migrations/006-operator-response-kpis.js
 import { webhookDeliveries } from './migrations/007-webhook-deliveries.js'
 import { gatewayInstances } from './migrations/008-gateway-instances.js'
 import { presenceGateway } from './migrations/009-presence-gateway.js'
+import { earlyCancels } from './migrations/010-early-cancels.js'
 
 export interface Migration {
   version: number
@@ -139,5 +140,6 @@ CREATE TABLE downlink (
   operatorResponseKpis,
   webhookDeliveries,
   gatewayInstances,
-  presenceGateway
+  presenceGateway,
+  earlyCancels
 ]

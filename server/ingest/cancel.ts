@@ -2,6 +2,8 @@
  * Device cancels (counter devices, DESIGN.md §4): the device PIN inside the cancel window
  * cancels the open panic alert and the device hears `cancelled`; anything else changes
  * nothing, is recorded in `cancel_attempts`, and the device hears `rejected` with the reason.
+ * A cancel with the right PIN that finds no alert is kept as `early`: its press may still be
+ * on its way, and is cancelled when it comes (early-cancels.ts).
  */
 import type { Queryable } from '../db/database.js'
 import type { GatewayEvent } from '../../protocol/index.js'
@@ -11,7 +13,7 @@ import { SELECT_LOCKED_ALERT, type AlertLifecycle, type LockedAlert } from '../a
 /** `none`: the device has no PIN; `missing`: the event carried none. */
 export type PinCheck = 'ok' | 'wrong' | 'missing' | 'none'
 
-export type CancelResult = 'cancelled' | 'wrong_pin' | 'window_closed' | 'no_alert' | 'no_pin'
+export type CancelResult = 'cancelled' | 'wrong_pin' | 'window_closed' | 'no_alert' | 'no_pin' | 'early'
 
 export interface CancelOutcome {
   result: CancelResult
@@ -49,14 +51,16 @@ export async function applyCancel (tx: Queryable, e: GatewayEvent, pin: PinCheck
     await lifecycle.transition(tx, alert, 'cancelled', { actor: `device:${e.deviceId}`, note: 'cancelled on the device with its PIN', seq: e.event.seq })
   }
   await tx.query(
-    `INSERT INTO cancel_attempts (event_id, device_id, alert_id, at, result, reason)
-     VALUES ($1, $2, $3, to_timestamp($4 / 1000.0), $5, $6) ON CONFLICT (event_id) DO NOTHING`,
-    [e.eventId, e.deviceId, alert?.id ?? null, e.receivedAt, outcome.result, outcome.reason ?? null])
+    `INSERT INTO cancel_attempts (event_id, device_id, alert_id, at, result, reason, boot, seq)
+     VALUES ($1, $2, $3, to_timestamp($4 / 1000.0), $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING`,
+    [e.eventId, e.deviceId, alert?.id ?? null, e.receivedAt, outcome.result, outcome.reason ?? null, e.event.boot ?? null, e.event.seq])
   return { ...outcome, alert }
 }
 
 async function decide (tx: Queryable, e: GatewayEvent, pin: PinCheck, alert: LockedAlert | undefined, windowMs: number): Promise<CancelOutcome> {
-  if (!alert) return { result: 'no_alert', reason: 'no open alert to cancel' }
+  // The device hears `rejected` either way: its press may never come. Should it come, sent
+  // before this cancel, the device hears `cancelled` then.
+  if (!alert) return { result: pin === 'ok' ? 'early' : 'no_alert', reason: 'no open alert to cancel' }
   if (alert.state === 'dispatched') return { result: 'no_alert', reason: 'help is already on the way; only the ward can stand it down' }
   if (pin === 'none') return { result: 'no_pin', reason: 'this device has no cancel PIN' }
   if (pin === 'missing') return { result: 'no_pin', reason: 'cancel needs the PIN' }

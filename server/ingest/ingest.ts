@@ -24,6 +24,7 @@ import { fileReport, ticketsOf } from './reports.js'
 import { applyPresence, type PresenceEffects } from './presence.js'
 import { base64Of, eventLetter, storableLetter, storeDeadLetters } from './dead-letters.js'
 import { reusedIds, type ReusedId } from './reused-ids.js'
+import { cancelLatePresses } from './early-cancels.js'
 
 export interface IngestOptions {
   /** A device cancel is accepted this long after its alert opened (CANCEL_WINDOW). */
@@ -38,6 +39,8 @@ interface BatchOutcome {
   tickets: Map<string, string>
   presence: PresenceEffects
   deadLetters: number
+  /** Alerts opened by this batch's presses and cancelled at once by a cancel that came first. */
+  cancelledLate: string[]
 }
 
 export class Ingestor {
@@ -181,7 +184,7 @@ export class Ingestor {
       this.metrics.deadLetters.inc({ gateway: letter.gatewayId }, kept)
       if (effects) {
         await this.announce({ events: [] }, {
-          fresh: new Set(), silent: new Set(), raised: new Map(), cancels: new Map(), tickets: new Map(), presence: effects, deadLetters: 0
+          fresh: new Set(), silent: new Set(), raised: new Map(), cancels: new Map(), tickets: new Map(), presence: effects, deadLetters: 0, cancelledLate: []
         })
       }
     } catch (failed) {
@@ -221,7 +224,7 @@ export class Ingestor {
       const freshCauses = causes.filter((c) => fresh.has(c.eventId!))
       const raised = new Map<string, RaisedAlert>()
       alertsOfCauses(freshCauses, rows).forEach((alert, i) => { if (alert) raised.set(freshCauses[i]!.eventId!, alert) })
-      return { fresh, silent, raised, cancels: new Map(), tickets: new Map(), presence: { raised: [], resolved: [], devices: [] }, deadLetters: 0 }
+      return { fresh, silent, raised, cancels: new Map(), tickets: new Map(), presence: { raised: [], resolved: [], devices: [] }, deadLetters: 0, cancelledLate: [] }
     }
     const store = async (tx: Queryable): Promise<BatchOutcome> => {
       // Every device this transaction will write is locked by its first statement.
@@ -265,13 +268,26 @@ export class Ingestor {
       }
       const presence = await applyPresence(tx, batch.presence ?? [], this.lifecycle)
       const deadLetters = await storeDeadLetters(tx, batch.deadLetters ?? [])
-      return { fresh, silent, raised, cancels, tickets, presence, deadLetters }
+      return { fresh, silent, raised, cancels, tickets, presence, deadLetters, cancelledLate: [] }
     }
     // Most batches are one statement, atomic by itself: no BEGIN and COMMIT round trips, which
     // a press in the alarm lane would wait for.
     const outcome = await runAgainOnConflict(() => storingAndRaising(batch) ? storeAndRaise() : this.db.transaction(store))
+    await this.cancelLatePresses(events, outcome)
     await this.announce(batch, outcome)
     return results(events, outcome)
+  }
+
+  /** The panic alerts this batch opened that a cancel received earlier stands down (early-cancels.ts). */
+  private async cancelLatePresses (events: GatewayEvent[], outcome: BatchOutcome): Promise<void> {
+    const opened = unique(events).flatMap((press) => {
+      const alert = outcome.raised.get(press.eventId)
+      return alert?.created && alert.kind === 'panic' ? [{ alert, press }] : []
+    })
+    outcome.cancelledLate = await cancelLatePresses(this.db, opened, this.lifecycle, this.options.cancelWindowMs)
+    if (outcome.cancelledLate.length === 0) return
+    const cancelled = new Set(outcome.cancelledLate)
+    for (const [eventId, alert] of outcome.raised) if (cancelled.has(alert.alertId)) outcome.raised.set(eventId, { ...alert, state: 'cancelled' })
   }
 
   /** After commit: the live stream, the downlink long-poll, the counters. */
@@ -303,7 +319,9 @@ export class Ingestor {
     this.metrics.reportsFiled.inc(filed.length)
     for (const e of filed) this.bus.emit('report', { reportId: o.tickets.get(e.eventId)!, deviceId: e.deviceId, state: 'open' })
     if (o.deadLetters > 0) this.metrics.deadLetters.inc({ gateway: batch.deadLetters?.[0]?.gatewayId ?? 'unknown' }, o.deadLetters)
-    if (downlink) await this.lifecycle.notifyDownlink()
+    // Opened and cancelled at once: the alert events above said `cancelled` already.
+    if (o.cancelledLate.length > 0) this.metrics.alertTransitions.inc({ state: 'cancelled' }, o.cancelledLate.length)
+    if (downlink || o.cancelledLate.length > 0) await this.lifecycle.notifyDownlink()
   }
 }
 

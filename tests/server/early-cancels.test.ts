@@ -1,0 +1,96 @@
+/**
+ * A press and its cancel that cross on their way to the server: the press held in a gateway's
+ * outbox (a hanging disk, a restart) while the cancel goes from memory or through another
+ * gateway. The late press must not open an alert the shop owner already cancelled.
+ * Runs on embedded PGlite, and on PostgreSQL when TEST_DATABASE_URL is set.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { databaseBackends } from '../helpers/postgres.js'
+import { buildFixture, gatewayEvent, TOKENS, type Fixture } from './fixture.js'
+import { topics } from '../../protocol/index.js'
+
+const plainBackends = databaseBackends.filter((b) => !b.timescale)
+
+describe.each(plainBackends)('cancels that arrive before their press, on $name', (backend) => {
+  let fx: Fixture
+  let dispose: () => Promise<void>
+  const t0 = Date.now() - 3600_000
+
+  beforeAll(async () => {
+    const opened = await backend.open()
+    dispose = opened.dispose
+    fx = await buildFixture(opened.db, { settings: { cancelWindowMs: 30_000 } })
+  }, 180_000)
+
+  afterAll(async () => {
+    await fx?.app.close()
+    await dispose?.()
+  })
+
+  const alertOf = async (id: string) => (await fx.call('GET', `/v1/alerts/${id}`)).body
+  const attempts = async (deviceId: string) =>
+    fx.db.query<{ result: string, alert_id: string | null }>('SELECT result, alert_id FROM cancel_attempts WHERE device_id = $1 ORDER BY at', [deviceId])
+  const acksFor = async (deviceId: string) => {
+    const { body } = await fx.call('GET', '/v1/gateway/downlink?after=0&wait=0&limit=1000', undefined, TOKENS.gateway)
+    return (body.messages as any[]).filter((m) => m.topic === topics.ack(deviceId)).map((m) => m.payload)
+  }
+
+  it('cancels the alert of a press that comes after its cancel, and the device hears cancelled', async () => {
+    await fx.provision('late-1', { kind: 'counter', pin: '1357' })
+    const cancel = gatewayEvent('late-1', { seq: 6, boot: 'b1', type: 'cancel', pin: '1357' }, t0 + 4000)
+    const [early] = await fx.ingest({ events: [cancel] })
+    // Nothing to cancel yet: the device hears why, as before.
+    expect(early).toMatchObject({ status: 'stored', ackState: 'rejected', reason: 'no open alert to cancel' })
+    expect(await attempts('late-1')).toMatchObject([{ result: 'early', alert_id: null }])
+
+    // The press it followed arrives now, from the outbox that held it.
+    const [press] = await fx.ingest({ events: [gatewayEvent('late-1', { seq: 5, boot: 'b1', type: 'press' }, t0)] })
+    expect(press).toMatchObject({ status: 'stored', alertId: expect.any(String), alertState: 'cancelled' })
+    const alert = await alertOf(press!.alertId!)
+    expect(alert.state).toBe('cancelled')
+    expect(alert.transitions.map((x: any) => [x.from, x.to, x.actor])).toEqual([[null, 'open', 'device:late-1'], ['open', 'cancelled', 'device:late-1']])
+    expect(await attempts('late-1')).toMatchObject([{ result: 'cancelled', alert_id: press!.alertId }])
+    expect(await acksFor('late-1')).toContainEqual(expect.objectContaining({ seq: 6, state: 'cancelled', alertId: press!.alertId }))
+
+    // The press sent again changes nothing; a new press later opens a new alert as usual.
+    expect((await fx.ingest({ events: [gatewayEvent('late-1', { seq: 5, boot: 'b1', type: 'press' }, t0)] }))[0]).toMatchObject({ status: 'duplicate' })
+    const [next] = await fx.ingest({ events: [gatewayEvent('late-1', { seq: 7, boot: 'b1', type: 'press' }, t0 + 60_000)] })
+    expect(next).toMatchObject({ status: 'stored', alertState: 'open' })
+    expect(next!.alertId).not.toBe(press!.alertId)
+  })
+
+  it('cancels a late press too when its cancel stood down the alert of the press before it', async () => {
+    await fx.provision('late-2', { kind: 'counter', pin: '2468' })
+    const [first] = await fx.ingest({ events: [gatewayEvent('late-2', { seq: 1, type: 'press' }, t0)] })
+    const [cancel] = await fx.ingest({ events: [gatewayEvent('late-2', { seq: 3, type: 'cancel', pin: '2468' }, t0 + 5000)] })
+    expect(cancel).toMatchObject({ alertId: first!.alertId, alertState: 'cancelled' })
+    // The second press, sent before the cancel, comes last: it opens no alert left standing.
+    const [second] = await fx.ingest({ events: [gatewayEvent('late-2', { seq: 2, type: 'press' }, t0 + 2000)] })
+    expect(second).toMatchObject({ status: 'stored', alertState: 'cancelled' })
+    expect(second!.alertId).not.toBe(first!.alertId)
+    expect(await attempts('late-2')).toMatchObject([{ result: 'cancelled', alert_id: first!.alertId }])
+  })
+
+  it('leaves the alert open when the cancel came first but could not have cancelled it', async () => {
+    await fx.provision('late-3', { kind: 'counter', pin: '9753' })
+    const open = async (press: ReturnType<typeof gatewayEvent>) => {
+      const [result] = await fx.ingest({ events: [press] })
+      expect(result).toMatchObject({ status: 'stored', alertState: 'open' })
+      const resolved = await fx.call('POST', `/v1/alerts/${result!.alertId}/resolve`, { outcome: 'real', note: 'next case' }, await fx.tokenFor('operator'))
+      expect(resolved.status).toBe(200)
+    }
+    // The wrong PIN (no alert to check it against: kept as no alert).
+    await fx.ingest({ events: [gatewayEvent('late-3', { seq: 11, type: 'cancel', pin: '0000' }, t0 + 3000)] })
+    await open(gatewayEvent('late-3', { seq: 10, type: 'press' }, t0))
+    // The right PIN, but more than the window after the press.
+    await fx.ingest({ events: [gatewayEvent('late-3', { seq: 21, type: 'cancel', pin: '9753' }, t0 + 100_000)] })
+    await open(gatewayEvent('late-3', { seq: 20, type: 'press' }, t0 + 60_000))
+    // The right PIN, but sent before the press (a lower seq): the press is a new alarm.
+    await fx.ingest({ events: [gatewayEvent('late-3', { seq: 30, type: 'cancel', pin: '9753' }, t0 + 200_000)] })
+    await open(gatewayEvent('late-3', { seq: 31, type: 'press' }, t0 + 203_000))
+    // The right PIN, but from another boot of the device.
+    await fx.ingest({ events: [gatewayEvent('late-3', { seq: 41, boot: 'new', type: 'cancel', pin: '9753' }, t0 + 303_000)] })
+    await open(gatewayEvent('late-3', { seq: 40, boot: 'old', type: 'press' }, t0 + 300_000))
+    expect((await attempts('late-3')).map((a) => a.result)).toEqual(['no_alert', 'early', 'early', 'early'])
+  })
+})
