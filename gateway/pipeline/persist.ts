@@ -38,13 +38,20 @@ function durable (appending: Promise<AppendResult>, record: GatewayEvent, outbox
   return new Promise((resolve, reject) => {
     const written = new AbortController()
     let sent = false
+    let sendStopped = false
+    let writeFailed: Error | undefined
     const check = () => {
       if (outbox.writeWaitMs() < unwritten.afterMs) {
         timer = setTimeout(check, unwritten.afterMs / 4)
         return
       }
       sent = true
-      unwritten.send(record, written.signal).then(() => resolve('stored'), () => {}) // aborted: the outbox answered first
+      // Aborted: the outbox answered first, or the gateway is stopping. Stopping, and the write
+      // failed too, the alarm is durable nowhere: the PUBACK is refused, as for a failed write.
+      unwritten.send(record, written.signal).then(() => resolve('stored'), () => {
+        sendStopped = true
+        if (writeFailed) reject(writeFailed)
+      })
     }
     let timer = setTimeout(check, unwritten.afterMs)
     appending.then((result) => {
@@ -53,9 +60,10 @@ function durable (appending: Promise<AppendResult>, record: GatewayEvent, outbox
       resolve(result)
     }, (err: Error) => {
       clearTimeout(timer)
+      writeFailed = err
       // Once on its way to the server, the alarm's fate is the server's answer: a disk that
-      // failed after hanging does not take it back.
-      if (!sent) reject(err)
+      // failed after hanging does not take it back (unless the send was stopped).
+      if (!sent || sendStopped) reject(err)
     })
   })
 }
