@@ -22,7 +22,7 @@ export interface CancelOutcome {
 }
 
 /** After this many wrong PINs on one alert, cancel is refused: a PIN is 4–8 digits. */
-const MAX_WRONG_PINS = 5
+export const MAX_WRONG_PINS = 5
 
 /**
  * Checks PINs before the batch transaction: scrypt is slow on purpose, and a transaction must
@@ -59,8 +59,9 @@ export async function applyCancel (tx: Queryable, e: GatewayEvent, pin: PinCheck
 
 async function decide (tx: Queryable, e: GatewayEvent, pin: PinCheck, alert: LockedAlert | undefined, windowMs: number): Promise<CancelOutcome> {
   // The device hears `rejected` either way: its press may never come. Should it come, sent
-  // before this cancel, the device hears `cancelled` then.
-  if (!alert) return { result: pin === 'ok' ? 'early' : 'no_alert', reason: 'no open alert to cancel' }
+  // before this cancel, the device hears `cancelled` then (early-cancels.ts, which counts the
+  // wrong PINs kept here against it).
+  if (!alert) return { result: pin === 'ok' ? 'early' : pin === 'wrong' ? 'wrong_pin' : 'no_alert', reason: 'no open alert to cancel' }
   if (alert.state === 'dispatched') return { result: 'no_alert', reason: 'help is already on the way; only the ward can stand it down' }
   if (pin === 'none') return { result: 'no_pin', reason: 'this device has no cancel PIN' }
   if (pin === 'missing') return { result: 'no_pin', reason: 'cancel needs the PIN' }

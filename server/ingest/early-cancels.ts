@@ -6,18 +6,22 @@
  * cancel.ts), or only the alert of an earlier press, and the late press opened an alert that
  * nobody would cancel: a patrol sent to a shop whose owner had cancelled in time.
  *
- * So a panic alert opened now is cancelled at once when a cancel with the right PIN, from the
- * same device and boot, has a higher seq than the press that opened it (the device sent it
- * after) and was received within the cancel window of it, on either side (the two may have
- * come through gateways whose clocks differ). Its device heard `rejected` for the cancel then;
- * it hears `cancelled` now, as for any cancel.
+ * So a panic alert a press opens now is cancelled at once when a cancel with the right PIN
+ * followed that press on the device: the same device and boot, a higher seq, received within
+ * the cancel window after the press (or up to a few seconds before it: through two gateways,
+ * their clocks may differ that much). Not for a press stored under a new id (its device
+ * restarted its seq: a higher seq says nothing of order then), nor when wrong PINs were tried
+ * `MAX_WRONG_PINS` times in between (the lockout a cancel of an open alert has). Its device
+ * heard `rejected` for the cancel then; it hears `cancelled` now, as for any cancel.
  *
- * After the batch that opened the alert is committed, in a transaction of its own: should the
- * server die between the two, the alert stays open, as it did before this existed.
+ * In the batch's own transaction when it has one. A batch of presses alone is one statement,
+ * committed by itself: the cancel follows in a transaction of its own, a few milliseconds later,
+ * and until then the alert is open for all to see (the escalator could act on it in between).
  */
-import type { Database } from '../db/database.js'
-import type { GatewayEvent } from '../../protocol/index.js'
+import type { Queryable } from '../db/database.js'
+import { REUSED_MARK, type GatewayEvent } from '../../protocol/index.js'
 import { SELECT_LOCKED_ALERT, type AlertLifecycle, type LockedAlert } from '../alerts/lifecycle.js'
+import { MAX_WRONG_PINS } from './cancel.js'
 import type { RaisedAlert } from './raise-alert.js'
 
 /** A panic alert opened by this batch, and the press that opened it. */
@@ -26,37 +30,49 @@ export interface OpenedAlert {
   press: GatewayEvent
 }
 
+/** How much earlier than its press a cancel may be received and still have followed it (two gateways' clocks). */
+export const CROSSED_CLOCKS_MS = 5_000
+
 interface CancelSeen {
   event_id: string
   device_id: string
   at_ms: number | string
   boot: string | null
   seq: number | string | null
-  result: 'early' | 'cancelled'
+  result: 'early' | 'cancelled' | 'wrong_pin'
 }
 
-/** Cancels each alert that a cancel received before its press stands down; returns their ids. */
-export async function cancelLatePresses (db: Database, opened: OpenedAlert[], lifecycle: AlertLifecycle, windowMs: number): Promise<string[]> {
-  if (opened.length === 0) return []
+/**
+ * Cancels each alert that a cancel received before its press stands down; returns their ids.
+ * `inTransaction` runs the change: in the batch's transaction, or in one of its own.
+ */
+export async function cancelLatePresses (
+  q: Queryable,
+  inTransaction: <T>(fn: (tx: Queryable) => Promise<T>) => Promise<T>,
+  opened: OpenedAlert[],
+  lifecycle: AlertLifecycle,
+  windowMs: number
+): Promise<string[]> {
+  const presses = opened.filter(({ press }) => !press.eventId.includes(REUSED_MARK))
+  if (presses.length === 0) return []
   // One indexed look per batch that opened a panic alert (rare: an incident's first press).
-  const seen = await db.query<CancelSeen>(`
+  const seen = await q.query<CancelSeen>(`
     SELECT event_id, device_id, extract(epoch FROM at) * 1000 AS at_ms, boot, seq, result FROM cancel_attempts
-    WHERE device_id = ANY($1::text[]) AND result IN ('early', 'cancelled') AND at >= to_timestamp($2 / 1000.0)
-    ORDER BY at`, [[...new Set(opened.map((o) => o.press.deviceId))], Math.min(...opened.map((o) => o.press.receivedAt)) - windowMs])
+    WHERE device_id = ANY($1::text[]) AND result IN ('early', 'cancelled', 'wrong_pin') AND at >= to_timestamp($2 / 1000.0)
+    ORDER BY at`, [[...new Set(presses.map((o) => o.press.deviceId))], Math.min(...presses.map((o) => o.press.receivedAt)) - CROSSED_CLOCKS_MS])
   if (seen.length === 0) return []
   const cancelled: string[] = []
-  for (const { alert, press } of opened) {
-    const cancel = seen.find((c) => c.device_id === press.deviceId && c.seq !== null && Number(c.seq) > press.event.seq &&
-      (c.boot ?? undefined) === press.event.boot && Math.abs(Number(c.at_ms) - press.receivedAt) <= windowMs)
+  for (const { alert, press } of presses) {
+    const cancel = cancelOf(press, seen, windowMs)
     if (!cancel) continue
-    const done = await db.transaction(async (tx) => {
+    const done = await inTransaction(async (tx) => {
       // The device first, then its alert, as every batch takes them (ingest.ts).
       await tx.query('SELECT 1 FROM devices WHERE id = $1 FOR NO KEY UPDATE', [press.deviceId])
       const [locked] = await tx.query<LockedAlert>(
         `${SELECT_LOCKED_ALERT} WHERE a.id = $1 AND a.state IN ('open', 'acknowledged') FOR UPDATE OF a`, [alert.alertId])
       if (!locked) return false
-      // An early cancel is spent on the first alert it stands down; one that already cancelled
-      // the alert of the press before keeps that alert's id.
+      // An early cancel names the alert it stood down; one that had stood down the alert of
+      // the press before keeps that one's.
       await tx.query("UPDATE cancel_attempts SET result = 'cancelled', alert_id = $2, reason = NULL WHERE event_id = $1 AND result = 'early'", [cancel.event_id, alert.alertId])
       await lifecycle.transition(tx, locked, 'cancelled', {
         actor: `device:${press.deviceId}`,
@@ -68,4 +84,21 @@ export async function cancelLatePresses (db: Database, opened: OpenedAlert[], li
     if (done) cancelled.push(alert.alertId)
   }
   return cancelled
+}
+
+/**
+ * The cancel that followed this press, if any: an early one first (it has no alert yet), then
+ * the nearest after the press. None once wrong PINs were tried too often between the two.
+ */
+function cancelOf (press: GatewayEvent, seen: CancelSeen[], windowMs: number): CancelSeen | undefined {
+  const after = (c: CancelSeen) => c.device_id === press.deviceId && c.seq !== null && Number(c.seq) > press.event.seq &&
+    (c.boot ?? undefined) === press.event.boot &&
+    Number(c.at_ms) >= press.receivedAt - CROSSED_CLOCKS_MS && Number(c.at_ms) - press.receivedAt <= windowMs
+  const followed = seen.filter(after)
+  const rights = followed.filter((c) => c.result !== 'wrong_pin').sort((a, b) =>
+    Number(b.result === 'early') - Number(a.result === 'early') || Number(a.seq) - Number(b.seq))
+  const cancel = rights[0]
+  if (!cancel) return undefined
+  const wrongBefore = followed.filter((c) => c.result === 'wrong_pin' && Number(c.seq) < Number(cancel.seq)).length
+  return wrongBefore >= MAX_WRONG_PINS ? undefined : cancel
 }

@@ -226,6 +226,15 @@ export class Ingestor {
       alertsOfCauses(freshCauses, rows).forEach((alert, i) => { if (alert) raised.set(freshCauses[i]!.eventId!, alert) })
       return { fresh, silent, raised, cancels: new Map(), tickets: new Map(), presence: { raised: [], resolved: [], devices: [] }, deadLetters: 0, cancelledLate: [] }
     }
+    // Committed already: the cancel follows in a transaction of its own (early-cancels.ts).
+    // Should that fail, the alert stays open, as it would have without it, and is announced.
+    const cancelLateAfterCommit = async (outcome: BatchOutcome): Promise<void> => {
+      try {
+        await runAgainOnConflict(() => this.cancelLatePresses(this.db, (fn) => this.db.transaction(fn), events, outcome))
+      } catch (err) {
+        this.log?.error({ err: (err as Error).message, alerts: [...outcome.raised.values()].filter((a) => a.created).map((a) => a.alertId) }, 'ingest: a cancel that came before its press could not be applied; the alert stays open')
+      }
+    }
     const store = async (tx: Queryable): Promise<BatchOutcome> => {
       // Every device this transaction will write is locked by its first statement.
       const presenceDevices = (batch.presence ?? []).map((c) => c.deviceId)
@@ -268,23 +277,26 @@ export class Ingestor {
       }
       const presence = await applyPresence(tx, batch.presence ?? [], this.lifecycle)
       const deadLetters = await storeDeadLetters(tx, batch.deadLetters ?? [])
-      return { fresh, silent, raised, cancels, tickets, presence, deadLetters, cancelledLate: [] }
+      const outcome: BatchOutcome = { fresh, silent, raised, cancels, tickets, presence, deadLetters, cancelledLate: [] }
+      await this.cancelLatePresses(tx, (fn) => fn(tx), events, outcome)
+      return outcome
     }
     // Most batches are one statement, atomic by itself: no BEGIN and COMMIT round trips, which
     // a press in the alarm lane would wait for.
-    const outcome = await runAgainOnConflict(() => storingAndRaising(batch) ? storeAndRaise() : this.db.transaction(store))
-    await this.cancelLatePresses(events, outcome)
+    const alone = storingAndRaising(batch)
+    const outcome = await runAgainOnConflict(() => alone ? storeAndRaise() : this.db.transaction(store))
+    if (alone) await cancelLateAfterCommit(outcome)
     await this.announce(batch, outcome)
     return results(events, outcome)
   }
 
   /** The panic alerts this batch opened that a cancel received earlier stands down (early-cancels.ts). */
-  private async cancelLatePresses (events: GatewayEvent[], outcome: BatchOutcome): Promise<void> {
+  private async cancelLatePresses (q: Queryable, inTransaction: <T>(fn: (tx: Queryable) => Promise<T>) => Promise<T>, events: GatewayEvent[], outcome: BatchOutcome): Promise<void> {
     const opened = unique(events).flatMap((press) => {
       const alert = outcome.raised.get(press.eventId)
       return alert?.created && alert.kind === 'panic' ? [{ alert, press }] : []
     })
-    outcome.cancelledLate = await cancelLatePresses(this.db, opened, this.lifecycle, this.options.cancelWindowMs)
+    outcome.cancelledLate = await cancelLatePresses(q, inTransaction, opened, this.lifecycle, this.options.cancelWindowMs)
     if (outcome.cancelledLate.length === 0) return
     const cancelled = new Set(outcome.cancelledLate)
     for (const [eventId, alert] of outcome.raised) if (cancelled.has(alert.alertId)) outcome.raised.set(eventId, { ...alert, state: 'cancelled' })

@@ -79,7 +79,7 @@ describe.each(plainBackends)('cancels that arrive before their press, on $name',
       const resolved = await fx.call('POST', `/v1/alerts/${result!.alertId}/resolve`, { outcome: 'real', note: 'next case' }, await fx.tokenFor('operator'))
       expect(resolved.status).toBe(200)
     }
-    // The wrong PIN (no alert to check it against: kept as no alert).
+    // The wrong PIN.
     await fx.ingest({ events: [gatewayEvent('late-3', { seq: 11, type: 'cancel', pin: '0000' }, t0 + 3000)] })
     await open(gatewayEvent('late-3', { seq: 10, type: 'press' }, t0))
     // The right PIN, but more than the window after the press.
@@ -91,6 +91,51 @@ describe.each(plainBackends)('cancels that arrive before their press, on $name',
     // The right PIN, but from another boot of the device.
     await fx.ingest({ events: [gatewayEvent('late-3', { seq: 41, boot: 'new', type: 'cancel', pin: '9753' }, t0 + 303_000)] })
     await open(gatewayEvent('late-3', { seq: 40, boot: 'old', type: 'press' }, t0 + 300_000))
-    expect((await attempts('late-3')).map((a) => a.result)).toEqual(['no_alert', 'early', 'early', 'early'])
+    expect((await attempts('late-3')).map((a) => a.result)).toEqual(['wrong_pin', 'early', 'early', 'early'])
+  })
+
+  it('leaves a new alarm open after the device restarted its seq, and after too many wrong PINs', async () => {
+    await fx.provision('late-4', { kind: 'counter', pin: '8642' })
+    await fx.ingest({ events: [1, 2, 3].map((seq) => gatewayEvent('late-4', { seq, type: 'heartbeat' }, t0 - 600_000 + seq)) })
+    const [first] = await fx.ingest({ events: [gatewayEvent('late-4', { seq: 40, type: 'press' }, t0)] })
+    const [cancel] = await fx.ingest({ events: [gatewayEvent('late-4', { seq: 41, type: 'cancel', pin: '8642' }, t0 + 5000)] })
+    expect(cancel).toMatchObject({ alertId: first!.alertId, alertState: 'cancelled' })
+    // The board restarts its count without a new boot; a real alarm 20 s later reuses seq 2,
+    // lower than the cancel's, and is stored under an id of its own: it says nothing of order.
+    const [real] = await fx.ingest({ events: [gatewayEvent('late-4', { seq: 2, type: 'press' }, t0 + 25_000)] })
+    expect(real).toMatchObject({ status: 'stored', alertState: 'open' })
+
+    // Someone tries PINs while the press is on its way: the lockout holds as for an open alert.
+    await fx.provision('late-5', { kind: 'counter', pin: '1111' })
+    const guesses = ['0000', '1234', '2222', '9999', '4321'].map((pin, i) => gatewayEvent('late-5', { seq: 11 + i, type: 'cancel', pin }, t0 + 1000 + i * 1000))
+    await fx.ingest({ events: guesses })
+    await fx.ingest({ events: [gatewayEvent('late-5', { seq: 16, type: 'cancel', pin: '1111' }, t0 + 7000)] })
+    const [locked] = await fx.ingest({ events: [gatewayEvent('late-5', { seq: 10, type: 'press' }, t0)] })
+    expect(locked).toMatchObject({ status: 'stored', alertState: 'open' })
+  })
+
+  it('announces the alert, open, when the cancel that came first cannot be applied', async () => {
+    await fx.provision('late-6', { kind: 'counter', pin: '5555' })
+    await fx.ingest({ events: [gatewayEvent('late-6', { seq: 2, type: 'cancel', pin: '5555' }, t0 + 3000)] })
+    const heard: string[] = []
+    fx.app.services.bus.on('alert', (a) => { if (a.deviceId === 'late-6') heard.push(a.state) })
+    // The database fails the look for cancels once (a connection lost), after the press committed.
+    const query = fx.db.query.bind(fx.db)
+    let failures = 0
+    fx.db.query = (async (sql: string, params?: unknown[]) => {
+      if (sql.includes('FROM cancel_attempts') && sql.includes('at_ms')) {
+        failures++
+        throw Object.assign(new Error('connection lost (for this test)'), { code: '08006' })
+      }
+      return query(sql, params)
+    }) as typeof fx.db.query
+    try {
+      const [press] = await fx.ingest({ events: [gatewayEvent('late-6', { seq: 1, type: 'press' }, t0)] })
+      expect(press).toMatchObject({ status: 'stored', alertState: 'open' })
+    } finally {
+      fx.db.query = query
+    }
+    expect(failures).toBe(1)
+    expect(heard).toEqual(['open'])
   })
 })
