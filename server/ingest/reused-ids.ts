@@ -16,7 +16,10 @@ export interface ReusedId {
   renamed: GatewayEvent
 }
 
-/** The batch's events answered `duplicate` that are not copies, each with the id to store it by. */
+/**
+ * The batch's events answered `duplicate` that are not copies of what holds their id, each with
+ * the id to store it by: a new one, or, for a copy of an event stored that way, that event's.
+ */
 export async function reusedIds (db: Queryable, events: GatewayEvent[], results: IngestResult[]): Promise<ReusedId[]> {
   const duplicates = events.flatMap((e, index) => results[index]?.status === 'duplicate' ? [{ e, index }] : [])
   if (duplicates.length === 0) return []
@@ -39,15 +42,19 @@ export async function reusedIds (db: Queryable, events: GatewayEvent[], results:
     [...new Set(candidates.map(({ e }) => e.deviceId))],
     Math.min(...candidates.map(({ e }) => e.receivedAt)) - REDELIVERY_AT_MOST_MS,
     candidates.map(({ e }) => `${e.eventId.replace(/[\\%_]/g, '\\$&')}${REUSED_MARK}%`)])
-  const fresh = candidates.filter(({ e }) => !renamedBefore.some((row) => row.event_id.startsWith(e.eventId + REUSED_MARK) && isCopy(e, row, Number(row.time_ms))))
   // Nor is a copy of one renamed in this very batch (the gateway sent the event and its
-  // redelivery together).
-  const kept: typeof fresh = []
-  for (const candidate of fresh) {
-    const { e } = candidate
-    if (!kept.some((k) => k.e.eventId === e.eventId && isCopyOf(occurrenceOf(e), occurrenceOf(k.e)))) kept.push(candidate)
+  // redelivery together). Either copy goes under the id its event is stored by, where it is a
+  // duplicate that hears what its event heard (a cancel's answer, a report's ticket).
+  const renamed: ReusedId[] = []
+  const kept: Array<{ e: GatewayEvent, id: string }> = []
+  for (const { e, index } of candidates) {
+    const before = renamedBefore.find((row) => row.event_id.startsWith(e.eventId + REUSED_MARK) && isCopy(e, row, Number(row.time_ms)))
+    const inBatch = kept.find((k) => k.e.eventId === e.eventId && isCopyOf(occurrenceOf(e), occurrenceOf(k.e)))
+    const id = before?.event_id ?? inBatch?.id ?? renamedEventId(e.eventId, e.receivedAt)
+    if (!before && !inBatch) kept.push({ e, id })
+    renamed.push({ index, renamed: { ...e, eventId: id } })
   }
-  return kept.map(({ e, index }) => ({ index, renamed: { ...e, eventId: renamedEventId(e.eventId, e.receivedAt) } }))
+  return renamed
 }
 
 

@@ -106,6 +106,26 @@ describe.each(plainBackends)('event ids reused on $name', (backend) => {
     expect(await reusedCount()).toBe(before + 1)
   })
 
+  it('answers a resent cancel stored under an id of its own as it answered it the first time', async () => {
+    await fx.provision('shop-s', { kind: 'counter', pin: '2580' })
+    await fx.ingest({ events: [1, 2, 3].map((seq) => gatewayEvent('shop-s', { seq, type: 'heartbeat' }, t0 + seq)) })
+    const [press] = await fx.ingest({ events: [gatewayEvent('shop-s', { seq: 1, type: 'press', ts: t0 + 600_000 }, t0 + 600_000)] })
+    expect(press).toMatchObject({ status: 'stored', alertState: 'open' })
+    // The board restarted its count: its cancel reuses the id of heartbeat 2.
+    const cancel = gatewayEvent('shop-s', { seq: 2, type: 'cancel', pin: '2580' }, t0 + 605_000)
+    const [first] = await fx.ingest({ events: [cancel] })
+    expect(first).toMatchObject({ eventId: cancel.eventId, status: 'stored', alertId: press!.alertId, alertState: 'cancelled' })
+    // Sent again by the gateway (its confirmation lost), then redelivered by the device.
+    const [resent] = await fx.ingest({ events: [cancel] })
+    expect(resent).toMatchObject({ eventId: cancel.eventId, status: 'duplicate', alertState: 'cancelled' })
+    const [redelivered] = await fx.ingest({ events: [{ ...cancel, receivedAt: t0 + 650_000 }] })
+    expect(redelivered).toMatchObject({ eventId: cancel.eventId, status: 'duplicate', alertState: 'cancelled' })
+    // A wrong PIN under a reused id hears its refusal again too.
+    const wrong = gatewayEvent('shop-s', { seq: 3, type: 'cancel', pin: '0000' }, t0 + 606_000)
+    expect((await fx.ingest({ events: [wrong] }))[0]).toMatchObject({ status: 'stored', ackState: 'rejected' })
+    expect((await fx.ingest({ events: [wrong] }))[0]).toMatchObject({ status: 'duplicate', ackState: 'rejected', reason: 'no open alert to cancel' })
+  })
+
   it('stores a reused-id press and its redelivery, sent in one batch, once', async () => {
     await fx.provision('batch-1')
     await fx.ingest({ events: [gatewayEvent('batch-1', { seq: 4, type: 'heartbeat' }, t0)] })
