@@ -6,17 +6,19 @@
  * cancel.ts), or only the alert of an earlier press, and the late press opened an alert that
  * nobody would cancel: a patrol sent to a shop whose owner had cancelled in time.
  *
- * So a panic alert a press opens now is cancelled at once when a cancel with the right PIN
- * followed that press on the device: the same device and boot, a higher seq, received within
- * the cancel window after the press (or up to a few seconds before it: through two gateways,
- * their clocks may differ that much). Not for a press stored under a new id (its device
- * restarted its seq: a higher seq says nothing of order then), nor when wrong PINs were tried
+ * So a panic alert presses open now is cancelled at once when a cancel with the right PIN
+ * followed every one of them on the device: the same device and boot, a higher seq, received
+ * within the cancel window after the first (and not more than a few seconds before any: through
+ * two gateways, their clocks may differ that much). A press after the cancel is a new alarm,
+ * and keeps the alert open. Not for a press stored under a new id (its device restarted its
+ * seq: a higher seq says nothing of order then), nor when wrong PINs were tried
  * `MAX_WRONG_PINS` times in between (the lockout a cancel of an open alert has). Its device
  * heard `rejected` for the cancel then; it hears `cancelled` now, as for any cancel.
  *
  * In the batch's own transaction when it has one. A batch of presses alone is one statement,
- * committed by itself: the cancel follows in a transaction of its own, a few milliseconds later,
- * and until then the alert is open for all to see (the escalator could act on it in between).
+ * committed by itself: each cancel follows in a transaction of its own, a few milliseconds
+ * later, and until then the alert is open for all to see (the escalator could act on it in
+ * between: a late press is often due for escalation the moment it is stored).
  */
 import type { Queryable } from '../db/database.js'
 import { REUSED_MARK, type GatewayEvent } from '../../protocol/index.js'
@@ -24,10 +26,11 @@ import { SELECT_LOCKED_ALERT, type AlertLifecycle, type LockedAlert } from '../a
 import { MAX_WRONG_PINS } from './cancel.js'
 import type { RaisedAlert } from './raise-alert.js'
 
-/** A panic alert opened by this batch, and the press that opened it. */
+/** A panic alert opened by this batch, and its presses in the batch, the first of which opened it. */
 export interface OpenedAlert {
-  alert: RaisedAlert
-  press: GatewayEvent
+  alertId: string
+  deviceId: string
+  presses: GatewayEvent[]
 }
 
 /** How much earlier than its press a cancel may be received and still have followed it (two gateways' clocks). */
@@ -42,59 +45,56 @@ interface CancelSeen {
   result: 'early' | 'cancelled' | 'wrong_pin'
 }
 
-/**
- * Cancels each alert that a cancel received before its press stands down; returns their ids.
- * `inTransaction` runs the change: in the batch's transaction, or in one of its own.
- */
-export async function cancelLatePresses (
-  q: Queryable,
-  inTransaction: <T>(fn: (tx: Queryable) => Promise<T>) => Promise<T>,
-  opened: OpenedAlert[],
-  lifecycle: AlertLifecycle,
-  windowMs: number
-): Promise<string[]> {
-  const presses = opened.filter(({ press }) => !press.eventId.includes(REUSED_MARK))
-  if (presses.length === 0) return []
+/** An alert opened now, and the cancel, received before, that followed its presses. */
+export interface LateCancel {
+  alertId: string
+  deviceId: string
+  cancel: CancelSeen
+}
+
+/** The alerts opened now that a cancel received before their presses stands down. */
+export async function lateCancels (q: Queryable, opened: OpenedAlert[], windowMs: number): Promise<LateCancel[]> {
+  const alerts = opened.filter(({ presses }) => presses.length > 0 && presses.every((p) => !p.eventId.includes(REUSED_MARK)))
+  if (alerts.length === 0) return []
   // One indexed look per batch that opened a panic alert (rare: an incident's first press).
   const seen = await q.query<CancelSeen>(`
     SELECT event_id, device_id, extract(epoch FROM at) * 1000 AS at_ms, boot, seq, result FROM cancel_attempts
     WHERE device_id = ANY($1::text[]) AND result IN ('early', 'cancelled', 'wrong_pin') AND at >= to_timestamp($2 / 1000.0)
-    ORDER BY at`, [[...new Set(presses.map((o) => o.press.deviceId))], Math.min(...presses.map((o) => o.press.receivedAt)) - CROSSED_CLOCKS_MS])
-  if (seen.length === 0) return []
-  const cancelled: string[] = []
-  for (const { alert, press } of presses) {
-    const cancel = cancelOf(press, seen, windowMs)
-    if (!cancel) continue
-    const done = await inTransaction(async (tx) => {
-      // The device first, then its alert, as every batch takes them (ingest.ts).
-      await tx.query('SELECT 1 FROM devices WHERE id = $1 FOR NO KEY UPDATE', [press.deviceId])
-      const [locked] = await tx.query<LockedAlert>(
-        `${SELECT_LOCKED_ALERT} WHERE a.id = $1 AND a.state IN ('open', 'acknowledged') FOR UPDATE OF a`, [alert.alertId])
-      if (!locked) return false
-      // An early cancel names the alert it stood down; one that had stood down the alert of
-      // the press before keeps that one's.
-      await tx.query("UPDATE cancel_attempts SET result = 'cancelled', alert_id = $2, reason = NULL WHERE event_id = $1 AND result = 'early'", [cancel.event_id, alert.alertId])
-      await lifecycle.transition(tx, locked, 'cancelled', {
-        actor: `device:${press.deviceId}`,
-        note: 'cancelled on the device with its PIN; the cancel reached the server before this press',
-        seq: Number(cancel.seq)
-      })
-      return true
-    })
-    if (done) cancelled.push(alert.alertId)
-  }
-  return cancelled
+    ORDER BY at`, [[...new Set(alerts.map((a) => a.deviceId))], Math.min(...alerts.flatMap((a) => a.presses.map((p) => p.receivedAt))) - CROSSED_CLOCKS_MS])
+  return alerts.flatMap(({ alertId, deviceId, presses }) => {
+    const cancel = seen.length === 0 ? undefined : cancelOf(presses, seen.filter((c) => c.device_id === deviceId), windowMs)
+    return cancel ? [{ alertId, deviceId, cancel }] : []
+  })
+}
+
+/** Cancels the alert, when it is still open or acknowledged, in the caller's transaction. */
+export async function cancelLate (tx: Queryable, { alertId, deviceId, cancel }: LateCancel, lifecycle: AlertLifecycle): Promise<boolean> {
+  // The device first, then its alert, as every batch takes them (ingest.ts).
+  await tx.query('SELECT 1 FROM devices WHERE id = $1 FOR NO KEY UPDATE', [deviceId])
+  const [locked] = await tx.query<LockedAlert>(
+    `${SELECT_LOCKED_ALERT} WHERE a.id = $1 AND a.state IN ('open', 'acknowledged') FOR UPDATE OF a`, [alertId])
+  if (!locked) return false
+  // An early cancel names the alert it stood down; one that had stood down the alert of the
+  // press before keeps that one's.
+  await tx.query("UPDATE cancel_attempts SET result = 'cancelled', alert_id = $2, reason = NULL WHERE event_id = $1 AND result = 'early'", [cancel.event_id, alertId])
+  await lifecycle.transition(tx, locked, 'cancelled', {
+    actor: `device:${deviceId}`,
+    note: 'cancelled on the device with its PIN; the cancel reached the server before the press',
+    seq: Number(cancel.seq)
+  })
+  return true
 }
 
 /**
- * The cancel that followed this press, if any: an early one first (it has no alert yet), then
- * the nearest after the press. None once wrong PINs were tried too often between the two.
+ * The cancel (of the alert's device) that followed all of its presses, if any: an early one
+ * first (it has no alert yet), then the nearest after them. None once wrong PINs were tried too
+ * often between the first press and it.
  */
-function cancelOf (press: GatewayEvent, seen: CancelSeen[], windowMs: number): CancelSeen | undefined {
-  const after = (c: CancelSeen) => c.device_id === press.deviceId && c.seq !== null && Number(c.seq) > press.event.seq &&
-    (c.boot ?? undefined) === press.event.boot &&
-    Number(c.at_ms) >= press.receivedAt - CROSSED_CLOCKS_MS && Number(c.at_ms) - press.receivedAt <= windowMs
-  const followed = seen.filter(after)
+function cancelOf (presses: GatewayEvent[], seen: CancelSeen[], windowMs: number): CancelSeen | undefined {
+  const first = presses[0]!
+  const followsAll = (c: CancelSeen) => c.seq !== null && Number(c.at_ms) - first.receivedAt <= windowMs &&
+    presses.every((p) => Number(c.seq) > p.event.seq && (c.boot ?? undefined) === p.event.boot && Number(c.at_ms) >= p.receivedAt - CROSSED_CLOCKS_MS)
+  const followed = seen.filter(followsAll)
   const rights = followed.filter((c) => c.result !== 'wrong_pin').sort((a, b) =>
     Number(b.result === 'early') - Number(a.result === 'early') || Number(a.seq) - Number(b.seq))
   const cancel = rights[0]

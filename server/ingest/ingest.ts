@@ -24,7 +24,7 @@ import { fileReport, ticketsOf } from './reports.js'
 import { applyPresence, type PresenceEffects } from './presence.js'
 import { base64Of, eventLetter, storableLetter, storeDeadLetters } from './dead-letters.js'
 import { reusedIds, type ReusedId } from './reused-ids.js'
-import { cancelLatePresses } from './early-cancels.js'
+import { cancelLate, lateCancels, type LateCancel, type OpenedAlert } from './early-cancels.js'
 
 export interface IngestOptions {
   /** A device cancel is accepted this long after its alert opened (CANCEL_WINDOW). */
@@ -69,6 +69,8 @@ export class Ingestor {
     for (const { index } of renamedFirst) this.storedUnderNewId(batch.events[index]!, results[index])
     await this.storeReusedIds(events, results)
     renamedFirst.forEach(({ index }) => { results[index] = { ...results[index]!, eventId: batch.events[index]!.eventId } })
+    // Counted once, as finally answered: a part stored again (split, or under a new id) is not counted twice.
+    batch.events.forEach((e, i) => this.metrics.ingestedEvents.inc({ type: e.event.type, status: results[i]?.status ?? 'refused' }))
     endTimer()
     return results
   }
@@ -199,7 +201,6 @@ export class Ingestor {
     // The same event id twice in one batch, the other copy stored: this one is its duplicate.
     if ((await this.db.query('SELECT 1 FROM event_ids WHERE event_id = $1', [e.eventId])).length > 0) return { eventId: e.eventId, status: 'duplicate' }
     await this.keepDeadLetter(eventLetter(e, `could not be stored: ${err.message}`))
-    this.metrics.ingestedEvents.inc({ type: e.event.type, status: 'refused' })
     this.log?.error({ err: err.message, eventId: e.eventId }, 'ingest: event refused by the database; kept as a dead letter')
     // The device is told why in its own terms; the database's words are for the operators.
     return { eventId: e.eventId, status: 'refused', ackState: 'rejected', reason: 'could not be stored; kept for the operators' }
@@ -226,13 +227,24 @@ export class Ingestor {
       alertsOfCauses(freshCauses, rows).forEach((alert, i) => { if (alert) raised.set(freshCauses[i]!.eventId!, alert) })
       return { fresh, silent, raised, cancels: new Map(), tickets: new Map(), presence: { raised: [], resolved: [], devices: [] }, deadLetters: 0, cancelledLate: [] }
     }
-    // Committed already: the cancel follows in a transaction of its own (early-cancels.ts).
-    // Should that fail, the alert stays open, as it would have without it, and is announced.
+    // Committed already: each cancel follows in a transaction of its own (early-cancels.ts).
+    // Should one fail, its alert stays open, as it would have without this, and is announced so.
     const cancelLateAfterCommit = async (outcome: BatchOutcome): Promise<void> => {
+      const failed = (err: unknown, alertIds: string[]) => this.log?.error({ err: (err as Error).message, alertIds }, 'ingest: a cancel that came before its press could not be applied; the alert stays open')
+      const opened = openedAlerts(events, outcome.raised)
+      if (opened.length === 0) return
+      let late: LateCancel[]
       try {
-        await runAgainOnConflict(() => this.cancelLatePresses(this.db, (fn) => this.db.transaction(fn), events, outcome))
+        late = await lateCancels(this.db, opened, this.options.cancelWindowMs)
       } catch (err) {
-        this.log?.error({ err: (err as Error).message, alerts: [...outcome.raised.values()].filter((a) => a.created).map((a) => a.alertId) }, 'ingest: a cancel that came before its press could not be applied; the alert stays open')
+        return failed(err, opened.map((o) => o.alertId))
+      }
+      for (const one of late) {
+        try {
+          if (await runAgainOnConflict(() => this.db.transaction((tx) => cancelLate(tx, one, this.lifecycle)))) outcome.cancelledLate.push(one.alertId)
+        } catch (err) {
+          failed(err, [one.alertId])
+        }
       }
     }
     const store = async (tx: Queryable): Promise<BatchOutcome> => {
@@ -277,34 +289,26 @@ export class Ingestor {
       }
       const presence = await applyPresence(tx, batch.presence ?? [], this.lifecycle)
       const deadLetters = await storeDeadLetters(tx, batch.deadLetters ?? [])
-      const outcome: BatchOutcome = { fresh, silent, raised, cancels, tickets, presence, deadLetters, cancelledLate: [] }
-      await this.cancelLatePresses(tx, (fn) => fn(tx), events, outcome)
-      return outcome
+      const cancelledLate: string[] = []
+      for (const late of await lateCancels(tx, openedAlerts(events, raised), this.options.cancelWindowMs)) {
+        if (await cancelLate(tx, late, this.lifecycle)) cancelledLate.push(late.alertId)
+      }
+      return { fresh, silent, raised, cancels, tickets, presence, deadLetters, cancelledLate }
     }
     // Most batches are one statement, atomic by itself: no BEGIN and COMMIT round trips, which
     // a press in the alarm lane would wait for.
     const alone = storingAndRaising(batch)
     const outcome = await runAgainOnConflict(() => alone ? storeAndRaise() : this.db.transaction(store))
     if (alone) await cancelLateAfterCommit(outcome)
+    // The presses of an alert a cancel received before them stood down hear that it is.
+    const cancelledLate = new Set(outcome.cancelledLate)
+    for (const [eventId, alert] of outcome.raised) if (cancelledLate.has(alert.alertId)) outcome.raised.set(eventId, { ...alert, state: 'cancelled' })
     await this.announce(batch, outcome)
     return results(events, outcome)
   }
 
-  /** The panic alerts this batch opened that a cancel received earlier stands down (early-cancels.ts). */
-  private async cancelLatePresses (q: Queryable, inTransaction: <T>(fn: (tx: Queryable) => Promise<T>) => Promise<T>, events: GatewayEvent[], outcome: BatchOutcome): Promise<void> {
-    const opened = unique(events).flatMap((press) => {
-      const alert = outcome.raised.get(press.eventId)
-      return alert?.created && alert.kind === 'panic' ? [{ alert, press }] : []
-    })
-    outcome.cancelledLate = await cancelLatePresses(q, inTransaction, opened, this.lifecycle, this.options.cancelWindowMs)
-    if (outcome.cancelledLate.length === 0) return
-    const cancelled = new Set(outcome.cancelledLate)
-    for (const [eventId, alert] of outcome.raised) if (cancelled.has(alert.alertId)) outcome.raised.set(eventId, { ...alert, state: 'cancelled' })
-  }
-
   /** After commit: the live stream, the downlink long-poll, the counters. */
   private async announce (batch: IngestBatch, o: BatchOutcome): Promise<void> {
-    for (const e of batch.events) this.metrics.ingestedEvents.inc({ type: e.event.type, status: o.fresh.has(e.eventId) ? 'stored' : 'duplicate' })
     for (const alert of [...o.raised.values(), ...o.presence.raised]) {
       if (alert.created) this.metrics.alertsOpened.inc({ kind: alert.kind })
       this.bus.emit('alert', { alertId: alert.alertId, deviceId: alert.deviceId, state: alert.state, kind: alert.kind })
@@ -386,6 +390,18 @@ function bareAlarm (e: GatewayEvent): GatewayEvent | undefined {
   const event = { seq, type, ...(boot === undefined ? {} : { boot }) }
   if (Object.keys(e.event).length === Object.keys(event).length && e.skewMs === undefined) return undefined
   return { eventId: e.eventId, deviceId: e.deviceId, gatewayId: e.gatewayId, receivedAt: e.receivedAt, skewed: e.skewed, event }
+}
+
+/** The panic alerts the batch opened, each with its presses in the batch, in order. */
+function openedAlerts (events: GatewayEvent[], raised: Map<string, RaisedAlert>): OpenedAlert[] {
+  const opened = new Map<string, OpenedAlert>()
+  for (const e of unique(events)) {
+    const alert = raised.get(e.eventId)
+    if (alert?.kind !== 'panic') continue
+    if (alert.created) opened.set(alert.alertId, { alertId: alert.alertId, deviceId: alert.deviceId, presses: [] })
+    opened.get(alert.alertId)?.presses.push(e)
+  }
+  return [...opened.values()]
 }
 
 /** The first of each event id, in batch order (a batch may repeat an event the device resent). */

@@ -114,6 +114,52 @@ describe.each(plainBackends)('cancels that arrive before their press, on $name',
     expect(locked).toMatchObject({ status: 'stored', alertState: 'open' })
   })
 
+  it('keeps the alert open when a press in the same batch came after the cancel', async () => {
+    // The late press and a new alarm, sent after the cancel, reach the server together (one
+    // gateway's backlog): the new alarm must stand, on either way a batch is stored.
+    await fx.provision('late-7', { kind: 'counter', pin: '7777' })
+    await fx.ingest({ events: [gatewayEvent('late-7', { seq: 10, type: 'cancel', pin: '7777' }, t0 + 3000)] })
+    const alone = await fx.ingest({ events: [gatewayEvent('late-7', { seq: 9, type: 'press' }, t0), gatewayEvent('late-7', { seq: 12, type: 'press' }, t0 + 10_000)] })
+    expect(alone).toMatchObject([{ status: 'stored', alertState: 'open' }, { status: 'stored', alertState: 'open' }])
+
+    await fx.provision('late-8', { kind: 'counter', pin: '8888' })
+    const [press] = await fx.ingest({ events: [gatewayEvent('late-8', { seq: 10, type: 'press' }, t0)] })
+    expect((await fx.ingest({ events: [gatewayEvent('late-8', { seq: 11, type: 'cancel', pin: '8888' }, t0 + 3000)] }))[0]).toMatchObject({ alertId: press!.alertId, alertState: 'cancelled' })
+    const withReport = await fx.ingest({
+      events: [
+        gatewayEvent('late-8', { seq: 9, type: 'press' }, t0 - 1000),
+        gatewayEvent('late-8', { seq: 12, type: 'hold' }, t0 + 20_000),
+        gatewayEvent('late-8', { seq: 13, type: 'report', report: { category: 'other', text: 'the door is jammed' } }, t0 + 21_000)
+      ]
+    })
+    expect(withReport.slice(0, 2)).toMatchObject([{ status: 'stored', alertState: 'open' }, { status: 'stored', alertState: 'open' }])
+  })
+
+  it('announces each alert as it ends when one of two late cancels cannot be applied', async () => {
+    await fx.provision('late-9a', { kind: 'counter', pin: '9999' })
+    await fx.provision('late-9b', { kind: 'counter', pin: '9999' })
+    await fx.ingest({ events: ['late-9a', 'late-9b'].map((id) => gatewayEvent(id, { seq: 2, type: 'cancel', pin: '9999' }, t0 + 3000)) })
+    const heard: string[] = []
+    fx.app.services.bus.on('alert', (a) => { if (a.deviceId.startsWith('late-9')) heard.push(`${a.deviceId} ${a.state}`) })
+    // The second cancelling transaction fails (a connection lost) after the first committed.
+    const transaction = fx.db.transaction.bind(fx.db)
+    let n = 0
+    fx.db.transaction = (async (fn: Parameters<typeof transaction>[0]) => {
+      if (++n === 2) throw Object.assign(new Error('connection lost (for this test)'), { code: '08006' })
+      return transaction(fn)
+    }) as typeof fx.db.transaction
+    let results
+    try {
+      results = await fx.ingest({ events: ['late-9a', 'late-9b'].map((id) => gatewayEvent(id, { seq: 1, type: 'press' }, t0)) })
+    } finally {
+      fx.db.transaction = transaction
+    }
+    expect(results).toMatchObject([{ alertState: 'cancelled' }, { alertState: 'open' }])
+    const states = await Promise.all(results.map(async (r) => (await alertOf(r.alertId!)).state))
+    expect(states).toEqual(['cancelled', 'open'])
+    expect(heard.sort()).toEqual(['late-9a cancelled', 'late-9b open'])
+  })
+
   it('announces the alert, open, when the cancel that came first cannot be applied', async () => {
     await fx.provision('late-6', { kind: 'counter', pin: '5555' })
     await fx.ingest({ events: [gatewayEvent('late-6', { seq: 2, type: 'cancel', pin: '5555' }, t0 + 3000)] })

@@ -126,6 +126,21 @@ describe.each(plainBackends)('event ids reused on $name', (backend) => {
     expect((await fx.ingest({ events: [wrong] }))[0]).toMatchObject({ status: 'duplicate', ackState: 'rejected', reason: 'no open alert to cancel' })
   })
 
+  it('counts each event once, as finally answered, when it is stored under an id of its own', async () => {
+    const count = async (status: string) => {
+      const text = (await fx.app.inject({ url: '/metrics' })).body
+      return Number(text.match(new RegExp(`^sos_ingest_events_total\\{type="press",status="${status}"\\} (\\d+)$`, 'm'))?.[1] ?? 0)
+    }
+    await fx.provision('count-1')
+    await fx.ingest({ events: [gatewayEvent('count-1', { seq: 1, type: 'heartbeat' }, t0)] })
+    const [stored, duplicate] = [await count('stored'), await count('duplicate')]
+    const press = gatewayEvent('count-1', { seq: 1, type: 'press' }, t0 + 600_000)
+    await fx.ingest({ events: [press] })
+    expect([await count('stored') - stored, await count('duplicate') - duplicate]).toEqual([1, 0])
+    await fx.ingest({ events: [{ ...press, receivedAt: t0 + 660_000 }] })
+    expect([await count('stored') - stored, await count('duplicate') - duplicate]).toEqual([1, 1])
+  })
+
   it('stores a reused-id press and its redelivery, sent in one batch, once', async () => {
     await fx.provision('batch-1')
     await fx.ingest({ events: [gatewayEvent('batch-1', { seq: 4, type: 'heartbeat' }, t0)] })
