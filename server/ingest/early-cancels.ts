@@ -33,6 +33,18 @@ export interface OpenedAlert {
   presses: GatewayEvent[]
 }
 
+/** The panic alerts a batch opened (by event id: `raised`), each with its presses in the batch, in order. */
+export function alertsOpened (events: GatewayEvent[], raised: ReadonlyMap<string, RaisedAlert>): OpenedAlert[] {
+  const opened = new Map<string, OpenedAlert>()
+  for (const e of events) {
+    const alert = raised.get(e.eventId)
+    if (alert?.kind !== 'panic') continue
+    if (alert.created) opened.set(alert.alertId, { alertId: alert.alertId, deviceId: alert.deviceId, presses: [] })
+    opened.get(alert.alertId)?.presses.push(e)
+  }
+  return [...opened.values()]
+}
+
 /** How much earlier than its press a cancel may be received and still have followed it (two gateways' clocks). */
 export const CROSSED_CLOCKS_MS = 5_000
 
@@ -65,6 +77,13 @@ export async function lateCancels (q: Queryable, opened: OpenedAlert[], windowMs
     const cancel = seen.length === 0 ? undefined : cancelOf(presses, seen.filter((c) => c.device_id === deviceId), windowMs)
     return cancel ? [{ alertId, deviceId, cancel }] : []
   })
+}
+
+/** In a batch's own transaction: cancels the alerts it opened that a cancel received before stands down; their ids. */
+export async function cancelLatePresses (tx: Queryable, opened: OpenedAlert[], lifecycle: AlertLifecycle, windowMs: number): Promise<string[]> {
+  const cancelled: string[] = []
+  for (const late of await lateCancels(tx, opened, windowMs)) if (await cancelLate(tx, late, lifecycle)) cancelled.push(late.alertId)
+  return cancelled
 }
 
 /** Cancels the alert, when it is still open or acknowledged, in the caller's transaction. */

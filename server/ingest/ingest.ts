@@ -24,7 +24,7 @@ import { fileReport, ticketsOf } from './reports.js'
 import { applyPresence, type PresenceEffects } from './presence.js'
 import { base64Of, eventLetter, storableLetter, storeDeadLetters } from './dead-letters.js'
 import { reusedIds, type ReusedId } from './reused-ids.js'
-import { cancelLate, lateCancels, type LateCancel, type OpenedAlert } from './early-cancels.js'
+import { alertsOpened, cancelLate, cancelLatePresses, lateCancels, type LateCancel } from './early-cancels.js'
 
 export interface IngestOptions {
   /** A device cancel is accepted this long after its alert opened (CANCEL_WINDOW). */
@@ -227,26 +227,6 @@ export class Ingestor {
       alertsOfCauses(freshCauses, rows).forEach((alert, i) => { if (alert) raised.set(freshCauses[i]!.eventId!, alert) })
       return { fresh, silent, raised, cancels: new Map(), tickets: new Map(), presence: { raised: [], resolved: [], devices: [] }, deadLetters: 0, cancelledLate: [] }
     }
-    // Committed already: each cancel follows in a transaction of its own (early-cancels.ts).
-    // Should one fail, its alert stays open, as it would have without this, and is announced so.
-    const cancelLateAfterCommit = async (outcome: BatchOutcome): Promise<void> => {
-      const failed = (err: unknown, alertIds: string[]) => this.log?.error({ err: (err as Error).message, alertIds }, 'ingest: a cancel that came before its press could not be applied; the alert stays open')
-      const opened = openedAlerts(events, outcome.raised)
-      if (opened.length === 0) return
-      let late: LateCancel[]
-      try {
-        late = await lateCancels(this.db, opened, this.options.cancelWindowMs)
-      } catch (err) {
-        return failed(err, opened.map((o) => o.alertId))
-      }
-      for (const one of late) {
-        try {
-          if (await runAgainOnConflict(() => this.db.transaction((tx) => cancelLate(tx, one, this.lifecycle)))) outcome.cancelledLate.push(one.alertId)
-        } catch (err) {
-          failed(err, [one.alertId])
-        }
-      }
-    }
     const store = async (tx: Queryable): Promise<BatchOutcome> => {
       // Every device this transaction will write is locked by its first statement.
       const presenceDevices = (batch.presence ?? []).map((c) => c.deviceId)
@@ -289,22 +269,43 @@ export class Ingestor {
       }
       const presence = await applyPresence(tx, batch.presence ?? [], this.lifecycle)
       const deadLetters = await storeDeadLetters(tx, batch.deadLetters ?? [])
-      const cancelledLate: string[] = []
-      for (const late of await lateCancels(tx, openedAlerts(events, raised), this.options.cancelWindowMs)) {
-        if (await cancelLate(tx, late, this.lifecycle)) cancelledLate.push(late.alertId)
-      }
+      const cancelledLate = await cancelLatePresses(tx, alertsOpened(unique(events), raised), this.lifecycle, this.options.cancelWindowMs)
       return { fresh, silent, raised, cancels, tickets, presence, deadLetters, cancelledLate }
     }
     // Most batches are one statement, atomic by itself: no BEGIN and COMMIT round trips, which
     // a press in the alarm lane would wait for.
     const alone = storingAndRaising(batch)
     const outcome = await runAgainOnConflict(() => alone ? storeAndRaise() : this.db.transaction(store))
-    if (alone) await cancelLateAfterCommit(outcome)
+    if (alone) await this.cancelLateAfterCommit(events, outcome)
     // The presses of an alert a cancel received before them stood down hear that it is.
     const cancelledLate = new Set(outcome.cancelledLate)
     for (const [eventId, alert] of outcome.raised) if (cancelledLate.has(alert.alertId)) outcome.raised.set(eventId, { ...alert, state: 'cancelled' })
     await this.announce(batch, outcome)
     return results(events, outcome)
+  }
+
+  /**
+   * For a batch committed by itself: each alert a cancel received before its presses stands
+   * down (early-cancels.ts) is cancelled in a transaction of its own. Should one fail, its alert
+   * stays open, as it would have without this, and is announced so.
+   */
+  private async cancelLateAfterCommit (events: GatewayEvent[], outcome: BatchOutcome): Promise<void> {
+    const failed = (err: unknown, alertIds: string[]) => this.log?.error({ err: (err as Error).message, alertIds }, 'ingest: a cancel that came before its press could not be applied; the alert stays open')
+    const opened = alertsOpened(unique(events), outcome.raised)
+    if (opened.length === 0) return
+    let late: LateCancel[]
+    try {
+      late = await lateCancels(this.db, opened, this.options.cancelWindowMs)
+    } catch (err) {
+      return failed(err, opened.map((o) => o.alertId))
+    }
+    for (const one of late) {
+      try {
+        if (await runAgainOnConflict(() => this.db.transaction((tx) => cancelLate(tx, one, this.lifecycle)))) outcome.cancelledLate.push(one.alertId)
+      } catch (err) {
+        failed(err, [one.alertId])
+      }
+    }
   }
 
   /** After commit: the live stream, the downlink long-poll, the counters. */
@@ -390,18 +391,6 @@ function bareAlarm (e: GatewayEvent): GatewayEvent | undefined {
   const event = { seq, type, ...(boot === undefined ? {} : { boot }) }
   if (Object.keys(e.event).length === Object.keys(event).length && e.skewMs === undefined) return undefined
   return { eventId: e.eventId, deviceId: e.deviceId, gatewayId: e.gatewayId, receivedAt: e.receivedAt, skewed: e.skewed, event }
-}
-
-/** The panic alerts the batch opened, each with its presses in the batch, in order. */
-function openedAlerts (events: GatewayEvent[], raised: Map<string, RaisedAlert>): OpenedAlert[] {
-  const opened = new Map<string, OpenedAlert>()
-  for (const e of unique(events)) {
-    const alert = raised.get(e.eventId)
-    if (alert?.kind !== 'panic') continue
-    if (alert.created) opened.set(alert.alertId, { alertId: alert.alertId, deviceId: alert.deviceId, presses: [] })
-    opened.get(alert.alertId)?.presses.push(e)
-  }
-  return [...opened.values()]
 }
 
 /** The first of each event id, in batch order (a batch may repeat an event the device resent). */
