@@ -50,7 +50,7 @@ export class ServerMetrics {
   })
 
   readonly cancels = new Counter({
-    name: 'sos_cancel_attempts_total', help: 'Device cancels, by result (cancelled, wrong_pin, window_closed, no_alert, no_pin; early: the right PIN, no alert yet; the alert of its press, should that come, is then cancelled and counted in sos_alert_transitions_total)',
+    name: 'sos_cancel_attempts_total', help: 'Device cancels, by result (cancelled, wrong_pin, window_closed, no_alert, no_pin; stale: the device pressed again after it; early: the right PIN, no alert yet; the alert of its press, should that come, is then cancelled and counted in sos_alert_transitions_total)',
     labelNames: ['result'] as const, registers: [this.registry]
   })
 

@@ -3,17 +3,19 @@
  * cancels the open panic alert and the device hears `cancelled`; anything else changes
  * nothing, is recorded in `cancel_attempts`, and the device hears `rejected` with the reason.
  * A cancel with the right PIN that finds no alert is kept as `early`: its press may still be
- * on its way, and is cancelled when it comes (early-cancels.ts).
+ * on its way, and is cancelled when it comes (early-cancels.ts). One that finds an alert the
+ * device pressed again after it (the cancel held up on its way) is `stale`: the alarm stands.
  */
 import type { Queryable } from '../db/database.js'
 import type { GatewayEvent } from '../../protocol/index.js'
 import { verifySecret } from '../../protocol/secret-hash.js'
 import { SELECT_LOCKED_ALERT, type AlertLifecycle, type LockedAlert } from '../alerts/lifecycle.js'
+import { ALERT_KIND_OF_EVENT } from '../alerts/model.js'
 
 /** `none`: the device has no PIN; `missing`: the event carried none. */
 export type PinCheck = 'ok' | 'wrong' | 'missing' | 'none'
 
-export type CancelResult = 'cancelled' | 'wrong_pin' | 'window_closed' | 'no_alert' | 'no_pin' | 'early'
+export type CancelResult = 'cancelled' | 'wrong_pin' | 'window_closed' | 'no_alert' | 'no_pin' | 'early' | 'stale'
 
 export interface CancelOutcome {
   result: CancelResult
@@ -23,6 +25,16 @@ export interface CancelOutcome {
 
 /** After this many wrong PINs on one alert, cancel is refused: a PIN is 4–8 digits. */
 export const MAX_WRONG_PINS = 5
+
+/**
+ * Between a press and a cancel of one device that came through two gateways, the order their
+ * receive times give may be wrong by this much (the gateways' clocks): times closer than this
+ * tell nothing of which the device sent first.
+ */
+export const CROSSED_CLOCKS_MS = 5_000
+
+/** The events that raise (or join) a panic alert: those a cancel stands down. */
+const PANIC_EVENTS = Object.entries(ALERT_KIND_OF_EVENT).flatMap(([type, kind]) => kind === 'panic' ? [type] : [])
 
 /**
  * Checks PINs before the batch transaction: scrypt is slow on purpose, and a transaction must
@@ -78,6 +90,18 @@ async function decide (tx: Queryable, e: GatewayEvent, pin: PinCheck, alert: Loc
     "SELECT count(*)::int8 AS n FROM cancel_attempts WHERE alert_id = $1 AND result = 'wrong_pin'", [alert.id])
   if ((wrong[0]?.n ?? 0) >= MAX_WRONG_PINS) return { result: 'wrong_pin', reason: 'too many wrong PINs' }
   if (pin === 'wrong') return { result: 'wrong_pin', reason: 'wrong PIN' }
+  // A press of this alert the device sent after this cancel (a higher seq of the same boot; of
+  // another boot, received clearly later) is a new alarm: the person pressed again. The cancel,
+  // held up on its way (an outbox on a hanging disk, a gateway restarting), stands nothing down.
+  const openedAt = (opening?.at ?? alert.opened_at).getTime()
+  // The alert's presses: from its opening (less the clocks' leeway) to its last press. A press
+  // later in this cancel's own batch, stored but not yet raised, is not one of them.
+  const pressedAfter = await tx.query(`
+    SELECT 1 FROM events e JOIN alerts a ON a.id = $7
+    WHERE e.device_id = $1 AND e.type = ANY($2::text[]) AND e.time >= to_timestamp($3 / 1000.0) AND e.time <= a.last_press_at
+      AND CASE WHEN e.boot IS NOT DISTINCT FROM $4::text THEN e.seq > $5 ELSE e.time > to_timestamp($6 / 1000.0) END
+    LIMIT 1`, [e.deviceId, PANIC_EVENTS, openedAt - CROSSED_CLOCKS_MS, e.event.boot ?? null, e.event.seq, e.receivedAt + CROSSED_CLOCKS_MS, alert.id])
+  if (pressedAfter.length > 0) return { result: 'stale', reason: 'pressed again after this cancel: the alarm stands' }
   return { result: 'cancelled' }
 }
 

@@ -23,7 +23,7 @@
 import type { Queryable } from '../db/database.js'
 import { REUSED_MARK, type GatewayEvent } from '../../protocol/index.js'
 import { SELECT_LOCKED_ALERT, type AlertLifecycle, type LockedAlert } from '../alerts/lifecycle.js'
-import { MAX_WRONG_PINS } from './cancel.js'
+import { CROSSED_CLOCKS_MS, MAX_WRONG_PINS } from './cancel.js'
 import type { RaisedAlert } from './raise-alert.js'
 
 /** A panic alert opened by this batch, and its presses in the batch, the first of which opened it. */
@@ -44,9 +44,6 @@ export function alertsOpened (events: GatewayEvent[], raised: ReadonlyMap<string
   }
   return [...opened.values()]
 }
-
-/** How much earlier than its press a cancel may be received and still have followed it (two gateways' clocks). */
-export const CROSSED_CLOCKS_MS = 5_000
 
 interface CancelSeen {
   event_id: string

@@ -4,10 +4,11 @@
  * gateway. The late press must not open an alert the shop owner already cancelled.
  * Runs on embedded PGlite, and on PostgreSQL when TEST_DATABASE_URL is set.
  */
+import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { databaseBackends } from '../helpers/postgres.js'
 import { buildFixture, gatewayEvent, TOKENS, type Fixture } from './fixture.js'
-import { topics } from '../../protocol/index.js'
+import { topics, type GatewayEvent } from '../../protocol/index.js'
 
 const plainBackends = databaseBackends.filter((b) => !b.timescale)
 
@@ -134,6 +135,59 @@ describe.each(plainBackends)('cancels that arrive before their press, on $name',
     })
     expect(withReport.slice(0, 2)).toMatchObject([{ status: 'stored', alertState: 'open' }, { status: 'stored', alertState: 'open' }])
   })
+
+  it('lets an alarm the device raised after its cancel stand, when the cancel comes last', async () => {
+    await fx.provision('late-10', { kind: 'counter', pin: '1010' })
+    // Press 1 and cancel 2 held up in one gateway; press 3 (a real alarm) came through another.
+    const [real] = await fx.ingest({ events: [gatewayEvent('late-10', { seq: 3, type: 'press' }, t0 + 8000)] })
+    expect(real).toMatchObject({ status: 'stored', alertState: 'open' })
+    const [first, cancel] = await fx.ingest({ events: [gatewayEvent('late-10', { seq: 1, type: 'press' }, t0), gatewayEvent('late-10', { seq: 2, type: 'cancel', pin: '1010' }, t0 + 4000)] })
+    expect(first).toMatchObject({ alertId: real!.alertId })
+    expect(cancel).toMatchObject({ status: 'stored', ackState: 'rejected', reason: 'pressed again after this cancel: the alarm stands' })
+    expect((await alertOf(real!.alertId!)).state).toBe('open')
+    expect(await attempts('late-10')).toMatchObject([{ result: 'stale', alert_id: real!.alertId }])
+  })
+
+  it('ends a device\'s presses and its cancel, delivered in any order and grouping, as in the order it sent them', async () => {
+    let run = 0
+    const presses = fc.uniqueArray(fc.integer({ min: 1, max: 15 }), { minLength: 1, maxLength: 4 })
+    const scenario = presses.chain((seqs) => fc.record({
+      seqs: fc.constant(seqs),
+      cancelSeq: fc.integer({ min: 1, max: 16 }).filter((c) => !seqs.includes(c)),
+      types: fc.array(fc.constantFrom('press' as const, 'hold' as const), { minLength: seqs.length, maxLength: seqs.length }),
+      order: fc.array(fc.nat(), { minLength: seqs.length + 1, maxLength: seqs.length + 1 }),
+      cuts: fc.array(fc.boolean(), { minLength: seqs.length, maxLength: seqs.length })
+    }))
+    const deliver = async (sent: GatewayEvent[], cuts: boolean[]) => {
+      const batches: GatewayEvent[][] = [[]]
+      sent.forEach((e, i) => {
+        batches.at(-1)!.push(e)
+        if (cuts[i]) batches.push([])
+      })
+      for (const events of batches.filter((b) => b.length > 0)) await fx.ingest({ events })
+      const alerts = (await fx.call('GET', `/v1/alerts?deviceId=${sent[0]!.deviceId}&kind=panic`)).body as Array<{ state: string }>
+      return { open: alerts.filter((a) => a.state === 'open').length, cancelled: alerts.filter((a) => a.state === 'cancelled').length }
+    }
+    await fc.assert(fc.asyncProperty(scenario, async ({ seqs, cancelSeq, types, order, cuts }) => {
+      const events = (id: string) => [
+        ...seqs.map((seq, i) => gatewayEvent(id, { seq, type: types[i]! }, t0 + seq * 1000)),
+        gatewayEvent(id, { seq: cancelSeq, type: 'cancel', pin: '4242' }, t0 + cancelSeq * 1000)
+      ]
+      const after = seqs.some((s) => s > cancelSeq)
+      // In the order sent, however batched: the presses before the cancel make one alert it
+      // cancels; those after it, one left open.
+      const inOrder = `order-${++run}`
+      await fx.provision(inOrder, { kind: 'counter', pin: '4242' })
+      expect(await deliver(events(inOrder).sort((a, b) => a.event.seq - b.event.seq), cuts))
+        .toEqual({ open: after ? 1 : 0, cancelled: seqs.some((s) => s < cancelSeq) ? 1 : 0 })
+      // Shuffled: the presses may join one alert, but one is open exactly when the device
+      // pressed after its cancel.
+      const shuffled = `order-${++run}`
+      await fx.provision(shuffled, { kind: 'counter', pin: '4242' })
+      const sent = events(shuffled).map((e, i) => ({ e, key: order[i]! })).sort((a, b) => a.key - b.key).map((x) => x.e)
+      expect((await deliver(sent, cuts)).open).toBe(after ? 1 : 0)
+    }), { numRuns: 40 })
+  }, 120_000)
 
   it('announces each alert as it ends when one of two late cancels cannot be applied', async () => {
     await fx.provision('late-9a', { kind: 'counter', pin: '9999' })

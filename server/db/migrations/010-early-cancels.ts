@@ -1,11 +1,13 @@
 import type { Migration } from '../migrations.js'
 
 /**
- * Version 10: a cancel that reaches the server before its press (ingest/early-cancels.ts).
+ * Version 10: a press and its cancel that reach the server in the wrong order.
  * The two can cross on their way: the press held in one gateway's outbox (its disk hanging, or
  * the gateway restarting) while the cancel goes through another, or from memory. Such a cancel,
  * with the right PIN, is kept as `early`, with the device's `boot` and `seq` that order it
- * after the press it cancels; the press's alert is cancelled the moment it opens.
+ * after the press it cancels; the press's alert is cancelled the moment it opens
+ * (ingest/early-cancels.ts). A cancel that comes after a press the device sent after it is
+ * `stale`, and stands nothing down (ingest/cancel.ts).
  */
 export const earlyCancels: Migration = {
   version: 10,
@@ -14,6 +16,6 @@ export const earlyCancels: Migration = {
 ALTER TABLE cancel_attempts ADD COLUMN boot text, ADD COLUMN seq bigint;
 ALTER TABLE cancel_attempts DROP CONSTRAINT cancel_attempts_result_check;
 ALTER TABLE cancel_attempts ADD CONSTRAINT cancel_attempts_result_check
-  CHECK (result IN ('cancelled', 'wrong_pin', 'window_closed', 'no_alert', 'no_pin', 'early'));
+  CHECK (result IN ('cancelled', 'wrong_pin', 'window_closed', 'no_alert', 'no_pin', 'early', 'stale'));
 `
 }
