@@ -7,10 +7,9 @@
  * device pressed again after it (the cancel held up on its way) is `stale`: the alarm stands.
  */
 import type { Queryable } from '../db/database.js'
-import type { GatewayEvent } from '../../protocol/index.js'
+import { REUSED_MARK, type GatewayEvent } from '../../protocol/index.js'
 import { verifySecret } from '../../protocol/secret-hash.js'
 import { SELECT_LOCKED_ALERT, type AlertLifecycle, type LockedAlert } from '../alerts/lifecycle.js'
-import { ALERT_KIND_OF_EVENT } from '../alerts/model.js'
 
 /** `none`: the device has no PIN; `missing`: the event carried none. */
 export type PinCheck = 'ok' | 'wrong' | 'missing' | 'none'
@@ -32,9 +31,6 @@ export const MAX_WRONG_PINS = 5
  * tell nothing of which the device sent first.
  */
 export const CROSSED_CLOCKS_MS = 5_000
-
-/** The events that raise (or join) a panic alert: those a cancel stands down. */
-const PANIC_EVENTS = Object.entries(ALERT_KIND_OF_EVENT).flatMap(([type, kind]) => kind === 'panic' ? [type] : [])
 
 /**
  * Checks PINs before the batch transaction: scrypt is slow on purpose, and a transaction must
@@ -90,19 +86,37 @@ async function decide (tx: Queryable, e: GatewayEvent, pin: PinCheck, alert: Loc
     "SELECT count(*)::int8 AS n FROM cancel_attempts WHERE alert_id = $1 AND result = 'wrong_pin'", [alert.id])
   if ((wrong[0]?.n ?? 0) >= MAX_WRONG_PINS) return { result: 'wrong_pin', reason: 'too many wrong PINs' }
   if (pin === 'wrong') return { result: 'wrong_pin', reason: 'wrong PIN' }
-  // A press of this alert the device sent after this cancel (a higher seq of the same boot; of
-  // another boot, received clearly later) is a new alarm: the person pressed again. The cancel,
-  // held up on its way (an outbox on a hanging disk, a gateway restarting), stands nothing down.
-  const openedAt = (opening?.at ?? alert.opened_at).getTime()
-  // The alert's presses: from its opening (less the clocks' leeway) to its last press. A press
-  // later in this cancel's own batch, stored but not yet raised, is not one of them.
-  const pressedAfter = await tx.query(`
-    SELECT 1 FROM events e JOIN alerts a ON a.id = $7
-    WHERE e.device_id = $1 AND e.type = ANY($2::text[]) AND e.time >= to_timestamp($3 / 1000.0) AND e.time <= a.last_press_at
-      AND CASE WHEN e.boot IS NOT DISTINCT FROM $4::text THEN e.seq > $5 ELSE e.time > to_timestamp($6 / 1000.0) END
-    LIMIT 1`, [e.deviceId, PANIC_EVENTS, openedAt - CROSSED_CLOCKS_MS, e.event.boot ?? null, e.event.seq, e.receivedAt + CROSSED_CLOCKS_MS, alert.id])
-  if (pressedAfter.length > 0) return { result: 'stale', reason: 'pressed again after this cancel: the alarm stands' }
+  const cancel = { eventId: e.eventId, boot: e.event.boot ?? null, seq: e.event.seq, atMs: e.receivedAt }
+  if (await pressedAfter(tx, alert.id, cancel)) return { result: 'stale', reason: 'pressed again after this cancel: the alarm stands' }
   return { result: 'cancelled' }
+}
+
+/** A cancel as `pressedAfter` orders it against presses. */
+export interface CancelPoint {
+  eventId: string
+  boot: string | null
+  seq: number
+  /** Gateway receive time, epoch ms. */
+  atMs: number
+}
+
+/**
+ * Whether the alert holds a press the device sent after this cancel: a new alarm (the person
+ * pressed again), which the cancel, held up on its way (an outbox on a hanging disk, a gateway
+ * restarting), must not stand down. Within one boot the seq says which came first. Across boots,
+ * or where a seq was reused (an id of its own: protocol/reused-ids.ts), only the gateways'
+ * receive times can, and they may be `CROSSED_CLOCKS_MS` off: such a press counts as after the
+ * cancel unless it was received clearly before it. The alert's presses are those raised into
+ * it (`alert_presses`); presses later in the cancel's own batch are not, yet.
+ */
+export async function pressedAfter (tx: Queryable, alertId: string, cancel: CancelPoint): Promise<boolean> {
+  const rows = await tx.query(`
+    SELECT 1 FROM alert_presses p
+    WHERE p.alert_id = $1
+      AND CASE WHEN $2::boolean AND p.boot IS NOT DISTINCT FROM $3::text AND strpos(p.event_id, $4::text) = 0 THEN p.seq > $5::bigint
+               ELSE p.received_at > to_timestamp(($6::float8 - $7::integer) / 1000.0) END
+    LIMIT 1`, [alertId, !cancel.eventId.includes(REUSED_MARK), cancel.boot, REUSED_MARK, cancel.seq, cancel.atMs, CROSSED_CLOCKS_MS])
+  return rows.length > 0
 }
 
 /** The recorded answers to cancels already processed (a resent cancel hears the same). */

@@ -378,7 +378,10 @@ function storingAndRaising (batch: IngestBatch): boolean {
  */
 function causeOf (e: GatewayEvent): AlertCause | undefined {
   const kind = ALERT_KIND_OF_EVENT[e.event.type]
-  return kind && { deviceId: e.deviceId, kind, atMs: Math.min(e.receivedAt, Date.now()), seq: e.event.seq, eventId: e.eventId, actor: `device:${e.deviceId}` }
+  return kind && {
+    deviceId: e.deviceId, kind, atMs: Math.min(e.receivedAt, Date.now()), receivedAtMs: e.receivedAt,
+    seq: e.event.seq, ...(e.event.boot === undefined ? {} : { boot: e.event.boot }), eventId: e.eventId, actor: `device:${e.deviceId}`
+  }
 }
 
 /**

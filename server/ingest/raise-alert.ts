@@ -17,7 +17,11 @@ export interface AlertCause {
   /** When it happened (gateway receive time), epoch ms. */
   atMs: number
   seq?: number
+  /** The device's boot, for a device event. */
+  boot?: string
   eventId?: string
+  /** The gateway's receive time as it stamped it (`atMs` is never later than now), epoch ms. */
+  receivedAtMs?: number
   /** Who raised it, for the audit trail: `device:{id}`, `gateway:{id}` or `system:…`. */
   actor: string
   /** Why, for the audit trail's first transition (a device's own alarm needs none). */
@@ -63,13 +67,14 @@ export async function raiseAlerts (tx: Queryable, causes: AlertCause[]): Promise
 /** The causes as the `$n` parameter that `causeRecords` reads. */
 export function causesJson (causes: AlertCause[]): string {
   return JSON.stringify(causes.map((c, i) => ({
-    ord: i, device_id: c.deviceId, kind: c.kind, at_ms: c.atMs, seq: c.seq ?? null, event_id: c.eventId ?? null, actor: c.actor, note: c.note ?? null
+    ord: i, device_id: c.deviceId, kind: c.kind, at_ms: c.atMs, seq: c.seq ?? null, boot: c.boot ?? null, event_id: c.eventId ?? null,
+    received_ms: c.receivedAtMs ?? null, actor: c.actor, note: c.note ?? null
   })))
 }
 
 /** The rows of a causes parameter, for a `causes` CTE (a statement may narrow them first). */
 export function causeRecords (param: string): string {
-  return `json_to_recordset(${param}::json) AS c(ord integer, device_id text, kind text, at_ms float8, seq bigint, event_id text, actor text, note text)`
+  return `json_to_recordset(${param}::json) AS c(ord integer, device_id text, kind text, at_ms float8, seq bigint, boot text, event_id text, received_ms float8, actor text, note text)`
 }
 
 /**
@@ -77,7 +82,9 @@ export function causeRecords (param: string): string {
  * `raised` (a `RaisedRow` per alert). Kept as SQL text so a batch of events can store itself
  * and raise its alerts in a single statement: no transaction around it, one round trip.
  * Per device and kind: the alert opens at the first cause (in batch order), its last press is
- * the latest cause, and a new alert's first transition says who opened it.
+ * the latest cause, and a new alert's first transition says who opened it. Each device event
+ * raised into a panic alert is kept in `alert_presses`, which a cancel is ordered against
+ * (cancel.ts `pressedAfter`).
  */
 export const RAISE_FROM_CAUSES = `
     grouped AS (
@@ -108,6 +115,12 @@ export const RAISE_FROM_CAUSES = `
       SELECT r.alert_id, NULL, 'open', r.opened_at, g.actor, g.note, ${alertSnapshot('r')}
       FROM raised r JOIN grouped g USING (device_id, kind)
       WHERE r.created
+    ), pressed AS (
+      INSERT INTO alert_presses (alert_id, event_id, boot, seq, received_at)
+      SELECT r.alert_id, c.event_id, c.boot, c.seq, to_timestamp(COALESCE(c.received_ms, c.at_ms) / 1000.0)
+      FROM causes c JOIN raised r USING (device_id, kind)
+      WHERE c.kind = 'panic' AND c.event_id IS NOT NULL
+      ON CONFLICT DO NOTHING
     )`
 
 /**

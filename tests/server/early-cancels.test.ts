@@ -156,6 +156,8 @@ describe.each(plainBackends)('cancels that arrive before their press, on $name',
       cancelSeq: fc.integer({ min: 1, max: 16 }).filter((c) => !seqs.includes(c)),
       types: fc.array(fc.constantFrom('press' as const, 'hold' as const), { minLength: seqs.length, maxLength: seqs.length }),
       order: fc.array(fc.nat(), { minLength: seqs.length + 1, maxLength: seqs.length + 1 }),
+      // Each through a gateway whose clock is off by up to 1.5 s, either way.
+      skews: fc.array(fc.integer({ min: -1500, max: 1500 }), { minLength: seqs.length + 1, maxLength: seqs.length + 1 }),
       cuts: fc.array(fc.boolean(), { minLength: seqs.length, maxLength: seqs.length })
     }))
     const deliver = async (sent: GatewayEvent[], cuts: boolean[]) => {
@@ -168,10 +170,12 @@ describe.each(plainBackends)('cancels that arrive before their press, on $name',
       const alerts = (await fx.call('GET', `/v1/alerts?deviceId=${sent[0]!.deviceId}&kind=panic`)).body as Array<{ state: string }>
       return { open: alerts.filter((a) => a.state === 'open').length, cancelled: alerts.filter((a) => a.state === 'cancelled').length }
     }
-    await fc.assert(fc.asyncProperty(scenario, async ({ seqs, cancelSeq, types, order, cuts }) => {
+    await fc.assert(fc.asyncProperty(scenario, async ({ seqs, cancelSeq, types, order, skews, cuts }) => {
+      // Sent a second apart, ending now: a fast gateway's stamps are ahead of the server's clock.
+      const at = (seq: number, i: number) => Date.now() - 16_000 + seq * 1000 + skews[i]!
       const events = (id: string) => [
-        ...seqs.map((seq, i) => gatewayEvent(id, { seq, type: types[i]! }, t0 + seq * 1000)),
-        gatewayEvent(id, { seq: cancelSeq, type: 'cancel', pin: '4242' }, t0 + cancelSeq * 1000)
+        ...seqs.map((seq, i) => gatewayEvent(id, { seq, type: types[i]! }, at(seq, i))),
+        gatewayEvent(id, { seq: cancelSeq, type: 'cancel', pin: '4242' }, at(cancelSeq, seqs.length))
       ]
       const after = seqs.some((s) => s > cancelSeq)
       // In the order sent, however batched: the presses before the cancel make one alert it
@@ -188,6 +192,40 @@ describe.each(plainBackends)('cancels that arrive before their press, on $name',
       expect((await deliver(sent, cuts)).open).toBe(after ? 1 : 0)
     }), { numRuns: 40 })
   }, 120_000)
+
+  it('lets an alarm stand that joins the late press\'s alert before the cancel that came first is applied', async () => {
+    await fx.provision('late-11', { kind: 'counter', pin: '1111' })
+    await fx.ingest({ events: [gatewayEvent('late-11', { seq: 2, type: 'cancel', pin: '1111' }, t0 + 3000, 'gw-a')] })
+    // Press 1, held in one gateway, comes alone: committed by itself. Right after, before its
+    // cancel is applied, press 3 (a real alarm, sent after the cancel) joins its alert.
+    const transaction = fx.db.transaction.bind(fx.db)
+    let real: Awaited<ReturnType<Fixture['ingest']>> | undefined
+    fx.db.transaction = (async (fn: Parameters<typeof transaction>[0]) => {
+      real ??= await fx.ingest({ events: [gatewayEvent('late-11', { seq: 3, type: 'press' }, t0 + 9000, 'gw-c')] })
+      return transaction(fn)
+    }) as typeof fx.db.transaction
+    let late
+    try {
+      late = await fx.ingest({ events: [gatewayEvent('late-11', { seq: 1, type: 'press' }, t0, 'gw-b')] })
+    } finally {
+      fx.db.transaction = transaction
+    }
+    expect(real![0]!.alertId).toBe(late[0]!.alertId)
+    expect(late[0]).toMatchObject({ alertState: 'open' })
+    expect((await alertOf(late[0]!.alertId!)).state).toBe('open')
+  })
+
+  it('applies a cancel refused as stale to a press it followed that opens a later alert', async () => {
+    await fx.provision('late-12', { kind: 'counter', pin: '1212' })
+    // Press 3 (sent after the cancel) comes first; cancel 2 then finds its alert and is stale.
+    const [real] = await fx.ingest({ events: [gatewayEvent('late-12', { seq: 3, type: 'press' }, t0 + 8000, 'gw-a')] })
+    expect((await fx.ingest({ events: [gatewayEvent('late-12', { seq: 2, type: 'cancel', pin: '1212' }, t0 + 4000, 'gw-b')] }))[0]).toMatchObject({ ackState: 'rejected' })
+    const resolved = await fx.call('POST', `/v1/alerts/${real!.alertId}/resolve`, { outcome: 'real', note: 'handled' }, await fx.tokenFor('operator'))
+    expect(resolved.status).toBe(200)
+    // Press 1, which the cancel followed, comes last: its alert is cancelled.
+    const [late] = await fx.ingest({ events: [gatewayEvent('late-12', { seq: 1, type: 'press' }, t0, 'gw-c')] })
+    expect(late).toMatchObject({ status: 'stored', alertState: 'cancelled' })
+  })
 
   it('announces each alert as it ends when one of two late cancels cannot be applied', async () => {
     await fx.provision('late-9a', { kind: 'counter', pin: '9999' })

@@ -7,7 +7,8 @@ import type { Migration } from '../migrations.js'
  * with the right PIN, is kept as `early`, with the device's `boot` and `seq` that order it
  * after the press it cancels; the press's alert is cancelled the moment it opens
  * (ingest/early-cancels.ts). A cancel that comes after a press the device sent after it is
- * `stale`, and stands nothing down (ingest/cancel.ts).
+ * `stale`, and stands nothing down (ingest/cancel.ts): `alert_presses` says which presses an
+ * alert holds.
  */
 export const earlyCancels: Migration = {
   version: 10,
@@ -17,5 +18,16 @@ ALTER TABLE cancel_attempts ADD COLUMN boot text, ADD COLUMN seq bigint;
 ALTER TABLE cancel_attempts DROP CONSTRAINT cancel_attempts_result_check;
 ALTER TABLE cancel_attempts ADD CONSTRAINT cancel_attempts_result_check
   CHECK (result IN ('cancelled', 'wrong_pin', 'window_closed', 'no_alert', 'no_pin', 'early', 'stale'));
+-- The presses each panic alert holds, which a cancel is ordered against (ingest/cancel.ts): the
+-- device's boot and seq, and the gateway's receive time, of every press or hold raised into it.
+-- Alerts opened before this version have none: a cancel of one is not checked this way.
+CREATE TABLE alert_presses (
+  alert_id    text NOT NULL,
+  event_id    text NOT NULL,
+  boot        text,
+  seq         bigint,
+  received_at timestamptz NOT NULL,
+  PRIMARY KEY (alert_id, event_id)
+);
 `
 }
