@@ -74,6 +74,8 @@ export class AlertLifecycle {
       `UPDATE alerts SET state = $2, ${column ? `${column} = now(),` : ''} outcome = COALESCE($3, outcome), updated_at = now()
        WHERE id = $1`, [alert.id, to, input.outcome ?? null])
     await recordTransition(tx, { alertId: alert.id, from: alert.state, to, actor: input.actor, note: input.note })
+    // Only an active alert's presses are ever ordered against a cancel (ingest/cancel.ts).
+    if (to === 'resolved' || to === 'cancelled') await tx.query('DELETE FROM alert_presses WHERE alert_id = $1', [alert.id])
     if (DEVICE_FACING_KINDS.includes(alert.kind)) {
       const ack = deviceAck({ seq: input.seq ?? alert.last_seq ?? undefined, state: to === 'open' ? 'received' : to, alertId: alert.id }, alert.silent)
       await this.downlink.enqueue(tx, [{ topic: topics.ack(alert.device_id), payload: ack }])

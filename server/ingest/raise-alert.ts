@@ -83,8 +83,9 @@ export function causeRecords (param: string): string {
  * and raise its alerts in a single statement: no transaction around it, one round trip.
  * Per device and kind: the alert opens at the first cause (in batch order), its last press is
  * the latest cause, and a new alert's first transition says who opened it. Each device event
- * raised into a panic alert is kept in `alert_presses`, which a cancel is ordered against
- * (cancel.ts `pressedAfter`).
+ * raised into a panic alert of a device that can cancel (it has a PIN) is kept in
+ * `alert_presses` while the alert is active, for a cancel to be ordered against (cancel.ts
+ * `pressedAfter`).
  */
 export const RAISE_FROM_CAUSES = `
     grouped AS (
@@ -118,8 +119,8 @@ export const RAISE_FROM_CAUSES = `
     ), pressed AS (
       INSERT INTO alert_presses (alert_id, event_id, boot, seq, received_at)
       SELECT r.alert_id, c.event_id, c.boot, c.seq, to_timestamp(COALESCE(c.received_ms, c.at_ms) / 1000.0)
-      FROM causes c JOIN raised r USING (device_id, kind)
-      WHERE c.kind = 'panic' AND c.event_id IS NOT NULL
+      FROM causes c JOIN raised r USING (device_id, kind) JOIN devices d ON d.id = r.device_id
+      WHERE c.kind = 'panic' AND c.event_id IS NOT NULL AND d.pin_hash IS NOT NULL
       ON CONFLICT DO NOTHING
     )`
 

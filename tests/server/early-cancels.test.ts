@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { databaseBackends } from '../helpers/postgres.js'
 import { buildFixture, gatewayEvent, TOKENS, type Fixture } from './fixture.js'
 import { topics, type GatewayEvent } from '../../protocol/index.js'
+import { BACKFILL_ALERT_PRESSES } from '../../server/db/migrations/010-early-cancels.js'
 
 const plainBackends = databaseBackends.filter((b) => !b.timescale)
 
@@ -225,6 +226,28 @@ describe.each(plainBackends)('cancels that arrive before their press, on $name',
     // Press 1, which the cancel followed, comes last: its alert is cancelled.
     const [late] = await fx.ingest({ events: [gatewayEvent('late-12', { seq: 1, type: 'press' }, t0, 'gw-c')] })
     expect(late).toMatchObject({ status: 'stored', alertState: 'cancelled' })
+  })
+
+  it('keeps the presses of active alerts of devices with a PIN only, and fills them in for alerts active at the upgrade', async () => {
+    const presses = async (alertId: string) => (await fx.db.query('SELECT seq FROM alert_presses WHERE alert_id = $1 ORDER BY seq', [alertId])).map((r: any) => Number(r.seq))
+    await fx.provision('button-13')
+    const [button] = await fx.ingest({ events: [gatewayEvent('button-13', { seq: 1, type: 'press' }, t0)] })
+    expect(await presses(button!.alertId!)).toEqual([])
+    await fx.provision('late-13', { kind: 'counter', pin: '1313' })
+    const [first] = await fx.ingest({ events: [gatewayEvent('late-13', { seq: 1, type: 'press' }, t0)] })
+    await fx.ingest({ events: [gatewayEvent('late-13', { seq: 3, type: 'hold' }, t0 + 8000)] })
+    expect(await presses(first!.alertId!)).toEqual([1, 3])
+    // An alert opened before version 10 has no rows: the migration fills them in.
+    await fx.db.query('DELETE FROM alert_presses')
+    await fx.db.query(BACKFILL_ALERT_PRESSES)
+    expect(await presses(first!.alertId!)).toEqual([1, 3])
+    expect(await presses(button!.alertId!)).toEqual([])
+    // So a cancel held up since before the hold still leaves it standing.
+    const [stale] = await fx.ingest({ events: [gatewayEvent('late-13', { seq: 2, type: 'cancel', pin: '1313' }, t0 + 4000)] })
+    expect(stale).toMatchObject({ ackState: 'rejected', reason: 'pressed again after this cancel: the alarm stands' })
+    // Once the alert is closed, its presses are let go.
+    expect((await fx.call('POST', `/v1/alerts/${first!.alertId}/resolve`, { outcome: 'real', note: 'handled' }, await fx.tokenFor('operator'))).status).toBe(200)
+    expect(await presses(first!.alertId!)).toEqual([])
   })
 
   it('announces each alert as it ends when one of two late cancels cannot be applied', async () => {
