@@ -13,9 +13,10 @@
  * two gateways, their clocks may differ that much). A press after the cancel is a new alarm,
  * and keeps the alert open, even one that joins it before the cancel is applied (checked again
  * under the alert's lock: `pressedAfter`). Not for a press or cancel stored under an id of its
- * own (its device reused the seq: a higher seq says nothing of order then), nor when wrong PINs were tried
- * `MAX_WRONG_PINS` times in between (the lockout a cancel of an open alert has). Its device
- * heard `rejected` for the cancel then; it hears `cancelled` now, as for any cancel.
+ * own (its device reused the seq: a higher seq says nothing of order then), nor when wrong
+ * PINs were tried `MAX_WRONG_PINS` times in between (the lockout a cancel of an open alert
+ * has). Its device heard `rejected` for the cancel then; it hears `cancelled` now, as for any
+ * cancel.
  *
  * In the batch's own transaction when it has one. A batch of presses alone is one statement,
  * committed by itself: each cancel follows in a transaction of its own, a few milliseconds
