@@ -23,7 +23,7 @@ import { applyCancel, checkPins, previousCancels, type CancelOutcome } from './c
 import { fileReport, ticketsOf } from './reports.js'
 import { applyPresence, type PresenceEffects } from './presence.js'
 import { base64Of, eventLetter, storableLetter, storeDeadLetters } from './dead-letters.js'
-import { reusedIds, type ReusedId } from './reused-ids.js'
+import { storeWithReusedIds } from './reused-ids.js'
 import { alertsOpened, cancelLate, cancelLatePresses, lateCancels, type LateCancel } from './early-cancels.js'
 
 export interface IngestOptions {
@@ -62,52 +62,14 @@ export class Ingestor {
    */
   async ingest (batch: IngestBatch): Promise<IngestResult[]> {
     const endTimer = this.metrics.ingestBatchSeconds.startTimer()
-    const renamedFirst = await this.reusedIdsOfCancelBatch(batch.events)
-    const events = batch.events.slice()
-    for (const { index, renamed } of renamedFirst) events[index] = renamed
-    const results = await this.ingestOrSplit({ ...batch, events })
-    for (const { index } of renamedFirst) this.storedUnderNewId(batch.events[index]!, results[index])
-    await this.storeReusedIds(events, results)
-    renamedFirst.forEach(({ index }) => { results[index] = { ...results[index]!, eventId: batch.events[index]!.eventId } })
+    const results = await storeWithReusedIds(this.db, batch, (part) => this.ingestOrSplit(part), (e) => {
+      this.metrics.eventIdsReused.inc({ type: e.event.type })
+      this.log?.warn({ deviceId: e.deviceId, eventId: e.eventId, type: e.event.type }, 'ingest: an event reuses the id of an earlier, different one (the device reset its seq without a new boot); stored under a new id')
+    })
     // Counted once, as finally answered: a part stored again (split, or under a new id) is not counted twice.
     batch.events.forEach((e, i) => this.metrics.ingestedEvents.inc({ type: e.event.type, status: results[i]?.status ?? 'refused' }))
     endTimer()
     return results
-  }
-
-  /**
-   * In a batch holding a cancel, reused ids are found before storing, and those events stored
-   * in their place under ids of their own: stored after the rest (`storeReusedIds`), a press
-   * reusing an old id would open its alert after the cancel behind it had found none, and the
-   * false alarm would stay open. One query, for the rare batch with a cancel; any other batch
-   * is the same stored in any order. (A batch storing the old id at the same moment makes this
-   * one's copy a duplicate after all; it is then stored afterwards, as below.)
-   */
-  private async reusedIdsOfCancelBatch (events: GatewayEvent[]): Promise<ReusedId[]> {
-    if (!events.some((e) => e.event.type === 'cancel')) return []
-    return reusedIds(this.db, events, events.map((e) => ({ eventId: e.eventId, status: 'duplicate' })))
-  }
-
-  /**
-   * Events answered `duplicate` that are not copies of what holds their id (reused-ids.ts) are
-   * stored again under an id of their own, and counted. `results` is updated in place.
-   */
-  private async storeReusedIds (events: GatewayEvent[], results: IngestResult[]): Promise<void> {
-    const reused = await reusedIds(this.db, events, results)
-    if (reused.length === 0) return
-    const again = await this.ingestOrSplit({ events: reused.map((r) => r.renamed) })
-    reused.forEach(({ index }, j) => {
-      const e = events[index]!
-      this.storedUnderNewId(e, again[j])
-      results[index] = { ...again[j]!, eventId: e.eventId }
-    })
-  }
-
-  /** Counted when stored now, not when this copy comes again. */
-  private storedUnderNewId (e: GatewayEvent, result: IngestResult | undefined): void {
-    if (result?.status !== 'stored') return
-    this.metrics.eventIdsReused.inc({ type: e.event.type })
-    this.log?.warn({ deviceId: e.deviceId, eventId: e.eventId, type: e.event.type }, 'ingest: an event reuses the id of an earlier, different one (the device reset its seq without a new boot); stored under a new id')
   }
 
   private async ingestOrSplit (batch: IngestBatch): Promise<IngestResult[]> {
@@ -291,6 +253,7 @@ export class Ingestor {
    */
   private async cancelLateAfterCommit (events: GatewayEvent[], outcome: BatchOutcome): Promise<void> {
     const failed = (err: unknown, alertIds: string[]) => this.log?.error({ err: (err as Error).message, alertIds }, 'ingest: a cancel that came before its press could not be applied; the alert stays open')
+    if (outcome.raised.size === 0) return
     const opened = alertsOpened(unique(events), outcome.raised)
     if (opened.length === 0) return
     let late: LateCancel[]

@@ -7,9 +7,9 @@
  * it) stays a duplicate. Only duplicates cost a query; they are rare.
  */
 import type { Queryable } from '../db/database.js'
-import { isCopyOf, occurrenceOf, REDELIVERY_AT_MOST_MS, renamedEventId, REUSED_MARK, type GatewayEvent, type IngestResult } from '../../protocol/index.js'
+import { isCopyOf, occurrenceOf, REDELIVERY_AT_MOST_MS, renamedEventId, REUSED_MARK, type GatewayEvent, type IngestBatch, type IngestResult } from '../../protocol/index.js'
 
-export interface ReusedId {
+interface ReusedId {
   /** The event's index in its batch. */
   index: number
   /** The event under the id to store it by. */
@@ -17,10 +17,48 @@ export interface ReusedId {
 }
 
 /**
+ * Stores the batch with `store`, each event whose id a different event holds under an id of its
+ * own; the results name the events' own ids. `storedUnderNewId` is called for each stored so
+ * now (not when a copy of it comes again).
+ *
+ * Most are found by their answer, `duplicate`, and stored again after the rest. In a batch
+ * holding a cancel they are found first (one query, for the rare batch with a cancel), and
+ * stored in their place: stored after the rest, a press reusing an old id would open its alert
+ * after the cancel behind it had found none, and the false alarm would stay open. Any other
+ * batch is the same stored in any order. (A batch storing the old id at the same moment makes
+ * this one's copy a duplicate after all; it is then stored afterwards, as the others.)
+ */
+export async function storeWithReusedIds (
+  db: Queryable,
+  batch: IngestBatch,
+  store: (batch: IngestBatch) => Promise<IngestResult[]>,
+  storedUnderNewId: (e: GatewayEvent) => void
+): Promise<IngestResult[]> {
+  const counted = (e: GatewayEvent, result: IngestResult | undefined) => { if (result?.status === 'stored') storedUnderNewId(e) }
+  const first = batch.events.some((e) => e.event.type === 'cancel')
+    ? await reusedIds(db, batch.events, batch.events.map((e) => ({ eventId: e.eventId, status: 'duplicate' })))
+    : []
+  const events = batch.events.slice()
+  for (const { index, renamed } of first) events[index] = renamed
+  const results = await store({ ...batch, events })
+  for (const { index } of first) counted(batch.events[index]!, results[index])
+  const later = await reusedIds(db, events, results)
+  if (later.length > 0) {
+    const again = await store({ events: later.map((r) => r.renamed) })
+    later.forEach(({ index }, j) => {
+      counted(batch.events[index]!, again[j])
+      results[index] = again[j]!
+    })
+  }
+  // Every answer names the event's own id, whatever it was stored under.
+  return results.map((result, i) => ({ ...result, eventId: batch.events[i]!.eventId }))
+}
+
+/**
  * The batch's events answered `duplicate` that are not copies of what holds their id, each with
  * the id to store it by: a new one, or, for a copy of an event stored that way, that event's.
  */
-export async function reusedIds (db: Queryable, events: GatewayEvent[], results: IngestResult[]): Promise<ReusedId[]> {
+async function reusedIds (db: Queryable, events: GatewayEvent[], results: IngestResult[]): Promise<ReusedId[]> {
   const duplicates = events.flatMap((e, index) => results[index]?.status === 'duplicate' ? [{ e, index }] : [])
   if (duplicates.length === 0) return []
   const firsts = new Map((await db.query<{ event_id: string, received_ms: number, type: string | null, device_ts_ms: number | null }>(`
