@@ -22,6 +22,11 @@ export interface BrokerHandlers {
   authorizePublish: (client: Client | null, packet: PublishPacket, callback: (error?: Error | null) => void) => void
 }
 
+/** The part of aedes' persistence (untyped on the broker) that stores a session's subscriptions. */
+interface SubscriptionStore {
+  addSubscriptions (client: Client, subscriptions: Subscription[]): Promise<void>
+}
+
 export interface Listeners {
   mqtt: number
   ws: number
@@ -53,8 +58,24 @@ export async function createBroker (gatewayId: string, handlers: BrokerHandlers,
       if (deniedLines.allows(session?.deviceId ?? '')) log.warn({ clientId: client.id, topic: subscription.topic }, 'subscription denied')
       // A negated subscription (SUBACK 0x80) rather than an error, which would drop the connection.
       callback(null, null)
+    },
+    // The ACL again at delivery, for what reached a subscription some other way: a persistent
+    // session's offline queue is filled from the subscriptions aedes stored (see below).
+    authorizeForward (client: Client, packet) {
+      const session = sessionOf(client)
+      return session && maySubscribe(session, packet.topic) ? packet : null
     }
   })
+  // aedes stores a persistent session's SUBSCRIBE as the client sent it, refused topics and all,
+  // once any of them was granted (handlers/subscribe.js storeSubscriptions), and queues what
+  // matches them while the client is away: `#` beside its own ack topic, and one device's
+  // secret read every device's events, cancel PINs included. Only what the ACL grants is kept.
+  const persistence = (broker as unknown as { persistence: SubscriptionStore }).persistence
+  const addSubscriptions = persistence.addSubscriptions.bind(persistence)
+  persistence.addSubscriptions = (client: Client, subscriptions: Subscription[]) => {
+    const session = sessionOf(client)
+    return addSubscriptions(client, subscriptions.filter((s) => session !== undefined && maySubscribe(session, s.topic)))
+  }
   broker.on('clientError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'client error'))
   broker.on('connectionError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'connection error'))
   return broker

@@ -20,6 +20,10 @@ export const authorize: Step = (ctx) => {
   }
   if (topic.kind === 'status') return { kind: 'status' }
   if (topic.kind !== 'event') return { kind: 'denied', reason: 'topic_not_allowed' }
+  // A last will is published by whoever ends the connection (the network, a revocation, an
+  // intruder taken over by the device's own client id): never an alarm. Only `offline` on its
+  // status topic means anything.
+  if (ctx.isWill) return { kind: 'rejected', reason: 'last will on the event topic: only the status topic takes a will' }
   ctx.topic = topic
   return undefined
 }

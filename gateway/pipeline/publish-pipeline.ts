@@ -86,6 +86,9 @@ export function createAuthorizePublish (deps: PipelineDeps) {
         case 'stored':
           metrics.eventsAccepted.inc({ type: ctx.event!.type })
           metrics.pubackLatency.observe((Date.now() - ctx.receivedAt) / 1000)
+          // Stored is delivered: the event goes to the server, never on to subscribers (the
+          // ACL lets none subscribe to an event topic; a cancel carries its PIN).
+          drop(packet)
           return callback(null)
         case 'shed':
           metrics.eventsShed.inc({ type: ctx.event!.type, reason: outcome.reason })

@@ -182,4 +182,64 @@ describe('device trust', () => {
       expect(system.gateway.supervisor.stateOf(id)).not.toBe('online')
     }
   })
+
+  it('keeps only the granted topics of a persistent session: nothing of another device is queued for it while it is away', async () => {
+    // aedes stores a persistent session's SUBSCRIBE as sent once one topic is granted, and
+    // queues what matches while the client is away: one device's secret read every device's
+    // events, cancel PINs included, and every zone's announcements.
+    const attackerId = 'btn-trust-persist'
+    const attackerSecret = await system.provision(attackerId)
+    const victimId = 'btn-trust-victim'
+    const victimSecret = await system.provision(victimId, { zone: 'apd-2' })
+    let attacker = await connect(system.mqttUrl, attackerId, attackerId, attackerSecret, { clean: false })
+    const asked = [topics.ack(attackerId), '#', 'sos/v1/+/event', topics.ack(victimId), topics.announce('apd-2')]
+    expect(await subscribeCodes(attacker, asked)).toEqual([1, 128, 128, 128, 128])
+    const persistence = (system.gateway.broker as unknown as { persistence: { subscriptionsByClient (c: { id: string }): Promise<Array<{ topic: string }>> } }).persistence
+    expect((await persistence.subscriptionsByClient({ id: attackerId })).map((s) => s.topic)).toEqual([topics.ack(attackerId)])
+    await attacker.endAsync()
+
+    // While it is away: a press of another device, and an announcement to another zone.
+    const victim = await connect(system.mqttUrl, victimId, victimId, victimSecret)
+    const victimAcks = await ackCollector(victim, victimId)
+    const announced = new Promise<void>((resolve) => victim.on('message', (topic) => { if (topic === topics.announce('apd-2')) resolve() }))
+    await victim.subscribeAsync(topics.announce('apd-2'), { qos: 1 })
+    await victim.publishAsync(topics.event(victimId), JSON.stringify({ seq: 300, type: 'press' }), { qos: 1 })
+    await victimAcks.waitFor((x) => x.state === 'received' && x.seq === 300, 15_000)
+    const expiresAt = new Date(Date.now() + 3_600_000).toISOString()
+    expect((await system.api('POST', '/v1/announcements', { zone: 'apd-2', title: 'zone 2', body: 'for zone 2 only', lang: 'en', expiresAt })).status).toBe(201)
+    await announced
+    await victim.endAsync()
+
+    // Back: it hears its own answers, and nothing else.
+    const heard: string[] = []
+    attacker = await connect(system.mqttUrl, attackerId, attackerId, attackerSecret, { clean: false })
+    attacker.on('message', (topic) => heard.push(topic))
+    const acks = await ackCollector(attacker, attackerId)
+    await attacker.publishAsync(topics.event(attackerId), JSON.stringify({ seq: 1, type: 'test' }), { qos: 1 })
+    await acks.waitFor((x) => x.state === 'received' && x.seq === 1, 15_000)
+    expect(heard.filter((topic) => topic !== topics.ack(attackerId))).toEqual([])
+    await attacker.endAsync()
+  })
+
+  it('takes no alarm from a last will: not from a dropped link, not from a revoked device', async () => {
+    // A will is published by whoever ends the connection: the network, a revocation, the
+    // device taking its client id back from an intruder. A will on the event topic would open
+    // a panic alert nobody pressed for.
+    const rejected = () => metricValue(system.gateway, 'sos_gateway_events_rejected_total', { reason: 'last_will_on_the_event_topic' })
+    const ids = ['btn-trust-will-drop', 'btn-trust-will-rev']
+    for (const [i, id] of ids.entries()) {
+      const secret = await system.provision(id)
+      const will = { topic: topics.event(id), payload: Buffer.from(JSON.stringify({ seq: 999, type: 'press' })), qos: 1 as const, retain: false }
+      const device = await connect(system.mqttUrl, id, id, secret, { will })
+      const closed = new Promise<void>((resolve) => device.once('close', () => resolve()))
+      // The link dies without DISCONNECT; or the device is revoked and the gateway closes it.
+      if (i === 0) device.stream.destroy()
+      else expect((await system.api('DELETE', `/v1/devices/${id}`)).status).toBeLessThan(300)
+      await closed
+      await eventually(async () => (await rejected()) === i + 1 || undefined, 10_000, `the will of ${id} refused`)
+    }
+    for (const id of ids) expect((await system.api('GET', `/v1/events?deviceId=${id}`)).body).toEqual([])
+    const { body: alerts } = await system.api('GET', '/v1/alerts?kind=panic')
+    expect(alerts.filter((a: { deviceId: string }) => ids.includes(a.deviceId))).toEqual([])
+  })
 })
