@@ -51,8 +51,11 @@ export class CredentialCache {
     private readonly server: ServerClient,
     private readonly refreshMs: number,
     private readonly log: Logger,
-    /** Called with ids that were revoked, so their live sessions can be closed. */
-    private readonly onRevoked: (ids: string[]) => void = () => {},
+    /**
+     * Called with ids that were revoked, and ids whose secret changed (rotated: the old one
+     * may be in a thief's hands), so the live sessions that no longer hold can be closed.
+     */
+    private readonly onChanged: (change: { revoked: string[], rotated: string[] }) => void = () => {},
     /** Counts each question to the server about one device, by outcome. */
     private readonly onLookup: (result: 'found' | 'unknown' | 'failed') => void = () => {},
     private readonly now: () => number = Date.now
@@ -169,15 +172,19 @@ export class CredentialCache {
   private store (devices: DeviceCredential[], ...alsoWrite: Write[]): void {
     if (devices.length === 0) return this.writer.write(...alsoWrite)
     const revoked: string[] = []
+    const rotated: string[] = []
     for (const device of devices) {
       const before = this.devices.get(device.id)
       if (device.revoked && !before?.revoked) revoked.push(device.id)
-      if (before && before.secretHash !== device.secretHash) this.verified.delete(device.id)
+      if (before && before.secretHash !== device.secretHash) {
+        this.verified.delete(device.id)
+        if (!device.revoked) rotated.push(device.id)
+      }
       this.unknownUntil.delete(device.id)
       this.devices.set(device.id, device)
     }
     this.writer.write(...devices.map((device) => ({ sql: UPSERT, params: [device.id, JSON.stringify(device)] })), ...alsoWrite)
-    if (revoked.length > 0) this.onRevoked(revoked)
+    if (revoked.length > 0 || rotated.length > 0) this.onChanged({ revoked, rotated })
   }
 }
 

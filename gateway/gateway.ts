@@ -107,12 +107,14 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
   }, presence, (topic, status) => publish(topic, Buffer.from(status), true), metrics, log)
 
   const connected = new ConnectedDevices()
-  const credentials = new CredentialCache(db, writer, server, config.credentialRefreshMs, log, (revokedIds) => {
+  const credentials = new CredentialCache(db, writer, server, config.credentialRefreshMs, log, ({ revoked: revokedIds, rotated }) => {
     // A revoked device loses its live connections too, not only its next CONNECT.
     for (const id of revokedIds) {
       supervisor.disconnected(id, 'revoked')
       for (const client of connected.clientsOf(id)) closeRevoked(client, id)
     }
+    // A secret is rotated because it leaked: whoever signed in with the old one is let go.
+    for (const id of rotated) for (const client of connected.clientsOf(id)) if (holdsOldSecret(client)) closeRotated(client, id)
   }, (result) => metrics.credentialLookups.inc({ result }))
   await credentials.start()
 
@@ -142,6 +144,16 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
     revoked.add(client)
     metrics.connectionsClosed.inc({ reason: 'revoked' })
     log.warn({ deviceId, clientId: client.id }, 'device revoked: closing its connection')
+    client.close()
+  }
+  /** Signed in with a secret the device no longer has (a client certificate holds on). */
+  const holdsOldSecret = (client: Client) => {
+    const session = sessionOf(client)
+    return session?.secretHash !== undefined && session.secretHash !== credentials.get(session.deviceId)?.secretHash
+  }
+  const closeRotated = (client: Client, deviceId: string) => {
+    metrics.connectionsClosed.inc({ reason: 'secret_rotated' })
+    log.warn({ deviceId, clientId: client.id }, 'device secret rotated: closing a connection made with the old one')
     client.close()
   }
 
@@ -174,6 +186,8 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
     // Revoked while it was connecting (during the secret check, say): the refresh that revoked
     // it found no live connection to close, and says so only once.
     if (session && credentials.get(session.deviceId)?.revoked !== false) return closeRevoked(client, session.deviceId)
+    // Likewise rotated while its old secret was being checked.
+    if (session && holdsOldSecret(client)) return closeRotated(client, session.deviceId)
     connected.add(client)
     metrics.connections.set(broker!.connectedClients)
     if (session && isPrimary(client)) supervisor.connected(session.deviceId, session.kind)

@@ -6,6 +6,11 @@ export interface DeviceSession {
   kind: string
   zone: string
   silent: boolean
+  /**
+   * The secret hash the client's password matched (none for a client certificate): when the
+   * device's secret is rotated, the sessions opened with the old one are closed.
+   */
+  secretHash?: string
 }
 
 const sessions = new WeakMap<Client, DeviceSession>()

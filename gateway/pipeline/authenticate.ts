@@ -74,8 +74,8 @@ export function createAuthenticate (credentials: CredentialCache, metrics: Gatew
     const checking: Promise<CheckResult> = byCertificate ? credentials.lookup(deviceId) : credentials.check(deviceId, password!.toString('utf8'))
     checking.then((result) => {
       if (result.ok) {
-        const { kind, zone, silent } = result.device
-        setSession(client, { deviceId, kind, zone, silent })
+        const { kind, zone, silent, secretHash } = result.device
+        setSession(client, { deviceId, kind, zone, silent, ...(byCertificate ? {} : { secretHash }) })
         return done(null, true)
       }
       if (result.reason === 'unavailable') return refuse(done, SERVER_UNAVAILABLE, result.reason, client)

@@ -242,4 +242,22 @@ describe('device trust', () => {
     const { body: alerts } = await system.api('GET', '/v1/alerts?kind=panic')
     expect(alerts.filter((a: { deviceId: string }) => ids.includes(a.deviceId))).toEqual([])
   })
+
+  it('closes the connections made with a secret once it is rotated, and keeps those made with the new one', async () => {
+    // Rotation is the answer to a leaked secret: a thief signed in with the old one must not
+    // stay connected, pressing, for as long as its keepalive holds.
+    const id = 'btn-trust-rot'
+    const old = await system.provision(id)
+    const thief = await connect(system.mqttUrl, `${id}:x`, id, old)
+    const thiefClosed = new Promise<void>((resolve) => thief.once('close', () => resolve()))
+    const { status, body } = await system.api<{ secret: string }>('POST', `/v1/devices/${id}/secret`)
+    expect(status).toBe(200)
+    // The device with its new secret, before and after the refresh that tells the gateway.
+    const device = await connect(system.mqttUrl, id, id, body.secret)
+    await thiefClosed
+    await expect(connectDevice(system.mqttUrl, `${id}:y`, id, old)).rejects.toThrow(/Bad username or password/)
+    await new Promise((resolve) => setTimeout(resolve, 1000)) // a few more refreshes
+    expect(device.connected).toBe(true)
+    expect(await metricValue(system.gateway, 'sos_gateway_connections_closed_total', { reason: 'secret_rotated' })).toBe(1)
+  })
 })
