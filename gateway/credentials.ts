@@ -30,12 +30,27 @@ const MAX_REMEMBERED = 10_000
 /** A known device whose secret did not match is re-fetched at most this often. */
 const RECHECK_MS = 10_000
 const MAX_LOOKUPS = 16
+/**
+ * Slow secret checks (scrypt: 16 MiB and tens of milliseconds each, on libuv's four threads)
+ * run at once, and wait at most: beyond, a CONNECT hears "server unavailable" and tries again.
+ * Each wrong password for a device not yet verified here costs one: a flood of them (a device
+ * id is printed on its pole) must not hold every other device's sign-in behind it.
+ */
+const SECRET_CHECKS_AT_ONCE = 2
+const SECRET_CHECKS_WAITING = 32
 const UPSERT = 'INSERT INTO credentials (id, body) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body'
+const VERIFIED_UPSERT = 'INSERT INTO verified_secrets (id, secret_hash, digest) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET secret_hash = excluded.secret_hash, digest = excluded.digest'
 
 export class CredentialCache {
   private readonly devices = new Map<string, DeviceCredential>()
-  /** sha256 of secrets already verified against a given hash: reconnects skip the slow scrypt. */
+  /**
+   * sha256 of secrets already verified against a given hash: a reconnect skips the slow scrypt,
+   * and so does a wrong password (a digest that differs is proof enough). Kept on disk, so a
+   * restarted gateway does not owe every device a scrypt again, flood or not. (A digest of a
+   * 192-bit random secret gives nothing away: the secret cannot be found from it.)
+   */
   private readonly verified = new Map<string, { secretHash: string, digest: Buffer }>()
+  private readonly secretChecks = new Slots(SECRET_CHECKS_AT_ONCE, SECRET_CHECKS_WAITING)
   private timer?: NodeJS.Timeout
   private lastSync?: string
   /** Ids the server said it does not know → until when we take its word for it. */
@@ -58,11 +73,16 @@ export class CredentialCache {
     private readonly onChanged: (change: { revoked: string[], rotated: string[] }) => void = () => {},
     /** Counts each question to the server about one device, by outcome. */
     private readonly onLookup: (result: 'found' | 'unknown' | 'failed') => void = () => {},
+    /** Counts each slow secret check, by outcome. */
+    private readonly onSecretCheck: (result: 'match' | 'mismatch' | 'busy') => void = () => {},
     private readonly now: () => number = Date.now
   ) {
     for (const row of db.prepare('SELECT body FROM credentials').all() as Array<{ body: string }>) {
       const device = JSON.parse(row.body) as DeviceCredential
       this.devices.set(device.id, device)
+    }
+    for (const row of db.prepare('SELECT id, secret_hash, digest FROM verified_secrets').all() as Array<{ id: string, secret_hash: string, digest: Buffer }>) {
+      this.verified.set(row.id, { secretHash: row.secret_hash, digest: row.digest })
     }
     this.lastSync = getMeta(db, 'credentials_synced_at')
   }
@@ -91,7 +111,9 @@ export class CredentialCache {
   async check (deviceId: string, secret: string): Promise<CheckResult> {
     const known = await this.lookup(deviceId)
     if (!known.ok) return known
-    if (await this.matches(known.device, secret)) return known
+    const match = await this.matches(known.device, secret)
+    if (match === 'busy') return { ok: false, reason: 'unavailable' }
+    if (match) return known
     // The secret may have been rotated since the last refresh: ask once, rather than refuse the
     // device until the next one. At most once per RECHECK_MS per device, so a wrong password
     // repeated does not become a stream of requests.
@@ -107,7 +129,9 @@ export class CredentialCache {
     const fresh = this.devices.get(deviceId)
     if (!fresh || fresh.secretHash === known.device.secretHash) return { ok: false, reason: 'bad_secret' }
     if (fresh.revoked) return { ok: false, reason: 'revoked' }
-    return await this.matches(fresh, secret) ? { ok: true, device: fresh } : { ok: false, reason: 'bad_secret' }
+    const freshMatch = await this.matches(fresh, secret)
+    if (freshMatch === 'busy') return { ok: false, reason: 'unavailable' }
+    return freshMatch ? { ok: true, device: fresh } : { ok: false, reason: 'bad_secret' }
   }
 
   /** A registered, unrevoked device (asking the server for one provisioned since the last sync). */
@@ -155,13 +179,20 @@ export class CredentialCache {
     return pending
   }
 
-  /** Whether `secret` is the device's: scrypt the first time, a digest compare after that. */
-  private async matches (device: DeviceCredential, secret: string): Promise<boolean> {
+  /**
+   * Whether `secret` is the device's: scrypt the first time, a digest compare after that
+   * (either way). `busy` when too many slow checks are waiting already.
+   */
+  private async matches (device: DeviceCredential, secret: string): Promise<boolean | 'busy'> {
     const digest = createHash('sha256').update(secret).digest()
     const verified = this.verified.get(device.id)
-    if (verified && verified.secretHash === device.secretHash && timingSafeEqual(verified.digest, digest)) return true
-    if (!await verifySecret(secret, device.secretHash)) return false
+    if (verified && verified.secretHash === device.secretHash) return timingSafeEqual(verified.digest, digest)
+    const match = await this.secretChecks.run(() => verifySecret(secret, device.secretHash))
+    this.onSecretCheck(match === undefined ? 'busy' : match ? 'match' : 'mismatch')
+    if (match === undefined) return 'busy'
+    if (!match) return false
     this.verified.set(device.id, { secretHash: device.secretHash, digest })
+    this.writer.write({ sql: VERIFIED_UPSERT, params: [device.id, device.secretHash, digest] })
     return true
   }
 
@@ -193,4 +224,27 @@ function remember<V> (map: Map<string, V>, key: string, value: V): void {
   map.delete(key)
   map.set(key, value)
   if (map.size > MAX_REMEMBERED) map.delete(map.keys().next().value!)
+}
+
+/** At most `max` tasks at once, and `waiting` more in line; beyond that, none. */
+class Slots {
+  private running = 0
+  private readonly queue: Array<() => void> = []
+
+  constructor (private readonly max: number, private readonly waiting: number) {}
+
+  /** `task`'s result once a slot was free; undefined at once when the line is full. */
+  async run<T> (task: () => Promise<T>): Promise<T | undefined> {
+    if (this.running < this.max) this.running++
+    else if (this.queue.length < this.waiting) await new Promise<void>((resolve) => this.queue.push(resolve))
+    else return undefined
+    try {
+      return await task()
+    } finally {
+      // The slot goes to the next in line, or is given back.
+      const next = this.queue.shift()
+      if (next) next()
+      else this.running--
+    }
+  }
 }

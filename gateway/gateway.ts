@@ -115,7 +115,7 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
     }
     // A secret is rotated because it leaked: whoever signed in with the old one is let go.
     for (const id of rotated) for (const client of connected.clientsOf(id)) if (holdsOldSecret(client)) closeRotated(client, id)
-  }, (result) => metrics.credentialLookups.inc({ result }))
+  }, (result) => metrics.credentialLookups.inc({ result }), (result) => metrics.secretChecks.inc({ result }))
   await credentials.start()
 
   const outbox = await outboxOpening

@@ -11,6 +11,7 @@ export function createGatewayMetrics () {
     registry,
     live,
     connections: new Gauge({ name: 'sos_gateway_connections', help: 'Open authenticated MQTT connections', registers }),
+    secretChecks: new Counter({ name: 'sos_gateway_secret_checks_total', help: 'Slow (scrypt) checks of a device secret at CONNECT, by result: match, mismatch, or busy (too many waiting: refused as server unavailable)', labelNames: ['result'], registers }),
     credentialLookups: new Counter({ name: 'sos_gateway_credential_lookups_total', help: 'Questions to the server about one device at CONNECT (unknown id, or a secret that may have been rotated), by result', labelNames: ['result'], registers }),
     connectionsRefused: new Counter({ name: 'sos_gateway_connections_refused_total', help: 'CONNECTs refused, by reason', labelNames: ['reason'], registers }),
     connectionsClosed: new Counter({ name: 'sos_gateway_connections_closed_total', help: 'Connections the gateway closed itself, by reason', labelNames: ['reason'], registers }),

@@ -51,6 +51,11 @@ export function openStateDb (dataDir: string): StateDb {
       key         TEXT PRIMARY KEY,
       value       TEXT NOT NULL
     );
+    CREATE TABLE IF NOT EXISTS verified_secrets (
+      id          TEXT PRIMARY KEY,
+      secret_hash TEXT NOT NULL,
+      digest      BLOB NOT NULL
+    );
     CREATE TABLE IF NOT EXISTS retained (
       topic       TEXT PRIMARY KEY,
       body        TEXT NOT NULL

@@ -50,4 +50,34 @@ describe('credential lookups', () => {
     // The rotation itself, then at most one recheck for all the wrong passwords.
     expect(await lookups('found') - found).toBeLessThanOrEqual(2)
   })
+
+  it('checks a wrong password against a secret verified before without scrypt, after a restart too, and lines up the slow checks it owes', async () => {
+    // A device id is printed on its pole: anyone can send wrong passwords for it. Each one
+    // cost a scrypt (16 MiB, tens of ms, on libuv's four threads), unbounded: a few hundred
+    // held every other device's sign-in for seconds, after a gateway restart above all.
+    const checks = (result?: string) => metricValue(system.gateway, 'sos_gateway_secret_checks_total', result ? { result } : {})
+    const [known, victim, unseen] = ['btn-flood-known', 'btn-flood-victim', 'btn-flood-unseen']
+    const secrets = new Map<string, string>()
+    for (const id of [known, victim, unseen]) secrets.set(id, await system.provision(id))
+    for (const id of [known, victim]) await (await connectDevice(system.mqttUrl, id, id, secrets.get(id))).endAsync()
+    await system.restartGateway()
+    const flood = (id: string, n: number) => Promise.all(Array.from({ length: n }, (_, i) =>
+      connectDevice(system.mqttUrl, `${id}:f${i}`, id, `guess-${i}`, { connectTimeout: 30_000 }).then((c) => { c.end(true); return 'accepted' }, (err: Error) => err.message)))
+
+    // Verified before the restart: refused at once, no slow check, for the flood and the device alike.
+    const refusals = await flood(known, 100)
+    expect(new Set(refusals)).toEqual(new Set(['Connection refused: Bad username or password']))
+    open.push(await connectDevice(system.mqttUrl, victim, victim, secrets.get(victim)))
+    expect(await checks()).toBe(0)
+
+    // Never verified here: each guess owes a slow check, two at a time and 32 in line; the rest
+    // hear "server unavailable" (and try again later), so the line never grows.
+    const answers = await flood(unseen, 100)
+    expect(answers.filter((a) => /Server unavailable/.test(a)).length).toBe(await checks('busy'))
+    expect(await checks('busy')).toBeGreaterThan(0)
+    expect(await checks('mismatch')).toBe(100 - await checks('busy'))
+    expect(answers.filter((a) => /Bad username or password/.test(a)).length).toBe(await checks('mismatch'))
+    open.push(await connectDevice(system.mqttUrl, unseen, unseen, secrets.get(unseen)))
+    expect(await checks('match')).toBe(1)
+  })
 })
