@@ -89,7 +89,7 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   const devices = new DeviceStore(db)
   const alerts = new AlertStore(db)
   const downlink = new DownlinkQueue(db, bus)
-  const lifecycle = new AlertLifecycle(db, downlink, bus, metrics)
+  const lifecycle = new AlertLifecycle(db, downlink, bus, metrics, app.log)
   const ingestor = new Ingestor(db, bus, lifecycle, metrics, { cancelWindowMs: settings.cancelWindowMs ?? SERVER_DEFAULTS.cancelWindowMs }, app.log)
   const stream = new LiveStream(bus)
   const reports = new ReportStore(db, bus)

@@ -9,7 +9,8 @@ import type { Bus } from '../bus.js'
 import type { DownlinkQueue } from '../downlink/queue.js'
 import type { ServerMetrics } from '../metrics.js'
 import { topics } from '../../protocol/index.js'
-import { conflict, notFound } from '../plugins/errors.js'
+import { conflict, HttpError, notFound } from '../plugins/errors.js'
+import type { FastifyBaseLogger } from 'fastify'
 import { deviceAck } from './device-ack.js'
 import { recordTransition } from './transitions.js'
 import { ACTIONS, DEVICE_FACING_KINDS, type AlertKind, type AlertState, type OperatorAction, type Outcome } from './model.js'
@@ -49,7 +50,8 @@ export class AlertLifecycle {
     private readonly db: Database,
     private readonly downlink: DownlinkQueue,
     private readonly bus: Bus,
-    private readonly metrics?: ServerMetrics
+    private readonly metrics?: ServerMetrics,
+    private readonly log?: Pick<FastifyBaseLogger, 'warn'>
   ) {}
 
   async act (alertId: string, action: OperatorAction, input: ActionInput): Promise<void> {
@@ -69,6 +71,8 @@ export class AlertLifecycle {
 
   /** Moves a locked alert to `to`, records who and why, and queues the device's ack. */
   async transition (tx: Queryable, alert: LockedAlert, to: AlertState, input: ActionInput): Promise<void> {
+    // Only a resolution has an outcome (the KPIs read "has an outcome" as "an operator resolved it").
+    if (input.outcome !== undefined && to !== 'resolved') throw new HttpError(400, 'VALIDATION', `an outcome is given only when resolving, not to ${to}`)
     const column = TIME_COLUMN[to]
     await tx.query(
       `UPDATE alerts SET state = $2, ${column ? `${column} = now(),` : ''} outcome = COALESCE($3, outcome), updated_at = now()
@@ -85,7 +89,10 @@ export class AlertLifecycle {
   async afterCommit (alert: Pick<LockedAlert, 'id' | 'device_id' | 'kind'>, state: AlertState): Promise<void> {
     this.metrics?.alertTransitions.inc({ state })
     this.bus.emit('alert', { alertId: alert.id, deviceId: alert.device_id, state, kind: alert.kind })
-    if (DEVICE_FACING_KINDS.includes(alert.kind)) await this.downlink.notify()
+    // The change is committed: a failed wake-up must not answer 500 (the operator's retry would
+    // hear "cannot acknowledge an alert that is acknowledged"). Gateways look again within their
+    // long poll's wait anyway.
+    if (DEVICE_FACING_KINDS.includes(alert.kind)) await this.downlink.notify().catch((err: Error) => this.log?.warn({ err: err.message, alertId: alert.id }, 'downlink wake-up failed after a committed change; gateways see it at their next poll'))
   }
 
   /** Wakes the gateways' downlink long-poll after a commit that queued acks. */

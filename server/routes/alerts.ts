@@ -24,7 +24,7 @@ export const alertRoutes: FastifyPluginAsyncTypebox<{ alerts: AlertStore, lifecy
     }
   }, async (request) => {
     const q = request.query
-    return alerts.list({ ...q, from: dateOrUndefined(q.from), to: dateOrUndefined(q.to) })
+    return alerts.list({ ...q, from: dateOrUndefined(q.from, 'from'), to: dateOrUndefined(q.to, 'to') })
   })
 
   app.get('/v1/alerts/:id', {
@@ -37,7 +37,9 @@ export const alertRoutes: FastifyPluginAsyncTypebox<{ alerts: AlertStore, lifecy
     return alerts.get(request.params.id)
   }
 
-  const simpleAction = { config: { roles: ['operator' as const] }, schema: { tags: ['alerts'], params: IdParams, body: Type.Optional(Type.Object({ note: Note })) } }
+  // Only a note: an outcome is what a resolution says (an acknowledged alert carrying one left
+  // the response-time KPIs as if it were resolved).
+  const simpleAction = { config: { roles: ['operator' as const] }, schema: { tags: ['alerts'], params: IdParams, body: Type.Optional(Type.Object({ note: Note }, { additionalProperties: false })) } }
   app.post('/v1/alerts/:id/acknowledge', simpleAction, act('acknowledge'))
   app.post('/v1/alerts/:id/dispatch', simpleAction, act('dispatch'))
   app.post('/v1/alerts/:id/resolve', {

@@ -23,7 +23,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<{ db: Database }> = async (a
        WHERE ($1::text IS NULL OR device_id = $1) AND ($2::text IS NULL OR type = $2)
          AND ($3::timestamptz IS NULL OR time >= $3) AND ($4::timestamptz IS NULL OR time < $4)
        ORDER BY time DESC LIMIT $5`,
-      [q.deviceId ?? null, q.type ?? null, dateOrUndefined(q.from) ?? null, dateOrUndefined(q.to) ?? null, q.limit])
+      [q.deviceId ?? null, q.type ?? null, dateOrUndefined(q.from, 'from') ?? null, dateOrUndefined(q.to, 'to') ?? null, q.limit])
     return rows.map((r) => ({
       time: r.time.toISOString(),
       eventId: r.event_id,

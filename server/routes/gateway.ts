@@ -4,6 +4,7 @@ import type { Ingestor } from '../ingest/ingest.js'
 import type { DeviceStore } from '../devices/store.js'
 import type { DownlinkQueue } from '../downlink/queue.js'
 import type { GatewayWatch } from '../supervision/gateway-watch.js'
+import { dateOrUndefined } from './schemas.js'
 
 /**
  * What gateways call: ingest (uplink), device credentials (so they authenticate devices
@@ -53,7 +54,7 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox<{ ingestor: Ingestor, devi
   }, async (request) => {
     const { id, changedSince } = request.query
     const asOf = new Date()
-    return { asOf: asOf.toISOString(), devices: await devices.credentials({ id, changedSince: changedSince ? new Date(changedSince) : undefined }) }
+    return { asOf: asOf.toISOString(), devices: await devices.credentials({ id, changedSince: dateOrUndefined(changedSince, 'changedSince') }) }
   })
 
   app.get('/v1/gateway/downlink', {

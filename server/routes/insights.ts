@@ -55,7 +55,7 @@ export const insightRoutes: FastifyPluginAsyncTypebox<{ db: Database }> = async 
       FROM alert_response_times
       WHERE ($1::text IS NULL OR zone = $1) AND ($2::timestamptz IS NULL OR opened_at >= $2) AND ($3::timestamptz IS NULL OR opened_at < $3)
       GROUP BY zone, kind ORDER BY zone, kind`,
-    [q.zone ?? null, dateOrUndefined(q.from) ?? null, dateOrUndefined(q.to) ?? null])
+    [q.zone ?? null, dateOrUndefined(q.from, 'from') ?? null, dateOrUndefined(q.to, 'to') ?? null])
   })
 
   // Admin only: a refused payload may hold what a device should not have sent in clear (a PIN).
@@ -88,7 +88,7 @@ export const insightRoutes: FastifyPluginAsyncTypebox<{ db: Database }> = async 
       WHERE ($1::text IS NULL OR device_id = $1) AND ($2::text IS NULL OR gateway_id = $2)
         AND ($3::timestamptz IS NULL OR received_at >= $3) AND ($4::timestamptz IS NULL OR received_at < $4)
       ORDER BY received_at DESC, id DESC LIMIT $5`,
-    [q.deviceId ?? null, q.gatewayId ?? null, dateOrUndefined(q.from) ?? null, dateOrUndefined(q.to) ?? null, q.limit])
+    [q.deviceId ?? null, q.gatewayId ?? null, dateOrUndefined(q.from, 'from') ?? null, dateOrUndefined(q.to, 'to') ?? null, q.limit])
     return rows.map((r) => ({
       id: r.id, gatewayId: r.gateway_id, deviceId: r.device_id, topic: r.topic, reason: r.reason, payload: r.payload, receivedAt: r.received_at.toISOString()
     }))

@@ -33,7 +33,7 @@ export const reportRoutes: FastifyPluginAsyncTypebox<{ reports: ReportStore }> =
     }
   }, async (request) => {
     const q = request.query
-    return reports.list({ ...q, from: dateOrUndefined(q.from), to: dateOrUndefined(q.to) })
+    return reports.list({ ...q, from: dateOrUndefined(q.from, 'from'), to: dateOrUndefined(q.to, 'to') })
   })
 
   app.get('/v1/reports/:id', {

@@ -132,4 +132,30 @@ describe('operator API', () => {
     // Nor any hash of the PIN or secret outside the gateway's credential feed.
     expect(JSON.stringify(responses[1]!.body)).not.toMatch(/scrypt|secret|pin_hash/i)
   })
+
+  it('takes an outcome only when resolving, and answers 400 to a date that names no instant', async () => {
+    await fx.provision('btn-c1', { zone: 'zone-c' })
+    const [press] = await fx.ingest({ events: [gatewayEvent('btn-c1', { seq: 1, type: 'press' }, t0)] })
+    const id = press!.alertId
+    // An outcome on an acknowledgement took the live alert out of the KPIs (or, invalid, a 500).
+    for (const outcome of ['test', 'bogus']) {
+      const answer = await fx.call('POST', `/v1/alerts/${id}/acknowledge`, { outcome }, operator)
+      expect(answer).toMatchObject({ status: 400, body: { statusCode: 400, code: 'VALIDATION' } })
+    }
+    expect((await fx.call('POST', `/v1/alerts/${id}/acknowledge`, { note: 'on it' }, operator)).status).toBe(200)
+    expect((await fx.call('POST', `/v1/alerts/${id}/dispatch`, { outcome: 'real' }, operator)).status).toBe(400)
+    const { body: alert } = await fx.call('GET', `/v1/alerts/${id}`, undefined, operator)
+    expect(alert).toMatchObject({ state: 'acknowledged', outcome: null })
+    expect((await fx.call('GET', '/v1/stats/response-times?zone=zone-c', undefined, analyst)).body[0]).toMatchObject({ alerts: 1, responded: 1, resolved: 0 })
+
+    // A leap second passes the date-time format but is no JavaScript date; year 0 is no PostgreSQL year.
+    for (const when of ['2016-12-31T23:59:60Z', '0000-01-01T00:00:00Z']) {
+      const q = encodeURIComponent(when)
+      for (const [path, token] of [[`/v1/alerts?from=${q}`, operator], [`/v1/events?to=${q}`, analyst], [`/v1/reports?from=${q}`, operator],
+        [`/v1/stats/response-times?from=${q}`, analyst], [`/v1/gateway/devices?changedSince=${q}`, TOKENS.gateway]] as const) {
+        const answer = await fx.call('GET', path, undefined, token)
+        expect({ path, status: answer.status, code: answer.body.code }).toEqual({ path, status: 400, code: 'VALIDATION' })
+      }
+    }
+  })
 })
