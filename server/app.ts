@@ -64,6 +64,8 @@ export interface AppOptions {
   logger?: FastifyBaseLogger
   /** Lifecycle settings (defaults: SERVER_DEFAULTS, no webhooks). */
   settings?: Pick<ServerConfig, 'cancelWindowMs' | 'escalateAfterMs' | 'gatewayLostAfterMs' | 'webhookUrls' | 'webhookSecret'>
+  /** The live stream's heartbeat, which also looks at the token again (default 15 s; tests shorten it). */
+  streamHeartbeatMs?: number
   /** Gateway watch timing beyond GATEWAY_LOST_AFTER (tests set it). */
   gatewayWatch?: Pick<GatewayWatchOptions, 'checkEveryMs' | 'stallAfterMs'>
   /** Webhook retry timing (tests shorten it). */
@@ -128,7 +130,7 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   await app.register(eventRoutes, { db })
   await app.register(gatewayRoutes, { ingestor, devices, downlink, gatewayWatch })
   await app.register(gatewaysRoutes, { gatewayWatch })
-  await app.register(streamRoutes, { stream })
+  await app.register(streamRoutes, { stream, tokens, ...(options.streamHeartbeatMs ? { heartbeatMs: options.streamHeartbeatMs } : {}) })
   await app.register(reportRoutes, { reports })
   await app.register(announcementRoutes, { announcements })
   await app.register(insightRoutes, { db })

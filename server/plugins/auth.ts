@@ -31,9 +31,14 @@ export function registerAuth (app: FastifyInstance, tokens: TokenRegistry): void
 }
 
 async function authenticate (request: FastifyRequest, tokens: TokenRegistry): Promise<Principal | null> {
+  const token = bearerToken(request)
+  return token ? tokens.resolve(token) : null
+}
+
+/** The request's bearer token, if it has one. */
+export function bearerToken (request: FastifyRequest): string | undefined {
   const header = request.headers.authorization
-  const match = header ? /^Bearer\s+(\S+)$/i.exec(header) : null
-  return match?.[1] ? tokens.resolve(match[1]) : null
+  return (header ? /^Bearer\s+(\S+)$/i.exec(header) : null)?.[1]
 }
 
 /** The acting principal of an authenticated route (set by the hook above). */
