@@ -17,8 +17,8 @@ export const alertRoutes: FastifyPluginAsyncTypebox<{ alerts: AlertStore, lifecy
       querystring: Type.Object({
         state: Type.Optional(literals(ALERT_STATES)),
         kind: Type.Optional(literals(ALERT_KINDS)),
-        zone: Type.Optional(Type.String()),
-        deviceId: Type.Optional(Type.String()),
+        zone: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+        deviceId: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
         ...Window
       })
     }

@@ -37,7 +37,7 @@ export const announcementRoutes: FastifyPluginAsyncTypebox<{ announcements: Anno
     schema: {
       tags: ['announcements'],
       querystring: Type.Object({
-        zone: Type.Optional(Type.String({ maxLength: 64 })),
+        zone: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
         limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 })
       }),
       response: { 200: Type.Array(Announcement) }

@@ -30,8 +30,8 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{ devices: DeviceStore }> =
     schema: {
       tags: ['devices'],
       querystring: Type.Object({
-        zone: Type.Optional(Type.String()),
-        kind: Type.Optional(Type.String()),
+        zone: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+        kind: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
         limit: Type.Integer({ minimum: 1, maximum: 1000, default: 1000 })
       })
     }

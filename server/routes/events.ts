@@ -10,7 +10,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<{ db: Database }> = async (a
     schema: {
       tags: ['events'],
       querystring: Type.Object({
-        deviceId: Type.Optional(Type.String()),
+        deviceId: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
         type: Type.Optional(Type.Union(EVENT_TYPES.map((t) => Type.Literal(t)))),
         ...Window
       })

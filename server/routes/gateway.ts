@@ -47,7 +47,7 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox<{ ingestor: Ingestor, devi
       tags: ['gateway'],
       summary: 'Device credentials (secret hashes) for gateway-side authentication',
       querystring: Type.Object({
-        id: Type.Optional(Type.String()),
+        id: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
         changedSince: Type.Optional(Type.String({ format: 'date-time' }))
       })
     }

@@ -18,7 +18,7 @@ export const insightRoutes: FastifyPluginAsyncTypebox<{ db: Database }> = async 
       tags: ['stats'],
       summary: 'Operators\' time to acknowledge and to resolve per zone and kind, for alerts opened in [from, to)',
       querystring: Type.Object({
-        zone: Type.Optional(Type.String({ maxLength: 64 })),
+        zone: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
         from: Type.Optional(Type.String({ format: 'date-time' })),
         to: Type.Optional(Type.String({ format: 'date-time' }))
       }),
@@ -65,8 +65,8 @@ export const insightRoutes: FastifyPluginAsyncTypebox<{ db: Database }> = async 
       tags: ['operations'],
       summary: 'Device publishes the gateways refused, with the reason (payload: first 4 KiB, base64)',
       querystring: Type.Object({
-        deviceId: Type.Optional(Type.String({ maxLength: 64 })),
-        gatewayId: Type.Optional(Type.String({ maxLength: 64 })),
+        deviceId: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+        gatewayId: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
         ...Window
       }),
       response: {

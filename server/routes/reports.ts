@@ -26,7 +26,7 @@ export const reportRoutes: FastifyPluginAsyncTypebox<{ reports: ReportStore }> =
       tags: ['reports'],
       querystring: Type.Object({
         state: Type.Optional(ReportStateSchema),
-        zone: Type.Optional(Type.String({ maxLength: 64 })),
+        zone: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
         ...Window
       }),
       response: { 200: Type.Array(Report) }

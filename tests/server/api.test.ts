@@ -158,4 +158,12 @@ describe('operator API', () => {
       }
     }
   })
+
+  it('answers 400 to an empty filter rather than an empty list that looks like a quiet ward', async () => {
+    for (const [path, token] of [['/v1/alerts?zone=', operator], ['/v1/alerts?deviceId=', operator], ['/v1/devices?zone=', TOKENS.admin],
+      ['/v1/events?deviceId=', analyst], ['/v1/reports?zone=', operator], ['/v1/stats/response-times?zone=', analyst]] as const) {
+      const answer = await fx.call('GET', path, undefined, token)
+      expect({ path, status: answer.status, code: answer.body.code }).toEqual({ path, status: 400, code: 'VALIDATION' })
+    }
+  })
 })
