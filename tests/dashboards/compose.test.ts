@@ -105,9 +105,10 @@ describe('docker-compose.yml', () => {
   })
 
   it('creates the read-only Grafana login when the database volume is first initialised', () => {
-    const mount = bindMounts(config.services.timescaledb).find((m) => m.target === '/docker-entrypoint-initdb.d')
+    // The file alone: the image's own init scripts (extension, tuning) stay beside it.
+    const mount = bindMounts(config.services.timescaledb).find((m) => m.target === '/docker-entrypoint-initdb.d/10-grafana-reader.sh')
     expect(mount).toBeDefined()
-    const script = readFileSync(join(mount!.source, '10-grafana-reader.sh'), 'utf8')
+    const script = readFileSync(mount!.source, 'utf8')
     expect(script).toContain('CREATE ROLE grafana_reader')
     expect(grafana.environment.SOS_DB_READER_USER).toBe('grafana_reader')
   })
@@ -140,6 +141,14 @@ if (testDatabaseUrl) {
           expect((await reader.query('SELECT x FROM later')).rows).toEqual([{ x: 1 }])
           await expect(reader.query('INSERT INTO later VALUES (2)')).rejects.toThrow(/permission denied/)
           expect((await reader.query('SHOW statement_timeout')).rows[0].statement_timeout).toBe('30s')
+          expect((await reader.query('SHOW idle_in_transaction_session_timeout')).rows[0].idle_in_transaction_session_timeout).toBe('1min')
+          // The server's advisory locks (downlink order, gateway watch) and its bus are not the dashboards' to take.
+          for (const call of ['SELECT pg_advisory_lock(727275)', 'SELECT pg_try_advisory_lock(727276)', 'SELECT pg_advisory_xact_lock(1, 2)', "SELECT pg_notify('sos_bus', '{}')"]) {
+            await expect(reader.query(call), call).rejects.toThrow(/permission denied/)
+          }
+          // The owner keeps them.
+          expect((await owner.query('SELECT pg_try_advisory_lock(727276) AS ok')).rows[0].ok).toBe(true)
+          await owner.query("SELECT pg_notify('sos_bus', '{}')")
         } finally {
           await reader.end()
         }
