@@ -84,11 +84,19 @@ export function webhookUrls (env: NodeJS.ProcessEnv): string[] {
   return urls
 }
 
+/** The aggregates' 7-day refresh window, and a day-wide chunk that is dropped only whole, and a day's margin. */
+const MIN_RETENTION_DAYS = 9
+
 export function serverConfigFromEnv (env: NodeJS.ProcessEnv = process.env): ServerConfig {
   const compressAfter = days(env, 'EVENTS_COMPRESS_AFTER_DAYS', SERVER_DEFAULTS.eventsCompressAfterDays, 1)
   const retention = days(env, 'EVENTS_RETENTION_DAYS', SERVER_DEFAULTS.eventsRetentionDays, 0)
   if (retention > 0 && retention <= compressAfter) {
     throw new ConfigError(`EVENTS_RETENTION_DAYS (${retention}) must be 0 (keep) or more than EVENTS_COMPRESS_AFTER_DAYS (${compressAfter})`)
+  }
+  // The hourly aggregates are refreshed over the last 7 days (migrations 3 and 6): hours whose
+  // events were already dropped would be recomputed from nothing, and the history lost.
+  if (retention > 0 && retention < MIN_RETENTION_DAYS) {
+    throw new ConfigError(`EVENTS_RETENTION_DAYS (${retention}) must be 0 (keep) or at least ${MIN_RETENTION_DAYS}: the hourly summaries are refreshed over the last 7 days, from events that must still be there`)
   }
   return Object.freeze({
     cancelWindowMs: duration(env, 'CANCEL_WINDOW', SERVER_DEFAULTS.cancelWindowMs),

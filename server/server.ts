@@ -23,10 +23,13 @@ export async function startServer (config: ServerConfig, logger?: FastifyBaseLog
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir })
   try {
     await migrate(db)
-    await applyStoragePolicies(db, {
+    const policies = await applyStoragePolicies(db, {
       compressAfterDays: config.eventsCompressAfterDays ?? SERVER_DEFAULTS.eventsCompressAfterDays,
       retentionDays: config.eventsRetentionDays ?? SERVER_DEFAULTS.eventsRetentionDays
     })
+    if (policies === 'events-not-hypertable') {
+      logger?.warn('TimescaleDB is installed but events is a plain table (the extension came after the schema): no compression or retention; events are kept until removed by hand')
+    }
     const staticTokens: StaticToken[] = []
     if (config.adminToken) staticTokens.push({ token: config.adminToken, role: 'admin', name: 'admin' })
     if (config.gatewayToken) staticTokens.push({ token: config.gatewayToken, role: 'gateway', name: 'gateway' })

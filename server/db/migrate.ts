@@ -4,8 +4,13 @@ import { ADVISORY_LOCKS } from './advisory-locks.js'
 
 /** Applies the migrations not applied yet; returns the versions it applied. */
 export async function migrate (db: Database): Promise<number[]> {
-  await db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
-    version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`)
+  await db.transaction(async (tx) => {
+    // Under the lock too: CREATE TABLE IF NOT EXISTS is not safe against itself, and two
+    // servers starting together on a fresh database had one fail (a duplicate type name).
+    if (db.engine === 'postgres') await tx.query('SELECT pg_advisory_xact_lock($1)', [ADVISORY_LOCKS.migrations])
+    await tx.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`)
+  })
   const applied: number[] = []
   for (const migration of migrations) {
     const done = await db.transaction(async (tx) => {

@@ -41,8 +41,12 @@ export interface StoragePolicies {
  * replaced rather than left alone so a changed setting applies. Alert transitions are the audit
  * trail and are never dropped; the hourly aggregates outlive the raw events they summarize.
  */
-export async function applyStoragePolicies (db: Database, policies: StoragePolicies): Promise<boolean> {
-  if (await timescaleVersion(db) === null) return false
+export async function applyStoragePolicies (db: Database, policies: StoragePolicies): Promise<'applied' | 'no-timescaledb' | 'events-not-hypertable'> {
+  if (await timescaleVersion(db) === null) return 'no-timescaledb'
+  // The extension came after migration 3 made `events` a plain table (enabled later by hand,
+  // or a dump restored into a TimescaleDB server): no policy applies, and the server still serves.
+  const hypertable = await db.query("SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_schema = current_schema() AND hypertable_name = 'events'")
+  if (hypertable.length === 0) return 'events-not-hypertable'
   await db.transaction(async (tx) => {
     await tx.query("SELECT remove_compression_policy('events', if_exists => true)")
     await tx.query("SELECT add_compression_policy('events', compress_after => make_interval(days => $1))", [policies.compressAfterDays])
@@ -55,5 +59,5 @@ export async function applyStoragePolicies (db: Database, policies: StoragePolic
       await tx.query("SELECT add_job('prune_event_ids', INTERVAL '1 hour', config => jsonb_build_object('keep', make_interval(days => $1 + 2)))", [policies.retentionDays])
     }
   })
-  return true
+  return 'applied'
 }

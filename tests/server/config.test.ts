@@ -22,6 +22,8 @@ describe('server configuration', () => {
     [{ WEBHOOK_URLS: 'ftp://x' , WEBHOOK_SECRET: 's' }, /not an http\(s\) URL/],
     [{ WEBHOOK_URLS: 'https://x.example' }, /WEBHOOK_SECRET is required/],
     [{ EVENTS_RETENTION_DAYS: '5' }, /must be 0 \(keep\) or more than EVENTS_COMPRESS_AFTER_DAYS/],
+    // Above the compression age, but inside the hourly summaries' 7-day refresh window.
+    [{ EVENTS_RETENTION_DAYS: '8', EVENTS_COMPRESS_AFTER_DAYS: '1' }, /must be 0 \(keep\) or at least 9/],
     [{ EVENTS_COMPRESS_AFTER_DAYS: '-1' }, /whole number of days/]
   ])('refuses %o with a readable error', (env, message) => {
     expect(() => serverConfigFromEnv(env)).toThrow(ConfigError)
