@@ -106,7 +106,7 @@ describe('after a simulated hour on TimescaleDB', () => {
     expect(rows('sos-operations', 'Devices and open alerts', 'B')).toHaveLength(unresolved.length + OUTAGE.devices.length)
   })
 
-  it('Response measures the operators as they acted, drills and cancels left out', () => {
+  it('Response measures the operators as they acted, drills and cancels left out', async () => {
     // What the scenario's operators decided, drills (outcome 'test') left out.
     const decided = INCIDENTS.flatMap((i) => i.operator.filter((o) => o.action === 'resolve' && o.outcome !== 'test').map((o) => o.outcome!))
     const expected: Record<string, number> = {}
@@ -128,9 +128,18 @@ describe('after a simulated hour on TimescaleDB', () => {
     }
     // Escalated: panic alerts that waited ESCALATE_AFTER or longer for a first response.
     const waited = (i: typeof INCIDENTS[number]) => i.operator[0]?.after ?? HOUR_S - i.at
+    const drill = (i: typeof INCIDENTS[number]) => i.operator.some((o) => o.outcome === 'test')
     const escalated = INCIDENTS.filter((i) => (i.type === 'press' || i.type === 'hold') && !i.cancels && waited(i) >= ESCALATE_AFTER_S)
+    expect(escalated.filter(drill)).toHaveLength(1) // the scenario's drill escalated too
     const listed = rows('sos-response', 'Escalated alerts').map((r) => r['alert id'])
-    expect(listed.sort()).toEqual(escalated.map((i) => sim.alerts.get(i.ref)).sort())
+    expect(listed.sort()).toEqual(escalated.filter((i) => !drill(i)).map((i) => sim.alerts.get(i.ref)).sort())
+    // Escalations per hour: every escalation but the drill's.
+    const escalations = async (alertIds: string[]) => Number((await db.query<{ n: number }>(
+      "SELECT count(*) AS n FROM alert_transitions WHERE from_state = 'open' AND to_state = 'open' AND alert_id = ANY($1::text[])", [alertIds]))[0]!.n)
+    const drillEscalations = await escalations(escalated.filter(drill).map((i) => sim.alerts.get(i.ref)!))
+    expect(drillEscalations).toBeGreaterThan(0)
+    const perHour = rows('sos-response', 'Escalations per hour').reduce((sum, r) => sum + Number(r.value), 0)
+    expect(perHour).toBe(await escalations([...sim.alerts.values()]) - drillEscalations)
     const hourly = rows('sos-response', 'Mean time to acknowledge and resolve, per hour')
     expect(hourly.some((r) => Number(r['mean time to acknowledge']) > 0)).toBe(true)
   })

@@ -63,7 +63,8 @@ export const INCIDENTS: Incident[] = [
   { ref: 'p6', device: 'btn-ben-thanh-2', at: 1600, type: 'press', operator: respond(25, 120, 'accidental') },
   { ref: 'p7', device: 'btn-tan-dinh-3', at: 1900, type: 'press', operator: respond(90, 1000, 'real', 120) },
   { ref: 'b1', device: 'btn-ben-nghe-2', at: 2000, type: 'battery_low', operator: [{ after: 120, action: 'acknowledge' }] },
-  { ref: 'd1', device: 'btn-ben-nghe-4', at: 2200, type: 'press', operator: respond(40, 300, 'test') },
+  // A drill left waiting long enough to escalate: the Response dashboard leaves it out all the same.
+  { ref: 'd1', device: 'btn-ben-nghe-4', at: 2200, type: 'press', operator: respond(130, 300, 'test') },
   { ref: 'c1', device: 'shop-ben-thanh', at: 2500, type: 'press', operator: [], cancels: [{ after: 10, pin: '0000' }, { after: 20, pin: COUNTER_PIN }] },
   { ref: 'p8', device: 'btn-da-kao-3', at: 2700, type: 'press', operator: respond(50, 500, 'real', 100) },
   { ref: 'p9', device: 'shop-ben-nghe', at: 3000, type: 'press', operator: [{ after: 35, action: 'acknowledge' }, { after: 70, action: 'dispatch' }] },
