@@ -129,6 +129,13 @@ describe('alert rules and contact points', () => {
     }
   })
 
+  it('puts the rules in the dashboards\' folder, named by title alone (a folder uid beside it made Grafana create a second folder)', () => {
+    const providers = loadYamlDir<{ providers?: Array<{ folder?: string, folderUid?: string }> }>('dashboards').flatMap(({ doc }) => doc.providers ?? [])
+    expect(providers.length).toBeGreaterThan(0)
+    for (const provider of providers) expect(provider.folderUid).toBeUndefined()
+    expect(new Set(groups.map((g) => g.folder))).toEqual(new Set(providers.map((p) => p.folder)))
+  })
+
   it('queries the provisioned datasource or Grafana expressions, and the condition is one of its steps', () => {
     for (const rule of rules) {
       const refIds = rule.data.map((d) => d.refId)
