@@ -13,7 +13,6 @@
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import Sqlite from 'better-sqlite3'
-import { UNLIMITED_TYPES } from '../rate-limiter.js'
 import { isCopyOf, occurrenceOf, renamedEventId, REUSED_MARK, type EventOccurrence, type EventType, type GatewayEvent } from '../../protocol/index.js'
 
 /** An accepted event as the outbox keeps it: the columns the forwarder needs, and the JSON it sends. */
@@ -41,8 +40,11 @@ export type AppendResult = 'stored' | 'shed'
  */
 export type Lane = 'alarm' | 'routine'
 
+/** What travels in the alarm lane and is stored whatever the bound (3. above). */
+const ALARM_TYPES: ReadonlySet<EventType> = new Set(['press', 'hold', 'cancel', 'tamper', 'report'])
+
 export function laneOf (type: EventType): Lane {
-  return UNLIMITED_TYPES.has(type) ? 'alarm' : 'routine'
+  return ALARM_TYPES.has(type) ? 'alarm' : 'routine'
 }
 
 /** What every answer of the store carries, so the main thread never has to ask. */
@@ -130,7 +132,7 @@ export class OutboxStore {
           if (evictHeartbeat.run().changes === 1) {
             count--
             evicted++
-          } else if (!UNLIMITED_TYPES.has(r.type)) {
+          } else if (!ALARM_TYPES.has(r.type)) {
             results.push('shed')
             ids.push(0)
             continue

@@ -40,4 +40,20 @@ describe('device rate limiter', () => {
     limiter.forget('btn-1')
     expect(limiter.allow('btn-1', 'heartbeat')).toBe(true)
   })
+
+  it('takes reports at a person\'s pace: five at once, then one a minute, whatever the routine budget', () => {
+    let now = 0
+    const limiter = new DeviceRateLimiter({ burst: 100, perSecond: 100 }, () => now)
+    expect(Array.from({ length: 6 }, () => limiter.allow('ksk-1', 'report'))).toEqual([true, true, true, true, true, false])
+    // Its own budget: heartbeats and presses go on.
+    expect(limiter.allow('ksk-1', 'heartbeat')).toBe(true)
+    expect(limiter.allow('ksk-1', 'press')).toBe(true)
+    now += 30_000
+    expect(limiter.allow('ksk-1', 'report')).toBe(false)
+    now += 30_000
+    expect([limiter.allow('ksk-1', 'report'), limiter.allow('ksk-1', 'report')]).toEqual([true, false])
+    // Not refilled by reconnecting.
+    limiter.forget('ksk-1')
+    expect(limiter.allow('ksk-1', 'report')).toBe(false)
+  })
 })
