@@ -124,7 +124,7 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   await app.register(swaggerUi, { routePrefix: '/docs' })
 
   await app.register(healthRoutes, { db, metrics: metrics.registry, starting: options.starting })
-  await app.register(deviceRoutes, { devices })
+  await app.register(deviceRoutes, { devices, bus })
   await app.register(tokenRoutes, { tokens })
   await app.register(alertRoutes, { alerts, lifecycle })
   await app.register(eventRoutes, { db })

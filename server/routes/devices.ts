@@ -2,6 +2,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import { DEVICE_ID_PATTERN } from '../../protocol/index.js'
 import { DEVICE_KINDS, type DeviceStore } from '../devices/store.js'
 import { IdParams } from './schemas.js'
+import type { Bus } from '../bus.js'
 
 const NewDevice = Type.Object({
   id: Type.String({ pattern: DEVICE_ID_PATTERN.source }),
@@ -14,13 +15,17 @@ const NewDevice = Type.Object({
   pin: Type.Optional(Type.String({ pattern: '^[0-9]{4,8}$' }))
 }, { additionalProperties: false })
 
-/** Device provisioning (admin) and the registry (operators, analysts). */
-export const deviceRoutes: FastifyPluginAsyncTypebox<{ devices: DeviceStore }> = async (app, { devices }) => {
+/**
+ * Device provisioning (admin) and the registry (operators, analysts). Each registry change goes
+ * on the live stream too: a revoked device leaves every console at once, not at its next reload.
+ */
+export const deviceRoutes: FastifyPluginAsyncTypebox<{ devices: DeviceStore, bus: Bus }> = async (app, { devices, bus }) => {
   app.post('/v1/devices', {
     config: { roles: ['admin'] },
     schema: { tags: ['devices'], summary: 'Provision a device; its secret is in this answer only', body: NewDevice }
   }, async (request, reply) => {
     const { device, secret } = await devices.create(request.body)
+    bus.emit('device', { deviceId: device.id, change: 'registered' })
     reply.status(201)
     return { ...device, secret }
   })
@@ -47,6 +52,7 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{ devices: DeviceStore }> =
     schema: { tags: ['devices'], summary: 'Rotate the secret; the new one is in this answer only', params: IdParams }
   }, async (request) => {
     const { device, secret } = await devices.rotateSecret(request.params.id)
+    bus.emit('device', { deviceId: device.id, change: 'secret_rotated' })
     return { ...device, secret }
   })
 
@@ -55,6 +61,7 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{ devices: DeviceStore }> =
     schema: { tags: ['devices'], summary: 'Revoke a device: gateways refuse it from then on', params: IdParams }
   }, async (request, reply) => {
     await devices.revoke(request.params.id)
+    bus.emit('device', { deviceId: request.params.id, change: 'revoked' })
     return reply.status(204).send()
   })
 }

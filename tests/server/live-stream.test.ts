@@ -42,6 +42,17 @@ describe('live stream limits', () => {
     await kept.close()
   })
 
+  it('tells the stream of registry changes: a device provisioned, its secret rotated, revoked', async () => {
+    const stream = await openStream(fx)
+    await fx.provision('btn-reg-1')
+    await stream.waitFor('"deviceId":"btn-reg-1","change":"registered"')
+    expect((await fx.call('POST', '/v1/devices/btn-reg-1/secret')).status).toBe(200)
+    await stream.waitFor('"deviceId":"btn-reg-1","change":"secret_rotated"')
+    expect((await fx.call('DELETE', '/v1/devices/btn-reg-1')).status).toBe(204)
+    await stream.waitFor('"deviceId":"btn-reg-1","change":"revoked"')
+    await stream.close()
+  })
+
   it('lets go of a client that stopped reading once a megabyte waits unsent', async () => {
     const { port } = fx.app.server.address() as AddressInfo
     const socket = connect(port, '127.0.0.1')
