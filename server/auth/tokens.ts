@@ -57,6 +57,13 @@ export class TokenRegistry {
     return { id, token }
   }
 
+  /** The tokens issued (never the tokens themselves), newest first: an admin finds a leaked one's id here. */
+  async list (): Promise<Array<{ id: string, role: Role, name: string, createdAt: string, revokedAt: string | null }>> {
+    const rows = await this.db.query<{ id: string, role: Role, name: string, created_at: Date, revoked_at: Date | null }>(
+      'SELECT id, role, name, created_at, revoked_at FROM api_tokens ORDER BY created_at DESC, id LIMIT 1000')
+    return rows.map((r) => ({ id: r.id, role: r.role, name: r.name, createdAt: r.created_at.toISOString(), revokedAt: r.revoked_at?.toISOString() ?? null }))
+  }
+
   async revoke (id: string): Promise<boolean> {
     const rows = await this.db.query('UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING id', [id])
     return rows.length > 0

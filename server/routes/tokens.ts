@@ -20,6 +20,11 @@ export const tokenRoutes: FastifyPluginAsyncTypebox<{ tokens: TokenRegistry }> =
     return { ...issued, role: request.body.role, name: request.body.name }
   })
 
+  app.get('/v1/tokens', {
+    config: { roles: ['admin'] },
+    schema: { tags: ['tokens'], summary: 'Tokens issued (id, role, name, when, revoked): never the tokens themselves' }
+  }, async () => tokens.list())
+
   app.delete('/v1/tokens/:id', {
     config: { roles: ['admin'] },
     schema: { tags: ['tokens'], params: IdParams }

@@ -31,7 +31,14 @@ describe('live stream limits', () => {
     const stream = await openStream(fx, body.token)
     fx.app.services.bus.emit('device', { deviceId: 'btn-s1', change: 'registered' })
     await stream.waitFor('btn-s1')
-    expect((await fx.call('DELETE', `/v1/tokens/${body.id}`)).status).toBe(204)
+    // An admin who kept no note of its id finds it by name.
+    const { body: issued } = await fx.call('GET', '/v1/tokens')
+    const listed = issued.find((t: { name: string }) => t.name === 'leaked')
+    expect(listed).toMatchObject({ id: body.id, role: 'analyst', revokedAt: null })
+    expect(JSON.stringify(issued)).not.toContain(body.token)
+    expect((await fx.call('GET', '/v1/tokens', undefined, body.token)).status).toBe(403)
+    expect((await fx.call('DELETE', `/v1/tokens/${listed.id}`)).status).toBe(204)
+    expect((await fx.call('GET', '/v1/tokens')).body.find((t: { id: string }) => t.id === body.id).revokedAt).not.toBeNull()
     await stream.ended(5000)
     expect((await fx.call('GET', '/v1/alerts', undefined, body.token)).status).toBe(401)
     // A token still valid keeps its stream through the heartbeats.
