@@ -5,8 +5,12 @@
 
 export const TOPIC_ROOT = 'sos/v1'
 
-/** Device ids are lowercase, start alphanumeric, 3–64 chars: safe in topics, URLs and file names. */
-export const DEVICE_ID_PATTERN = /^[a-z0-9][a-z0-9-]{2,63}$/
+/**
+ * Device ids are lowercase, start alphanumeric, 3–64 chars: safe in topics, URLs and file names.
+ * `announce` is not one: `sos/v1/announce/{zone}` is the zones' announcements, and a device of
+ * that name would have heard zone `ack`'s as its acks (and its acks gone to that zone's kiosks).
+ */
+export const DEVICE_ID_PATTERN = /^(?!announce$)[a-z0-9][a-z0-9-]{2,63}$/
 
 export function isDeviceId (value: unknown): value is string {
   return typeof value === 'string' && DEVICE_ID_PATTERN.test(value)

@@ -134,9 +134,12 @@ describe('topics and identities', () => {
   it('parses only well-formed device topics', () => {
     expect(parseDeviceTopic(topics.event('btn-001'))).toEqual({ deviceId: 'btn-001', kind: 'event' })
     expect(parseDeviceTopic('sos/v1/btn-001/ack')).toEqual({ deviceId: 'btn-001', kind: 'ack' })
-    for (const bad of ['sos/v1/BTN/event', 'sos/v1/btn-001/event/x', 'sos/v2/btn-001/event', 'sos/v1/+/event', 'sos/v1/btn-001/other']) {
+    // The zones' announcements are never a device's topics, whatever the zone is called.
+    for (const bad of ['sos/v1/BTN/event', 'sos/v1/btn-001/event/x', 'sos/v2/btn-001/event', 'sos/v1/+/event', 'sos/v1/btn-001/other', topics.announce('ack'), topics.announce('event')]) {
       expect(parseDeviceTopic(bad)).toBeNull()
     }
+    expect(deviceIdOfClientId('announce')).toBeNull()
+    expect(deviceIdOfClientId('announced')).toBe('announced')
   })
 
   it('maps client ids to devices, with an optional suffix', () => {

@@ -166,4 +166,9 @@ describe('operator API', () => {
       expect({ path, status: answer.status, code: answer.body.code }).toEqual({ path, status: 400, code: 'VALIDATION' })
     }
   })
+
+  it('refuses the device id announce: its topics would be the zones\' announcements', async () => {
+    const answer = await fx.call('POST', '/v1/devices', { id: 'announce', kind: 'button', name: 'x', zone: 'ack', lat: 0, lon: 0 })
+    expect(answer).toMatchObject({ status: 400, body: { code: 'VALIDATION' } })
+  })
 })
