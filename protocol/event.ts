@@ -120,6 +120,8 @@ export function parseDeviceEvent (payload: Buffer | Uint8Array | string): ParseR
   }
   const event = known as DeviceEvent
   if (event.type === 'report' && event.report === undefined) return { ok: false, reason: 'invalid event: report: required for type report', seq }
+  // Inside a report too, only what the protocol names goes on (as at the top level).
+  if (event.report) event.report = { category: event.report.category, text: event.report.text }
   return dropped.length > 0 ? { ok: true, event, dropped } : { ok: true, event }
 }
 

@@ -8,6 +8,8 @@ describe('device event payload', () => {
     expect(parseDeviceEvent(JSON.stringify(full))).toEqual({ ok: true, event: full })
     const report = { seq: 2, type: 'report', report: { category: 'noise', text: 'Karaoke sau 23 giờ' } }
     expect(parseDeviceEvent(JSON.stringify(report))).toEqual({ ok: true, event: report })
+    // A newer kiosk's extra field inside the report goes nowhere, as one at the top level.
+    expect(parseDeviceEvent(JSON.stringify({ ...report, report: { ...report.report, photo: 'data:…', lang: 'vi' } }))).toEqual({ ok: true, event: report })
   })
 
   it('drops unknown fields instead of refusing a newer firmware', () => {
