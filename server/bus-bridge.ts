@@ -6,15 +6,20 @@
  * queued its message. Notifications are lost while the listening connection is down: when it is
  * back, `onGap` runs (the live stream tells its clients to reload).
  */
-import { randomUUID } from 'node:crypto'
+import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Database } from './db/database.js'
 import type { Bus, BusEvents } from './bus.js'
 
 const CHANNEL = 'sos_bus'
 const EVENTS = ['alert', 'device', 'report', 'downlink'] as const
-/** NOTIFY takes at most 8000 bytes: events go in as many notifications as they need. */
-const MAX_PAYLOAD = 7000
+/**
+ * NOTIFY takes at most 8000 bytes: events go in as many notifications as they need. Their JSON
+ * travels as a string (what is signed), where every quote takes a backslash more.
+ */
+const MAX_PAYLOAD = 6000
+/** At most one reload of every stream client this often, however many unsigned notifications come. */
+const UNTRUSTED_RESET_MS = 5000
 
 type BusEvent = { [K in keyof BusEvents]: [K, BusEvents[K][0]] }[keyof BusEvents]
 
@@ -26,7 +31,10 @@ export class BusBridge {
   private flushing = Promise.resolve()
   private relaying = false
   private troubleLoggedAt = -Infinity
+  private untrustedAt = -Infinity
   private readonly forward: Array<() => void> = []
+  /** What the instances sign with (migration 11), read at start. */
+  private key = Buffer.alloc(0)
 
   constructor (
     private readonly db: Database & Required<Pick<Database, 'listen'>>,
@@ -36,6 +44,9 @@ export class BusBridge {
   ) {}
 
   async start (): Promise<void> {
+    const [row] = await this.db.query<{ value: string }>("SELECT value FROM sos_internal.secrets WHERE name = 'bus'")
+    if (!row) throw new Error('the bus key is missing (migration 11)')
+    this.key = Buffer.from(row.value)
     this.listening = await this.db.listen(CHANNEL, (payload) => this.received(payload), (afterDrop) => {
       if (!afterDrop) return
       this.log?.warn('bus listener connected again: other instances\' changes may have been missed; live stream clients reload')
@@ -77,7 +88,8 @@ export class BusBridge {
     let size = 0
     const send = async () => {
       if (batch.length === 0) return
-      const payload = JSON.stringify({ from: this.instance, events: batch })
+      const body = JSON.stringify(batch)
+      const payload = JSON.stringify({ from: this.instance, body, mac: this.mac(this.instance, body) })
       batch = []
       size = 0
       // A pool connection that just broke is replaced: a second try usually goes through.
@@ -101,10 +113,24 @@ export class BusBridge {
     await send()
   }
 
+  private untrusted (): void {
+    if (Date.now() - this.untrustedAt < UNTRUSTED_RESET_MS) return
+    this.untrustedAt = Date.now()
+    this.log?.warn('a notification on the bus channel not signed by a server instance (forged, or an instance older than 0.3.11): not relayed; live stream clients reload')
+    this.onGap()
+  }
+
+  private mac (from: string, body: string): string {
+    return createHmac('sha256', this.key).update(from).update('\n').update(body).digest('base64url')
+  }
+
   /**
-   * Anyone who can connect to the database can NOTIFY, and an instance of another version may
-   * send other shapes: a notification is checked before its events reach the bus, and one that
-   * fails a listener is logged, never thrown (it would end the process, in pg's handler).
+   * Anyone who can connect to the database can NOTIFY (a dashboard's login too), and an instance
+   * of another version may send other shapes: a notification is checked before its events reach
+   * the bus, and one that fails a listener is logged, never thrown (it would end the process, in
+   * pg's handler). One that looks like an instance's but is not signed with the key (forged, or
+   * from an instance older than 0.3.11) is not relayed: the stream clients reload instead, from
+   * the database, so a change it may have told of is not missed and a forged one never shown.
    */
   private received (payload: string): void {
     let message: unknown
@@ -113,8 +139,19 @@ export class BusBridge {
     } catch {
       return
     }
-    const { from, events } = (message ?? {}) as { from?: unknown, events?: unknown }
-    if (from === this.instance || !Array.isArray(events)) return
+    const { from, body, mac, events: unsigned } = (message ?? {}) as { from?: unknown, body?: unknown, mac?: unknown, events?: unknown }
+    if (typeof from !== 'string' || from === this.instance) return
+    if (typeof body !== 'string' || typeof mac !== 'string' || !sameText(mac, this.mac(from, body))) {
+      if (typeof body === 'string' || Array.isArray(unsigned)) this.untrusted()
+      return
+    }
+    let events: unknown
+    try {
+      events = JSON.parse(body)
+    } catch {
+      return
+    }
+    if (!Array.isArray(events)) return
     for (const entry of events) {
       if (!isBusEvent(entry)) continue
       this.relaying = true
@@ -127,6 +164,12 @@ export class BusBridge {
       }
     }
   }
+}
+
+function sameText (a: string, b: string): boolean {
+  const x = Buffer.from(a)
+  const y = Buffer.from(b)
+  return x.length === y.length && timingSafeEqual(x, y)
 }
 
 /** `[name, data]` with a name this bus carries and data an object with the field its listeners read. */

@@ -13,6 +13,7 @@ import { webhookDeliveries } from './migrations/007-webhook-deliveries.js'
 import { gatewayInstances } from './migrations/008-gateway-instances.js'
 import { presenceGateway } from './migrations/009-presence-gateway.js'
 import { earlyCancels } from './migrations/010-early-cancels.js'
+import { busKey } from './migrations/011-bus-key.js'
 
 export interface Migration {
   version: number
@@ -141,5 +142,6 @@ CREATE TABLE downlink (
   webhookDeliveries,
   gatewayInstances,
   presenceGateway,
-  earlyCancels
+  earlyCancels,
+  busKey
 ]

@@ -10,6 +10,9 @@ import { parse as parseYaml } from 'yaml'
 import pg from 'pg'
 import { dashboardsDir, loadYamlDir, repoRoot } from './grafana/provisioning.js'
 import { createTestDatabase, testDatabaseUrl } from '../helpers/postgres.js'
+import { openPostgres } from '../../server/db/postgres.js'
+import { migrate } from '../../server/db/migrate.js'
+import { migrations } from '../../server/db/migrations.js'
 
 const compose = (...args: string[]): string =>
   execFileSync('docker-compose', ['--env-file', '.env.example', ...args], { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
@@ -142,13 +145,10 @@ if (testDatabaseUrl) {
           await expect(reader.query('INSERT INTO later VALUES (2)')).rejects.toThrow(/permission denied/)
           expect((await reader.query('SHOW statement_timeout')).rows[0].statement_timeout).toBe('30s')
           expect((await reader.query('SHOW idle_in_transaction_session_timeout')).rows[0].idle_in_transaction_session_timeout).toBe('1min')
-          // The server's advisory locks (downlink order, gateway watch) and its bus are not the dashboards' to take.
-          for (const call of ['SELECT pg_advisory_lock(727275)', 'SELECT pg_try_advisory_lock(727276)', 'SELECT pg_advisory_xact_lock(1, 2)', "SELECT pg_notify('sos_bus', '{}')"]) {
+          // The server's advisory locks (downlink order, migrations, gateway watch) are not the dashboards' to take.
+          for (const call of ['SELECT pg_advisory_lock(727275)', 'SELECT pg_try_advisory_lock(727276)', 'SELECT pg_advisory_xact_lock(1, 2)']) {
             await expect(reader.query(call), call).rejects.toThrow(/permission denied/)
           }
-          // The owner keeps them.
-          expect((await owner.query('SELECT pg_try_advisory_lock(727276) AS ok')).rows[0].ok).toBe(true)
-          await owner.query("SELECT pg_notify('sos_bus', '{}')")
         } finally {
           await reader.end()
         }
@@ -159,6 +159,57 @@ if (testDatabaseUrl) {
         const admin = new pg.Client({ connectionString: testDatabaseUrl })
         await admin.connect()
         await admin.query('DROP ROLE IF EXISTS grafana_reader').catch(() => {})
+        await admin.end()
+      }
+    })
+
+    it('leaves the advisory locks to a server that is no superuser: the database owner, and SOS_SERVER_DB_ROLE', async () => {
+      // Run by a superuser (as the image's init does), for a database a plain role owns, and a
+      // server that may log in as yet another role: the server migrates and takes its locks.
+      const suffix = Math.random().toString(36).slice(2, 8)
+      const [ownerRole, serverRole, dbName] = [`sos_owner_${suffix}`, `sos_server_${suffix}`, `sos_reader_${suffix}`]
+      const admin = new pg.Client({ connectionString: testDatabaseUrl })
+      await admin.connect()
+      const as = (role: string) => { const u = new URL(testDatabaseUrl!); u.username = role; u.password = 'pw'; u.pathname = `/${dbName}`; return u.toString() }
+      try {
+        await admin.query(`CREATE ROLE ${ownerRole} LOGIN NOSUPERUSER PASSWORD 'pw'; CREATE ROLE ${serverRole} LOGIN NOSUPERUSER PASSWORD 'pw'`)
+        await admin.query(`CREATE DATABASE ${dbName} OWNER ${ownerRole}`)
+        const url = new URL(testDatabaseUrl!)
+        const env = {
+          ...process.env, PGHOST: url.hostname, PGPORT: url.port || '5432', PGPASSWORD: decodeURIComponent(url.password),
+          POSTGRES_USER: decodeURIComponent(url.username), POSTGRES_DB: dbName, GRAFANA_DB_PASSWORD: 'pw', SOS_SERVER_DB_ROLE: serverRole
+        }
+        execFileSync('sh', [script], { env, stdio: 'pipe' })
+        for (const role of [ownerRole, serverRole]) {
+          const client = new pg.Client({ connectionString: as(role) })
+          await client.connect()
+          try {
+            await client.query('BEGIN')
+            await client.query('SELECT pg_advisory_xact_lock(727275)')
+            expect((await client.query('SELECT pg_try_advisory_xact_lock(727276) AS ok')).rows[0].ok, role).toBe(true)
+            await client.query('COMMIT')
+          } finally {
+            await client.end()
+          }
+        }
+        const ownerDb = await openPostgres(as(ownerRole))
+        try {
+          expect((await migrate(ownerDb)).length).toBe(migrations.length)
+        } finally {
+          await ownerDb.close()
+        }
+        const reader = new pg.Client({ connectionString: as('grafana_reader') })
+        await reader.connect()
+        try {
+          await expect(reader.query('SELECT pg_advisory_lock(727275)')).rejects.toThrow(/permission denied/)
+          // Nor the key the server instances sign their bus with (migration 11).
+          await expect(reader.query('SELECT value FROM sos_internal.secrets')).rejects.toThrow(/permission denied/)
+        } finally {
+          await reader.end()
+        }
+      } finally {
+        await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => {})
+        for (const role of ['grafana_reader', ownerRole, serverRole]) await admin.query(`DROP ROLE IF EXISTS ${role}`).catch(() => {})
         await admin.end()
       }
     })

@@ -44,6 +44,28 @@ describe.skipIf(!testDatabaseUrl)('two server instances on one PostgreSQL databa
     await stream.close()
   })
 
+  it('relays nothing it cannot tell is another instance\'s: a forged notification makes clients reload, never shows', async () => {
+    // Anyone who can connect may NOTIFY (Grafana's login too): an alert "resolved" that was not.
+    const stream = await openStream(two)
+    const admin = new pg.Client({ connectionString: url })
+    await admin.connect()
+    try {
+      const forged = [['alert', { alertId: 'forged-1', deviceId: 'btn-multi-1', state: 'resolved', kind: 'panic' }]]
+      await admin.query("SELECT pg_notify('sos_bus', $1)", [JSON.stringify({ from: 'someone', events: forged })])
+      await admin.query("NOTIFY sos_bus, '" + JSON.stringify({ from: 'someone', body: JSON.stringify(forged), mac: 'AAAA' }).replace(/'/g, "''") + "'")
+      const [row] = (await admin.query("SELECT count(*)::int AS n FROM sos_internal.secrets")).rows
+      expect(row.n).toBe(1) // the key is there, for the owner only
+    } finally {
+      await admin.end()
+    }
+    await stream.waitFor('event: reset')
+    await one.provision('btn-multi-4')
+    const [press] = await one.ingest({ events: [gatewayEvent('btn-multi-4', { seq: 1, type: 'press' }, Date.now())] })
+    await stream.waitFor(`"alertId":"${press!.alertId}"`)
+    expect(stream.said()).not.toContain('forged-1')
+    await stream.close()
+  })
+
   it('shrugs off notifications on its channel that are not another instance\'s events', async () => {
     const stream = await openStream(two)
     const admin = new pg.Client({ connectionString: url })

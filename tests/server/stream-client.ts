@@ -12,7 +12,10 @@ export async function openStream (fx: Fixture, token = TOKENS.admin) {
   const reader = response.body!.getReader()
   const decoder = new TextDecoder()
   let text = ''
+  let all = ''
   return {
+    /** Everything the stream said so far. */
+    said: () => all,
     async waitFor (fragment: string) {
       const deadline = Date.now() + 10_000
       while (!text.includes(fragment)) {
@@ -21,7 +24,9 @@ export async function openStream (fx: Fixture, token = TOKENS.admin) {
         const read = await Promise.race([reader.read(), new Promise<null>((resolve) => setTimeout(() => resolve(null), left))])
         if (read === null) continue
         if (read.done) throw new Error(`stream ended without ${fragment}; got ${text}`)
-        text += decoder.decode(read.value)
+        const chunk = decoder.decode(read.value)
+        text += chunk
+        all += chunk
       }
       // What was found is consumed: a later wait looks past it.
       text = text.slice(text.indexOf(fragment) + fragment.length)
