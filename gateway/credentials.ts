@@ -38,6 +38,7 @@ const MAX_LOOKUPS = 16
  */
 const SECRET_CHECKS_AT_ONCE = 2
 const SECRET_CHECKS_WAITING = 32
+// And one at a time per device (below): guesses at one id cannot fill the line for the others.
 const UPSERT = 'INSERT INTO credentials (id, body) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body'
 const VERIFIED_UPSERT = 'INSERT INTO verified_secrets (id, secret_hash, digest) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET secret_hash = excluded.secret_hash, digest = excluded.digest'
 
@@ -51,6 +52,8 @@ export class CredentialCache {
    */
   private readonly verified = new Map<string, { secretHash: string, digest: Buffer }>()
   private readonly secretChecks = new Slots(SECRET_CHECKS_AT_ONCE, SECRET_CHECKS_WAITING)
+  /** Devices with a slow check under way: one at a time each, so a flood of one id holds one slot. */
+  private readonly checking = new Set<string>()
   private timer?: NodeJS.Timeout
   private lastSync?: string
   /** Ids the server said it does not know → until when we take its word for it. */
@@ -187,7 +190,15 @@ export class CredentialCache {
     const digest = createHash('sha256').update(secret).digest()
     const verified = this.verified.get(device.id)
     if (verified && verified.secretHash === device.secretHash) return timingSafeEqual(verified.digest, digest)
-    const match = await this.secretChecks.run(() => verifySecret(secret, device.secretHash))
+    let match: boolean | undefined
+    if (!this.checking.has(device.id)) {
+      this.checking.add(device.id)
+      try {
+        match = await this.secretChecks.run(() => verifySecret(secret, device.secretHash))
+      } finally {
+        this.checking.delete(device.id)
+      }
+    }
     this.onSecretCheck(match === undefined ? 'busy' : match ? 'match' : 'mismatch')
     if (match === undefined) return 'busy'
     if (!match) return false

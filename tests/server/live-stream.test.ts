@@ -64,9 +64,20 @@ describe('live stream limits', () => {
     const { port } = fx.app.server.address() as AddressInfo
     const socket = connect(port, '127.0.0.1')
     await new Promise((resolve) => socket.once('connect', resolve))
-    socket.pause() // reads nothing: its buffers fill, then the server's
     socket.write(`GET /v1/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKENS.admin}\r\n\r\n`)
-    await new Promise((resolve) => setTimeout(resolve, 200))
+    // Subscribed once the stream's first line came; from then on it reads nothing: its buffers
+    // fill, then the server's.
+    await new Promise<void>((resolve) => {
+      let head = ''
+      const onData = (chunk: Buffer) => {
+        head += chunk.toString()
+        if (!head.includes('retry: 2000')) return
+        socket.off('data', onData)
+        socket.pause()
+        resolve()
+      }
+      socket.on('data', onData)
+    })
     // Far more than the kernel's socket buffers hold on both ends, and the server's megabyte.
     const events = 200_000
     const change = 'x'.repeat(100)
