@@ -104,6 +104,10 @@ async function startConsole () {
     if (kind === 'press') return
     // After the list is drawn: seeing the alert must never wait for the sound card.
     setTimeout(() => beep(kind), 0)
+    // The banner stays on a panic still waiting: a burst of other alerts (an outage's devices
+    // going offline) must not replace it.
+    const showing = ui.cue && state.alerts.get(ui.cue.alert.id)
+    if (alert.kind !== 'panic' && showing?.kind === 'panic' && showing.state === 'open') return
     ui.cue = { kind, alert }
     clearTimeout(cueTimer)
     cueTimer = setTimeout(() => { ui.cue = null; draw() }, CUE_MS)
@@ -195,7 +199,10 @@ async function startConsole () {
     }), $('view-fleet'))
   }
 
-  store.subscribe(draw)
+  // Changes arriving together (a burst of stream events, each read back from the API) are drawn
+  // once: drawing each one made an outage's hundreds of changes hold the page for minutes.
+  let drawSoon = /** @type {ReturnType<typeof setTimeout> | undefined} */ (undefined)
+  store.subscribe(() => { drawSoon ??= setTimeout(() => { drawSoon = undefined; draw() }, 30) })
   stream = openLiveStream({
     token: storedToken,
     onOpen: () => { store.reload() },

@@ -19,9 +19,19 @@ const escalationCount = (/** @type {any} */ a) =>
 export const isEscalated = (/** @type {any} */ a) => Boolean(a.escalatedAt) || escalationCount(a) > 0
 const escalationMark = (/** @type {any} */ a) => `${a.escalatedAt ?? ''}|${escalationCount(a)}`
 
-/** Escalated first, then waiting for someone, then newest. */
+/**
+ * Panics waiting for someone first (escalated ones at the top), then other alerts waiting, then
+ * the rest; newest first within each. A wide outage's hundreds of device_offline alerts must
+ * never push a panic down the list.
+ */
 export function sortAlerts (/** @type {any[]} */ alerts) {
-  const rank = (/** @type {any} */ a) => (isEscalated(a) && a.state === 'open' ? 0 : a.state === 'open' ? 1 : 2)
+  const rank = (/** @type {any} */ a) => {
+    const open = a.state === 'open'
+    const panic = a.kind === 'panic'
+    if (open && panic) return isEscalated(a) ? 0 : 1
+    if (open) return isEscalated(a) ? 2 : 3
+    return panic ? 4 : 5
+  }
   return [...alerts].sort((a, b) => rank(a) - rank(b) || Date.parse(b.lastPressAt ?? b.openedAt) - Date.parse(a.lastPressAt ?? a.openedAt))
 }
 

@@ -25,30 +25,49 @@ export function createMap (element, config, select) {
   }
   const devices = L.layerGroup().addTo(map)
   const alerts = L.layerGroup().addTo(map)
-  let drawn = ''
+  // Markers are kept and changed in place, never all rebuilt: a wide outage's hundreds of
+  // alerts, each rebuilt with its label on every change, froze the page for minutes and held
+  // back the next panic (each label's placement is a layout of the page).
+  /** @type {Map<string, { marker: any, sig: string }>} */
+  const deviceMarkers = new Map()
+  /** @type {Map<string, { marker: any, sig: string }>} */
+  const alertMarkers = new Map()
   let fitted = false
   let focused = /** @type {string | null} */ (null)
 
+  /** Brings `markers` to `items`: new ones added, changed ones redone, gone ones removed. */
+  const sync = (/** @type {Map<string, { marker: any, sig: string }>} */ markers, /** @type {any} */ layer, /** @type {any[]} */ items,
+    /** @type {(item: any) => string} */ signature, /** @type {(item: any) => any} */ make) => {
+    const seen = new Set()
+    for (const item of items) {
+      seen.add(item.id)
+      const sig = signature(item)
+      const kept = markers.get(item.id)
+      if (kept?.sig === sig) continue
+      if (kept) layer.removeLayer(kept.marker)
+      markers.set(item.id, { marker: make(item).addTo(layer), sig })
+    }
+    for (const [id, kept] of markers) {
+      if (!seen.has(id)) { layer.removeLayer(kept.marker); markers.delete(id) }
+    }
+  }
+
   return {
-    /** Redraws markers when something shown on the map changed. */
+    /** Redraws the markers whose device or alert changed. */
     update (/** @type {any} */ state) {
       const deviceList = [...state.devices.values()].filter((d) => d.lat != null && d.lon != null)
       const alertList = [...state.alerts.values()].filter((a) => a.lat != null && a.lon != null)
-      const key = JSON.stringify([
-        deviceList.map((d) => [d.id, d.name, d.lat, d.lon, d.online, (d.battery ?? 100) < LOW_BATTERY]),
-        alertList.map((a) => [a.id, a.state, a.kind, a.pressCount]), state.selectedId, document.documentElement.lang
-      ])
-      if (key !== drawn) {
-        drawn = key
-        devices.clearLayers()
-        alerts.clearLayers()
-        for (const d of deviceList) {
+      const lang = document.documentElement.lang
+      sync(deviceMarkers, devices, deviceList,
+        (d) => JSON.stringify([d.name, d.lat, d.lon, d.online, (d.battery ?? 100) < LOW_BATTERY, lang]),
+        (d) => {
           const color = !d.online ? '#6b7280' : (d.battery ?? 100) < LOW_BATTERY ? '#b45309' : '#15803d'
-          L.circleMarker([d.lat, d.lon], { radius: 7, color: '#fff', weight: 2, fillColor: color, fillOpacity: 1 })
+          return L.circleMarker([d.lat, d.lon], { radius: 7, color: '#fff', weight: 2, fillColor: color, fillOpacity: 1 })
             .bindTooltip(textNode(`${d.name} · ${d.online ? t('fleet.online') : t('fleet.offline')}`))
-            .addTo(devices)
-        }
-        for (const a of alertList) {
+        })
+      sync(alertMarkers, alerts, alertList,
+        (a) => JSON.stringify([a.state, a.kind, a.lat, a.lon, a.deviceName ?? a.deviceId, state.selectedId === a.id]),
+        (a) => {
           const selected = state.selectedId === a.id
           const icon = L.divIcon({
             className: '',
@@ -56,13 +75,14 @@ export function createMap (element, config, select) {
             iconSize: [34, 34],
             iconAnchor: [17, 17]
           })
-          L.marker([a.lat, a.lon], { icon, zIndexOffset: selected ? 2000 : 1000, keyboard: true, title: a.deviceName ?? a.deviceId })
-            // Always labelled: on a wall display nobody hovers, and without tiles the name is the landmark.
-            .bindTooltip(textNode(a.deviceName ?? a.deviceId), { permanent: true, direction: 'top', offset: [0, -20], className: 'alert-label' })
+          // A panic is always labelled: on a wall display nobody hovers, and without tiles the
+          // name is the landmark. Others are labelled on hover: an outage's hundreds of labels
+          // would bury the panic's.
+          const label = a.kind === 'panic' || selected
+          return L.marker([a.lat, a.lon], { icon, zIndexOffset: selected ? 2000 : a.kind === 'panic' ? 1500 : 1000, keyboard: true, title: a.deviceName ?? a.deviceId })
+            .bindTooltip(textNode(a.deviceName ?? a.deviceId), label ? { permanent: true, direction: 'top', offset: [0, -20], className: 'alert-label' } : { direction: 'top', offset: [0, -20] })
             .on('click', () => select(a.id))
-            .addTo(alerts)
-        }
-      }
+        })
       if (!fitted && deviceList.length > 0) {
         fitted = true
         map.fitBounds(L.latLngBounds(deviceList.map((d) => [d.lat, d.lon])), { padding: [40, 40], maxZoom: 16 })
