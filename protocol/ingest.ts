@@ -20,11 +20,12 @@ export const GATEWAY_INSTANCE_HEADER = 'x-gateway-instance'
 
 /**
  * What is wrong with a gateway id, or undefined: 1–64 characters (as in its events), no
- * control characters (a NUL would fail every write of its contact).
+ * control characters (a NUL would fail every write of its contact), nor bidi controls (an id
+ * that shows as another: `gw-north` + U+202E + `1-tsol` reads "gw-northlost-1").
  */
 export function gatewayIdProblem (id: string): string | undefined {
   if (id.length < 1 || id.length > 64) return `must be 1 to 64 characters, got ${id.length}`
-  if (/[\u0000-\u001f\u007f]/.test(id)) return 'must not hold control characters'
+  if (/[\u0000-\u001f\u007f\u202a-\u202e\u2066-\u2069]/.test(id)) return 'must not hold control characters'
   return undefined
 }
 

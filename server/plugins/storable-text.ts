@@ -2,7 +2,7 @@
  * Text PostgreSQL cannot store, made storable before validation: U+0000 (legal JSON, refused
  * by text and jsonb) and lone UTF-16 surrogates (legal JSON escapes like `\ud800`, refused by
  * jsonb), in every string of a request body and in its keys, and in the query string and the
- * path's parameters, become U+FFFD. One such character
+ * path's parameters, become U+FFFD; so does text that would show other than it reads (below). One such character
  * in one event would fail its whole ingest batch (the server then splits the batch to find it,
  * at a cost); in an operator's note it would be a 500. A real gateway never forwards either,
  * but a buggy or forged one could.
@@ -53,7 +53,16 @@ export function storableText<T> (value: T): T {
   return value
 }
 
+/**
+ * Besides NUL, what no person types and an operator must not be shown: C0 controls but tab, line
+ * feed and carriage return, DEL, and the bidi embeddings, overrides and isolates, which turn
+ * the text after them around on screen (a resident's "call back 0901234567" read as
+ * 7654321090, a gateway `gw-north` + U+202E + `1-tsol` shown as "gw-northlost-1").
+ */
+const UNSHOWN = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\u202a-\u202e\u2066-\u2069]/
+const UNSHOWN_ALL = new RegExp(UNSHOWN.source, 'g')
+
 function storableString (text: string): string {
   const wellFormed = text.isWellFormed() ? text : text.toWellFormed()
-  return wellFormed.includes('\u0000') ? wellFormed.replaceAll('\u0000', '\uFFFD') : wellFormed
+  return UNSHOWN.test(wellFormed) ? wellFormed.replace(UNSHOWN_ALL, '\uFFFD') : wellFormed
 }

@@ -171,4 +171,15 @@ describe('operator API', () => {
     const answer = await fx.call('POST', '/v1/devices', { id: 'announce', kind: 'button', name: 'x', zone: 'ack', lat: 0, lon: 0 })
     expect(answer).toMatchObject({ status: 400, body: { code: 'VALIDATION' } })
   })
+
+  it('shows text as it reads: bidi overrides and control characters in names and reports become U+FFFD', async () => {
+    // A resident's "call back 0901234567" read as 7654321090; a name turning the banner around.
+    const name = 'Cổng chợ \u202eA1-dpa\u0007'
+    expect((await fx.call('POST', '/v1/devices', { id: 'ksk-bidi', kind: 'kiosk', name, zone: 'zone-a', lat: 0, lon: 0 })).status).toBe(201)
+    expect((await fx.call('GET', '/v1/devices/ksk-bidi')).body.name).toBe('Cổng chợ \uFFFDA1-dpa\uFFFD')
+    const text = 'Gọi lại số \u202e0901234567\u202c\u001b[2J\nxin cảm ơn'
+    await fx.ingest({ events: [gatewayEvent('ksk-bidi', { seq: 1, type: 'report', report: { category: 'other', text } }, t0)] })
+    const { body: reports } = await fx.call('GET', '/v1/reports?zone=zone-a', undefined, operator)
+    expect(reports.find((r: { deviceId: string }) => r.deviceId === 'ksk-bidi').text).toBe('Gọi lại số \uFFFD0901234567\uFFFD\uFFFD[2J\nxin cảm ơn')
+  })
 })
