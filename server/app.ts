@@ -113,6 +113,13 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   })
   registerAuth(app, tokens)
   registerStorableText(app)
+  // Every answer: read as the type it says (no sniffing), never shown inside another site's frame
+  // (an acknowledge button under someone else's page), and no Referer sent on from it.
+  app.addHook('onSend', async (_request, reply) => {
+    reply.header('x-content-type-options', 'nosniff')
+    if (!reply.hasHeader('x-frame-options')) reply.header('x-frame-options', 'DENY')
+    reply.header('referrer-policy', 'no-referrer')
+  })
   app.addSchema(ErrorBody)
   await app.register(swagger, {
     openapi: {
@@ -121,7 +128,16 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
       security: [{ bearer: [] }]
     }
   })
-  await app.register(swaggerUi, { routePrefix: '/docs' })
+  // Same origin as the console and the token it keeps: the docs page gets a policy of its own
+  // (swagger-ui's, never framed, and without upgrade-insecure-requests, which broke it over
+  // plain http on a local network).
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    staticCSP: true,
+    transformStaticCSP: (header: string) => header.replace(/\s*upgrade-insecure-requests;?/, '').replace("frame-ancestors 'self'", "frame-ancestors 'none'")
+      // Its own inline styles (the page renders without, a few parts look off).
+      .replace("style-src 'self' https:", "style-src 'self' https: 'unsafe-inline'")
+  })
 
   await app.register(healthRoutes, { db, metrics: metrics.registry, starting: options.starting })
   await app.register(deviceRoutes, { devices, bus })

@@ -69,6 +69,18 @@ describe('operator console', { timeout: 60_000 }, () => {
     await shows('.empty', 'Không có cảnh báo nào đang mở.')
   })
 
+  it('keeps its session when a link carries another token (a link must not put the console under someone else\'s token)', async () => {
+    const { body } = await system.api('POST', '/v1/tokens', { role: 'analyst', name: 'a link' })
+    // Pasted into the open tab (only the fragment changes), and opened as a new page load.
+    for (const address of [`/#token=${body.token}`, `/?from=link#token=${body.token}`]) {
+      await page.goto(system.server.url + address)
+      await page.locator('[data-connection="live"]').waitFor()
+      await page.waitForFunction(() => !location.hash.includes('token'))
+      expect(page.url()).not.toContain(body.token)
+      expect(await page.evaluate(() => [sessionStorage.getItem('sos.token'), localStorage.getItem('sos.token')])).toEqual([system.adminToken, system.adminToken])
+    }
+  })
+
   it('shows a press from a device without reloading, with a beep and a banner', async () => {
     await page.evaluate(() => { (window as unknown as { sameDocument: boolean }).sameDocument = true })
     const beepsBefore = await page.beeps()

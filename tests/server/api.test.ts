@@ -182,4 +182,16 @@ describe('operator API', () => {
     const { body: reports } = await fx.call('GET', '/v1/reports?zone=zone-a', undefined, operator)
     expect(reports.find((r: { deviceId: string }) => r.deviceId === 'ksk-bidi').text).toBe('Gọi lại số \uFFFD0901234567\uFFFD\uFFFD[2J\nxin cảm ơn')
   })
+
+  it('sends every answer with nosniff, no framing and no referrer, and the docs page with a policy of its own', async () => {
+    for (const url of ['/v1/alerts', '/healthz', '/docs/json', '/nowhere']) {
+      const { headers } = await fx.app.inject({ url, headers: { authorization: `Bearer ${operator}` } })
+      expect({ url, nosniff: headers['x-content-type-options'], frame: headers['x-frame-options'], referrer: headers['referrer-policy'] })
+        .toEqual({ url, nosniff: 'nosniff', frame: 'DENY', referrer: 'no-referrer' })
+    }
+    const docs = await fx.app.inject({ url: '/docs/' })
+    expect(docs.statusCode).toBe(200)
+    expect(docs.headers['content-security-policy']).toContain("frame-ancestors 'none'")
+    expect(docs.headers['content-security-policy']).not.toContain('upgrade-insecure-requests')
+  })
 })

@@ -235,6 +235,11 @@ async function boot () {
   const reason = sessionStorage.getItem('sos.signout-reason')
   sessionStorage.removeItem('sos.signout-reason')
   const fragment = takeFragmentToken()
+  // Signed in already: a link carrying another token does not take the session over (anyone
+  // holding some token could otherwise put the operator's console under theirs with a link).
+  // Signing out first, then opening the link, still works.
+  const current = storedToken()
+  if (fragment && current && fragment !== current) return startConsole()
   if (fragment) {
     const status = await checkToken(fragment).catch(() => 0)
     if (status === 200) {
@@ -248,9 +253,12 @@ async function boot () {
   showSignin(reason)
 }
 
-// A wall display's address pasted into a tab that is already open: only the fragment changes.
+// A wall display's address pasted into a tab that is already open, not signed in yet: only the
+// fragment changes. (Signed in, a link's token is dropped: see boot.)
 window.addEventListener('hashchange', () => {
-  if (new URLSearchParams(location.hash.slice(1)).has('token')) location.reload()
+  if (!new URLSearchParams(location.hash.slice(1)).has('token')) return
+  if (storedToken()) takeFragmentToken()
+  else location.reload()
 })
 
 boot()
