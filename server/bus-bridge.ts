@@ -19,7 +19,7 @@ const EVENTS = ['alert', 'device', 'report', 'downlink'] as const
  */
 const MAX_PAYLOAD = 6000
 /** At most one reload of every stream client this often, however many unsigned notifications come. */
-const UNTRUSTED_RESET_MS = 5000
+const UNTRUSTED_RESET_MS = 2000
 
 type BusEvent = { [K in keyof BusEvents]: [K, BusEvents[K][0]] }[keyof BusEvents]
 
@@ -32,6 +32,8 @@ export class BusBridge {
   private relaying = false
   private troubleLoggedAt = -Infinity
   private untrustedAt = -Infinity
+  private untrustedLoggedAt = -Infinity
+  private untrustedLater?: NodeJS.Timeout
   private readonly forward: Array<() => void> = []
   /** What the instances sign with (migration 11), read at start. */
   private key = Buffer.alloc(0)
@@ -44,7 +46,7 @@ export class BusBridge {
   ) {}
 
   async start (): Promise<void> {
-    const [row] = await this.db.query<{ value: string }>("SELECT value FROM sos_internal.secrets WHERE name = 'bus'")
+    const [row] = await this.db.query<{ value: string }>("SELECT value FROM sos_secrets WHERE name = 'bus'")
     if (!row) throw new Error('the bus key is missing (migration 11)')
     this.key = Buffer.from(row.value)
     this.listening = await this.db.listen(CHANNEL, (payload) => this.received(payload), (afterDrop) => {
@@ -65,6 +67,7 @@ export class BusBridge {
   }
 
   async stop (): Promise<void> {
+    clearTimeout(this.untrustedLater)
     for (const off of this.forward.splice(0)) off()
     await this.flushNext()
     await this.listening?.close()
@@ -113,10 +116,22 @@ export class BusBridge {
     await send()
   }
 
+  /**
+   * Stream clients reload at once, then at most once a window however many come; one that came
+   * within the window gets its reload at the window's end (a change an older instance told of
+   * then must not wait for some later reload).
+   */
   private untrusted (): void {
-    if (Date.now() - this.untrustedAt < UNTRUSTED_RESET_MS) return
+    const wait = this.untrustedAt + UNTRUSTED_RESET_MS - Date.now()
+    if (wait > 0) {
+      this.untrustedLater ??= setTimeout(() => { this.untrustedLater = undefined; this.untrusted() }, wait)
+      return
+    }
     this.untrustedAt = Date.now()
-    this.log?.warn('a notification on the bus channel not signed by a server instance (forged, or an instance older than 0.3.11): not relayed; live stream clients reload')
+    if (Date.now() - this.untrustedLoggedAt > 60_000) {
+      this.untrustedLoggedAt = Date.now()
+      this.log?.warn('a notification on the bus channel not signed by a server instance (forged, or an instance older than 0.3.11): not relayed; live stream clients reload')
+    }
     this.onGap()
   }
 

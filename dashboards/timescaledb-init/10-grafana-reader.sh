@@ -16,6 +16,10 @@ GRANT CONNECT ON DATABASE :"DBNAME" TO grafana_reader;
 GRANT USAGE ON SCHEMA public TO grafana_reader;
 GRANT SELECT ON ALL TABLES IN SCHEMA public TO grafana_reader;
 ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO grafana_reader;
+-- But the key the server instances sign their bus messages with (their migration 11 takes it
+-- back too, when the table comes after this).
+SELECT 'REVOKE ALL ON TABLE public.sos_secrets FROM grafana_reader'
+  WHERE to_regclass('public.sos_secrets') IS NOT NULL \gexec
 -- Dashboard queries are interactive: a runaway query stops instead of loading the database,
 -- and a transaction left open (Explore) lets go of the locks it holds, which would queue the
 -- retention and compression jobs and every insert behind them.

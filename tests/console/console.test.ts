@@ -81,6 +81,22 @@ describe('operator console', { timeout: 60_000 }, () => {
     }
   })
 
+  it('takes a new link on a wall display whose kept token was revoked', async () => {
+    const wall = await consolePage(browser)
+    try {
+      const issue = async (name: string) => (await system.api('POST', '/v1/tokens', { role: 'operator', name })).body as { id: string, token: string }
+      const [old, fresh] = [await issue('wall old'), await issue('wall new')]
+      await wall.goto(`${system.server.url}/#token=${old.token}`)
+      await wall.locator('[data-connection="live"]').waitFor()
+      expect((await system.api('DELETE', `/v1/tokens/${old.id}`)).status).toBe(204)
+      await wall.goto(`${system.server.url}/?restarted=1#token=${fresh.token}`)
+      await wall.locator('[data-connection="live"]').waitFor()
+      expect(await wall.evaluate(() => localStorage.getItem('sos.token'))).toBe(fresh.token)
+    } finally {
+      await wall.context().close()
+    }
+  })
+
   it('shows a press from a device without reloading, with a beep and a banner', async () => {
     await page.evaluate(() => { (window as unknown as { sameDocument: boolean }).sameDocument = true })
     const beepsBefore = await page.beeps()

@@ -202,8 +202,12 @@ if (testDatabaseUrl) {
         await reader.connect()
         try {
           await expect(reader.query('SELECT pg_advisory_lock(727275)')).rejects.toThrow(/permission denied/)
-          // Nor the key the server instances sign their bus with (migration 11).
-          await expect(reader.query('SELECT value FROM sos_internal.secrets')).rejects.toThrow(/permission denied/)
+          // Nor the key the server instances sign their bus with (migration 11), however the
+          // script and the migrations came one after the other.
+          await expect(reader.query('SELECT value FROM sos_secrets')).rejects.toThrow(/permission denied/)
+          execFileSync('sh', [script], { env, stdio: 'pipe' })
+          await expect(reader.query('SELECT value FROM sos_secrets')).rejects.toThrow(/permission denied/)
+          expect((await reader.query('SELECT count(*)::int AS n FROM alerts')).rows[0].n).toBe(0)
         } finally {
           await reader.end()
         }

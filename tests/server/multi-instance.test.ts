@@ -53,11 +53,13 @@ describe.skipIf(!testDatabaseUrl)('two server instances on one PostgreSQL databa
       const forged = [['alert', { alertId: 'forged-1', deviceId: 'btn-multi-1', state: 'resolved', kind: 'panic' }]]
       await admin.query("SELECT pg_notify('sos_bus', $1)", [JSON.stringify({ from: 'someone', events: forged })])
       await admin.query("NOTIFY sos_bus, '" + JSON.stringify({ from: 'someone', body: JSON.stringify(forged), mac: 'AAAA' }).replace(/'/g, "''") + "'")
-      const [row] = (await admin.query("SELECT count(*)::int AS n FROM sos_internal.secrets")).rows
+      const [row] = (await admin.query("SELECT count(*)::int AS n FROM sos_secrets")).rows
       expect(row.n).toBe(1) // the key is there, for the owner only
     } finally {
       await admin.end()
     }
+    // At once for the first; the second, in the same window, at the window's end (not dropped).
+    await stream.waitFor('event: reset')
     await stream.waitFor('event: reset')
     await one.provision('btn-multi-4')
     const [press] = await one.ingest({ events: [gatewayEvent('btn-multi-4', { seq: 1, type: 'press' }, Date.now())] })

@@ -98,19 +98,27 @@ async function startConsole () {
     if (reason) sessionStorage.setItem('sos.signout-reason', reason)
     location.reload()
   }
+  // Changes arriving together (a burst of stream events, each read back from the API) are drawn
+  // once: drawing each one made an outage's hundreds of changes hold the page for minutes.
+  let drawSoon = /** @type {ReturnType<typeof setTimeout> | undefined} */ (undefined)
+  const drawNow = () => { clearTimeout(drawSoon); drawSoon = undefined; draw() }
   const api = createApi(storedToken, () => signOut(t('signin.expired')))
   const store = createStore(api, ({ kind, alert }) => {
     ui.flashing.set(alert.id, Date.now() + CUE_MS)
     if (kind === 'press') return
-    // After the list is drawn: seeing the alert must never wait for the sound card.
-    setTimeout(() => beep(kind), 0)
     // The banner stays on a panic still waiting: a burst of other alerts (an outage's devices
     // going offline) must not replace it.
     const showing = ui.cue && state.alerts.get(ui.cue.alert.id)
-    if (alert.kind !== 'panic' && showing?.kind === 'panic' && showing.state === 'open') return
-    ui.cue = { kind, alert }
-    clearTimeout(cueTimer)
-    cueTimer = setTimeout(() => { ui.cue = null; draw() }, CUE_MS)
+    const keep = alert.kind !== 'panic' && showing?.kind === 'panic' && showing.state === 'open'
+    if (!keep) {
+      ui.cue = { kind, alert }
+      clearTimeout(cueTimer)
+      cueTimer = setTimeout(() => { ui.cue = null; draw() }, CUE_MS)
+    }
+    // A panic is drawn at once, not with the changes around it; then the sound: seeing the
+    // alert must never wait for the sound card.
+    if (alert.kind === 'panic') drawNow()
+    setTimeout(() => beep(kind), 0)
   })
   const { state } = store
   const map = createMap($('map'), config, (id) => selectAlert(id))
@@ -199,10 +207,7 @@ async function startConsole () {
     }), $('view-fleet'))
   }
 
-  // Changes arriving together (a burst of stream events, each read back from the API) are drawn
-  // once: drawing each one made an outage's hundreds of changes hold the page for minutes.
-  let drawSoon = /** @type {ReturnType<typeof setTimeout> | undefined} */ (undefined)
-  store.subscribe(() => { drawSoon ??= setTimeout(() => { drawSoon = undefined; draw() }, 30) })
+  store.subscribe(() => { drawSoon ??= setTimeout(drawNow, 30) })
   stream = openLiveStream({
     token: storedToken,
     onOpen: () => { store.reload() },
@@ -236,10 +241,15 @@ async function boot () {
   sessionStorage.removeItem('sos.signout-reason')
   const fragment = takeFragmentToken()
   // Signed in already: a link carrying another token does not take the session over (anyone
-  // holding some token could otherwise put the operator's console under theirs with a link).
-  // Signing out first, then opening the link, still works.
+  // holding some token could otherwise put the operator's console under theirs with a link),
+  // unless the server no longer takes the one kept (a wall display given a new link after its
+  // token was revoked). Signing out first, then opening the link, works too.
   const current = storedToken()
-  if (fragment && current && fragment !== current) return startConsole()
+  if (fragment && current && fragment !== current) {
+    const kept = await checkToken(current).catch(() => 0)
+    if (kept !== 401 && kept !== 403) return startConsole()
+    forgetToken()
+  }
   if (fragment) {
     const status = await checkToken(fragment).catch(() => 0)
     if (status === 200) {
