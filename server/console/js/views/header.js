@@ -43,6 +43,8 @@ export function headerView (state, ui, on) {
         <button class="signout" @click=${on.signOut}>${t('signout')}</button>
       </div>
     </div>
+    ${!ui.audioReady ? html`
+      <button class="sound-warning" role="alert" @click=${on.toggleSound}>${t('sound.warning')}</button>` : ''}
     ${ui.cue ? html`
       <button class="cue-banner cue-${ui.cue.kind}" role="alert" @click=${() => on.selectAlert(ui.cue.alert.id)}>
         <strong>${ui.cue.kind === 'escalated' ? t('alerts.escalatedCue') : t('alerts.new')}</strong>
