@@ -86,11 +86,12 @@ export class DeviceStore {
     return { device: this.view(row), secret }
   }
 
-  async list (filter: { zone?: string, kind?: string, limit: number }): Promise<DeviceView[]> {
+  async list (filter: { zone?: string, kind?: string, limit: number, after?: string }): Promise<DeviceView[]> {
     const rows = await this.db.query<DeviceRow>(
       `SELECT ${VIEW_COLUMNS} FROM devices
        WHERE ($1::text IS NULL OR zone = $1) AND ($2::text IS NULL OR kind = $2) AND revoked_at IS NULL
-       ORDER BY id LIMIT $3`, [filter.zone ?? null, filter.kind ?? null, filter.limit])
+         AND ($4::text IS NULL OR id > $4)
+       ORDER BY id LIMIT $3`, [filter.zone ?? null, filter.kind ?? null, filter.limit, filter.after ?? null])
     return rows.map((row) => this.view(row))
   }
 

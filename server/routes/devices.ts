@@ -37,7 +37,9 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{ devices: DeviceStore, bus
       querystring: Type.Object({
         zone: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
         kind: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
-        limit: Type.Integer({ minimum: 1, maximum: 1000, default: 1000 })
+        limit: Type.Integer({ minimum: 1, maximum: 1000, default: 1000 }),
+        // Devices come in id order: the next page starts after the last id of this one.
+        after: Type.Optional(Type.String({ minLength: 1, maxLength: 128 }))
       })
     }
   }, async (request) => devices.list(request.query))

@@ -47,5 +47,10 @@ describe('console store', () => {
     expect(store.state.alerts.has(press!.alertId), 'the panic fell off the operators\' list').toBe(true)
     // And the list is as full as one kind's page allows.
     expect(store.state.alerts.size).toBeGreaterThanOrEqual((ALERT_PAGE ?? 1000) + 1)
+    // Every device is on the map and in the fleet, more than one page of them, on the periodic refresh too.
+    expect(store.state.devices.size).toBe(outage + 1)
+    store.state.devices.clear()
+    await store.refreshDevices()
+    expect(store.state.devices.size).toBe(outage + 1)
   })
 })

@@ -194,4 +194,12 @@ describe('operator API', () => {
     expect(docs.headers['content-security-policy']).toContain("frame-ancestors 'none'")
     expect(docs.headers['content-security-policy']).not.toContain('upgrade-insecure-requests')
   })
+
+  it('pages through the devices in id order with after', async () => {
+    const all = (await fx.call('GET', '/v1/devices', undefined, operator)).body.map((d: { id: string }) => d.id)
+    expect(all.length).toBeGreaterThan(3)
+    const first = (await fx.call('GET', '/v1/devices?limit=2', undefined, operator)).body.map((d: { id: string }) => d.id)
+    const next = (await fx.call('GET', `/v1/devices?limit=2&after=${first[1]}`, undefined, operator)).body.map((d: { id: string }) => d.id)
+    expect([...first, ...next]).toEqual(all.slice(0, 4))
+  })
 })

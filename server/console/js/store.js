@@ -8,6 +8,8 @@ import { ApiError } from './api.js'
 export const ACTIVE_STATES = ['open', 'acknowledged', 'dispatched']
 /** The most alerts one list request returns (the API's own maximum). */
 export const ALERT_PAGE = 1000
+/** Devices per request (the API's own maximum). */
+const DEVICE_PAGE = 1000
 /** Asked for one by one when a state's list is full (see `activeAlerts`). */
 const ALERT_KINDS = ['panic', 'tamper', 'device_offline', 'battery_low', 'power_lost']
 /** Below this battery level (percent) a device is listed as low. */
@@ -102,10 +104,22 @@ export function createStore (api, onCue) {
     return [...all.values()]
   }
 
+  /** Every device, a page at a time: a ward with more than one page lost the rest from the map. */
+  async function allDevices () {
+    /** @type {any[]} */
+    const devices = []
+    for (;;) {
+      const after = devices.at(-1)?.id
+      const page = await api('GET', `/v1/devices?limit=${DEVICE_PAGE}${after ? `&after=${encodeURIComponent(after)}` : ''}`)
+      devices.push(...page)
+      if (page.length < DEVICE_PAGE) return devices
+    }
+  }
+
   async function reloadAll () {
     const [lists, devices] = await Promise.all([
       Promise.all(ACTIVE_STATES.map(activeAlerts)),
-      api('GET', '/v1/devices?limit=1000'),
+      allDevices(),
       loadReports(),
       loadGateways()
     ])
@@ -158,7 +172,7 @@ export function createStore (api, onCue) {
     },
 
     async refreshDevices () {
-      const [devices] = await Promise.all([api('GET', '/v1/devices?limit=1000'), loadGateways()])
+      const [devices] = await Promise.all([allDevices(), loadGateways()])
       state.devices = new Map(devices.map((/** @type {any} */ d) => [d.id, d]))
       changed()
     },
