@@ -16,6 +16,11 @@ GRANT CONNECT ON DATABASE :"DBNAME" TO grafana_reader;
 GRANT USAGE ON SCHEMA public TO grafana_reader;
 GRANT SELECT ON ALL TABLES IN SCHEMA public TO grafana_reader;
 ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO grafana_reader;
+-- Tables the server's migrations create later belong to the role that runs them: the database's
+-- owner, or SOS_SERVER_DB_ROLE, when that is not the role running this (run as a superuser then).
+SELECT format('ALTER DEFAULT PRIVILEGES FOR ROLE %I IN SCHEMA public GRANT SELECT ON TABLES TO grafana_reader', r)
+  FROM (SELECT DISTINCT r FROM unnest(ARRAY[(SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = current_database()),
+        NULLIF(:'server_role', '')]) AS r WHERE r IS NOT NULL AND r <> current_user) AS keepers \gexec
 -- But the key the server instances sign their bus messages with (their migration 11 takes it
 -- back too, when the table comes after this).
 SELECT 'REVOKE ALL ON TABLE public.sos_secrets FROM grafana_reader'

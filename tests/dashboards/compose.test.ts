@@ -205,6 +205,8 @@ if (testDatabaseUrl) {
           // Nor the key the server instances sign their bus with (migration 11), however the
           // script and the migrations came one after the other.
           await expect(reader.query('SELECT value FROM sos_secrets')).rejects.toThrow(/permission denied/)
+          // The tables the owner's migrations made after the script are the dashboards' to read.
+          expect((await reader.query('SELECT count(*)::int AS n FROM alerts')).rows[0].n).toBe(0)
           execFileSync('sh', [script], { env, stdio: 'pipe' })
           await expect(reader.query('SELECT value FROM sos_secrets')).rejects.toThrow(/permission denied/)
           expect((await reader.query('SELECT count(*)::int AS n FROM alerts')).rows[0].n).toBe(0)
