@@ -10,12 +10,13 @@ import { chromium, type Browser, type Page } from 'playwright-core'
 export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium'
 export const OUTPUT_DIR = join(process.cwd(), 'test-output')
 
-export function launchChromium (): Promise<Browser> {
+/** `autoplay`: sound without a click (the default, so cues can be counted), or as a desktop browser. */
+export function launchChromium (autoplay: 'no-user-gesture-required' | 'document-user-activation-required' = 'no-user-gesture-required'): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--no-first-run', '--autoplay-policy=no-user-gesture-required']
+      '--no-first-run', `--autoplay-policy=${autoplay}`]
   })
 }
 

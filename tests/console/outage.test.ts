@@ -4,23 +4,18 @@
  * change rebuilt every map marker and label: 100 such alerts held a new panic back for about a
  * minute, and each device_offline alert took the banner and pushed the panic down the list.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Browser } from 'playwright-core'
-import { startServer, type RunningServer } from '../../server/server.js'
-import { serverConfigFromEnv } from '../../server/config.js'
 import { consolePage, launchChromium, screenshot } from './browser.js'
+import { startConsoleServer } from './server.js'
 
 const ADMIN = 'admin_console_outage_test'
 const GATEWAY = 'gw_console_outage_test'
 const OUTAGE = 150
 
 describe('operator console during a wide outage', { timeout: 120_000 }, () => {
-  let server: RunningServer
+  let server: Awaited<ReturnType<typeof startConsoleServer>>
   let browser: Browser
-  let dataDir: string
   let seq = 0
   const call = async (method: string, path: string, body?: unknown, token = ADMIN) => {
     const response = await fetch(server.url + path, {
@@ -38,9 +33,8 @@ describe('operator console during a wide outage', { timeout: 120_000 }, () => {
   const outage = Array.from({ length: OUTAGE }, (_, i) => `btn-out-${String(i).padStart(3, '0')}`)
 
   beforeAll(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'sos-console-outage-'))
     // No escalation within the test: the order checked below is that of two waiting panics.
-    server = await startServer({ ...serverConfigFromEnv({ ESCALATE_AFTER: '1h' }), httpPort: 0, httpHost: '127.0.0.1', dataDir, adminToken: ADMIN, gatewayToken: GATEWAY })
+    server = await startConsoleServer('outage', { admin: ADMIN, gateway: GATEWAY }, { ESCALATE_AFTER: '1h' })
     await provision('btn-panic-1', 'PANIC ONE')
     await provision('btn-panic-2', 'PANIC TWO')
     for (let i = 0; i < outage.length; i += 25) await Promise.all(outage.slice(i, i + 25).map((id) => provision(id, `Outage ${id}`)))
@@ -50,7 +44,6 @@ describe('operator console during a wide outage', { timeout: 120_000 }, () => {
   afterAll(async () => {
     await browser?.close()
     await server?.close()
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true })
   })
 
   it('keeps showing panics first, on the banner and at once, while hundreds of devices go offline', async () => {
