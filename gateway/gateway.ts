@@ -48,6 +48,12 @@ export interface RunningGateway {
   stop(): Promise<{ clean: boolean }>
 }
 
+/** Why a live connection is let go although it signed in rightly then, as the logs say it. */
+const DISOWNED = {
+  revoked: 'device revoked: closing its connection',
+  secret_rotated: 'device secret rotated: closing a connection made with the old one'
+} as const
+
 /** How long the stop waits for the outbox's last writes (the state writer has its own wait). */
 const CLOSE_WAIT_MS = 6000
 
@@ -111,10 +117,10 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
     // A revoked device loses its live connections too, not only its next CONNECT.
     for (const id of revokedIds) {
       supervisor.disconnected(id, 'revoked')
-      for (const client of connected.clientsOf(id)) closeRevoked(client, id)
+      for (const client of connected.clientsOf(id)) closeDisowned(client, id, 'revoked')
     }
     // A secret is rotated because it leaked: whoever signed in with the old one is let go.
-    for (const id of rotated) for (const client of connected.clientsOf(id)) if (holdsOldSecret(client)) closeRotated(client, id)
+    for (const id of rotated) for (const client of connected.clientsOf(id)) if (holdsOldSecret(client)) closeDisowned(client, id, 'secret_rotated')
   }, (result) => metrics.credentialLookups.inc({ result }), (result) => metrics.secretChecks.inc({ result }))
   await credentials.start()
 
@@ -140,21 +146,18 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
   /** Clients whose will fired, and clients we closed because their device was revoked. */
   const willFired = new WeakSet<Client>()
   const revoked = new WeakSet<Client>()
-  const closeRevoked = (client: Client, deviceId: string) => {
-    revoked.add(client)
-    metrics.connectionsClosed.inc({ reason: 'revoked' })
-    log.warn({ deviceId, clientId: client.id }, 'device revoked: closing its connection')
+  /** Lets a live connection go whose credentials no longer hold, counted and logged by why. */
+  const closeDisowned = (client: Client, deviceId: string, reason: keyof typeof DISOWNED) => {
+    // A revoked device's drop is not an outage to report (it is gone on purpose).
+    if (reason === 'revoked') revoked.add(client)
+    metrics.connectionsClosed.inc({ reason })
+    log.warn({ deviceId, clientId: client.id }, DISOWNED[reason])
     client.close()
   }
   /** Signed in with a secret the device no longer has (a client certificate holds on). */
   const holdsOldSecret = (client: Client) => {
     const session = sessionOf(client)
     return session?.secretHash !== undefined && session.secretHash !== credentials.get(session.deviceId)?.secretHash
-  }
-  const closeRotated = (client: Client, deviceId: string) => {
-    metrics.connectionsClosed.inc({ reason: 'secret_rotated' })
-    log.warn({ deviceId, clientId: client.id }, 'device secret rotated: closing a connection made with the old one')
-    client.close()
   }
 
   broker = await createBroker(config.gatewayId, {
@@ -185,9 +188,9 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
     const session = sessionOf(client)
     // Revoked while it was connecting (during the secret check, say): the refresh that revoked
     // it found no live connection to close, and says so only once.
-    if (session && credentials.get(session.deviceId)?.revoked !== false) return closeRevoked(client, session.deviceId)
+    if (session && credentials.get(session.deviceId)?.revoked !== false) return closeDisowned(client, session.deviceId, 'revoked')
     // Likewise rotated while its old secret was being checked.
-    if (session && holdsOldSecret(client)) return closeRotated(client, session.deviceId)
+    if (session && holdsOldSecret(client)) return closeDisowned(client, session.deviceId, 'secret_rotated')
     connected.add(client)
     metrics.connections.set(broker!.connectedClients)
     if (session && isPrimary(client)) supervisor.connected(session.deviceId, session.kind)
