@@ -14,7 +14,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { DeviceCredential } from '../protocol/index.js'
-import { verifySecret } from '../protocol/secret-hash.js'
+import { isSlowHash, verifySecret } from '../protocol/secret-hash.js'
 import type { ServerClient } from './server-client.js'
 import { getMeta, metaWrite, type StateDb } from './state-db.js'
 import type { StateWriter, Write } from './state-writer.js'
@@ -31,10 +31,11 @@ const MAX_REMEMBERED = 10_000
 const RECHECK_MS = 10_000
 const MAX_LOOKUPS = 16
 /**
- * Slow secret checks (scrypt: 16 MiB and tens of milliseconds each, on libuv's four threads)
- * run at once, and wait at most: beyond, a CONNECT hears "server unavailable" and tries again.
- * Each wrong password for a device not yet verified here costs one: a flood of them (a device
- * id is printed on its pole) must not hold every other device's sign-in behind it.
+ * Slow secret checks (scrypt: 16 MiB and tens of milliseconds each, on libuv's four threads;
+ * only secrets an older version hashed) run at once, and wait at most: beyond, a CONNECT hears
+ * "server unavailable" and tries again. Each wrong password for such a device not yet verified
+ * here costs one: a flood of them (a device id is printed on its pole) must not hold every
+ * other device's sign-in behind it.
  */
 const SECRET_CHECKS_AT_ONCE = 2
 const SECRET_CHECKS_WAITING = 32
@@ -45,7 +46,8 @@ const VERIFIED_UPSERT = 'INSERT INTO verified_secrets (id, secret_hash, digest) 
 export class CredentialCache {
   private readonly devices = new Map<string, DeviceCredential>()
   /**
-   * sha256 of secrets already verified against a given hash: a reconnect skips the slow scrypt,
+   * sha256 of secrets already verified against a given scrypt hash (one an older version made):
+   * a reconnect skips the slow scrypt,
    * and so does a wrong password (a digest that differs is proof enough). Kept on disk, so a
    * restarted gateway does not owe every device a scrypt again, flood or not. (A digest of a
    * 192-bit random secret gives nothing away: the secret cannot be found from it.)
@@ -183,10 +185,13 @@ export class CredentialCache {
   }
 
   /**
-   * Whether `secret` is the device's: scrypt the first time, a digest compare after that
-   * (either way). `busy` when too many slow checks are waiting already.
+   * Whether `secret` is the device's. A secret hashed the fast way (protocol/secret-hash.ts) is
+   * checked at once, every time. One stored as scrypt (by an older version) costs a scrypt the
+   * first time, a digest compare after that (either way); `busy` when too many slow checks are
+   * waiting already.
    */
   private async matches (device: DeviceCredential, secret: string): Promise<boolean | 'busy'> {
+    if (!isSlowHash(device.secretHash)) return await verifySecret(secret, device.secretHash)
     const digest = createHash('sha256').update(secret).digest()
     const verified = this.verified.get(device.id)
     if (verified && verified.secretHash === device.secretHash) return timingSafeEqual(verified.digest, digest)

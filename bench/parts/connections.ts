@@ -2,7 +2,7 @@
  * Part 3: idle device connections (authenticated, keepalive 60 s) held by one gateway process:
  * at each level, memory per connection (RSS growth over the baseline) and the connect rate.
  * Connections use `{deviceId}:{n}` client ids of provisioned devices, so each one goes through
- * the real authentication (the secret is checked; scrypt only once per device, then cached).
+ * the real authentication (the secret is checked against its hash, the device looked up once).
  */
 import { readFileSync } from 'node:fs'
 import WebSocket from 'ws'
@@ -43,7 +43,7 @@ export async function runConnectionLevels (options: {
   holdMs?: number
 }): Promise<{ baselineRssMB: number, afterGc: boolean, levels: ConnectionLevel[] }> {
   const { pool, devices, mqttPort } = options
-  // One connection per device first: the scrypt check each device pays once, kept out of the rate.
+  // One connection per device first: the credential lookup each device costs once, kept out of the rate.
   const warm: ConnSpec[] = devices.map((d) => ({ clientId: `${d.id}:w`, username: d.id, password: d.secret, topic: 'unused' }))
   await pool.connect(mqttPort, warm, 8)
   await settle()

@@ -1,7 +1,7 @@
 /** The device registry: provisioning, lookup, secret rotation and revocation. */
 import type { Queryable } from '../db/database.js'
 import type { DeviceCredential } from '../../protocol/index.js'
-import { hashSecret, newDeviceSecret } from '../../protocol/secret-hash.js'
+import { hashDeviceSecret, hashPin, newDeviceSecret } from '../../protocol/secret-hash.js'
 import { conflict, notFound } from '../plugins/errors.js'
 
 export const DEVICE_KINDS = ['button', 'kiosk', 'counter'] as const
@@ -70,10 +70,8 @@ export class DeviceStore {
 
   async create (device: NewDevice): Promise<{ device: DeviceView, secret: string }> {
     const secret = newDeviceSecret()
-    const [secretHash, pinHash] = await Promise.all([
-      hashSecret(secret),
-      device.pin ? hashSecret(device.pin) : Promise.resolve(null)
-    ])
+    const secretHash = hashDeviceSecret(secret)
+    const pinHash = device.pin ? await hashPin(device.pin) : null
     const rows = await this.db.query<DeviceRow>(
       `INSERT INTO devices (id, kind, name, zone, lat, lon, silent, secret_hash, pin_hash)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
@@ -105,7 +103,7 @@ export class DeviceStore {
     const secret = newDeviceSecret()
     const rows = await this.db.query<DeviceRow>(
       `UPDATE devices SET secret_hash = $2, updated_at = now() WHERE id = $1 AND revoked_at IS NULL
-       RETURNING ${VIEW_COLUMNS}`, [id, await hashSecret(secret)])
+       RETURNING ${VIEW_COLUMNS}`, [id, hashDeviceSecret(secret)])
     if (!rows[0]) throw notFound(`device ${id}`)
     return { device: this.view(rows[0]), secret }
   }

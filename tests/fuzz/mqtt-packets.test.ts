@@ -36,7 +36,7 @@ describe(`raw MQTT packet fuzzing (seed ${seed}, FUZZ_SEED to replay)`, () => {
   beforeAll(async () => {
     system = await startSystem()
     secret = await system.provision(device)
-    // One legitimate connection first, so its scrypt check and caches are outside the heap delta.
+    // One legitimate connection first, so its credential lookup and caches are outside the heap delta.
     const warm = await connectDevice(system.mqttUrl, device, device, secret)
     await warm.endAsync()
     gc()

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { MqttClient } from 'mqtt'
 import { connectDevice, startSystem, type TestSystem } from '../helpers/system.js'
 import { metricValue } from './helpers.js'
+import { hashPin } from '../../protocol/secret-hash.js'
 
 vi.setConfig({ hookTimeout: 240_000 })
 
@@ -51,14 +52,34 @@ describe('credential lookups', () => {
     expect(await lookups('found') - found).toBeLessThanOrEqual(2)
   })
 
-  it('checks a wrong password against a secret verified before without scrypt, after a restart too, and lines up the slow checks it owes', async () => {
-    // A device id is printed on its pole: anyone can send wrong passwords for it. Each one
-    // cost a scrypt (16 MiB, tens of ms, on libuv's four threads), unbounded: a few hundred
-    // held every other device's sign-in for seconds, after a gateway restart above all.
+  it('refuses wrong passwords at once, for a device never seen here too, and never holds the device itself out', async () => {
+    // A device id is printed on its pole: anyone can send wrong passwords for it. A secret is
+    // 192 random bits, hashed once with SHA-256: checking one costs nothing worth queueing, so
+    // a flood is all "Bad username or password", and a gateway new to the whole fleet (a
+    // replacement) lets every device in at once instead of one scrypt after another.
+    const checks = () => metricValue(system.gateway, 'sos_gateway_secret_checks_total', {})
+    const ids = Array.from({ length: 40 }, (_, i) => `btn-fast-${i}`)
+    const secrets = await Promise.all(ids.map((id) => system.provision(id)))
+    const flooding = Promise.all(Array.from({ length: 300 }, (_, i) =>
+      connectDevice(system.mqttUrl, `${ids[0]}:f${i}`, ids[0], `guess-${i}`, { connectTimeout: 30_000 }).then((c) => { c.end(true); return 'accepted' }, (err: Error) => err.message)))
+    const fleet = await Promise.all(ids.map((id, i) => connectDevice(system.mqttUrl, id, id, secrets[i])))
+    open.push(...fleet)
+    expect(new Set(await flooding)).toEqual(new Set(['Connection refused: Bad username or password']))
+    expect(await checks()).toBe(0)
+  })
+
+  it('checks a secret an older version hashed with scrypt once, then refuses wrong passwords for it without scrypt, after a restart too, and lines up the slow checks it owes', async () => {
+    // Secrets provisioned before the fast form are scrypt hashes (16 MiB, tens of ms each, on
+    // libuv's four threads) until rotated: a few hundred wrong passwords held every other
+    // device's sign-in for seconds, after a gateway restart above all.
     const checks = (result?: string) => metricValue(system.gateway, 'sos_gateway_secret_checks_total', result ? { result } : {})
-    const [known, victim, unseen] = ['btn-flood-known', 'btn-flood-victim', 'btn-flood-unseen']
+    const [known, victim, unseen, other] = ['btn-flood-known', 'btn-flood-victim', 'btn-flood-unseen', 'btn-flood-other']
     const secrets = new Map<string, string>()
-    for (const id of [known, victim, unseen]) secrets.set(id, await system.provision(id))
+    for (const id of [known, victim, unseen, other]) {
+      const secret = await system.provision(id)
+      secrets.set(id, secret)
+      await system.server.db.query('UPDATE devices SET secret_hash = $2 WHERE id = $1', [id, await hashPin(secret)])
+    }
     for (const id of [known, victim]) await (await connectDevice(system.mqttUrl, id, id, secrets.get(id))).endAsync()
     await system.restartGateway()
     const flood = (id: string, n: number) => Promise.all(Array.from({ length: n }, (_, i) =>
@@ -73,8 +94,6 @@ describe('credential lookups', () => {
     // Never verified here: each guess owes a slow check, one at a time per device, two at a time
     // and 32 in line in all; the rest hear "server unavailable" (and try again later), so the
     // line never grows, and guesses at one id leave room for every other device's first sign-in.
-    const other = 'btn-flood-other'
-    secrets.set(other, await system.provision(other))
     const flooding = flood(unseen, 100)
     open.push(await connectDevice(system.mqttUrl, other, other, secrets.get(other), { connectTimeout: 30_000 }))
     const answers = await flooding

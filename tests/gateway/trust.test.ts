@@ -166,8 +166,9 @@ describe('device trust', () => {
   })
 
   it('closes a device revoked while it was connecting (during its secret check)', async () => {
-    // Each attempt revokes a device whose CONNECT is being checked (the scrypt check takes tens
-    // of milliseconds), at a different moment of it; the refresh that revokes it runs at once.
+    // Each attempt revokes a device whose CONNECT is being checked (its credentials looked up
+    // from the server, its secret checked), at a different moment of it; the refresh that
+    // revokes it runs at once.
     for (let i = 0; i < 6; i++) {
       const id = `btn-trust-race-${i}`
       const secret = await system.provision(id)
