@@ -153,4 +153,26 @@ describe.each(plainBackends)('event ids reused on $name', (backend) => {
     expect((await fx.call('GET', '/v1/events?deviceId=batch-1&type=press')).body).toHaveLength(1)
     expect(await reusedCount()).toBe(before + 1)
   })
+  it('stores both of two different alarms under one id in a large batch, each raising its own alert', async () => {
+    // A counter reset without a new boot while the server was away: its tamper and, later, a
+    // press under the same seq wait in the gateway's outbox and travel in one alarm batch with
+    // other devices' alarms. The database kept one row per id in an order of its own, not the
+    // batch's: the press's row was stored in the tamper's place, the tamper's alert raised,
+    // and the press answered as the tamper's duplicate and dropped, with no panic alert.
+    for (let i = 0; i < 30; i++) await fx.provision(`crowd-${i}`)
+    for (let round = 0; round < 6; round++) {
+      const id = `shop-reset-${round}`
+      await fx.provision(id, { kind: 'counter', pin: '4321' })
+      const at = t0 + round * 3_600_000
+      const crowd = Array.from({ length: 30 }, (_, i) => gatewayEvent(`crowd-${i}`, { seq: 100 * round + i, type: 'tamper' }, at + 1000 + i))
+      const tamper = gatewayEvent(id, { seq: 1, type: 'tamper', ts: at }, at)
+      const press = gatewayEvent(id, { seq: 1, type: 'press', ts: at + 60_000 }, at + 60_000)
+      const results = await fx.ingest({ events: [...crowd.slice(0, round * 5), tamper, ...crowd.slice(round * 5), press] })
+      expect(results.filter((r) => r.eventId === tamper.eventId).map((r) => r.status), `round ${round}`).toEqual(['stored', 'stored'])
+      const kinds = ((await fx.call('GET', `/v1/alerts?deviceId=${id}`)).body as any[]).map((a) => a.kind).sort()
+      expect(kinds, `round ${round}`).toEqual(['panic', 'tamper'])
+      const types = ((await fx.call('GET', `/v1/events?deviceId=${id}`)).body as any[]).map((e) => e.type).sort()
+      expect(types, `round ${round}`).toEqual(['press', 'tamper'])
+    }
+  })
 })
