@@ -6,7 +6,7 @@
 import { writeSync } from 'node:fs'
 import type { Logger } from 'pino'
 import type { Aedes, Client } from 'aedes'
-import { deviceIdOfClientId, type Ack, type DownlinkMessage } from '../protocol/index.js'
+import { ACK_STATES, deviceIdOfClientId, parseDeviceTopic, topics, type Ack, type DownlinkMessage } from '../protocol/index.js'
 import { DEFAULT_HEARTBEAT_INTERVALS_MS, defaultMaxConnections, GATEWAY_DEFAULTS, type GatewayConfig } from './config.js'
 import { openStateDb } from './state-db.js'
 import { StateWriter } from './state-writer.js'
@@ -32,6 +32,7 @@ import { DeviceRateLimiter } from './rate-limiter.js'
 import { Supervisor } from './supervisor.js'
 import { Forwarder } from './forwarder.js'
 import { DownlinkRelay } from './downlink.js'
+import { AckReplay } from './ack-replay.js'
 import { serveOperations } from './http.js'
 import { settlesWithin } from './retry.js'
 
@@ -104,7 +105,19 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
       if (err) log.warn({ err, topic }, 'downlink publish failed')
     })
   }
-  const sendToDevice = (topic: string, ack: Ack) => publish(topic, Buffer.from(JSON.stringify(ack)), false)
+  // Alert states are kept until the device confirms them, and told again when it is back.
+  const ackReplay = new AckReplay(db, writer, (topic, body) => publish(topic, Buffer.from(body), false), (deviceId) => {
+    const own = connected.clientsOf(deviceId).find((client) => client.id === deviceId) as (Client & { subscriptions?: Record<string, unknown> }) | undefined
+    return own !== undefined && own.clean && own.subscriptions?.[topics.ack(deviceId)] !== undefined
+  })
+  metrics.live.acksUnconfirmed = () => ackReplay.size()
+  /** Anything for a device or a zone: an ack (from the forwarder or the server's downlink), a command, an announcement. */
+  const sendDownlink = (topic: string, payload: unknown, retain: boolean) => {
+    const target = !retain && isAlertAck(payload) ? parseDeviceTopic(topic) : null
+    if (target?.kind === 'ack') ackReplay.send(target.deviceId, topic, payload as Ack & { alertId: string })
+    else publish(topic, Buffer.from(JSON.stringify(payload)), retain)
+  }
+  const sendToDevice = (topic: string, ack: Ack) => sendDownlink(topic, ack, false)
 
   const supervisor = new Supervisor({
     gatewayId: config.gatewayId,
@@ -193,7 +206,24 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
     if (session && holdsOldSecret(client)) return closeDisowned(client, session.deviceId, 'secret_rotated')
     connected.add(client)
     metrics.connections.set(broker!.connectedClients)
-    if (session && isPrimary(client)) supervisor.connected(session.deviceId, session.kind)
+    if (session && isPrimary(client)) {
+      supervisor.connected(session.deviceId, session.kind)
+      // A persistent session resumed here holds its subscription already (no SUBSCRIBE comes).
+      if (!client.clean) metrics.acksReplayed.inc(ackReplay.replay(session.deviceId, topics.ack(session.deviceId)))
+    }
+  })
+  broker.on('subscribe', (subscriptions, client) => {
+    const session = sessionOf(client)
+    if (!session || !isPrimary(client) || !ackReplay.holds(session.deviceId)) return
+    const ackTopic = topics.ack(session.deviceId)
+    if (subscriptions.some((s) => s.topic === ackTopic)) metrics.acksReplayed.inc(ackReplay.replay(session.deviceId, ackTopic))
+  })
+  // Every PUBACK a client sends for what we published: the device's own confirms its alert
+  // states (a service tool's `{id}:{suffix}` connection hearing them is not the device hearing them).
+  broker.on('ack', (packet, client) => {
+    const session = sessionOf(client)
+    if (!session || !ackReplay.holds(session.deviceId) || !packet || !('topic' in packet) || !isPrimary(client)) return
+    if (packet.topic === topics.ack(session.deviceId)) ackReplay.confirmed(session.deviceId, packet.payload)
   })
   broker.on('clientDisconnect', (client) => {
     connected.remove(client)
@@ -213,7 +243,7 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
   })
 
   forwarder = new Forwarder(config.gatewayId, { outbox, presence, deadLetters }, server, sendToDevice, metrics, log, { batchSize: config.forwardBatchSize, intervalMs: config.forwardIntervalMs ?? GATEWAY_DEFAULTS.forwardIntervalMs, parallel: config.forwardParallel ?? GATEWAY_DEFAULTS.forwardParallel })
-  const downlink = new DownlinkRelay(db, writer, server, (m: DownlinkMessage) => publish(m.topic, Buffer.from(JSON.stringify(m.payload)), m.retain), metrics, log, config.downlinkWaitMs)
+  const downlink = new DownlinkRelay(db, writer, server, (m: DownlinkMessage) => sendDownlink(m.topic, m.payload, m.retain), metrics, log, config.downlinkWaitMs)
   downlink.restoreRetained()
   supervisor.start()
   forwarder.start()
@@ -274,4 +304,10 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
       return { clean: outboxClosed && writerClosed }
     }
   }
+}
+
+/** An ack naming an alert: one of the states a device is kept told of (ack-replay.ts). */
+function isAlertAck (payload: unknown): payload is Ack & { alertId: string } {
+  const ack = payload as Partial<Ack> | null
+  return typeof ack === 'object' && ack !== null && typeof ack.alertId === 'string' && (ACK_STATES as readonly unknown[]).includes(ack.state)
 }

@@ -6,7 +6,7 @@ export function createGatewayMetrics () {
   collectDefaultMetrics({ register: registry, prefix: 'sos_gateway_process_' })
   const registers = [registry]
   /** Read at each scrape, for what nothing else updates while it matters (a write hanging). */
-  const live = { outboxWriteWaitMs: () => 0, stateWriteWaitMs: () => 0, stateWritesWaiting: () => 0 }
+  const live = { outboxWriteWaitMs: () => 0, stateWriteWaitMs: () => 0, stateWritesWaiting: () => 0, acksUnconfirmed: () => 0 }
   return {
     registry,
     live,
@@ -40,6 +40,8 @@ export function createGatewayMetrics () {
     presenceChanges: new Counter({ name: 'sos_gateway_presence_changes_total', help: 'Device presence changes, by state and reason', labelNames: ['state', 'reason'], registers }),
     devicesOnline: new Gauge({ name: 'sos_gateway_devices_online', help: 'Supervised devices currently online', registers }),
     devicesOffline: new Gauge({ name: 'sos_gateway_devices_offline', help: 'Supervised devices currently offline', registers }),
+    acksUnconfirmed: new Gauge({ name: 'sos_gateway_acks_unconfirmed', help: 'Alert states sent to devices that their own connection has not acknowledged yet (away, or at another gateway); each is sent again when its device is back', registers, collect () { this.set(live.acksUnconfirmed()) } }),
+    acksReplayed: new Counter({ name: 'sos_gateway_acks_replayed_total', help: 'Alert states sent again to a device back on its connection, having not acknowledged them before', registers }),
     downlinkPublished: new Counter({ name: 'sos_gateway_downlink_published_total', help: 'Messages published to devices, by kind', labelNames: ['kind'], registers })
   }
 }

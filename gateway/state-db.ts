@@ -1,6 +1,7 @@
 /**
  * The gateway's local state (SQLite, WAL): dead letters, presence changes, the device
- * credential cache, retained downlink and small positions. Opened and read on the broker's
+ * credential cache, retained downlink, alert states devices have not confirmed yet, and small
+ * positions. Opened and read on the broker's
  * thread at start-up only; after that it is written by a thread of its own (state-writer.ts)
  * and what the broker needs is kept in memory. (The outbox of accepted events has its own
  * file, thread and fsync per commit: outbox/.)
@@ -59,6 +60,14 @@ export function openStateDb (dataDir: string): StateDb {
     CREATE TABLE IF NOT EXISTS retained (
       topic       TEXT PRIMARY KEY,
       body        TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS unconfirmed_acks (
+      device_id   TEXT NOT NULL,
+      alert_id    TEXT NOT NULL,
+      state       TEXT NOT NULL,
+      body        TEXT NOT NULL,
+      at          INTEGER NOT NULL,
+      PRIMARY KEY (device_id, alert_id)
     );
   `)
   // Added after 0.1.0: dead letters are forwarded to the server too.
