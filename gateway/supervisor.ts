@@ -9,6 +9,13 @@
  * within 2 intervals of the last event. Each change is published as the retained status
  * (`online`/`offline`) and queued durably for the server, which raises `device_offline`.
  * Devices online when the gateway stopped get a fresh 1.5 intervals to reconnect after restart.
+ *
+ * Silence is measured on the monotonic clock, never the wall clock: a gateway that boots on a
+ * stale clock and is then set by NTP stepped every device's silence by the step, and reported a
+ * whole fleet offline at once (forward), or a dead device an hour late (back). The wall clock
+ * only dates the changes reported, and never earlier than the change before (up to a day back):
+ * the server keeps a device's newest change by its date, and took an offline dated before the
+ * online it follows for a stale one, and raised no alert.
  */
 import type { Logger } from 'pino'
 import { topics, type PresenceChange } from '../protocol/index.js'
@@ -16,6 +23,9 @@ import type { GatewayMetrics } from './metrics.js'
 import type { PresenceLog } from './presence-log.js'
 
 export type OfflineReason = 'will' | 'disconnected' | 'revoked' | 'heartbeat_missed'
+
+/** A wall clock set back further than this is believed (a clock that was years ahead must not pin every date there). */
+const MAX_STEP_BACK_MS = 24 * 3600_000
 
 export interface SupervisionOptions {
   gatewayId: string
@@ -29,14 +39,17 @@ interface Watched {
   kind: string
   state: 'online' | 'offline'
   connected: boolean
+  /** On the monotonic clock (`elapsed`). */
   lastSeen: number
-  /** Set while a dropped connection is in its grace period. */
+  /** Set while a dropped connection is in its grace period (`at` on the monotonic clock). */
   pending?: { reason: OfflineReason, at: number }
 }
 
 export class Supervisor {
   private readonly devices = new Map<string, Watched>()
   private timer?: NodeJS.Timeout
+  /** The date of the last change reported, the earliest the next may carry. */
+  private lastDated = 0
 
   constructor (
     private readonly options: SupervisionOptions,
@@ -44,13 +57,17 @@ export class Supervisor {
     private readonly publishStatus: (topic: string, status: 'online' | 'offline') => void,
     private readonly metrics: GatewayMetrics,
     private readonly log: Logger,
-    private readonly now: () => number = Date.now
+    /** The wall clock: what a change is dated by. */
+    private readonly now: () => number = Date.now,
+    /** The monotonic clock: what silence is measured on (the global one, which tests' fake timers drive too). */
+    private readonly elapsed: () => number = () => performance.now()
   ) {}
 
   start (): void {
-    const startedAt = this.now()
+    const startedAt = this.elapsed()
     for (const saved of this.presence.lastStates()) {
       this.devices.set(saved.deviceId, { kind: saved.kind, state: saved.state, connected: false, lastSeen: startedAt })
+      this.lastDated = Math.max(this.lastDated, saved.lastSeen)
     }
     const shortest = Math.min(...Object.values(this.options.heartbeatIntervalsMs))
     this.timer = setInterval(() => this.check(), Math.max(20, Math.floor(shortest / 4)))
@@ -67,7 +84,7 @@ export class Supervisor {
     const watched = this.watch(deviceId, kind)
     watched.connected = true
     watched.pending = undefined
-    watched.lastSeen = this.now()
+    watched.lastSeen = this.elapsed()
     if (watched.state !== 'online') this.change(deviceId, watched, 'online', 'connected')
   }
 
@@ -78,13 +95,13 @@ export class Supervisor {
     watched.connected = false
     if (watched.state !== 'online') return
     if (reason === 'revoked') return this.change(deviceId, watched, 'offline', reason)
-    watched.pending = { reason, at: this.now() + this.options.reconnectGraceMs }
+    watched.pending = { reason, at: this.elapsed() + this.options.reconnectGraceMs }
   }
 
   /** A valid event arrived from the device: it is alive. */
   seen (deviceId: string, kind: string): void {
     const watched = this.watch(deviceId, kind)
-    watched.lastSeen = this.now()
+    watched.lastSeen = this.elapsed()
     if (watched.state === 'offline' && watched.connected) this.change(deviceId, watched, 'online', 'connected')
   }
 
@@ -94,7 +111,7 @@ export class Supervisor {
 
   /** One pass over the watched devices; the timer calls it, tests may too. */
   check (): void {
-    const now = this.now()
+    const now = this.elapsed()
     for (const [deviceId, watched] of this.devices) {
       if (watched.state !== 'online') continue
       if (watched.pending) {
@@ -111,7 +128,7 @@ export class Supervisor {
 
   private watch (deviceId: string, kind: string): Watched {
     let watched = this.devices.get(deviceId)
-    if (!watched) this.devices.set(deviceId, watched = { kind, state: 'offline', connected: false, lastSeen: this.now() })
+    if (!watched) this.devices.set(deviceId, watched = { kind, state: 'offline', connected: false, lastSeen: this.elapsed() })
     watched.kind = kind
     return watched
   }
@@ -119,12 +136,20 @@ export class Supervisor {
   private change (deviceId: string, watched: Watched, state: 'online' | 'offline', reason: PresenceChange['reason']): void {
     watched.state = state
     watched.pending = undefined
-    const change: PresenceChange = { deviceId, gatewayId: this.options.gatewayId, state, at: this.now(), reason }
+    const change: PresenceChange = { deviceId, gatewayId: this.options.gatewayId, state, at: this.dated(), reason }
     this.presence.append(change, watched.kind)
     this.publishStatus(topics.status(deviceId), state)
     this.metrics.presenceChanges.inc({ state, reason })
     this.updateGauges()
     this.log[state === 'offline' ? 'warn' : 'info']({ deviceId, reason }, `device ${state}`)
+  }
+
+  /** Now on the wall clock, or just after the last change when the clock was set back. */
+  private dated (): number {
+    const now = this.now()
+    if (now <= this.lastDated && this.lastDated - now < MAX_STEP_BACK_MS) return ++this.lastDated
+    this.lastDated = now
+    return now
   }
 
   private updateGauges (): void {

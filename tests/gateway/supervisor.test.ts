@@ -111,4 +111,34 @@ describe('supervisor', () => {
     vi.advanceTimersByTime(2 * INTERVAL)
     expect(changes().at(-1)!.slice(0, 3)).toEqual(['btn-5', 'offline', 'heartbeat_missed'])
   })
+  it('measures silence on the monotonic clock: the wall clock set forward or back changes nothing', () => {
+    // A gateway booted on a stale clock, then set by NTP. Stepped forward two minutes, every
+    // heartbeating device was reported offline at once; stepped back an hour, a dead one was
+    // reported an hour late (and its report dated before the server's last word on it).
+    supervisor.stop()
+    let step = 0
+    supervisor = new Supervisor({ gatewayId: 'gw-unit', heartbeatIntervalsMs: { button: INTERVAL }, reconnectGraceMs: 5_000 },
+      log, (topic, status) => statuses.push([topic, status]), createGatewayMetrics(), quietLog, () => Date.now() + step)
+    supervisor.start()
+    for (const id of ['btn-alive', 'btn-dead']) supervisor.connected(id, 'button')
+    vi.advanceTimersByTime(INTERVAL / 2)
+    step = 2 * 60_000
+    supervisor.seen('btn-alive', 'button')
+    supervisor.seen('btn-dead', 'button')
+    vi.advanceTimersByTime(INTERVAL / 2)
+    supervisor.seen('btn-alive', 'button')
+    supervisor.check()
+    expect(changes().filter((c) => c[1] === 'offline')).toEqual([])
+
+    step = -3600_000
+    for (let t = 0; t < 2 * INTERVAL; t += INTERVAL / 2) {
+      vi.advanceTimersByTime(INTERVAL / 2)
+      supervisor.seen('btn-alive', 'button')
+    }
+    expect(changes().filter((c) => c[1] === 'offline').map((c) => c.slice(0, 3))).toEqual([['btn-dead', 'offline', 'heartbeat_missed']])
+    expect(supervisor.stateOf('btn-alive')).toBe('online')
+    // Dated after the online it follows, for the server to take it as the newer.
+    const [online, offline] = changes().filter((c) => c[0] === 'btn-dead').map((c) => c[3] as number)
+    expect(offline).toBeGreaterThan(online!)
+  })
 })
