@@ -1,25 +1,38 @@
 /**
- * Per-device token buckets for routine traffic. Alarm events (press, hold, cancel, tamper) are
- * never limited here: presses are stored, each under its own seq, and the server coalesces them
- * into the open alert, so a frantic pedestrian never loses the alarm. What a faulty or hostile
- * device can flood with is routine telemetry, and that is what is shed.
+ * Per-device token buckets. Alarms (press, hold, tamper) are never limited here: presses are
+ * stored, each under its own seq, and the server coalesces them into the open alert, so a
+ * frantic pedestrian never loses the alarm. What a faulty or hostile device can flood with is
+ * routine telemetry, and that is what is shed.
  *
  * Warnings that raise an alert of their own (battery_low, power_lost) each have a bucket apart
  * from the heartbeats and tests: a device flushing the heartbeats it buffered during a power
  * cut, then saying `power_lost`, had the warning shed, and no alert raised.
  *
- * A resident's report has a budget of its own too, at a person's pace: each one is a ticket an
- * operator must read, and a kiosk's stolen secret (or a stuck keyboard) opened them without end.
+ * What a person types has a budget at a person's pace: a resident's report (each one a ticket
+ * an operator must read: a kiosk's stolen secret, or a stuck keyboard, opened them without end)
+ * and a shop owner's PIN cancel (each one a slow PIN check on the server, where a flood of them
+ * from one counter held every other shop's cancel back for seconds). Past it the device hears
+ * `rejected: rate_limited`; a cancel refused so leaves the alarm standing: the safe side.
  */
 import type { EventType } from '../protocol/index.js'
 
-export const UNLIMITED_TYPES: ReadonlySet<EventType> = new Set(['press', 'hold', 'cancel', 'tamper'])
-
-/** Routine types with a budget of their own (they raise alerts); the rest share one. */
-const OWN_BUDGET: ReadonlySet<EventType> = new Set(['battery_low', 'power_lost', 'report'])
+export const UNLIMITED_TYPES: ReadonlySet<EventType> = new Set(['press', 'hold', 'tamper'])
 
 /** Reports: five at once (a queue typed while the kiosk was offline), then one a minute. */
 export const REPORT_LIMIT: RateLimit = Object.freeze({ burst: 5, perSecond: 1 / 60 })
+/** Cancels: five at once (a few mistyped PINs), then one every ten seconds. */
+export const CANCEL_LIMIT: RateLimit = Object.freeze({ burst: 5, perSecond: 1 / 10 })
+
+/**
+ * Types with a budget of their own: a limit of their own, or `routine`'s limit in a bucket
+ * apart. The types not named here share the routine bucket.
+ */
+const OWN_BUDGETS: Readonly<Partial<Record<EventType, RateLimit | 'routine'>>> = {
+  battery_low: 'routine',
+  power_lost: 'routine',
+  report: REPORT_LIMIT,
+  cancel: CANCEL_LIMIT
+}
 
 export interface RateLimit {
   /** Bucket size: a burst this large is always accepted. */
@@ -42,9 +55,10 @@ export class DeviceRateLimiter {
     const now = this.now()
     let budgets = this.buckets.get(deviceId)
     if (!budgets) this.buckets.set(deviceId, budgets = new Map())
-    const budget = OWN_BUDGET.has(type) ? type : 'routine'
-    const bucket = budgets.get(budget) ?? { tokens: limitOf(budget, this.limit).burst, at: now }
-    bucket.tokens = this.refilled(bucket, limitOf(budget, this.limit), now)
+    const budget = Object.hasOwn(OWN_BUDGETS, type) ? type : 'routine'
+    const limit = this.limitOf(budget)
+    const bucket = budgets.get(budget) ?? { tokens: limit.burst, at: now }
+    bucket.tokens = this.refilled(bucket, limit, now)
     bucket.at = now
     budgets.set(budget, bucket)
     if (bucket.tokens < 1) return false
@@ -62,7 +76,7 @@ export class DeviceRateLimiter {
     if (!budgets) return
     const now = this.now()
     const full = [...budgets].every(([budget, bucket]) => {
-      const limit = limitOf(budget, this.limit)
+      const limit = this.limitOf(budget)
       return this.refilled(bucket, limit, now) >= limit.burst
     })
     if (full) this.buckets.delete(deviceId)
@@ -71,8 +85,9 @@ export class DeviceRateLimiter {
   private refilled (bucket: Bucket, limit: RateLimit, now: number): number {
     return Math.min(limit.burst, bucket.tokens + (now - bucket.at) / 1000 * limit.perSecond)
   }
-}
 
-function limitOf (budget: string, routine: RateLimit): RateLimit {
-  return budget === 'report' ? REPORT_LIMIT : routine
+  private limitOf (budget: string): RateLimit {
+    const own = OWN_BUDGETS[budget as EventType]
+    return own === undefined || own === 'routine' ? this.limit : own
+  }
 }

@@ -56,4 +56,14 @@ describe('device rate limiter', () => {
     limiter.forget('ksk-1')
     expect(limiter.allow('ksk-1', 'report')).toBe(false)
   })
+  it('takes PIN cancels at a person\'s pace: five at once, then one every ten seconds, apart from everything else', () => {
+    // Each cancel costs the server a slow PIN check: a counter flooding them held every other
+    // shop's cancel back for seconds. A cancel refused leaves the alarm standing (the safe side).
+    let now = 0
+    const limiter = new DeviceRateLimiter({ burst: 100, perSecond: 100 }, () => now)
+    expect(Array.from({ length: 6 }, () => limiter.allow('ctr-1', 'cancel'))).toEqual([true, true, true, true, true, false])
+    expect([limiter.allow('ctr-1', 'press'), limiter.allow('ctr-1', 'heartbeat'), limiter.allow('ctr-2', 'cancel')]).toEqual([true, true, true])
+    now += 10_000
+    expect([limiter.allow('ctr-1', 'cancel'), limiter.allow('ctr-1', 'cancel')]).toEqual([true, false])
+  })
 })
