@@ -100,6 +100,26 @@ export function defaultMaxConnections (): number {
   return Math.max(16, Math.min(50_000, limit - 256))
 }
 
+/** `true` or `false` (or unset: false); anything else is a mistake worth stopping for. */
+function flag (env: NodeJS.ProcessEnv, name: string): boolean {
+  const raw = env[name]
+  if (raw === undefined || raw === '' || raw === 'false') return false
+  if (raw === 'true') return true
+  throw new ConfigError(`${name} must be true or false, got "${raw}"`)
+}
+
+/** An http(s) URL without a trailing slash: anything else failed on every request, forever, with the gateway still "running". */
+function serverUrl (raw: string): string {
+  let url: URL
+  try {
+    url = new URL(raw)
+  } catch {
+    throw new ConfigError(`SERVER_URL must be an http:// or https:// URL, got "${raw}"`)
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`SERVER_URL must be an http:// or https:// URL, got "${raw}"`)
+  return raw.replace(/\/+$/, '')
+}
+
 export function gatewayConfigFromEnv (env: NodeJS.ProcessEnv = process.env): GatewayConfig {
   const gatewayToken = env.GATEWAY_TOKEN
   if (!gatewayToken) throw new ConfigError('GATEWAY_TOKEN is required: the gateway authenticates to the server with it')
@@ -108,6 +128,10 @@ export function gatewayConfigFromEnv (env: NodeJS.ProcessEnv = process.env): Gat
   if (Boolean(tlsCertFile) !== Boolean(tlsKeyFile)) throw new ConfigError('TLS_CERT_FILE and TLS_KEY_FILE go together')
   const tlsCaFile = env.TLS_CA_FILE || undefined
   if (tlsCaFile && !tlsCertFile) throw new ConfigError('TLS_CA_FILE (client certificates) needs TLS_CERT_FILE and TLS_KEY_FILE')
+  // A requirement that cannot hold must stop the start: taken as false, it let devices in on a
+  // password alone where the operator had asked for certificates.
+  const tlsRequireClientCert = flag(env, 'TLS_REQUIRE_CLIENT_CERT')
+  if (tlsRequireClientCert && !tlsCaFile) throw new ConfigError('TLS_REQUIRE_CLIENT_CERT=true needs TLS_CA_FILE (the CA that signs the device certificates), and TLS_CERT_FILE and TLS_KEY_FILE')
   const limit = openFileLimit()
   const maxConnections = positiveInt(env, 'MQTT_MAX_CONNECTIONS', defaultMaxConnections())
   if (limit !== undefined && maxConnections > limit - 128) throw new ConfigError(`MQTT_MAX_CONNECTIONS (${maxConnections}) must stay at least 128 below the open-file limit (${limit}): sockets beyond it, the outbox and HTTP need descriptors too`)
@@ -126,10 +150,10 @@ export function gatewayConfigFromEnv (env: NodeJS.ProcessEnv = process.env): Gat
     tlsCertFile,
     tlsKeyFile,
     tlsCaFile,
-    tlsRequireClientCert: env.TLS_REQUIRE_CLIENT_CERT === 'true',
+    tlsRequireClientCert,
     httpPort: port(env, 'GATEWAY_HTTP_PORT', 8081),
     dataDir: resolve(env.DATA_DIR || './data'),
-    serverUrl: (env.SERVER_URL || `http://127.0.0.1:${port(env, 'HTTP_PORT', 8080)}`).replace(/\/+$/, ''),
+    serverUrl: serverUrl(env.SERVER_URL || `http://127.0.0.1:${port(env, 'HTTP_PORT', 8080)}`),
     gatewayToken,
     credentialRefreshMs: seconds(env, 'CREDENTIAL_REFRESH_S', 30_000),
     forwardBatchSize: 500,

@@ -25,4 +25,17 @@ describe('gateway configuration', () => {
     expect(gatewayId).toMatch(/^gw-/)
     expect(gatewayId.length).toBeLessThanOrEqual(64)
   })
+  it('refuses client certificates required with no CA to check them against, and a flag that is neither true nor false', () => {
+    // Taken as false, it let a device in on a password alone where certificates were asked for.
+    const tls = { ...base, TLS_CERT_FILE: '/etc/sos/cert.pem', TLS_KEY_FILE: '/etc/sos/key.pem' }
+    expect(() => gatewayConfigFromEnv({ ...tls, TLS_REQUIRE_CLIENT_CERT: 'true' })).toThrow(/TLS_REQUIRE_CLIENT_CERT=true needs TLS_CA_FILE/)
+    expect(() => gatewayConfigFromEnv({ ...tls, TLS_CA_FILE: '/etc/sos/ca.pem', TLS_REQUIRE_CLIENT_CERT: 'yes' })).toThrow(/TLS_REQUIRE_CLIENT_CERT must be true or false, got "yes"/)
+    expect(gatewayConfigFromEnv({ ...tls, TLS_CA_FILE: '/etc/sos/ca.pem', TLS_REQUIRE_CLIENT_CERT: 'true' }).tlsRequireClientCert).toBe(true)
+    expect(gatewayConfigFromEnv({ ...tls, TLS_REQUIRE_CLIENT_CERT: 'false' }).tlsRequireClientCert).toBe(false)
+  })
+
+  it('refuses a SERVER_URL that is not an http(s) URL, and drops a trailing slash', () => {
+    for (const bad of ['notaurl', 'ftp://server/', 'server:8080']) expect(() => gatewayConfigFromEnv({ ...base, SERVER_URL: bad })).toThrow(/SERVER_URL must be an http:\/\/ or https:\/\/ URL/)
+    expect(gatewayConfigFromEnv({ ...base, SERVER_URL: 'https://sos.example.org/' }).serverUrl).toBe('https://sos.example.org')
+  })
 })
