@@ -87,6 +87,21 @@ export function webhookUrls (env: NodeJS.ProcessEnv): string[] {
 /** The aggregates' 7-day refresh window, and a day-wide chunk that is dropped only whole, and a day's margin. */
 const MIN_RETENTION_DAYS = 9
 
+/** Shortest token taken from the environment: a floor against mistakes (`ADMIN_TOKEN=a`), not a strength. */
+const MIN_TOKEN_LENGTH = 8
+
+/**
+ * A bearer token given in the environment, if any. One left at the `.env.example` placeholder,
+ * or a few characters long, opened the admin API to anyone who guessed it: the start stops.
+ */
+function configuredToken (env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const token = env[name]
+  if (!token) return undefined
+  if (/change-?me/i.test(token)) throw new ConfigError(`${name} is still the example's placeholder: set a long random one (openssl rand -base64 32)`)
+  if (token.length < MIN_TOKEN_LENGTH) throw new ConfigError(`${name} must be at least ${MIN_TOKEN_LENGTH} characters (a long random one: openssl rand -base64 32)`)
+  return token
+}
+
 export function serverConfigFromEnv (env: NodeJS.ProcessEnv = process.env): ServerConfig {
   const compressAfter = days(env, 'EVENTS_COMPRESS_AFTER_DAYS', SERVER_DEFAULTS.eventsCompressAfterDays, 1)
   const retention = days(env, 'EVENTS_RETENTION_DAYS', SERVER_DEFAULTS.eventsRetentionDays, 0)
@@ -110,8 +125,8 @@ export function serverConfigFromEnv (env: NodeJS.ProcessEnv = process.env): Serv
     httpHost: env.HTTP_HOST || '0.0.0.0',
     dataDir: resolve(env.DATA_DIR || './data'),
     databaseUrl: env.DATABASE_URL || undefined,
-    adminToken: env.ADMIN_TOKEN || undefined,
-    gatewayToken: env.GATEWAY_TOKEN || undefined,
+    adminToken: configuredToken(env, 'ADMIN_TOKEN'),
+    gatewayToken: configuredToken(env, 'GATEWAY_TOKEN'),
     logLevel: env.LOG_LEVEL || 'info'
   })
 }

@@ -29,4 +29,11 @@ describe('server configuration', () => {
     expect(() => serverConfigFromEnv(env)).toThrow(ConfigError)
     expect(() => serverConfigFromEnv(env)).toThrow(message)
   })
+  it('refuses an admin or gateway token left at the example\'s placeholder, or a few characters long', () => {
+    // ADMIN_TOKEN=a started without a word, and `Bearer a` then made itself a new admin token.
+    expect(() => serverConfigFromEnv({ ADMIN_TOKEN: 'a' })).toThrow(/ADMIN_TOKEN must be at least 8 characters/)
+    expect(() => serverConfigFromEnv({ ADMIN_TOKEN: 'change-me-admin-token' })).toThrow(/ADMIN_TOKEN is still the example's placeholder/)
+    expect(() => serverConfigFromEnv({ GATEWAY_TOKEN: 'change-me-gateway-token' })).toThrow(ConfigError)
+    expect(serverConfigFromEnv({ ADMIN_TOKEN: 'smoke-12345', GATEWAY_TOKEN: 'gw_0123456789abcdef' })).toMatchObject({ adminToken: 'smoke-12345', gatewayToken: 'gw_0123456789abcdef' })
+  })
 })
