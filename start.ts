@@ -14,10 +14,13 @@ import { endPastHungDisk } from './gateway/gateway.js'
 import { startGatewayInThread } from './gateway/thread.js'
 
 const log = pino({ level: process.env.LOG_LEVEL || 'info' })
+/** Set once known: a start that fails after generating the admin token still shows it, once. */
+let generatedAdminToken: { token: string, file?: string } | undefined
 
 try {
   const serverConfig = serverConfigFromEnv()
   const admin = resolveAdminToken(serverConfig.dataDir, serverConfig.adminToken)
+  if (admin.generated) generatedAdminToken = admin
   // The in-process gateway's token: GATEWAY_TOKEN if given, else one for this run only.
   const gatewayToken = serverConfig.gatewayToken ?? `gw_${randomBytes(24).toString('base64url')}`
   // The server listens first (the gateway loads its credentials from it), but the system is
@@ -49,6 +52,7 @@ try {
     ''
   ]
   process.stdout.write(lines.join('\n') + '\n')
+  generatedAdminToken = undefined
 
   closeWithGrace({ delay: 20_000, onTimeout: () => endPastHungDisk(log, 'closing took longer than its limit (a disk that hangs?)') }, async ({ signal, err }) => {
     if (err) log.error({ err }, 'closing after an error')
@@ -60,9 +64,28 @@ try {
     await server.close()
   })
 } catch (err) {
-  if (err instanceof ConfigError) {
-    log.fatal(err.message)
+  if (generatedAdminToken) process.stdout.write(`admin token generated on this start: ${generatedAdminToken.token}\n  (shown once; kept in ${generatedAdminToken.file})\n`)
+  const portTaken = portInUse(err)
+  if (err instanceof ConfigError || portTaken) {
+    log.fatal(portTaken ?? (err as Error).message)
     process.exit(2)
   }
   throw err
+}
+
+/** "Port N is taken" with the variable that moves it, for a listen that failed so; else undefined. */
+function portInUse (err: unknown): string | undefined {
+  const message = (err as Error | undefined)?.message ?? ''
+  // "listen EADDRINUSE: address already in use 0.0.0.0:1883" (from the gateway's thread: the message alone)
+  const port = /:(\d{1,5})\s*$/.exec(message)?.[1] ?? String((err as { port?: number } | undefined)?.port ?? '')
+  if (!/EADDRINUSE/.test(message) && (err as { code?: string } | undefined)?.code !== 'EADDRINUSE') return undefined
+  const variables: Record<string, string> = {
+    [process.env.HTTP_PORT || '8080']: 'HTTP_PORT',
+    [process.env.MQTT_PORT || '1883']: 'MQTT_PORT',
+    [process.env.MQTT_WS_PORT || '8083']: 'MQTT_WS_PORT',
+    [process.env.MQTT_TLS_PORT || '8883']: 'MQTT_TLS_PORT'
+  }
+  const variable = variables[port]
+  const broker = port === '1883' ? ' (another MQTT broker, Mosquitto say, often holds 1883: MQTT_PORT=1884 npm start)' : ''
+  return `port ${port || '?'} is in use by another program${variable ? `: choose another with ${variable}=…` : ''}${broker}`
 }

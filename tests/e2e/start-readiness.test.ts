@@ -59,15 +59,16 @@ describe('npm start readiness', () => {
       env: { ...process.env, MQTT_PORT: String(mqttPort), MQTT_WS_PORT: '0', HTTP_PORT: '0', GATEWAY_HTTP_PORT: '0', DATA_DIR: dataDir, ADMIN_TOKEN: 'admin_readiness_test_token', LOG_LEVEL: 'info' },
       stdio: ['ignore', 'pipe', 'pipe']
     })
-    let stderr = ''
-    child.stderr!.on('data', (chunk) => { stderr += chunk })
+    let output = ''
+    child.stderr!.on('data', (chunk) => { output += chunk })
     return new Promise((resolve, reject) => {
       const lines = createInterface({ input: child.stdout! })
       lines.on('line', (line) => {
+        output += line + '\n'
         const port = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(line)?.[1]
         if (port) resolve({ httpPort: Number(port), mqttPort })
       })
-      child.once('exit', (code) => stderr.includes('EADDRINUSE') ? resolve(undefined) : reject(new Error(`npm start exited (${code}): ${stderr}`)))
+      child.once('exit', (code) => output.includes('is in use by another program') ? resolve(undefined) : reject(new Error(`npm start exited (${code}): ${output}`)))
     })
   }
 
@@ -93,5 +94,30 @@ describe('npm start readiness', () => {
     // Healthy, so a device connecting now must not be refused.
     expect(await accepts(mqttPort)).toBe(true)
     expect((await fetch(`http://127.0.0.1:${httpPort}/readyz`)).status).toBe(200)
+  }, 120_000)
+  it('names the variable that moves a port in use, and shows the admin token it generated, once', async () => {
+    // It ended in a raw EADDRINUSE stack trace, the admin token it had just generated and kept
+    // never printed (the next start only names its file).
+    const taken = createServer()
+    await new Promise<void>((resolve) => taken.listen(0, '0.0.0.0', resolve))
+    const dir = mkdtempSync(join(tmpdir(), 'sos-start-taken-'))
+    try {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'start.ts'], {
+        cwd: root,
+        env: { ...process.env, MQTT_PORT: String((taken.address() as { port: number }).port), MQTT_WS_PORT: '0', HTTP_PORT: '0', GATEWAY_HTTP_PORT: '0', DATA_DIR: dir, ADMIN_TOKEN: '', LOG_LEVEL: 'info' },
+        stdio: ['ignore', 'pipe', 'pipe']
+      })
+      let output = ''
+      child.stdout!.on('data', (chunk) => { output += chunk })
+      child.stderr!.on('data', (chunk) => { output += chunk })
+      const code = await new Promise((resolve) => child.once('exit', resolve))
+      expect(code).toBe(2)
+      expect(output).toMatch(/is in use by another program: choose another with MQTT_PORT=/)
+      expect(output).not.toMatch(/at .*\.(ts|js):\d+/)
+      expect(output).toMatch(/admin token generated on this start: sos_\S+/)
+    } finally {
+      taken.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
   }, 120_000)
 })
