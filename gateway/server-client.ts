@@ -41,9 +41,10 @@ export class ServerClient {
    * One ingest batch. The events come as the JSON the outbox keeps (each a GatewayEvent), so
    * the hot path never parses and re-serializes them.
    */
-  async ingest (eventsJson: string[], rest: Omit<IngestBatch, 'events'>, lane: Lane, signal?: AbortSignal): Promise<IngestResult[]> {
-    const tail = JSON.stringify(rest)
-    const body = `{"events":[${eventsJson.join(',')}]${tail === '{}' ? '' : `,${tail.slice(1, -1)}`}}`
+  async ingest (eventsJson: string[], rest: Omit<IngestBatch, 'events' | 'sentAt'>, lane: Lane, signal?: AbortSignal): Promise<IngestResult[]> {
+    // Stamped as each attempt goes out: the server measures our clock by it (protocol/ingest.ts).
+    const tail = JSON.stringify({ ...rest, sentAt: Date.now() })
+    const body = `{"events":[${eventsJson.join(',')}],${tail.slice(1, -1)}}`
     const answer = await this.request<{ results: IngestResult[] }>('POST', '/v1/ingest', body, signal, 30_000, this.ingestAgents[lane])
     return answer.results
   }

@@ -86,7 +86,14 @@ export const IngestBatch = Type.Object({
   events: Type.Array(GatewayEvent, { maxItems: 5000 }),
   presence: Type.Optional(Type.Array(PresenceChange, { maxItems: 5000 })),
   deadLetters: Type.Optional(Type.Array(DeadLetter, { maxItems: 5000 })),
-  gateway: Type.Optional(GatewayHealth)
+  gateway: Type.Optional(GatewayHealth),
+  /**
+   * The gateway's clock when it sent this request, epoch ms: the server measures the gateway's
+   * clock by it and puts the batch's receive times on its own (an alarm through a gateway
+   * minutes slow is not dated minutes back, nor one held in its outbox dated now). Optional:
+   * without it, receive times are taken as stamped.
+   */
+  sentAt: Type.Optional(Type.Integer({ minimum: 0 }))
 })
 export type IngestBatch = Static<typeof IngestBatch>
 

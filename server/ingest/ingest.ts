@@ -18,8 +18,8 @@ import { ALERT_KIND_OF_EVENT } from '../alerts/model.js'
 import type { AlertLifecycle } from '../alerts/lifecycle.js'
 import type { ServerMetrics } from '../metrics.js'
 import { storeEvents } from './events.js'
-import { alertsOfCauses, raiseAlerts, type AlertCause, type RaisedAlert } from './raise-alert.js'
-import { applyCancel, checkPins, previousCancels, type CancelOutcome } from './cancel.js'
+import { alertsOfCauses, lateForResolved, raiseAlerts, type AlertCause, type RaisedAlert } from './raise-alert.js'
+import { applyCancel, checkPins, CROSSED_CLOCKS_MS, previousCancels, type CancelOutcome } from './cancel.js'
 import { fileReport, ticketsOf } from './reports.js'
 import { applyPresence, type PresenceEffects } from './presence.js'
 import { base64Of, eventLetter, storableLetter, storeDeadLetters } from './dead-letters.js'
@@ -62,7 +62,8 @@ export class Ingestor {
    */
   async ingest (batch: IngestBatch): Promise<IngestResult[]> {
     const endTimer = this.metrics.ingestBatchSeconds.startTimer()
-    const results = await storeWithReusedIds(this.db, batch, (part) => this.ingestOrSplit(part), (e) => {
+    const clock = gatewayClockOffset(batch, Date.now())
+    const results = await storeWithReusedIds(this.db, batch, (part) => this.ingestOrSplit(part, clock), (e) => {
       this.metrics.eventIdsReused.inc({ type: e.event.type })
       this.log?.warn({ deviceId: e.deviceId, eventId: e.eventId, type: e.event.type }, 'ingest: an event reuses the id of an earlier, different one (the device reset its seq without a new boot); stored under a new id')
     })
@@ -72,28 +73,29 @@ export class Ingestor {
     return results
   }
 
-  private async ingestOrSplit (batch: IngestBatch): Promise<IngestResult[]> {
+  /** `clock`: the gateway's clock offset, measured once for the whole batch (`gatewayClockOffset`). */
+  private async ingestOrSplit (batch: IngestBatch, clock: ClockOffset): Promise<IngestResult[]> {
     try {
-      return await this.ingestWhole(batch)
+      return await this.ingestWhole(batch, clock)
     } catch (err) {
       if (!refusedForGood(err)) throw err
-      return this.ingestInParts(batch, err as Error)
+      return this.ingestInParts(batch, err as Error, clock)
     }
   }
 
   /** Halves, in order, until what is refused stands alone. */
-  private async ingestInParts (batch: IngestBatch, err: Error): Promise<IngestResult[]> {
+  private async ingestInParts (batch: IngestBatch, err: Error, clock: ClockOffset): Promise<IngestResult[]> {
     const { events, presence = [], deadLetters = [] } = batch
     const inOrder = async (...parts: IngestBatch[]) => {
       const results: IngestResult[] = []
-      for (const part of parts) results.push(...await this.ingestOrSplit(part))
+      for (const part of parts) results.push(...await this.ingestOrSplit(part, clock))
       return results
     }
     const halves = <T>(items: T[]): [T[], T[]] => [items.slice(0, Math.ceil(items.length / 2)), items.slice(Math.ceil(items.length / 2))]
     // Events first, in their order (a cancel after the press it cancels), then the side lists.
     if (events.length > 0 && presence.length + deadLetters.length > 0) return inOrder({ events }, { events: [], presence, deadLetters })
     if (events.length > 1) return inOrder(...halves(events).map((part) => ({ events: part })))
-    if (events.length === 1) return [await this.storeAlone(events[0]!, err)]
+    if (events.length === 1) return [await this.storeAlone(events[0]!, err, clock)]
     if (presence.length > 0 && deadLetters.length > 0) return inOrder({ events: [], presence }, { events: [], deadLetters })
     if (presence.length > 1) return inOrder(...halves(presence).map((part) => ({ events: [], presence: part })))
     if (deadLetters.length > 1) return inOrder(...halves(deadLetters).map((part) => ({ events: [], deadLetters: part })))
@@ -119,10 +121,10 @@ export class Ingestor {
    * press must never be lost to a bad battery reading or a bug in what rides along. What no form
    * can store is refused.
    */
-  private async storeAlone (e: GatewayEvent, err: Error): Promise<IngestResult> {
+  private async storeAlone (e: GatewayEvent, err: Error, clock: ClockOffset): Promise<IngestResult> {
     const bare = bareAlarm(e)
     if (!bare) return this.refuse(e, err)
-    const [result] = await this.ingestOrSplit({ events: [bare] })
+    const [result] = await this.ingestOrSplit({ events: [bare] }, clock)
     if (result?.status === 'stored') await this.keepDeadLetter(eventLetter(e, `stored without its telemetry and extra fields, which could not be stored: ${err.message}`))
     return result!
   }
@@ -178,11 +180,12 @@ export class Ingestor {
     }
   }
 
-  private async ingestWhole (batch: IngestBatch): Promise<IngestResult[]> {
+  private async ingestWhole (batch: IngestBatch, clock: ClockOffset): Promise<IngestResult[]> {
     const { events } = batch
     const pins = await checkPins(this.db, unique(events).filter((e) => e.event.type === 'cancel'))
+    const causeOfEvent = new Map(unique(events).flatMap((e) => { const cause = causeOf(e, clock); return cause ? [[e.eventId, cause] as const] : [] }))
+    const causes = [...causeOfEvent.values()]
     const storeAndRaise = async (): Promise<BatchOutcome> => {
-      const causes = unique(events).flatMap((e) => causeOf(e) ?? [])
       const { fresh, silent, raised: rows } = await storeEvents(this.db, events, { causes })
       const freshCauses = causes.filter((c) => fresh.has(c.eventId!))
       const raised = new Map<string, RaisedAlert>()
@@ -196,7 +199,7 @@ export class Ingestor {
       // The alerts it may take one at a time below (cancels, presence), and those its alarms
       // join, all first and in device order.
       if (presenceDevices.length > 0 || events.some((e) => e.event.type === 'cancel')) {
-        const alertDevices = unique(events).filter((e) => e.event.type === 'cancel' || causeOf(e)).map((e) => e.deviceId)
+        const alertDevices = unique(events).filter((e) => e.event.type === 'cancel' || causeOfEvent.has(e.eventId)).map((e) => e.deviceId)
         await lockActiveAlerts(tx, [...alertDevices, ...presenceDevices])
       }
       const raised = new Map<string, RaisedAlert>()
@@ -211,7 +214,7 @@ export class Ingestor {
         pending.length = 0
       }
       for (const e of unique(events).filter((e) => fresh.has(e.eventId))) {
-        const cause = causeOf(e)
+        const cause = causeOfEvent.get(e.eventId)
         if (cause) {
           pending.push({ eventId: e.eventId, cause })
         } else if (e.event.type === 'cancel') {
@@ -235,8 +238,9 @@ export class Ingestor {
       return { fresh, silent, raised, cancels, tickets, presence, deadLetters, cancelledLate }
     }
     // Most batches are one statement, atomic by itself: no BEGIN and COMMIT round trips, which
-    // a press in the alarm lane would wait for.
-    const alone = storingAndRaising(batch)
+    // a press in the alarm lane would wait for. An alarm received before an operator resolved
+    // its device's alert (held on its way) is placed by raiseAlerts: in a transaction.
+    const alone = storingAndRaising(batch) && !await lateForResolved(this.db, causes)
     const outcome = await runAgainOnConflict(() => alone ? storeAndRaise() : this.db.transaction(store))
     if (alone) await this.cancelLateAfterCommit(events, outcome)
     // The presses of an alert a cancel received before them stood down hear that it is.
@@ -334,15 +338,38 @@ function storingAndRaising (batch: IngestBatch): boolean {
 }
 
 /**
- * The alert an event raises (a press, a tamper, …), if any, at the gateway's receive time: the
- * person waited from then, whatever held the event on its way. Never later than now, though: a
- * gateway whose clock runs fast would otherwise put the alert in the future and hold back its
- * escalation by as much (one running slow only escalates early, the safe side).
+ * What to add to a gateway's times to put them on the server's clock, undefined when unknown
+ * (a gateway of an older version does not say when it sent the batch).
  */
-function causeOf (e: GatewayEvent): AlertCause | undefined {
+type ClockOffset = number | undefined
+
+/**
+ * The gateway's clock against ours, from when it says it sent the batch (`sentAt`). A gateway
+ * minutes behind (a Raspberry Pi booted before NTP) stamps its presses minutes in the past:
+ * taken as they are, they escalate the moment they are stored, and their time-to-acknowledge
+ * counts minutes nobody waited. The measure includes the request's way here, so a difference
+ * within CROSSED_CLOCKS_MS (what the gateways' clocks are trusted to anyway) is no correction:
+ * the gateway's own stamp stands, as it is stored.
+ */
+function gatewayClockOffset (batch: IngestBatch, nowMs: number): ClockOffset {
+  if (batch.sentAt === undefined) return undefined
+  const offset = nowMs - batch.sentAt
+  return Math.abs(offset) <= CROSSED_CLOCKS_MS ? 0 : offset
+}
+
+/**
+ * The alert an event raises (a press, a tamper, …), if any, at the gateway's receive time on
+ * the server's clock (by the measured offset, when its gateway said when it sent the batch): the
+ * person waited from then, whatever held the event on its way, while a gateway's wrong clock
+ * changes nothing. Never later than now: a gateway whose clock runs fast, and did not say,
+ * would otherwise put the alert in the future and hold back its escalation by as much (one
+ * running slow only escalates early, the safe side). The event itself is stored as the
+ * gateway stamped it.
+ */
+function causeOf (e: GatewayEvent, clock?: ClockOffset): AlertCause | undefined {
   const kind = ALERT_KIND_OF_EVENT[e.event.type]
   return kind && {
-    deviceId: e.deviceId, kind, atMs: Math.min(e.receivedAt, Date.now()), receivedAtMs: e.receivedAt,
+    deviceId: e.deviceId, kind, atMs: Math.min(e.receivedAt + (clock ?? 0), Date.now()), onServerClock: clock !== undefined, receivedAtMs: e.receivedAt,
     seq: e.event.seq, ...(e.event.boot === undefined ? {} : { boot: e.event.boot }), eventId: e.eventId, actor: `device:${e.deviceId}`
   }
 }
