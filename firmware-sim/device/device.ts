@@ -12,9 +12,11 @@ import { DeviceConnection } from './connection.js'
 import { SeqStore } from './seq-store.js'
 import { OutboundQueue } from './outbound-queue.js'
 import { DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js'
-import { BATTERY_LOW_PERCENT, FIRMWARE_VERSION, HOLD_MS, KIND_PROFILES, type DeviceKind } from './kinds.js'
+import { BATTERY_LOW_PERCENT, FIRMWARE_VERSION, HOLD_MS, KIND_PROFILES, SELF_TEST_CUE_MS, type DeviceKind } from './kinds.js'
 import { SCREEN_TEXT, SPOKEN, type DeviceOutputs, type LedMode, type SoundCue } from './outputs.js'
 import { parseAnnouncement } from './announcement.js'
+import { AlertProgress, type AlertStep } from './alert-progress.js'
+import { Led } from './led.js'
 
 export interface DeviceConfig {
   id: string
@@ -51,10 +53,18 @@ export interface WireEvents {
   ack: [ack: Ack, ms: number | undefined]
   /** Dropped because the offline queue was full. */
   dropped: [event: WireEvent]
+  /**
+   * The seq file could not be written (a full or failing disk): the device goes on counting in
+   * memory under the fresh `boot` given here, and tries to save again at the next block.
+   */
+  seqUnsaved: [reason: string, boot: string]
 }
 
-/** Events whose acks the person in front of the device sees. */
-const USER_FACING: ReadonlySet<EventType> = new Set(['press', 'hold', 'test'])
+/** Events whose `received` opens or joins the panic alert the person in front of the device sees. */
+const ALARMS: ReadonlySet<EventType> = new Set(['press', 'hold'])
+/** Events whose acks speak of the panic alert (a cancel's `cancelled`); acks of the others (a tamper alert's states) never touch its light. */
+const ABOUT_THE_ALARM: ReadonlySet<EventType> = new Set(['press', 'hold', 'cancel'])
+const LED_OF: Readonly<Record<AlertStep, LedMode>> = { received: 'blinking', acknowledged: 'steady', dispatched: 'steady', resolved: 'off', cancelled: 'off' }
 const REMEMBERED_SENT = 512
 
 export class Device extends EventEmitter<WireEvents> {
@@ -63,14 +73,14 @@ export class Device extends EventEmitter<WireEvents> {
   private readonly queue: OutboundQueue
   private readonly connection: DeviceConnection
   private readonly heartbeatMs: number
-  private readonly sent = new Map<number, { type: EventType, at: number }>()
+  private readonly sent = new Map<number, { type: EventType, at: number, answered?: true }>()
   private heartbeatTimer?: NodeJS.Timeout
   private holdTimer?: NodeJS.Timeout
   private buttonIsDown = false
   private holdSent = false
   private pumping = false
-  private led: LedMode = 'off'
-  private alertId?: string
+  private readonly led: Led
+  private readonly alert = new AlertProgress()
   private batteryLevel?: number
   private batteryLowSent = false
 
@@ -80,7 +90,8 @@ export class Device extends EventEmitter<WireEvents> {
     this.silent = config.silent ?? profile.silent
     this.heartbeatMs = config.heartbeatMs ?? profile.heartbeatMs
     this.batteryLevel = profile.battery ? (config.battery ?? 100) : undefined
-    this.seq = new SeqStore(join(config.stateDir, `${config.id}.json`), config.seqReserve)
+    this.led = new Led((mode) => outputs.led(mode))
+    this.seq = new SeqStore(join(config.stateDir, `${config.id}.json`), config.seqReserve, (reason, boot) => this.emit('seqUnsaved', reason, boot))
     this.queue = new OutboundQueue(config.queueLimit)
     const subscriptions = [topics.ack(config.id), ...(profile.screen ? [topics.announce(config.zone)] : [])]
     this.connection = new DeviceConnection({ url: config.mqttUrl, deviceId: config.id, secret: config.secret, subscriptions, backoff: config.backoff ?? DEFAULT_BACKOFF })
@@ -93,7 +104,8 @@ export class Device extends EventEmitter<WireEvents> {
 
   get id (): string { return this.config.id }
   get connected (): boolean { return this.connection.connected }
-  get ledMode (): LedMode { return this.led }
+  /** The alarm's state on the LED (not a self-test cue laid over it for a moment). */
+  get ledMode (): LedMode { return this.led.state }
   get queued (): number { return this.queue.size }
   get lastSeq (): number { return this.seq.last }
   get boot (): string { return this.seq.boot }
@@ -224,23 +236,18 @@ export class Device extends EventEmitter<WireEvents> {
         if (sent?.type === 'report' && ack.ticketId) {
           this.outputs.screen?.({ kind: 'ticket', ticketId: ack.ticketId, text: SCREEN_TEXT.ticket(ack.ticketId) })
         }
-        if (sent && USER_FACING.has(sent.type)) {
-          // A press joining an alert already acknowledged keeps the steady light.
-          const sameAlert = ack.alertId !== undefined && ack.alertId === this.alertId
-          if (!(sameAlert && this.led === 'steady')) this.setLed('blinking', 'received')
-          this.alertId = ack.alertId ?? this.alertId
-        }
+        if (sent?.type === 'test' && !sent.answered) this.selfTestPassed()
+        if (sent) sent.answered = true
+        // A press joining an alert already acknowledged keeps the steady light (AlertProgress).
+        if (sent && ALARMS.has(sent.type)) this.follow(ack.state, ack)
         return
       case 'acknowledged':
       case 'dispatched':
-        if (this.concernsCurrentAlert(ack)) this.setLed('steady', ack.state)
-        return
       case 'resolved':
       case 'cancelled':
-        if (this.concernsCurrentAlert(ack)) {
-          this.setLed('off', ack.state)
-          this.alertId = undefined
-        }
+        // The downlink names the alert's last press; an ack of a tamper or other warning
+        // alert names that event instead.
+        if (!sent || ABOUT_THE_ALARM.has(sent.type)) this.follow(ack.state, ack)
         return
       case 'rejected':
         this.outputs.screen?.({ kind: 'status', text: SCREEN_TEXT.rejected(ack.reason) })
@@ -248,20 +255,32 @@ export class Device extends EventEmitter<WireEvents> {
     }
   }
 
-  private concernsCurrentAlert (ack: Ack): boolean {
-    return ack.alertId === undefined || this.alertId === undefined || ack.alertId === this.alertId
+  /** Shows and says the panic alert's new step; a late or repeated ack says nothing. */
+  private follow (step: AlertStep, ack: Ack): void {
+    const shown = this.alert.advance(step, ack.alertId, ack.seq)
+    if (shown === undefined) return
+    this.led.show(LED_OF[shown])
+    this.say(shown)
   }
 
-  private setLed (mode: LedMode, cue: SoundCue): void {
-    const changed = mode !== this.led
-    this.led = mode
-    if (changed) this.outputs.led(mode)
+  /**
+   * A self-test opens no alert: its result gets a cue of its own, and the LED then shows the
+   * alarm's state again (were it left blinking "received", nothing would ever turn it off,
+   * and a real press afterwards would change nothing the owner of a silent counter can see).
+   */
+  private selfTestPassed (): void {
+    this.led.flash('flash', SELF_TEST_CUE_MS)
+    this.say('self_test_ok')
+  }
+
+  private say (cue: SoundCue): void {
     if (!this.silent) this.outputs.sound?.(cue, SPOKEN[cue])
   }
 
   private clearTimers (): void {
     clearTimeout(this.heartbeatTimer)
     clearTimeout(this.holdTimer)
+    this.led.stop()
   }
 }
 

@@ -22,6 +22,9 @@ export const KIND_PROFILES: Readonly<Record<DeviceKind, KindProfile>> = Object.f
 /** A press held this long is a `hold` (DESIGN.md §3). */
 export const HOLD_MS = 1500
 
+/** How long a self-test that got through shows its cue before the LED shows the alarm's state again. */
+export const SELF_TEST_CUE_MS = 2000
+
 /** Battery level below which the device reports `battery_low` (once per discharge). */
 export const BATTERY_LOW_PERCENT = 20
 

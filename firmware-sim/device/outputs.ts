@@ -4,16 +4,20 @@
  */
 import type { AckState } from '../../protocol/index.js'
 
-/** `blinking`: the press reached the police system; `steady`: a person acknowledged it. */
-export type LedMode = 'off' | 'blinking' | 'steady'
+/**
+ * `blinking`: the press reached the police system; `steady`: a person acknowledged it;
+ * `flash` (a fast blink, for a moment only): a self-test got through. Only the first three are
+ * an alarm's state; `flash` is a cue, and the state is shown again after it.
+ */
+export type LedMode = 'off' | 'blinking' | 'steady' | 'flash'
 
 export interface Bilingual {
   vi: string
   en: string
 }
 
-/** Spoken/beeped only by devices that are not silent. */
-export type SoundCue = Extract<AckState, 'received' | 'acknowledged' | 'dispatched' | 'resolved' | 'cancelled'>
+/** Spoken/beeped only by devices that are not silent: the alarm's states, and a self-test that got through. */
+export type SoundCue = Extract<AckState, 'received' | 'acknowledged' | 'dispatched' | 'resolved' | 'cancelled'> | 'self_test_ok'
 
 export type ScreenMessage =
   | { kind: 'ticket', ticketId: string, text: Bilingual }
@@ -33,7 +37,8 @@ export const SPOKEN: Readonly<Record<SoundCue, Bilingual>> = Object.freeze({
   acknowledged: { vi: 'Công an phường đã tiếp nhận, đang đến hỗ trợ.', en: 'Ward police acknowledged. Help is coming.' },
   dispatched: { vi: 'Lực lượng hỗ trợ đang trên đường đến.', en: 'Help is on the way.' },
   resolved: { vi: 'Sự việc đã được xử lý.', en: 'The case has been resolved.' },
-  cancelled: { vi: 'Đã hủy báo động.', en: 'Alarm cancelled.' }
+  cancelled: { vi: 'Đã hủy báo động.', en: 'Alarm cancelled.' },
+  self_test_ok: { vi: 'Kiểm tra định kỳ: thiết bị hoạt động tốt.', en: 'Self-test passed: this device works.' }
 })
 
 export const SCREEN_TEXT = {

@@ -51,6 +51,7 @@ try {
     d.on('connected', () => log.info('connected to the gateway'))
     d.on('disconnected', () => log.warn('gateway connection lost; presses are kept and sent on reconnect'))
     d.on('refused', (reason) => log.error({ reason }, 'refused by the gateway'))
+    d.on('seqUnsaved', (reason, boot) => log.error({ reason, boot, stateDir: device.stateDir }, 'cannot save the event counter (disk full or failing?); counting on in memory under a new boot id'))
     d.on('puback', (event) => log.info({ seq: event.seq, type: event.type }, 'event accepted by the gateway'))
     d.on('ack', (ack) => log.info(ack, 'ack'))
 

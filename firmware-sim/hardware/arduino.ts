@@ -29,7 +29,8 @@ const TUNES: Record<SoundCue, Array<[number, number]>> = {
   acknowledged: [[1320, 150], [1760, 250]],
   dispatched: [[1760, 120], [1760, 120]],
   resolved: [[880, 300]],
-  cancelled: [[880, 150], [660, 300]]
+  cancelled: [[880, 150], [660, 300]],
+  self_test_ok: [[2093, 80], [2637, 80], [3136, 120]]
 }
 
 export interface RunningArduino {
@@ -78,6 +79,7 @@ function arduinoOutputs (led: five.Led, piezo: five.Piezo | undefined, blinkMs: 
     led (mode: LedMode) {
       led.stop()
       if (mode === 'blinking') led.blink(blinkMs)
+      else if (mode === 'flash') led.blink(Math.max(50, Math.round(blinkMs / 5)))
       else if (mode === 'steady') led.on()
       else led.off()
     },

@@ -6,7 +6,8 @@
  *   type: press | hold | down | up | cancel,<pin> | tamper | test | power_lost | report,<category>,<text>
  *   `seq` is the board's own frame counter: a frame it resends (no ACK heard) repeats it.
  * Driver → board:  `$ACK,<seq>*HH`, `$NAK,<seq or ->,<reason>*HH`,
- *   `$LED,<off|blinking|steady>*HH`, `$SND,<cue>*HH`, `$TKT,<ticket id>*HH`,
+ *   `$LED,<off|blinking|steady|flash>*HH` (`flash`: the self-test's short cue),
+ *   `$SND,<cue>*HH` (an alarm state, or `self_test_ok`), `$TKT,<ticket id>*HH`,
  *   `$SCR,<vi|en>,<text>*HH`, `$ANN,<id>,<title>*HH`.
  */
 import { REPORT_CATEGORIES } from '../../protocol/index.js'

@@ -26,10 +26,12 @@ try {
     const kiosk = new SerialKiosk(port, args.device)
     kiosk.on('frame', (frame) => log.info({ frame }, 'frame from the board'))
     kiosk.on('rejected', (reason, line) => log.warn({ reason, line: line.slice(0, 80), rejected: kiosk.counters.rejectedTotal }, 'bad frame rejected'))
+    kiosk.on('failed', (frame, err) => log.error({ frame, err: err.message }, 'the device could not take a frame; NAKed so the board can resend it'))
     const d = kiosk.device
     d.on('connected', () => log.info('connected to the gateway'))
     d.on('disconnected', () => log.warn('gateway connection lost; events are kept and sent on reconnect'))
     d.on('refused', (reason) => log.error({ reason }, 'refused by the gateway'))
+    d.on('seqUnsaved', (reason, boot) => log.error({ reason, boot, stateDir: args.device.stateDir }, 'cannot save the event counter (disk full or failing?); counting on in memory under a new boot id'))
     d.on('ack', (ack) => log.info(ack, 'ack'))
     port.on('open', () => {
       log.info({ port: args.port, id: args.device.id }, 'serial port open')

@@ -121,5 +121,6 @@ function simDevice (member: FleetMember, options: SimOptions, heartbeatMs: numbe
   device.on('puback', (_event, ms) => stats.puback(ms))
   device.on('ack', (ack, ms) => stats.ack(ack, ms))
   device.on('dropped', () => { stats.dropped++ })
+  device.on('seqUnsaved', (reason, boot) => out.log(`  ${member.id}: cannot save its seq file (${reason}); counting on in memory under boot ${boot}`))
   return { device, member }
 }

@@ -1,6 +1,6 @@
 /** The offline queue's bound and the reconnect delays: pure logic, no network. */
 import { describe, expect, it } from 'vitest'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { OutboundQueue } from '../../firmware-sim/device/outbound-queue.js'
@@ -48,6 +48,45 @@ describe('seq store', () => {
       expect(third.resetReason).toBe('corrupt')
       expect(third.boot).not.toBe(first.boot)
       expect(third.next()).toBe(0)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('a block that cannot be saved (a full or failing disk) does not stop the device: it counts on in memory under a fresh boot, and no restart reuses those seqs', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sos-seq-'))
+    const stateDir = join(dir, 'state')
+    const file = join(stateDir, 'btn-1.json')
+    const unsaved: Array<{ reason: string, boot: string }> = []
+    try {
+      const store = new SeqStore(file, 4, (reason, boot) => unsaved.push({ reason, boot }))
+      expect([store.next(), store.next(), store.next(), store.next()]).toEqual([0, 1, 2, 3])
+      const savedBoot = store.boot
+
+      // The disk fails: nothing can be written where the seq file lives (a plain file stands
+      // in for its directory: this works even for root, whom permissions do not stop).
+      renameSync(stateDir, join(dir, 'away'))
+      writeFileSync(stateDir, 'not a directory')
+      expect(store.next()).toBe(4)
+      const memoryBoot = store.boot
+      expect(memoryBoot).not.toBe(savedBoot)
+      expect(unsaved).toEqual([{ reason: expect.any(String), boot: memoryBoot }])
+      expect([store.next(), store.next(), store.next(), store.next()]).toEqual([5, 6, 7, 8])
+      expect(store.boot).toBe(memoryBoot) // still failing: told again, same boot
+      expect(unsaved).toHaveLength(2)
+
+      // Restarted now, the device would read the saved boot and go on from 4: (savedBoot, 4)
+      // was never sent, the events since went out as (memoryBoot, 4…).
+      rmSync(stateDir)
+      renameSync(join(dir, 'away'), stateDir)
+      const restarted = new SeqStore(file, 4)
+      expect(restarted.boot).toBe(savedBoot)
+      expect(restarted.last).toBe(3)
+
+      // The disk is back: the next block is saved, under the boot in use.
+      expect([store.next(), store.next(), store.next(), store.next()]).toEqual([9, 10, 11, 12])
+      expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ boot: memoryBoot, reserved: 16 })
+      expect(unsaved).toHaveLength(2)
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
