@@ -1,6 +1,8 @@
 /**
  * `--operator`: the simulator also plays the ward operator, so a demo shows the whole loop
- * (LEDs go steady, then off): it acknowledges open panic alerts and resolves them a little later.
+ * (LEDs go steady, then off): it acknowledges its own fleet's open panic alerts and resolves
+ * them a little later. Only its own: pointed at a live server, it acknowledged and closed a
+ * real device's panic as "real", patrol sent, while nobody had looked at it.
  */
 export class SimOperator {
   private timer?: NodeJS.Timeout
@@ -8,7 +10,13 @@ export class SimOperator {
   acknowledged = 0
   resolved = 0
 
-  constructor (private readonly serverUrl: string, private readonly token: string, private readonly resolveAfterMs = 3000) {}
+  constructor (
+    private readonly serverUrl: string,
+    private readonly token: string,
+    /** The simulated devices: the alerts of no other device are ever touched. */
+    private readonly fleet: ReadonlySet<string>,
+    private readonly resolveAfterMs = 3000
+  ) {}
 
   start (): void {
     const tick = async () => {
@@ -23,8 +31,8 @@ export class SimOperator {
   }
 
   private async round (): Promise<void> {
-    const open = await this.call('GET', '/v1/alerts?state=open&kind=panic') as Array<{ id: string }>
-    for (const alert of open) {
+    const open = await this.call('GET', '/v1/alerts?state=open&kind=panic&limit=1000') as Array<{ id: string, deviceId: string }>
+    for (const alert of open.filter((a) => this.fleet.has(a.deviceId))) {
       await this.call('POST', `/v1/alerts/${alert.id}/acknowledge`, { note: 'simulated operator' })
       this.acknowledgedAt.set(alert.id, Date.now())
       this.acknowledged++

@@ -54,7 +54,7 @@ export async function runSim (options: SimOptions, out: SimOutput, stopSignal: A
   const spread = Math.min(2000, members.length * 5)
   const timers: NodeJS.Timeout[] = fleet.map((d) => setTimeout(() => d.device.start(), Math.random() * spread))
 
-  const operator = options.operator && options.token ? new SimOperator(options.serverUrl, options.token) : undefined
+  const operator = options.operator && options.token ? new SimOperator(options.serverUrl, options.token, new Set(members.map((m) => m.id))) : undefined
   operator?.start()
 
   const schedule = (offset: number) => {
