@@ -62,6 +62,18 @@ export class ServerMetrics {
     name: 'sos_presence_changes_total', help: 'Device presence changes applied, by state', labelNames: ['state'] as const, registers: [this.registry]
   })
 
+  readonly loopPasses = new Counter({
+    name: 'sos_loop_passes_total', help: 'Passes of the background loops (escalator, webhooks, gateway_watch), by result: ok; failed (an error, logged); abandoned (not settled within its deadline, a database connection that stopped answering say: the next pass runs without it)',
+    labelNames: ['loop', 'result'] as const, registers: [this.registry]
+  })
+
+  // A time rather than an age: it stays right between scrapes and alerts on `time() - …` (absent
+  // until the first pass completes).
+  readonly loopLastPass = new Gauge({
+    name: 'sos_loop_last_pass_timestamp_seconds', help: 'When each background loop (escalator, webhooks, gateway_watch) last completed a pass, in Unix seconds: a loop whose passes stopped (time() minus this growing past a minute for the escalator) lets unacknowledged alarms go unescalated',
+    labelNames: ['loop'] as const, registers: [this.registry]
+  })
+
   constructor (db: Queryable) {
     collectDefaultMetrics({ register: this.registry })
     // Read at scrape time, so it is right whichever server instance changed the alerts.

@@ -6,10 +6,19 @@ export interface Queryable {
   query<Row = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<Row[]>
 }
 
+export interface TransactionOptions {
+  /**
+   * Work that may rightly take long (migrations on a large database): on PostgreSQL, free of
+   * the statement timeout and of the deadline after which a query is taken for one on a dead
+   * connection (postgres.ts). Nothing else should need it.
+   */
+  long?: boolean
+}
+
 export interface Database extends Queryable {
   readonly engine: 'pglite' | 'postgres'
   /** Runs `fn` in one transaction: committed when it resolves, rolled back when it throws. */
-  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>
+  transaction<T>(fn: (tx: Queryable) => Promise<T>, options?: TransactionOptions): Promise<T>
   /** Runs a script of several statements (migrations). */
   exec(sql: string): Promise<void>
   close(): Promise<void>

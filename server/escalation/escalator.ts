@@ -14,11 +14,27 @@ import type { Bus } from '../bus.js'
 import type { ServerMetrics } from '../metrics.js'
 import { recordTransition } from '../alerts/transitions.js'
 import type { WebhookSender } from './webhooks.js'
+import { PassRunner } from './pass-runner.js'
 
 export interface EscalatorOptions {
   escalateAfterMs: number
   /** How often to look; default a quarter of the interval, at most 5 s. */
   checkEveryMs?: number
+  /**
+   * A pass not done within this long is abandoned and the next one runs (default 15 s). A pass
+   * is one transaction over the alerts due, milliseconds, seconds for thousands due at once
+   * after an outage; one that takes this long waits on a dead connection (whose query the pool
+   * fails only later, postgres.ts). Escalation can stand that delay (a quarter of the default
+   * interval; the level comes from the time waited, so it catches up). A slow pass abandoned all
+   * the same still commits, and the next one, waiting on its rows, then finds them done.
+   */
+  passDeadlineMs?: number
+  /**
+   * No pass completed for this long: the escalator is stalled, and `/readyz` says so (default
+   * 2 min: eight pass deadlines, dozens of passes; no slow pass, nor a database blip that
+   * `/readyz`'s own query reports anyway, but a broken escalator).
+   */
+  stalledAfterMs?: number
 }
 
 interface EscalatedRow {
@@ -35,7 +51,7 @@ interface EscalatedRow {
 
 export class Escalator {
   private timer?: NodeJS.Timeout
-  private running?: Promise<number>
+  private readonly passes: PassRunner<number>
 
   constructor (
     private readonly db: Database,
@@ -44,7 +60,9 @@ export class Escalator {
     private readonly metrics: ServerMetrics,
     private readonly options: EscalatorOptions,
     private readonly log?: FastifyBaseLogger
-  ) {}
+  ) {
+    this.passes = new PassRunner({ loop: 'escalator', deadlineMs: options.passDeadlineMs ?? 15_000, fallback: 0, failedMessage: 'escalation check failed' }, metrics, log)
+  }
 
   start (): void {
     if (this.timer) return
@@ -55,15 +73,21 @@ export class Escalator {
   async stop (): Promise<void> {
     clearInterval(this.timer)
     this.timer = undefined
-    await this.running
+    await this.passes.settled()
   }
 
-  /** One pass; returns how many alerts escalated. Never overlaps itself, never throws. */
+  /**
+   * One pass; returns how many alerts escalated (0 for one that failed or was abandoned). Never
+   * overlaps itself, never throws, never waits longer than its deadline.
+   */
   check (): Promise<number> {
-    this.running ??= this.escalateDue(Date.now())
-      .catch((err) => { this.log?.error({ err }, 'escalation check failed'); return 0 })
-      .finally(() => { this.running = undefined })
-    return this.running
+    return this.passes.run(() => this.escalateDue(Date.now()))
+  }
+
+  /** How long no pass has completed, when that is long enough to call the escalator stalled. */
+  stalledForMs (): number | undefined {
+    const since = this.passes.msSinceLastCompletedPass()
+    return since >= (this.options.stalledAfterMs ?? 120_000) ? since : undefined
   }
 
   private async escalateDue (now: number): Promise<number> {

@@ -17,6 +17,7 @@ import { createHmac, randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Database, Queryable } from '../db/database.js'
 import type { ServerMetrics } from '../metrics.js'
+import { PassRunner } from './pass-runner.js'
 
 export interface WebhookOptions {
   urls: readonly string[]
@@ -28,6 +29,12 @@ export interface WebhookOptions {
   timeoutMs?: number
   /** How often to look for deliveries due again (a new one is sent at once). */
   pollMs?: number
+  /**
+   * A look for deliveries (a claim, and a prune every 10 minutes: small statements) not done
+   * within this long is abandoned, and the next look runs (default 15 s): it waits on a dead
+   * connection. What it claimed, should it finish after all, is due again when its lease runs out.
+   */
+  passDeadlineMs?: number
 }
 
 /** Attempts in flight per receiver, from one server instance. */
@@ -50,13 +57,16 @@ export class WebhookSender {
   private running?: Promise<void>
   private wake?: () => void
   private prunedAt = 0
+  private readonly passes: PassRunner<Delivery[]>
 
   constructor (
     private readonly db: Database,
     private readonly options: WebhookOptions,
     private readonly metrics: ServerMetrics,
     private readonly log?: FastifyBaseLogger
-  ) {}
+  ) {
+    this.passes = new PassRunner({ loop: 'webhooks', deadlineMs: options.passDeadlineMs ?? 15_000, fallback: [], failedMessage: 'webhook deliveries could not be read; trying again' }, metrics, log)
+  }
 
   get enabled (): boolean {
     return this.options.urls.length > 0 && Boolean(this.options.secret)
@@ -110,22 +120,26 @@ export class WebhookSender {
     const signal = this.stopping.signal
     while (!signal.aborted) {
       const woken = new Promise<void>((resolve) => { this.wake = resolve })
-      let claimed: Delivery[] = []
-      try {
-        await this.prune()
-        const free = this.options.urls.filter((url) => (this.inFlight.get(url)?.size ?? 0) < IN_FLIGHT_PER_RECEIVER)
-        const claim = randomUUID()
-        if (free.length > 0) claimed = await this.claim(free, claim)
-        for (const delivery of claimed) this.send(delivery, claim)
-      } catch (err) {
-        this.log?.error({ err: (err as Error).message }, 'webhook deliveries could not be read; trying again')
-      }
+      const claimed = await this.passes.run((abandoned) => this.claimAndSend(abandoned))
       // Took one per receiver: look again at once for the next ones.
       if (claimed.length > 0) continue
       let timer: NodeJS.Timeout | undefined
       await Promise.race([woken, new Promise<void>((resolve) => { timer = setTimeout(resolve, this.options.pollMs ?? 1000) })])
       clearTimeout(timer)
     }
+  }
+
+  /** One look: prunes now and then, and sends what is due to the receivers with room. */
+  private async claimAndSend (abandoned: AbortSignal): Promise<Delivery[]> {
+    await this.prune()
+    const free = this.options.urls.filter((url) => (this.inFlight.get(url)?.size ?? 0) < IN_FLIGHT_PER_RECEIVER)
+    if (free.length === 0) return []
+    const claim = randomUUID()
+    const claimed = await this.claim(free, claim)
+    // Claimed after the look was given up: leased, and due again when the lease runs out.
+    if (abandoned.aborted) return []
+    for (const delivery of claimed) this.send(delivery, claim)
+    return claimed
   }
 
   private send (delivery: Delivery, claim: string): void {

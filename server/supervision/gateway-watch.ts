@@ -32,6 +32,7 @@ import { raiseAlerts, type RaisedAlert } from '../ingest/raise-alert.js'
 import type { GatewayHealth } from '../../protocol/index.js'
 import { ADVISORY_LOCKS } from '../db/advisory-locks.js'
 import { GatewayInstances } from './gateway-instances.js'
+import { PassRunner } from '../escalation/pass-runner.js'
 
 /** Who opens and resolves the alerts of a lost gateway, in the audit trail. */
 export const GATEWAY_WATCH_ACTOR = 'system:gateway-watch'
@@ -62,6 +63,14 @@ export interface GatewayWatchOptions {
   checkEveryMs?: number
   /** A gap this long between passes is a stall of the watch itself; default half of `lostAfterMs`. */
   stallAfterMs?: number
+  /**
+   * A pass not done within this long is abandoned, and the next one runs (default 30 s: the
+   * next pass then starts short of the gap the watch takes for a stall of its own, 45 s by
+   * default). A pass is slices of milliseconds each, and a wide outage's thousands of alerts
+   * take seconds; one that takes this long waits on a dead connection. An abandoned pass stops
+   * at its next slice, and the next pass takes up the rest.
+   */
+  passDeadlineMs?: number
 }
 
 const ACTIVE = "('open', 'acknowledged', 'dispatched')"
@@ -84,7 +93,7 @@ export class GatewayWatch {
   private floorMs = 0
   private lastPass?: { monotonicMs: number, dbMs: number }
   private timer?: NodeJS.Timeout
-  private running?: Promise<void>
+  private readonly passes: PassRunner<void>
 
   constructor (
     private readonly db: Database,
@@ -95,6 +104,7 @@ export class GatewayWatch {
     private readonly log?: FastifyBaseLogger
   ) {
     this.instances = new GatewayInstances(db, options.lostAfterMs, log)
+    this.passes = new PassRunner({ loop: 'gateway_watch', deadlineMs: options.passDeadlineMs ?? 30_000, fallback: undefined, failedMessage: 'gateway watch failed' }, metrics, log)
     this.registerGauges()
   }
 
@@ -199,15 +209,12 @@ export class GatewayWatch {
   async stop (): Promise<void> {
     clearInterval(this.timer)
     this.timer = undefined
-    await this.running
+    await this.passes.settled()
   }
 
-  /** One pass; never overlaps itself, never throws. */
+  /** One pass; never overlaps itself, never throws, never waits longer than its deadline. */
   check (): Promise<void> {
-    this.running ??= this.pass()
-      .catch((err) => { this.log?.error({ err }, 'gateway watch failed') })
-      .finally(() => { this.running = undefined })
-    return this.running
+    return this.passes.run((abandoned) => this.pass(abandoned))
   }
 
   /** Gateways lost at the last pass, by id. */
@@ -225,20 +232,23 @@ export class GatewayWatch {
    * each a slice at a time in transactions of their own that never wait long for a lock: an
    * ingest batch always goes first, the watch tries again at its next pass.
    */
-  private async pass (): Promise<void> {
+  private async pass (abandoned: AbortSignal): Promise<void> {
     const now = await this.dbNow(this.db)
+    if (abandoned.aborted) return
     this.giveTimeAfterStall(now)
-    // Slices until none is full (bounded: what is left waits for the next pass).
-    for (let slice = 0; slice < MAX_SLICES; slice++) {
+    // Slices until none is full (bounded: what is left waits for the next pass). An abandoned
+    // pass stops at its next slice: the pass after it takes up the rest.
+    for (let slice = 0; slice < MAX_SLICES && !abandoned.aborted; slice++) {
       const resolved = await this.turn((tx) => this.resolveHeardAgain(tx))
       for (const alert of resolved ?? []) await this.lifecycle.afterCommit(alert, 'resolved')
       if (resolved?.length !== SLICE) break
     }
+    if (abandoned.aborted) return
     await this.instances.forgetOld()
     const lost = await this.turn((tx) => this.silentGateways(tx, now))
     // Another instance is watching right now: the rest of this pass is its.
-    if (lost === undefined) return
-    for (let slice = 0; lost.length > 0 && slice < MAX_SLICES; slice++) {
+    if (lost === undefined || abandoned.aborted) return
+    for (let slice = 0; lost.length > 0 && slice < MAX_SLICES && !abandoned.aborted; slice++) {
       const raised = await this.turn((tx) => this.raiseFor(tx, lost, now))
       for (const alert of raised ?? []) {
         if (alert.created) this.metrics.alertsOpened.inc({ kind: alert.kind })
@@ -246,6 +256,8 @@ export class GatewayWatch {
       }
       if (raised?.length !== SLICE) break
     }
+    // The pass after an abandoned one logs the changes and keeps the set.
+    if (abandoned.aborted) return
     for (const id of lost) if (!this.lost.has(id)) this.log?.warn({ gateway: id }, 'gateway lost: not heard from; its silent devices are reported offline')
     for (const id of this.lost) if (!lost.includes(id)) this.log?.info({ gateway: id }, 'gateway heard again')
     this.lost = new Set(lost)
