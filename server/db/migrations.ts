@@ -14,6 +14,7 @@ import { gatewayInstances } from './migrations/008-gateway-instances.js'
 import { presenceGateway } from './migrations/009-presence-gateway.js'
 import { earlyCancels } from './migrations/010-early-cancels.js'
 import { busKey } from './migrations/011-bus-key.js'
+import { presenceRecorded } from './migrations/012-presence-recorded.js'
 
 export interface Migration {
   version: number
@@ -143,5 +144,6 @@ CREATE TABLE downlink (
   gatewayInstances,
   presenceGateway,
   earlyCancels,
-  busKey
+  busKey,
+  presenceRecorded
 ]

@@ -73,4 +73,17 @@ describe.each(plainBackends)('presence of a device that changes gateway, on $nam
     await report('roam-2', 'gw-a', 'offline', t0 + 130_000, 'revoked')
     expect(await device('roam-2')).toMatchObject({ online: false })
   })
+  it('ignores the offline of the gateway a device left though its last event came through it, and the device goes on online through the other', async () => {
+    // Heard through A, then moved to B (reported online there at once, its first heartbeat an
+    // interval away), then A's will fires: the event through A was taken for the device being
+    // there now, the alert opened, and B, which never says online again, never resolved it.
+    await fx.provision('roam-4')
+    await report('roam-4', 'gw-a', 'online', t0, 'connected')
+    await fx.ingest({ events: [gatewayEvent('roam-4', { seq: 1, type: 'heartbeat' }, t0 + 30_000, 'gw-a')] })
+    await report('roam-4', 'gw-b', 'online', t0 + 61_000, 'connected')
+    await report('roam-4', 'gw-a', 'offline', t0 + 65_000, 'will')
+    for (let seq = 2; seq < 5; seq++) await fx.ingest({ events: [gatewayEvent('roam-4', { seq, type: 'heartbeat' }, t0 + 60_000 + seq * 30_000, 'gw-b')] })
+    expect(await offlineAlerts('roam-4')).toEqual([])
+    expect(await device('roam-4')).toMatchObject({ online: true })
+  })
 })
