@@ -16,9 +16,28 @@ export interface OutgoingMessage {
 
 /** How often a waiting long poll looks at the table itself, whatever it was told. */
 const RECHECK_MS = 1000
+/** Messages older than this are gone from the table (a gateway away longer resumes at the head). */
+const KEEP_DAYS = 30
+/** How often a read prunes, at most. */
+const PRUNE_EVERY_MS = 10 * 60_000
 
 export class DownlinkQueue {
+  private prunedAt = -Infinity
+
   constructor (private readonly db: Database, private readonly bus: Bus) {}
+
+  /**
+   * Forgets messages older than `keepDays`: each alert transition queues one, and nothing took
+   * them away. Retained ones (announcements) stay, and so does the newest, which gateways count
+   * their position from.
+   */
+  async prune (keepDays = KEEP_DAYS): Promise<number> {
+    const rows = await this.db.query(
+      `DELETE FROM downlink WHERE created_at < now() - make_interval(days => $1) AND NOT retain
+         AND id < (SELECT max(id) FROM downlink)
+       RETURNING id`, [keepDays])
+    return rows.length
+  }
 
   /** Adds messages inside the caller's transaction; call `notify()` after it commits. */
   async enqueue (tx: Queryable, messages: OutgoingMessage[]): Promise<void> {
@@ -51,6 +70,11 @@ export class DownlinkQueue {
    * announced only in that instance's process.
    */
   async read (after: number | undefined, waitMs: number, limit: number, signal: AbortSignal): Promise<{ head: number, messages: DownlinkMessage[] }> {
+    if (performance.now() - this.prunedAt >= PRUNE_EVERY_MS) {
+      // Gateways poll all the time: one of their reads does the pruning, now and then.
+      this.prunedAt = performance.now()
+      await this.prune().catch(() => {})
+    }
     let announced = 0
     let wake = () => {}
     const onDownlink = ({ head }: { head: number }) => { announced = Math.max(announced, head); wake() }
