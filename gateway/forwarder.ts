@@ -21,11 +21,8 @@ import { ServerError, type ServerClient } from './server-client.js'
 import { pause, retryForever, settlesWithin } from './retry.js'
 import { UnwrittenAlarms } from './unwritten-alarms.js'
 
-/**
- * States a device should hear again when its event joins an alert already in them (`resolved`:
- * a press held on its way, made while its alert was open, joins it once an operator closed it).
- */
-const STILL_TRUE_STATES = new Set(['acknowledged', 'dispatched', 'cancelled', 'resolved'])
+/** States a device should hear again when its event joins an alert already in them. */
+const STILL_TRUE_STATES = new Set(['acknowledged', 'dispatched', 'cancelled'])
 const SIDE_BATCH = 500
 /** Presence changes that ride with alarm events (all of SIDE_BATCH when there are none). */
 const PRESENCE_WITH_ALARMS = 50

@@ -18,7 +18,7 @@ import { ALERT_KIND_OF_EVENT } from '../alerts/model.js'
 import type { AlertLifecycle } from '../alerts/lifecycle.js'
 import type { ServerMetrics } from '../metrics.js'
 import { storeEvents } from './events.js'
-import { alertsOfCauses, lateForResolved, raiseAlerts, type AlertCause, type RaisedAlert } from './raise-alert.js'
+import { alertsOfCauses, placeLateCauses, raiseAlerts, type AlertCause, type RaisedAlert } from './raise-alert.js'
 import { applyCancel, checkPins, CROSSED_CLOCKS_MS, previousCancels, type CancelOutcome } from './cancel.js'
 import { fileReport, ticketsOf } from './reports.js'
 import { applyPresence, type PresenceEffects } from './presence.js'
@@ -59,10 +59,11 @@ export class Ingestor {
    * batch is split and stored part by part, so that one event never holds up the alarms beside
    * it: the gateway would otherwise resend the whole batch forever. What is left alone and still
    * refused is kept as a dead letter and answered `refused` (the device hears `rejected`).
+   * `arrivedAtMs`: when the request came in, which the batch's `sentAt` is measured against.
    */
-  async ingest (batch: IngestBatch): Promise<IngestResult[]> {
+  async ingest (batch: IngestBatch, arrivedAtMs = Date.now()): Promise<IngestResult[]> {
     const endTimer = this.metrics.ingestBatchSeconds.startTimer()
-    const clock = gatewayClockOffset(batch, Date.now())
+    const clock = gatewayClockOffset(batch, arrivedAtMs)
     const results = await storeWithReusedIds(this.db, batch, (part) => this.ingestOrSplit(part, clock), (e) => {
       this.metrics.eventIdsReused.inc({ type: e.event.type })
       this.log?.warn({ deviceId: e.deviceId, eventId: e.eventId, type: e.event.type }, 'ingest: an event reuses the id of an earlier, different one (the device reset its seq without a new boot); stored under a new id')
@@ -183,8 +184,9 @@ export class Ingestor {
   private async ingestWhole (batch: IngestBatch, clock: ClockOffset): Promise<IngestResult[]> {
     const { events } = batch
     const pins = await checkPins(this.db, unique(events).filter((e) => e.event.type === 'cancel'))
-    const causeOfEvent = new Map(unique(events).flatMap((e) => { const cause = causeOf(e, clock); return cause ? [[e.eventId, cause] as const] : [] }))
-    const causes = [...causeOfEvent.values()]
+    // Late ones dated before a closing of their device's alert are placed at our time first.
+    const causes = await placeLateCauses(this.db, unique(events).flatMap((e) => causeOf(e, clock) ?? []))
+    const causeOfEvent = new Map(causes.map((c) => [c.eventId!, c]))
     const storeAndRaise = async (): Promise<BatchOutcome> => {
       const { fresh, silent, raised: rows } = await storeEvents(this.db, events, { causes })
       const freshCauses = causes.filter((c) => fresh.has(c.eventId!))
@@ -238,9 +240,8 @@ export class Ingestor {
       return { fresh, silent, raised, cancels, tickets, presence, deadLetters, cancelledLate }
     }
     // Most batches are one statement, atomic by itself: no BEGIN and COMMIT round trips, which
-    // a press in the alarm lane would wait for. An alarm received before an operator resolved
-    // its device's alert (held on its way) is placed by raiseAlerts: in a transaction.
-    const alone = storingAndRaising(batch) && !await lateForResolved(this.db, causes)
+    // a press in the alarm lane would wait for.
+    const alone = storingAndRaising(batch)
     const outcome = await runAgainOnConflict(() => alone ? storeAndRaise() : this.db.transaction(store))
     if (alone) await this.cancelLateAfterCommit(events, outcome)
     // The presses of an alert a cancel received before them stood down hear that it is.
@@ -369,7 +370,7 @@ function gatewayClockOffset (batch: IngestBatch, nowMs: number): ClockOffset {
 function causeOf (e: GatewayEvent, clock?: ClockOffset): AlertCause | undefined {
   const kind = ALERT_KIND_OF_EVENT[e.event.type]
   return kind && {
-    deviceId: e.deviceId, kind, atMs: Math.min(e.receivedAt + (clock ?? 0), Date.now()), onServerClock: clock !== undefined, receivedAtMs: e.receivedAt,
+    deviceId: e.deviceId, kind, atMs: Math.min(e.receivedAt + (clock ?? 0), Date.now()), receivedAtMs: e.receivedAt,
     seq: e.event.seq, ...(e.event.boot === undefined ? {} : { boot: e.event.boot }), eventId: e.eventId, actor: `device:${e.deviceId}`
   }
 }

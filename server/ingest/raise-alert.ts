@@ -15,18 +15,8 @@ export interface RaisedAlert {
 export interface AlertCause {
   deviceId: string
   kind: AlertKind
-  /**
-   * When it happened (gateway receive time), epoch ms, never later than now; on the server's
-   * clock when `onServerClock`.
-   */
+  /** When it happened (gateway receive time, on the server's clock where measured), epoch ms, never later than now. */
   atMs: number
-  /**
-   * `atMs` is on the server's clock, within CROSSED_CLOCKS_MS: its gateway said when it sent
-   * the batch, so its clock was measured (ingest.ts). Only such a time may place a late event in
-   * an alert already resolved: from a clock nobody measured, a press made after the resolution
-   * may look older by however far that clock is behind.
-   */
-  onServerClock?: boolean
   seq?: number
   /** The device's boot, for a device event. */
   boot?: string
@@ -65,27 +55,9 @@ export async function raiseAlert (tx: Queryable, cause: AlertCause): Promise<Rai
  * added to the alert's presses), so a batch holding a hundred presses costs one round trip to
  * the database rather than a hundred, which at load is what a press waits for.
  * The result is per cause, in order; `created` is true for the first cause of a new alert only.
- *
- * A cause received more than CROSSED_CLOCKS_MS ago (held in a gateway's outbox, say) may be
- * older than an operator's resolution of its device's alert: one more look then, and such a
- * cause joins the resolved alert (`resolvedAlertDuring`) or is raised at the server's time
- * (`placedAfterResolution`).
+ * (Late causes are placed first: `placeLateCauses`.)
  */
 export async function raiseAlerts (tx: Queryable, causes: AlertCause[]): Promise<Array<RaisedAlert | null>> {
-  if (causes.length === 0) return []
-  const nowMs = Date.now()
-  const late = causes.filter((c) => isLate(c, nowMs))
-  const resolved = late.length === 0 ? [] : await resolvedSince(tx, late)
-  if (resolved.length === 0) return raiseNow(tx, causes)
-  const homes = causes.map((c) => isLate(c, nowMs) ? resolvedAlertDuring(c, resolved) : undefined)
-  const raised = await raiseNow(tx, causes.filter((_, i) => !homes[i]).map((c) => placedAfterResolution(c, resolved, nowMs)))
-  const joined = await joinResolved(tx, causes.filter((_, i) => homes[i]), homes.filter((h): h is ResolvedAlert => h !== undefined))
-  let next = 0
-  return causes.map((_, i) => homes[i] ? joined.get(homes[i].id) ?? null : raised[next++] ?? null)
-}
-
-/** The one statement that opens or joins the causes' active alerts. */
-async function raiseNow (tx: Queryable, causes: AlertCause[]): Promise<Array<RaisedAlert | null>> {
   if (causes.length === 0) return []
   const rows = await tx.query<RaisedRow>(`
     WITH causes AS (SELECT * FROM ${causeRecords('$1')}),
@@ -95,108 +67,45 @@ async function raiseNow (tx: Queryable, causes: AlertCause[]): Promise<Array<Rai
 }
 
 /**
- * Received too long ago to be news: its device's alert may have been resolved in the meantime.
- * (One received less than CROSSED_CLOCKS_MS ago cannot be told apart from a resolution in that
+ * Received too long ago to be news: its device's alert may have been closed in the meantime.
+ * (One received less than CROSSED_CLOCKS_MS ago cannot be told apart from a closing in that
  * time anyway: the gateways' clocks are not known better than that.)
  */
-export function isLate (cause: AlertCause, nowMs: number): boolean {
+function isLate (cause: AlertCause, nowMs: number): boolean {
   return cause.atMs < nowMs - CROSSED_CLOCKS_MS
 }
 
 /**
- * Whether any of these late causes was received before an operator resolved an alert of its
- * device and kind: then `raiseAlerts` has more to do than the single statement of a batch of
- * alarms (events.ts), which is what a batch uses otherwise, late or not.
- */
-export async function lateForResolved (q: Queryable, causes: AlertCause[]): Promise<boolean> {
-  const nowMs = Date.now()
-  const late = causes.filter((c) => isLate(c, nowMs))
-  return late.length > 0 && (await resolvedSince(q, late)).length > 0
-}
-
-/**
- * Alerts are looked up by their opening time (there is no index by device for resolved ones):
- * a late cause is compared with alerts opened at most this long before it. One open longer
- * than that is left out: the cause is raised at its own time, as any.
+ * Alerts are looked up by their opening time (there is no index by device for closed ones): a
+ * late cause is compared with alerts opened at most this long before it. One open longer than
+ * that is left out: the cause is raised at its own time, as any.
  */
 const LONGEST_ALERT_MS = 24 * 3_600_000
 
-interface ResolvedAlert {
-  id: string
-  device_id: string
-  kind: AlertKind
-  opened_ms: number
-  resolved_ms: number
-}
-
 /**
- * The resolved alerts of the late causes' devices that were resolved after the earliest of them
- * was received. Only an operator's resolution, on the server's clock: a device's cancel is
- * ordered against its presses by their seq (early-cancels.ts), and its alert's presses sent
- * before it are cancelled with it there.
+ * The causes, each late one dated before an alert of its device and kind was closed (resolved
+ * by an operator, or cancelled on the device) dated at the server's time instead. Its own time
+ * cannot say whether it belonged to the incident dealt with, or is a new one whose time is off
+ * (a gateway clock set between the press and the sending, a press held in another gateway's
+ * outbox): dated back, it would escalate the moment it is stored, or drag back the opening of
+ * the new alert it joins, and its response times would count minutes nobody waited. It never
+ * joins the closed alert: a new press swallowed into a closed incident is the one mistake an
+ * alarm must not make; a second alert an operator closes at a glance is not.
  */
-async function resolvedSince (q: Queryable, late: AlertCause[]): Promise<ResolvedAlert[]> {
+export async function placeLateCauses (q: Queryable, causes: AlertCause[], nowMs = Date.now()): Promise<AlertCause[]> {
+  const late = causes.filter((c) => isLate(c, nowMs))
+  if (late.length === 0) return causes
   const earliest = Math.min(...late.map((c) => c.atMs))
-  return q.query<ResolvedAlert>(`
-    SELECT id, device_id, kind, extract(epoch FROM opened_at)::float8 * 1000 AS opened_ms, extract(epoch FROM resolved_at)::float8 * 1000 AS resolved_ms
+  const closed = await q.query<{ device_id: string, kind: AlertKind, closed_ms: number }>(`
+    SELECT device_id, kind, extract(epoch FROM COALESCE(resolved_at, cancelled_at))::float8 * 1000 AS closed_ms
     FROM alerts
-    WHERE state = 'resolved' AND device_id = ANY($1::text[])
-      AND opened_at >= to_timestamp($2::float8 / 1000.0) AND resolved_at > to_timestamp($3::float8 / 1000.0)`,
+    WHERE state IN ('resolved', 'cancelled') AND device_id = ANY($1::text[])
+      AND opened_at >= to_timestamp($2::float8 / 1000.0) AND COALESCE(resolved_at, cancelled_at) > to_timestamp($3::float8 / 1000.0)`,
   [[...new Set(late.map((c) => c.deviceId))], earliest - LONGEST_ALERT_MS, earliest])
-}
-
-/**
- * The alert an operator resolved that was open when this device event was received, clearly
- * before the resolution (by more than the clocks may be off): the device pressed while its
- * alert was open, and the press reached us only after the operators had dealt with it. It joins
- * that alert as it would have, had it come in time (DESIGN §4 coalescing), instead of opening
- * another for an incident already closed, dated in the past and escalated at once. Only on a
- * measured clock (`onServerClock`): on an unknown one, a new press may look as old as that.
- */
-function resolvedAlertDuring (cause: AlertCause, resolved: ResolvedAlert[]): ResolvedAlert | undefined {
-  if (!cause.onServerClock || cause.eventId === undefined) return undefined
-  return resolved
-    .filter((a) => a.device_id === cause.deviceId && a.kind === cause.kind && a.opened_ms <= cause.atMs && cause.atMs < a.resolved_ms - CROSSED_CLOCKS_MS)
-    .sort((a, b) => b.opened_ms - a.opened_ms)[0]
-}
-
-/**
- * A late cause that did not join a resolved alert, yet is dated before an operator resolved an
- * alert of its device and kind, is raised at the server's time: its own time cannot say whether
- * it belonged to that incident (dealt with) or is a new one (its gateway's clock behind), and
- * dated back it would escalate the moment it is stored, or drag back the opening of the alert
- * it joins (a new incident's).
- */
-function placedAfterResolution (cause: AlertCause, resolved: ResolvedAlert[], nowMs: number): AlertCause {
-  const resolvedAfter = resolved.some((a) => a.device_id === cause.deviceId && a.kind === cause.kind && a.resolved_ms > cause.atMs)
-  return resolvedAfter ? { ...cause, atMs: nowMs } : cause
-}
-
-/**
- * Late presses into the resolved alerts they belong to: press count, last press and seq. The
- * alert stays resolved and is not escalated; its device hears that it is. Nothing is added to
- * the audit trail, as for any press that joins an alert: a `resolved` row there would count as
- * a second resolution in the response KPIs. Their events are stored as any.
- */
-async function joinResolved (tx: Queryable, causes: AlertCause[], homes: ResolvedAlert[]): Promise<Map<string, RaisedAlert>> {
-  if (causes.length === 0) return new Map()
-  const joins = new Map<string, { alert_id: string, count: number, last_ms: number, last_seq: number | null }>()
-  causes.forEach((c, i) => {
-    const id = homes[i]!.id
-    const join = joins.get(id) ?? { alert_id: id, count: 0, last_ms: -Infinity, last_seq: null }
-    join.count++
-    if (c.atMs >= join.last_ms) Object.assign(join, { last_ms: c.atMs, last_seq: c.seq ?? null })
-    joins.set(id, join)
-  })
-  const rows = await tx.query<{ id: string, device_id: string, kind: AlertKind, state: AlertState }>(`
-    UPDATE alerts a SET press_count = a.press_count + j.count,
-      last_press_at = GREATEST(a.last_press_at, to_timestamp(j.last_ms / 1000.0)),
-      last_seq = CASE WHEN to_timestamp(j.last_ms / 1000.0) >= a.last_press_at THEN COALESCE(j.last_seq, a.last_seq) ELSE a.last_seq END,
-      updated_at = now()
-    FROM json_to_recordset($1::json) AS j(alert_id text, count integer, last_ms float8, last_seq bigint)
-    WHERE a.id = j.alert_id
-    RETURNING a.id, a.device_id, a.kind, a.state`, [JSON.stringify([...joins.values()])])
-  return new Map(rows.map((r) => [r.id, { alertId: r.id, deviceId: r.device_id, kind: r.kind, state: r.state, created: false }]))
+  if (closed.length === 0) return causes
+  return causes.map((c) => isLate(c, nowMs) && closed.some((a) => a.device_id === c.deviceId && a.kind === c.kind && Number(a.closed_ms) > c.atMs)
+    ? { ...c, atMs: nowMs }
+    : c)
 }
 
 /** The causes as the `$n` parameter that `causeRecords` reads. */
