@@ -35,11 +35,14 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox<{ ingestor: Ingestor, devi
     if (!ingest) await heard
   })
 
+  // The gateway's clock is measured against when its request came in (`sentAt` against the
+  // arrival of its headers), not when the handler runs: a wait for a busy database in between
+  // is not the gateway's clock being off, and taken for it, dated every alarm later by as much.
   app.post('/v1/ingest', {
     config: { roles: ['gateway'] },
     bodyLimit: 16 * 1024 * 1024,
     schema: { tags: ['gateway'], summary: 'Store a batch of device events; idempotent by event id', body: IngestBatch, response: { 200: IngestResponse } }
-  }, async (request) => ({ results: await ingestor.ingest(request.body) }))
+  }, async (request) => ({ results: await ingestor.ingest(request.body, request.arrivedAt) }))
 
   app.get('/v1/gateway/devices', {
     config: { roles: ['gateway'] },
