@@ -108,9 +108,11 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   const stream = new LiveStream(bus)
   const reports = new ReportStore(db, bus)
   const announcements = new Announcements(db, downlink)
-  const webhooks = new WebhookSender(db, { urls: settings.webhookUrls ?? [], secret: settings.webhookSecret, ...options.webhookBackoff }, metrics, app.log)
-  const escalator = new Escalator(db, bus, webhooks, metrics, { escalateAfterMs: settings.escalateAfterMs ?? SERVER_DEFAULTS.escalateAfterMs }, app.log)
-  const gatewayWatch = new GatewayWatch(db, bus, lifecycle, metrics, { lostAfterMs: settings.gatewayLostAfterMs ?? SERVER_DEFAULTS.gatewayLostAfterMs, ...options.gatewayWatch }, app.log)
+  // The background loops query through connections of their own where there are pools.
+  const loopsDb = db.loops ?? db
+  const webhooks = new WebhookSender(loopsDb, { urls: settings.webhookUrls ?? [], secret: settings.webhookSecret, ...options.webhookBackoff }, metrics, app.log)
+  const escalator = new Escalator(loopsDb, bus, webhooks, metrics, { escalateAfterMs: settings.escalateAfterMs ?? SERVER_DEFAULTS.escalateAfterMs }, app.log)
+  const gatewayWatch = new GatewayWatch(loopsDb, bus, lifecycle, metrics, { lostAfterMs: settings.gatewayLostAfterMs ?? SERVER_DEFAULTS.gatewayLostAfterMs, ...options.gatewayWatch }, app.log)
   app.decorate('services', { metrics, escalator, gatewayWatch, webhooks, bus })
   // The watchers run while the app does: started when ready, stopped (timers, webhooks) on close.
   // Several instances on one PostgreSQL database share their bus (PGlite is one process's own).

@@ -28,6 +28,12 @@ export interface Database extends Queryable {
    * a drop, when notifications may have been missed meanwhile; `onTrouble` at each drop and
    * each failed attempt to listen again.
    */
+  /**
+   * PostgreSQL only: the same database through connections of its own, for the background loops
+   * (escalation, webhooks, the gateway watch), which must never queue behind requests and ingest
+   * for a connection. Without it (PGlite: one connection, in process), the database itself.
+   */
+  readonly loops?: Database
   listen?(channel: string, onNotification: (payload: string) => void, onListening: (afterDrop: boolean) => void, onTrouble: (err: Error) => void): Promise<{ close(): Promise<void> }>
 }
 

@@ -63,12 +63,35 @@ export const POSTGRES_TIMEOUTS: Readonly<PostgresTimeouts> = Object.freeze({
   keepAliveAfterMs: 10_000
 })
 
-/** PostgreSQL or TimescaleDB through a `pg` connection pool. */
+/** Connections for requests and ingest; the background loops have `LOOP_CONNECTIONS` of their own. */
+const POOL_CONNECTIONS = 10
+/**
+ * The escalator, the webhook sender and the gateway watch query through a pool of their own:
+ * sharing one, an escalation pass queued behind ingest and API reads for a free connection, and
+ * after an outage (a backlog of batches, exactly when panics wait unacknowledged) its waits ran
+ * past the connect limit pass after pass: no escalation while the backlog lasted.
+ */
+const LOOP_CONNECTIONS = 2
+
+/** PostgreSQL or TimescaleDB through `pg` connection pools (one for requests, one for the background loops). */
 export async function openPostgres (connectionString: string, timeouts: Partial<PostgresTimeouts> = {}): Promise<Database> {
   const limits = { ...POSTGRES_TIMEOUTS, ...timeouts }
+  const main = poolDatabase(connectionString, limits, POOL_CONNECTIONS)
+  await main.query('SELECT 1')
+  const loops = poolDatabase(connectionString, limits, LOOP_CONNECTIONS)
+  return {
+    ...main,
+    loops,
+    close: async () => { await Promise.all([main.close(), loops.close()]) },
+    listen: (channel, onNotification, onListening, onTrouble) => listenOn(connectionString, channel, onNotification, onListening, onTrouble)
+  }
+}
+
+/** A `Database` over a pool of `max` connections, each query against the deadlines. */
+function poolDatabase (connectionString: string, limits: PostgresTimeouts, max: number): Database {
   const pool = new pg.Pool({
     connectionString,
-    max: 10,
+    max,
     keepAlive: true,
     keepAliveInitialDelayMillis: limits.keepAliveAfterMs,
     connectionTimeoutMillis: limits.connectMs,
@@ -86,7 +109,6 @@ export async function openPostgres (connectionString: string, timeouts: Partial<
   const connections = new PoolConnections(pool)
   const query = <Row>(sql: string, params?: unknown[]) =>
     connections.run(limits.queryDeadlineMs, (connection) => connection.query<Row>(sql, params))
-  await query('SELECT 1')
   return {
     engine: 'postgres',
     query,
@@ -107,8 +129,7 @@ export async function openPostgres (connectionString: string, timeouts: Partial<
       })
     },
     exec: async (sql) => { await query(sql) },
-    close: () => pool.end(),
-    listen: (channel, onNotification, onListening, onTrouble) => listenOn(connectionString, channel, onNotification, onListening, onTrouble)
+    close: () => pool.end()
   }
 }
 
