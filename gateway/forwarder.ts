@@ -24,7 +24,10 @@ import { UnwrittenAlarms } from './unwritten-alarms.js'
 /** States a device should hear again when its event joins an alert already in them. */
 const STILL_TRUE_STATES = new Set(['acknowledged', 'dispatched', 'cancelled'])
 const SIDE_BATCH = 500
-/** Presence changes that ride with alarm events (all of SIDE_BATCH when there are none). */
+/**
+ * Presence changes looked at for riding with alarm events (all of SIDE_BATCH when there are
+ * none); only those of the devices whose alarms they ride with go.
+ */
 const PRESENCE_WITH_ALARMS = 50
 
 export interface ForwarderSources {
@@ -157,8 +160,14 @@ export class Forwarder {
       events = await outbox.peek('alarm', batchSize, new Set(flight.devices.keys()))
     }
     const side: SideItems = {
-      // A storm of presence changes must not make the alarms beside them wait long.
-      presence: flight.presence || flight.requests.size >= parallel ? [] : presence.peek(events.length > 0 ? PRESENCE_WITH_ALARMS : SIDE_BATCH),
+      // A storm of presence changes must not make the alarms beside them wait long. With alarms,
+      // only their own devices' changes ride: another device's would hold that device's next
+      // alarm behind these (a button that connects when pressed: its `online` rode with another
+      // device's request held by a slow PIN check, and its press waited for it). The others go
+      // in a round with no alarms to send.
+      presence: flight.presence || flight.requests.size >= parallel
+        ? []
+        : events.length > 0 ? ownPresence(presence.peek(PRESENCE_WITH_ALARMS), events) : presence.peek(SIDE_BATCH),
       deadLetters: []
     }
     this.updateOutboxGauges()
@@ -390,4 +399,10 @@ function splitByDevice (events: OutboxEntry[], parts: number, max: number): Outb
     group.push(e)
   }
   return groups.filter((g) => g.length > 0).map((g) => g.slice(0, max))
+}
+
+/** The presence changes of the devices these events are of, in their order. */
+function ownPresence (changes: SideItems['presence'], events: OutboxEntry[]): SideItems['presence'] {
+  const devices = new Set(events.map((e) => e.deviceId))
+  return changes.filter((c) => devices.has(c.change.deviceId))
 }
