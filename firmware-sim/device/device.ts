@@ -246,8 +246,12 @@ export class Device extends EventEmitter<WireEvents> {
       case 'resolved':
       case 'cancelled':
         // The downlink names the alert's last press; an ack of a tamper or other warning
-        // alert names that event instead.
-        if (!sent || ABOUT_THE_ALARM.has(sent.type)) this.follow(ack.state, ack)
+        // alert names that event instead. One naming a seq not sent since this start is news
+        // of an alert from before it, under the same boot (the counter went on from its file);
+        // under a new boot its seq says nothing (the count started again), and a gateway that
+        // tells a device again what it missed may send an old alert's `resolved` just as the
+        // new boot's first press is made: taken, it made the button ignore that press's states.
+        if (sent ? ABOUT_THE_ALARM.has(sent.type) : this.seq.bootAtStart === this.seq.boot) this.follow(ack.state, ack)
         return
       case 'rejected':
         this.outputs.screen?.({ kind: 'status', text: SCREEN_TEXT.rejected(ack.reason) })

@@ -37,12 +37,14 @@ export class SeqStore {
   private fileNamesBoot: boolean
   /** Why the counter was restarted on load, if it was (for the log). */
   readonly resetReason?: string
+  /** The boot id the file named at start (undefined: the device started under a new one). */
+  readonly bootAtStart?: string
 
   constructor (private readonly file: string, private readonly reserve = 16, private readonly onUnsaved?: UnsavedListener) {
     if (!Number.isInteger(reserve) || reserve < 1) throw new RangeError('reserve must be a positive integer')
     const loaded = readState(file)
     if (loaded.ok) {
-      this.currentBoot = loaded.state.boot
+      this.currentBoot = this.bootAtStart = loaded.state.boot
       this.nextSeq = this.reserved = loaded.state.reserved
       this.fileNamesBoot = true
     } else {
