@@ -36,7 +36,7 @@ function makeDevice (id: string, secret: string) {
   return { device, outputs, acks }
 }
 
-it('a rebooted device hears its old alert\'s replayed state and then ignores its new alarm', async () => {
+it('a device started under a new boot takes no told-again state of an old alert, and follows its new alarm', async () => {
   const id = 'btn-r44-stale'
   const secret = await system.provision(id)
   // Boot 1: three presses (one alert, last seq 2), heard `received`.
