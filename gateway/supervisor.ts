@@ -13,9 +13,9 @@
  * Silence is measured on the monotonic clock, never the wall clock: a gateway that boots on a
  * stale clock and is then set by NTP stepped every device's silence by the step, and reported a
  * whole fleet offline at once (forward), or a dead device an hour late (back). The wall clock
- * only dates the changes reported, and never earlier than the change before (up to a day back):
- * the server keeps a device's newest change by its date, and took an offline dated before the
- * online it follows for a stale one, and raised no alert.
+ * only dates the changes reported; the server puts those dates on its own clock by the
+ * gateway's measured offset (each request says when it was sent), so a change dated before a
+ * clock was set back still orders right against the ones after.
  */
 import type { Logger } from 'pino'
 import { topics, type PresenceChange } from '../protocol/index.js'
@@ -23,9 +23,6 @@ import type { GatewayMetrics } from './metrics.js'
 import type { PresenceLog } from './presence-log.js'
 
 export type OfflineReason = 'will' | 'disconnected' | 'revoked' | 'heartbeat_missed'
-
-/** A wall clock set back further than this is believed (a clock that was years ahead must not pin every date there). */
-const MAX_STEP_BACK_MS = 24 * 3600_000
 
 export interface SupervisionOptions {
   gatewayId: string
@@ -48,8 +45,6 @@ interface Watched {
 export class Supervisor {
   private readonly devices = new Map<string, Watched>()
   private timer?: NodeJS.Timeout
-  /** The date of the last change reported, the earliest the next may carry. */
-  private lastDated = 0
 
   constructor (
     private readonly options: SupervisionOptions,
@@ -67,7 +62,6 @@ export class Supervisor {
     const startedAt = this.elapsed()
     for (const saved of this.presence.lastStates()) {
       this.devices.set(saved.deviceId, { kind: saved.kind, state: saved.state, connected: false, lastSeen: startedAt })
-      this.lastDated = Math.max(this.lastDated, saved.lastSeen)
     }
     const shortest = Math.min(...Object.values(this.options.heartbeatIntervalsMs))
     this.timer = setInterval(() => this.check(), Math.max(20, Math.floor(shortest / 4)))
@@ -136,20 +130,12 @@ export class Supervisor {
   private change (deviceId: string, watched: Watched, state: 'online' | 'offline', reason: PresenceChange['reason']): void {
     watched.state = state
     watched.pending = undefined
-    const change: PresenceChange = { deviceId, gatewayId: this.options.gatewayId, state, at: this.dated(), reason }
+    const change: PresenceChange = { deviceId, gatewayId: this.options.gatewayId, state, at: this.now(), reason }
     this.presence.append(change, watched.kind)
     this.publishStatus(topics.status(deviceId), state)
     this.metrics.presenceChanges.inc({ state, reason })
     this.updateGauges()
     this.log[state === 'offline' ? 'warn' : 'info']({ deviceId, reason }, `device ${state}`)
-  }
-
-  /** Now on the wall clock, or just after the last change when the clock was set back. */
-  private dated (): number {
-    const now = this.now()
-    if (now <= this.lastDated && this.lastDated - now < MAX_STEP_BACK_MS) return ++this.lastDated
-    this.lastDated = now
-    return now
   }
 
   private updateGauges (): void {

@@ -64,7 +64,7 @@ export class Ingestor {
   async ingest (batch: IngestBatch, arrivedAtMs = Date.now()): Promise<IngestResult[]> {
     const endTimer = this.metrics.ingestBatchSeconds.startTimer()
     const clock = gatewayClockOffset(batch, arrivedAtMs)
-    const results = await storeWithReusedIds(this.db, batch, (part) => this.ingestOrSplit(part, clock), (e) => {
+    const results = await storeWithReusedIds(this.db, presenceOnOurClock(batch, clock), (part) => this.ingestOrSplit(part, clock), (e) => {
       this.metrics.eventIdsReused.inc({ type: e.event.type })
       this.log?.warn({ deviceId: e.deviceId, eventId: e.eventId, type: e.event.type }, 'ingest: an event reuses the id of an earlier, different one (the device reset its seq without a new boot); stored under a new id')
     })
@@ -356,6 +356,17 @@ function gatewayClockOffset (batch: IngestBatch, nowMs: number): ClockOffset {
   if (batch.sentAt === undefined) return undefined
   const offset = nowMs - batch.sentAt
   return Math.abs(offset) <= CROSSED_CLOCKS_MS ? 0 : offset
+}
+
+/**
+ * The batch with its presence changes dated on the server's clock (by the measured offset): the
+ * server keeps each device's newest change by its date, and a gateway whose clock NTP set back
+ * dated a device's `offline` before the `online` it followed (dropped as stale: no alert), or
+ * its changes ahead of another gateway's (a device that moved kept looking offline).
+ */
+function presenceOnOurClock (batch: IngestBatch, clock: ClockOffset): IngestBatch {
+  if (!clock || !batch.presence?.length) return batch
+  return { ...batch, presence: batch.presence.map((change) => ({ ...change, at: change.at + clock })) }
 }
 
 /**

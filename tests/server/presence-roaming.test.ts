@@ -86,4 +86,16 @@ describe.each(plainBackends)('presence of a device that changes gateway, on $nam
     expect(await offlineAlerts('roam-4')).toEqual([])
     expect(await device('roam-4')).toMatchObject({ online: true })
   })
+  it('orders the changes of a gateway whose clock was set back between them by the server\'s clock', async () => {
+    // The gateway's clock ran an hour fast when it reported the device online, then NTP set it
+    // right: its offline, dated by the right clock, was older than the online by its date, and
+    // was dropped as stale (no alert for a dead device). Each request says when it was sent.
+    await fx.provision('roam-5')
+    const hour = 3600_000
+    const now = Date.now()
+    await fx.ingest({ presence: [{ deviceId: 'roam-5', gatewayId: 'gw-a', state: 'online', at: now - 60_000 + hour, reason: 'connected' }], sentAt: now - 59_000 + hour })
+    await fx.ingest({ presence: [{ deviceId: 'roam-5', gatewayId: 'gw-a', state: 'offline', at: Date.now() - 1_000, reason: 'heartbeat_missed' }], sentAt: Date.now() })
+    expect(await device('roam-5')).toMatchObject({ online: false })
+    expect((await offlineAlerts('roam-5')).filter((a) => a.state === 'open')).toHaveLength(1)
+  })
 })
