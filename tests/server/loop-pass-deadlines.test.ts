@@ -117,14 +117,16 @@ describe.each(databaseBackends.filter((b) => !b.timescale))('background passes t
     // The escalator's interval and the monotonic clock the stall is measured on are fake.
     vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'performance'] })
     const stalled = await buildFixture(db, { settings: { escalateAfterMs: 3_600_000 } })
-    const transaction = db.transaction
+    // The escalator queries through the loops' connections, where there are pools.
+    const loops = db.loops ?? db
+    const transaction = loops.transaction
     try {
       const ready = async () => (await stalled.call('GET', '/readyz', undefined, ''))
       await vi.advanceTimersByTimeAsync(5000)
       expect((await ready()).status).toBe(200)
 
       // Every pass fails (the rest of the server, and /readyz's own query, still reach the database).
-      ;(db as { transaction: Database['transaction'] }).transaction = async () => { throw new Error('escalator cannot reach the database') }
+      ;(loops as { transaction: Database['transaction'] }).transaction = async () => { throw new Error('escalator cannot reach the database') }
       await vi.advanceTimersByTimeAsync(100_000)
       expect((await ready()).status).toBe(200)
       await vi.advanceTimersByTimeAsync(25_000)
@@ -133,13 +135,13 @@ describe.each(databaseBackends.filter((b) => !b.timescale))('background passes t
       expect(notReady.body).toMatchObject({ code: 'NOT_READY', message: expect.stringMatching(/^escalator has completed no pass for 12\d s$/) })
       expect((await stalled.app.inject({ method: 'GET', url: '/metrics' })).body).toMatch(/^sos_loop_passes_total\{loop="escalator",result="failed"\} [1-9]/m)
 
-      ;(db as { transaction: Database['transaction'] }).transaction = transaction
+      ;(loops as { transaction: Database['transaction'] }).transaction = transaction
       await vi.advanceTimersByTimeAsync(5000)
       await stalled.app.services.escalator.check()
       expect((await ready()).status).toBe(200)
       expect((await stalled.app.inject({ method: 'GET', url: '/metrics' })).body).toMatch(/^sos_loop_last_pass_timestamp_seconds\{loop="escalator"\} \d/m)
     } finally {
-      ;(db as { transaction: Database['transaction'] }).transaction = transaction
+      ;(loops as { transaction: Database['transaction'] }).transaction = transaction
       await stalled.app.close()
       vi.useRealTimers()
     }

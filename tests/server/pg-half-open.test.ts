@@ -124,10 +124,12 @@ describe.skipIf(!testDatabaseUrl)('a half-open PostgreSQL connection', () => {
     await fx.ingest({ events: [gatewayEvent('btn-halfopen-1', { seq: 1, type: 'press' }, Date.now())] })
 
     await new Promise((resolve) => setTimeout(resolve, 1100))
-    // The next pass's connection dies right after it locked and escalated the (now due) alert.
-    const transaction = db.transaction.bind(db)
-    const restore = () => { (db as { transaction: Database['transaction'] }).transaction = transaction }
-    ;(db as { transaction: Database['transaction'] }).transaction = (fn, options) => {
+    // The next pass's connection dies right after it locked and escalated the (now due) alert
+    // (the escalator queries through the loops' connections).
+    const loops = db.loops ?? db
+    const transaction = loops.transaction.bind(loops)
+    const restore = () => { (loops as { transaction: Database['transaction'] }).transaction = transaction }
+    ;(loops as { transaction: Database['transaction'] }).transaction = (fn, options) => {
       restore()
       return transaction(async (tx) => fn({
         async query<Row>(sql: string, params?: unknown[]) {
@@ -137,7 +139,7 @@ describe.skipIf(!testDatabaseUrl)('a half-open PostgreSQL connection', () => {
         }
       }), options)
     }
-    await vi.waitFor(() => expect(db.transaction).toBe(transaction), { timeout: 5000 })
+    await vi.waitFor(() => expect(loops.transaction).toBe(transaction), { timeout: 5000 })
 
     // Sent as a gateway does: again on failure (a pooled connection that died at the same
     // instant fails it at its deadline; a retry may then find it stored, a duplicate).
