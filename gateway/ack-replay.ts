@@ -91,10 +91,12 @@ export class AckReplay {
     }
   }
 
-  /** Sends the device again what it has not confirmed, oldest first. */
+  /** Sends the device again what it has not confirmed, oldest first (what is too old is forgotten instead). */
   replay (deviceId: string, topic: string): number {
     const alerts = this.byDevice.get(deviceId)
     if (!alerts) return 0
+    const oldest = this.now() - KEEP_MS
+    for (const entry of [...alerts.values()]) if (entry.at <= oldest) this.forget(deviceId, entry.alertId)
     const entries = [...alerts.values()].sort((a, b) => a.at - b.at)
     for (const entry of entries) this.publish(topic, entry.body)
     if (this.heardAtOnce(deviceId)) for (const entry of entries) this.forget(deviceId, entry.alertId)

@@ -107,9 +107,18 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
   }
   // Alert states are kept until the device confirms them, and told again when it is back.
   const ackReplay = new AckReplay(db, writer, (topic, body) => publish(topic, Buffer.from(body), false), (deviceId) => {
-    const own = connected.clientsOf(deviceId).find((client) => client.id === deviceId) as (Client & { subscriptions?: Record<string, unknown> }) | undefined
-    return own !== undefined && own.clean && own.subscriptions?.[topics.ack(deviceId)] !== undefined
+    // Subscribed on a clean session, or at QoS 0: no PUBACK will ever say it was heard.
+    const own = connected.clientsOf(deviceId).find((client) => client.id === deviceId) as (Client & { subscriptions?: Record<string, { qos: number }> }) | undefined
+    const subscription = own?.subscriptions?.[topics.ack(deviceId)]
+    return own !== undefined && subscription !== undefined && (own.clean || subscription.qos === 0)
   })
+  /** Connections told again what their device missed: once each (a resumed session, or its SUBSCRIBE). */
+  const toldAgain = new WeakSet<Client>()
+  const tellAgain = (client: Client, deviceId: string) => {
+    if (toldAgain.has(client)) return
+    toldAgain.add(client)
+    metrics.acksReplayed.inc(ackReplay.replay(deviceId, topics.ack(deviceId)))
+  }
   metrics.live.acksUnconfirmed = () => ackReplay.size()
   /** Anything for a device or a zone: an ack (from the forwarder or the server's downlink), a command, an announcement. */
   const sendDownlink = (topic: string, payload: unknown, retain: boolean) => {
@@ -209,14 +218,15 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
     if (session && isPrimary(client)) {
       supervisor.connected(session.deviceId, session.kind)
       // A persistent session resumed here holds its subscription already (no SUBSCRIBE comes).
-      if (!client.clean) metrics.acksReplayed.inc(ackReplay.replay(session.deviceId, topics.ack(session.deviceId)))
+      const restored = (client as Client & { subscriptions?: Record<string, unknown> }).subscriptions?.[topics.ack(session.deviceId)]
+      if (!client.clean && restored !== undefined) tellAgain(client, session.deviceId)
     }
   })
   broker.on('subscribe', (subscriptions, client) => {
     const session = sessionOf(client)
     if (!session || !isPrimary(client) || !ackReplay.holds(session.deviceId)) return
     const ackTopic = topics.ack(session.deviceId)
-    if (subscriptions.some((s) => s.topic === ackTopic)) metrics.acksReplayed.inc(ackReplay.replay(session.deviceId, ackTopic))
+    if (subscriptions.some((s) => s.topic === ackTopic)) tellAgain(client, session.deviceId)
   })
   // Every PUBACK a client sends for what we published: the device's own confirms its alert
   // states (a service tool's `{id}:{suffix}` connection hearing them is not the device hearing them).

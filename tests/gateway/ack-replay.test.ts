@@ -22,11 +22,11 @@ vi.setConfig({ hookTimeout: 240_000, testTimeout: 60_000 })
 interface Device { client: MqttClient, heard: Ack[] }
 
 /** Connects as firmware does (persistent session; a tool's clean), subscribed to its acks, recording them. */
-async function connectDevice (url: string, clientId: string, id: string, secret: string): Promise<Device> {
+async function connectDevice (url: string, clientId: string, id: string, secret: string, qos: 0 | 1 = 1): Promise<Device> {
   const heard: Ack[] = []
   const client = await mqtt.connectAsync(url, { clientId, username: id, password: secret, clean: clientId !== id, protocolVersion: 4, reconnectPeriod: 0 })
   client.on('message', (_topic, payload) => heard.push(JSON.parse(payload.toString())))
-  await client.subscribeAsync(topics.ack(id), { qos: 1 })
+  await client.subscribeAsync(topics.ack(id), { qos })
   return { client, heard }
 }
 
@@ -121,7 +121,50 @@ describe('alert states a device missed', () => {
   })
 })
 
+describe('a device that cannot confirm', () => {
+  let system: TestSystem
+  beforeAll(async () => { system = await startSystem({ gateway: { downlinkWaitMs: 300 } }) })
+  afterAll(async () => { await system?.stop() })
+
+  it('counts what a device subscribed at QoS 0 was sent as heard: no PUBACK will come, and it is not told again at every reconnect', async () => {
+    const id = 'btn-replay-qos0'
+    const secret = await system.provision(id)
+    const device = await connectDevice(system.mqttUrl, id, id, secret, 0)
+    await device.client.publishAsync(topics.event(id), JSON.stringify({ seq: 1, type: 'press' }), { qos: 1 })
+    const received = await eventually(async () => device.heard.find((a) => a.state === 'received'), 10_000, 'received')
+    expect((await system.api('POST', `/v1/alerts/${received.alertId}/resolve`, { outcome: 'real' })).status).toBe(200)
+    await eventually(async () => device.heard.find((a) => a.state === 'resolved'), 10_000, 'resolved')
+    await device.client.endAsync()
+    for (let i = 0; i < 2; i++) {
+      const again = await connectDevice(system.mqttUrl, id, id, secret, 0)
+      await pause(500)
+      expect(again.heard).toEqual([])
+      await again.client.endAsync()
+    }
+    expect(await metricValue(system.gateway, 'sos_gateway_acks_unconfirmed', {})).toBe(0)
+  })
+})
+
 describe('the states kept for a device', () => {
+  it('forgets a state unconfirmed for more than 7 days, while running too', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sos-acks-'))
+    const db = openStateDb(dir)
+    const writer = new StateWriter(db.name, quietLog)
+    try {
+      let now = Date.now()
+      const sent: string[] = []
+      const replay = new AckReplay(db, writer, (_topic, body) => sent.push(body), () => false, () => now)
+      replay.send('btn-k', topics.ack('btn-k'), { seq: 1, state: 'resolved', alertId: 'a-old' })
+      now += 8 * 24 * 3600_000
+      expect(replay.replay('btn-k', topics.ack('btn-k'))).toBe(0)
+      expect(replay.size()).toBe(0)
+    } finally {
+      await writer.close()
+      db.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
   it('never goes back to an earlier state of an alert, and keeps them across a restart', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sos-acks-'))
     try {
