@@ -117,6 +117,8 @@ function serverUrl (raw: string): string {
     throw new ConfigError(`SERVER_URL must be an http:// or https:// URL, got "${raw}"`)
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`SERVER_URL must be an http:// or https:// URL, got "${raw}"`)
+  // Paths are appended to it: a query or fragment would end up in the middle of each request's URL.
+  if (url.search || url.hash) throw new ConfigError(`SERVER_URL must have no query or fragment, got "${raw}"`)
   return raw.replace(/\/+$/, '')
 }
 

@@ -36,6 +36,7 @@ describe('gateway configuration', () => {
 
   it('refuses a SERVER_URL that is not an http(s) URL, and drops a trailing slash', () => {
     for (const bad of ['notaurl', 'ftp://server/', 'server:8080']) expect(() => gatewayConfigFromEnv({ ...base, SERVER_URL: bad })).toThrow(/SERVER_URL must be an http:\/\/ or https:\/\/ URL/)
+    expect(() => gatewayConfigFromEnv({ ...base, SERVER_URL: 'http://server:8080?x=1' })).toThrow(/SERVER_URL must have no query or fragment/)
     expect(gatewayConfigFromEnv({ ...base, SERVER_URL: 'https://sos.example.org/' }).serverUrl).toBe('https://sos.example.org')
   })
 })
