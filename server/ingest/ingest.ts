@@ -13,16 +13,18 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Database, Queryable } from '../db/database.js'
 import type { Bus } from '../bus.js'
-import { topics, type DeadLetter, type GatewayEvent, type IngestBatch, type IngestResult, type PresenceChange } from '../../protocol/index.js'
+import type { GatewayEvent, IngestBatch, IngestResult } from '../../protocol/index.js'
 import { ALERT_KIND_OF_EVENT } from '../alerts/model.js'
 import type { AlertLifecycle } from '../alerts/lifecycle.js'
 import type { ServerMetrics } from '../metrics.js'
 import { storeEvents } from './events.js'
 import { alertsOfCauses, placeLateCauses, raiseAlerts, type AlertCause, type RaisedAlert } from './raise-alert.js'
-import { applyCancel, checkPins, CROSSED_CLOCKS_MS, previousCancels, type CancelOutcome } from './cancel.js'
+import { applyCancel, checkPins, previousCancels, type CancelOutcome } from './cancel.js'
+import { gatewayClockOffset, presenceOnOurClock, type ClockOffset } from './gateway-clock.js'
 import { fileReport, ticketsOf } from './reports.js'
 import { applyPresence, type PresenceEffects } from './presence.js'
-import { base64Of, eventLetter, storableLetter, storeDeadLetters } from './dead-letters.js'
+import { storeDeadLetters } from './dead-letters.js'
+import { RefusalSplitter } from './refusals.js'
 import { storeWithReusedIds } from './reused-ids.js'
 import { alertsOpened, cancelLate, cancelLatePresses, lateCancels, type LateCancel } from './early-cancels.js'
 
@@ -44,6 +46,9 @@ interface BatchOutcome {
 }
 
 export class Ingestor {
+  /** What the database refuses for good is stored part by part (refusals.ts). */
+  private readonly split: RefusalSplitter
+
   constructor (
     private readonly db: Database,
     private readonly bus: Bus,
@@ -51,20 +56,20 @@ export class Ingestor {
     private readonly metrics: ServerMetrics,
     private readonly options: IngestOptions,
     private readonly log?: FastifyBaseLogger
-  ) {}
+  ) {
+    this.split = new RefusalSplitter(db, lifecycle, metrics, (effects) => this.announce({ events: [] }, {
+      fresh: new Set(), silent: new Set(), raised: new Map(), cancels: new Map(), tickets: new Map(), presence: effects, deadLetters: 0, cancelledLate: []
+    }), log)
+  }
 
   /**
-   * Stores the batch. Should the database refuse something in it for good (a value out of a
-   * column's range, text it cannot hold: a bug's data, which a resend would never fix), the
-   * batch is split and stored part by part, so that one event never holds up the alarms beside
-   * it: the gateway would otherwise resend the whole batch forever. What is left alone and still
-   * refused is kept as a dead letter and answered `refused` (the device hears `rejected`).
-   * `arrivedAtMs`: when the request came in, which the batch's `sentAt` is measured against.
+   * Stores the batch; what the database refuses for good in it is split off and kept apart
+   * (refusals.ts), so one event never holds up the alarms beside it. `arrivedAtMs`: when the request came in, which the batch's `sentAt` is measured against.
    */
   async ingest (batch: IngestBatch, arrivedAtMs = Date.now()): Promise<IngestResult[]> {
     const endTimer = this.metrics.ingestBatchSeconds.startTimer()
     const clock = gatewayClockOffset(batch, arrivedAtMs)
-    const results = await storeWithReusedIds(this.db, presenceOnOurClock(batch, clock), (part) => this.ingestOrSplit(part, clock), (e) => {
+    const results = await storeWithReusedIds(this.db, presenceOnOurClock(batch, clock), (part) => this.split.store(part, (whole) => this.ingestWhole(whole, clock)), (e) => {
       this.metrics.eventIdsReused.inc({ type: e.event.type })
       this.log?.warn({ deviceId: e.deviceId, eventId: e.eventId, type: e.event.type }, 'ingest: an event reuses the id of an earlier, different one (the device reset its seq without a new boot); stored under a new id')
     })
@@ -72,113 +77,6 @@ export class Ingestor {
     batch.events.forEach((e, i) => this.metrics.ingestedEvents.inc({ type: e.event.type, status: results[i]?.status ?? 'refused' }))
     endTimer()
     return results
-  }
-
-  /** `clock`: the gateway's clock offset, measured once for the whole batch (`gatewayClockOffset`). */
-  private async ingestOrSplit (batch: IngestBatch, clock: ClockOffset): Promise<IngestResult[]> {
-    try {
-      return await this.ingestWhole(batch, clock)
-    } catch (err) {
-      if (!refusedForGood(err)) throw err
-      return this.ingestInParts(batch, err as Error, clock)
-    }
-  }
-
-  /** Halves, in order, until what is refused stands alone. */
-  private async ingestInParts (batch: IngestBatch, err: Error, clock: ClockOffset): Promise<IngestResult[]> {
-    const { events, presence = [], deadLetters = [] } = batch
-    const inOrder = async (...parts: IngestBatch[]) => {
-      const results: IngestResult[] = []
-      for (const part of parts) results.push(...await this.ingestOrSplit(part, clock))
-      return results
-    }
-    const halves = <T>(items: T[]): [T[], T[]] => [items.slice(0, Math.ceil(items.length / 2)), items.slice(Math.ceil(items.length / 2))]
-    // Events first, in their order (a cancel after the press it cancels), then the side lists.
-    if (events.length > 0 && presence.length + deadLetters.length > 0) return inOrder({ events }, { events: [], presence, deadLetters })
-    if (events.length > 1) return inOrder(...halves(events).map((part) => ({ events: part })))
-    if (events.length === 1) return [await this.storeAlone(events[0]!, err, clock)]
-    if (presence.length > 0 && deadLetters.length > 0) return inOrder({ events: [], presence }, { events: [], deadLetters })
-    if (presence.length > 1) return inOrder(...halves(presence).map((part) => ({ events: [], presence: part })))
-    if (deadLetters.length > 1) return inOrder(...halves(deadLetters).map((part) => ({ events: [], deadLetters: part })))
-    // One presence change or dead letter no database will take. A presence change is kept as a
-    // dead letter (at its own time, or the last a timestamp holds), so the operators see it,
-    // and applied at the server's time. A refused dead letter can only be logged.
-    this.metrics.ingestRefused.inc({ kind: presence.length > 0 ? 'presence' : 'dead_letter' })
-    const [change] = presence
-    if (change) {
-      await this.keepAndApply(change, {
-        deviceId: change.deviceId, gatewayId: change.gatewayId, topic: topics.status(change.deviceId), receivedAt: change.at,
-        reason: `presence change could not be stored: ${err.message}`, payload: base64Of(change)
-      })
-    } else {
-      this.log?.error({ err: err.message, item: deadLetters[0] }, 'ingest: a dead letter was refused by the database and dropped')
-    }
-    return []
-  }
-
-  /**
-   * An event the database refuses for good, alone. An alarm is stored bare (what raises its
-   * alert: device, seq, type, when), its telemetry and extra fields kept as a dead letter: a
-   * press must never be lost to a bad battery reading or a bug in what rides along. What no form
-   * can store is refused.
-   */
-  private async storeAlone (e: GatewayEvent, err: Error, clock: ClockOffset): Promise<IngestResult> {
-    const bare = bareAlarm(e)
-    if (!bare) return this.refuse(e, err)
-    const [result] = await this.ingestOrSplit({ events: [bare] }, clock)
-    if (result?.status === 'stored') await this.keepDeadLetter(eventLetter(e, `stored without its telemetry and extra fields, which could not be stored: ${err.message}`))
-    return result!
-  }
-
-  /**
-   * A presence change the database refused (its time, say) is kept as a dead letter and applied
-   * all the same, at the server's time: a device gone offline unreported is what supervision
-   * exists to prevent, and one back online must not keep its alert. Both in one transaction,
-   * and only when the letter is new: the same change resent is applied once.
-   */
-  private async keepAndApply (change: PresenceChange, letter: DeadLetter): Promise<void> {
-    try {
-      const { kept, effects } = await this.db.transaction(async (tx) => {
-        const kept = await storeDeadLetters(tx, [storableLetter(letter)])
-        // Kept before: this is the same change resent, applied the first time.
-        if (kept === 0) return { kept, effects: undefined }
-        // After the device's last change, even one its gateway dated ahead of our clock (as
-        // any change, it is applied only when newer: see applyPresence).
-        const [device] = await tx.query<{ presence_at: Date | null }>('SELECT presence_at FROM devices WHERE id = $1', [change.deviceId])
-        const at = Math.max(Date.now(), (device?.presence_at?.getTime() ?? 0) + 1)
-        return { kept, effects: await applyPresence(tx, [{ ...change, at }], this.lifecycle) }
-      })
-      this.metrics.deadLetters.inc({ gateway: letter.gatewayId }, kept)
-      if (effects) {
-        await this.announce({ events: [] }, {
-          fresh: new Set(), silent: new Set(), raised: new Map(), cancels: new Map(), tickets: new Map(), presence: effects, deadLetters: 0, cancelledLate: []
-        })
-      }
-    } catch (failed) {
-      if (!refusedForGood(failed)) throw failed
-      this.log?.error({ err: (failed as Error).message, deviceId: change.deviceId }, 'ingest: a refused presence change could not be applied at the server\'s time')
-      await this.keepDeadLetter(letter)
-    }
-  }
-
-  /** Kept as a dead letter for the operators, never resent; the device hears `rejected`. */
-  private async refuse (e: GatewayEvent, err: Error): Promise<IngestResult> {
-    // The same event id twice in one batch, the other copy stored: this one is its duplicate.
-    if ((await this.db.query('SELECT 1 FROM event_ids WHERE event_id = $1', [e.eventId])).length > 0) return { eventId: e.eventId, status: 'duplicate' }
-    await this.keepDeadLetter(eventLetter(e, `could not be stored: ${err.message}`))
-    this.log?.error({ err: err.message, eventId: e.eventId }, 'ingest: event refused by the database; kept as a dead letter')
-    // The device is told why in its own terms; the database's words are for the operators.
-    return { eventId: e.eventId, status: 'refused', ackState: 'rejected', reason: 'could not be stored; kept for the operators' }
-  }
-
-  private async keepDeadLetter (letter: DeadLetter): Promise<void> {
-    try {
-      this.metrics.deadLetters.inc({ gateway: letter.gatewayId }, await storeDeadLetters(this.db, [storableLetter(letter)]))
-    } catch (failed) {
-      // Even the dead letter holds what the database refuses: logged.
-      if (!refusedForGood(failed)) throw failed
-      this.log?.error({ err: (failed as Error).message, letter: { ...letter, payload: undefined } }, 'ingest: dead letter of a refused event could not be stored')
-    }
   }
 
   private async ingestWhole (batch: IngestBatch, clock: ClockOffset): Promise<IngestResult[]> {
@@ -339,37 +237,6 @@ function storingAndRaising (batch: IngestBatch): boolean {
 }
 
 /**
- * What to add to a gateway's times to put them on the server's clock, undefined when unknown
- * (a gateway of an older version does not say when it sent the batch).
- */
-type ClockOffset = number | undefined
-
-/**
- * The gateway's clock against ours, from when it says it sent the batch (`sentAt`). A gateway
- * minutes behind (a Raspberry Pi booted before NTP) stamps its presses minutes in the past:
- * taken as they are, they escalate the moment they are stored, and their time-to-acknowledge
- * counts minutes nobody waited. The measure includes the request's way here, so a difference
- * within CROSSED_CLOCKS_MS (what the gateways' clocks are trusted to anyway) is no correction:
- * the gateway's own stamp stands, as it is stored.
- */
-function gatewayClockOffset (batch: IngestBatch, nowMs: number): ClockOffset {
-  if (batch.sentAt === undefined) return undefined
-  const offset = nowMs - batch.sentAt
-  return Math.abs(offset) <= CROSSED_CLOCKS_MS ? 0 : offset
-}
-
-/**
- * The batch with its presence changes dated on the server's clock (by the measured offset): the
- * server keeps each device's newest change by its date, and a gateway whose clock NTP set back
- * dated a device's `offline` before the `online` it followed (dropped as stale: no alert), or
- * its changes ahead of another gateway's (a device that moved kept looking offline).
- */
-function presenceOnOurClock (batch: IngestBatch, clock: ClockOffset): IngestBatch {
-  if (!clock || !batch.presence?.length) return batch
-  return { ...batch, presence: batch.presence.map((change) => ({ ...change, at: change.at + clock })) }
-}
-
-/**
  * The alert an event raises (a press, a tamper, …), if any, at the gateway's receive time on
  * the server's clock (by the measured offset, when its gateway said when it sent the batch): the
  * person waited from then, whatever held the event on its way, while a gateway's wrong clock
@@ -386,18 +253,6 @@ function causeOf (e: GatewayEvent, clock?: ClockOffset): AlertCause | undefined 
   }
 }
 
-/**
- * An alarm (an event that raises an alert) with only what raising it needs, or undefined when
- * it is not an alarm or has nothing more: same id, so it is still stored once.
- */
-function bareAlarm (e: GatewayEvent): GatewayEvent | undefined {
-  if (!causeOf(e)) return undefined
-  const { seq, boot, type } = e.event
-  const event = { seq, type, ...(boot === undefined ? {} : { boot }) }
-  if (Object.keys(e.event).length === Object.keys(event).length && e.skewMs === undefined) return undefined
-  return { eventId: e.eventId, deviceId: e.deviceId, gatewayId: e.gatewayId, receivedAt: e.receivedAt, skewed: e.skewed, event }
-}
-
 /** The first of each event id, in batch order (a batch may repeat an event the device resent). */
 function unique (events: GatewayEvent[]): GatewayEvent[] {
   const seen = new Set<string>()
@@ -412,18 +267,6 @@ function unique (events: GatewayEvent[]): GatewayEvent[] {
 async function lockActiveAlerts (tx: Queryable, deviceIds: string[]): Promise<void> {
   await tx.query(`SELECT 1 FROM alerts WHERE device_id = ANY($1::text[]) AND state IN ('open', 'acknowledged', 'dispatched')
     ORDER BY device_id, kind FOR UPDATE`, [[...new Set(deviceIds)]])
-}
-
-/**
- * The database refused the data itself (SQLSTATE class 22, data exception; 23, a constraint):
- * sending it again changes nothing. Anything else (a lost connection, a restart) may pass later,
- * and so may a unique violation (23505): every insert here says what to do on conflict, so one
- * means two requests raced with the same rows, and the resend finds them stored. (Events that
- * cannot even be written out for the database are answered so too: see storeEvents.)
- */
-function refusedForGood (err: unknown): boolean {
-  const code = (err as { code?: unknown }).code
-  return typeof code === 'string' && (code.startsWith('22') || (code.startsWith('23') && code !== '23505'))
 }
 
 /**
