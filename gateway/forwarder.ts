@@ -20,6 +20,7 @@ import type { PresenceLog } from './presence-log.js'
 import { ServerError, type ServerClient } from './server-client.js'
 import { pause, retryForever, settlesWithin } from './retry.js'
 import { UnwrittenAlarms } from './unwritten-alarms.js'
+import { ownPresence, splitByDevice } from './forward-batches.js'
 
 /** States a device should hear again when its event joins an alert already in them. */
 const STILL_TRUE_STATES = new Set(['acknowledged', 'dispatched', 'cancelled'])
@@ -380,29 +381,4 @@ export class Forwarder {
 /** The server refused the request as malformed: sending it again would not help. */
 function isRefusal (err: unknown): boolean {
   return err instanceof ServerError && err.status === 400
-}
-
-/**
- * Up to `parts` groups, each holding its devices' events in their order, and at most `max`
- * events: what does not fit (the latest events of a group) waits for the next round, which
- * keeps every device's order and every request within the server's batch limit.
- */
-function splitByDevice (events: OutboxEntry[], parts: number, max: number): OutboxEntry[][] {
-  if (parts <= 1) return [events.slice(0, max)]
-  const groups: OutboxEntry[][] = Array.from({ length: parts }, () => [])
-  const groupOf = new Map<string, OutboxEntry[]>()
-  let next = 0
-  for (const e of events) {
-    let group = groupOf.get(e.deviceId)
-    // Devices are dealt round-robin in order of first appearance: even enough, and stable.
-    if (!group) groupOf.set(e.deviceId, group = groups[next++ % parts]!)
-    group.push(e)
-  }
-  return groups.filter((g) => g.length > 0).map((g) => g.slice(0, max))
-}
-
-/** The presence changes of the devices these events are of, in their order. */
-function ownPresence (changes: SideItems['presence'], events: OutboxEntry[]): SideItems['presence'] {
-  const devices = new Set(events.map((e) => e.deviceId))
-  return changes.filter((c) => devices.has(c.change.deviceId))
 }
