@@ -14,11 +14,27 @@ const DS_TYPE = 'grafana-postgresql-datasource'
 const isBuiltin = (name: string) => name.startsWith('__')
 
 describe('the provisioned datasource', () => {
-  it('is TimescaleDB with the fixed uid every panel uses', () => {
+  it('is PostgreSQL with the fixed uid every panel uses, expanding $__timeGroup without time_bucket', () => {
     const sources = loadYamlDir<{ datasources: any[] }>('datasources').flatMap((f) => f.doc.datasources)
     const ds = sources.find((s) => s.uid === DATASOURCE_UID)
-    expect(ds).toMatchObject({ type: DS_TYPE, jsonData: { timescaledb: true } })
+    // timescaledb: false, so that the panels run on plain PostgreSQL too (the server supports it).
+    expect(ds).toMatchObject({ type: DS_TYPE, jsonData: { timescaledb: false } })
     expect(ds.secureJsonData.password).toMatch(/^\$\{\w+\}$/)
+  })
+})
+
+describe('every panel and alert-rule query', () => {
+  const queries = [
+    ...dashboards.flatMap(({ model }) => panelQueries(model).map((q) => ({ where: `${q.dashboard} › ${q.panel.title}`, sql: q.sql }))),
+    ...loadAlertGroups().flatMap((g) => g.rules).flatMap((r) => r.data.filter((d) => d.model.rawSql).map((d) => ({ where: `rule ${r.uid}`, sql: String(d.model.rawSql) })))
+  ]
+
+  it('uses no TimescaleDB function: plain PostgreSQL runs them too', () => {
+    for (const q of queries) expect(q.sql, q.where).not.toMatch(/\b(time_bucket|time_bucket_gapfill|locf|interpolate|first|last|histogram)\s*\(/i)
+  })
+
+  it('leaves drills out by their outcome, never by alerts.test, which the server never sets', () => {
+    for (const q of queries) expect(q.sql, q.where).not.toMatch(/\b\w+\.test\b|\bNOT test\b/)
   })
 })
 

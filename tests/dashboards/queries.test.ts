@@ -27,7 +27,7 @@ let sim: SimulationResult
 let range: TimeRange
 const results = new Map<string, PanelResult[]>()
 
-/** Rows of a panel's first query under the default selection (every zone and kind). */
+/** Rows of a panel's first query under the default selection (every zone and device kind; Response: panic alerts). */
 const rows = (uid: string, title: string, refId = 'A') => {
   const found = results.get(uid)!.find((r) => r.panel.title === title && r.refId === refId)
   if (!found) throw new Error(`no panel "${title}" in ${uid}`)
@@ -66,7 +66,8 @@ describe('after a simulated hour on TimescaleDB', () => {
   })
 
   it('every panel query runs for every zone and kind, for one zone and kind, and for two zones', async () => {
-    const selections: Array<Record<string, string[]>> = [{}, { zone: ['ben-thanh'], kind: ['button'] }, { zone: ['da-kao', 'tan-dinh'], kind: ['counter', 'kiosk'], alert_kind: ['panic'] }]
+    const selections: Array<Record<string, string[]>> = [{}, { zone: ['ben-thanh'], kind: ['button'], alert_kind: ['$__all'] },
+      { zone: ['da-kao', 'tan-dinh'], kind: ['counter', 'kiosk'], alert_kind: ['panic', 'tamper'] }]
     for (const model of dashboards.values()) {
       for (const selection of selections) await runDashboard(db, model, range, selection)
     }
@@ -106,42 +107,49 @@ describe('after a simulated hour on TimescaleDB', () => {
     expect(rows('sos-operations', 'Devices and open alerts', 'B')).toHaveLength(unresolved.length + OUTAGE.devices.length)
   })
 
-  it('Response measures the operators as they acted, drills and cancels left out', async () => {
-    // What the scenario's operators decided, drills (outcome 'test') left out.
-    const decided = INCIDENTS.flatMap((i) => i.operator.filter((o) => o.action === 'resolve' && o.outcome !== 'test').map((o) => o.outcome!))
+  it('Response measures the operators as they acted on panic alerts (its default), drills and cancels left out', async () => {
+    const panic = (i: typeof INCIDENTS[number]) => i.type === 'press' || i.type === 'hold'
+    const drill = (i: typeof INCIDENTS[number]) => i.operator.some((o) => o.outcome === 'test')
+    // What the scenario's operators decided on panic alerts, drills (outcome 'test') left out.
+    const decided = INCIDENTS.filter(panic).flatMap((i) => i.operator.filter((o) => o.action === 'resolve' && o.outcome !== 'test').map((o) => o.outcome!))
     const expected: Record<string, number> = {}
-    for (const o of decided) expected[o] = (expected[o] ?? 0) + 1
-    const outcomes = Object.fromEntries(rows('sos-response', 'Outcomes').map((r) => [r.outcome, Number(r.alerts)]))
+    for (const o of decided) expected[`panic ${o}`] = (expected[`panic ${o}`] ?? 0) + 1
+    const outcomes = Object.fromEntries(rows('sos-response', 'Outcomes').map((r) => [`${r['alert kind']} ${r.outcome}`, Number(r.alerts)]))
     expect(outcomes).toEqual(expected)
     const falseAlarms = decided.filter((o) => ['false_alarm', 'prank', 'accidental'].includes(o)).length
-    const rate = rows('sos-response', 'False-alarm rate')[0]!
-    expect(Number(rate['false-alarm rate'])).toBeCloseTo(falseAlarms / decided.length, 6)
-    expect(Number(rate.resolved)).toBe(decided.length)
-    // Every first response in the scenario (drills apart): each bucket's percentiles lie within them.
-    const delays = INCIDENTS.filter((i) => i.operator.length > 0 && !i.operator.some((o) => o.outcome === 'test'))
-      .map((i) => i.operator[0]!.after)
-    const series = rows('sos-response', 'Time to acknowledge (p50, p90)')
-    expect(series.length).toBeGreaterThan(0)
-    for (const point of series) {
-      expect(Number(point.p50)).toBeGreaterThanOrEqual(Math.min(...delays))
-      expect(Number(point.p90)).toBeLessThanOrEqual(Math.max(...delays))
+    const rates = rows('sos-response', 'False-alarm rate, and cancelled')
+    expect(rates.map((r) => r['alert kind'])).toEqual(['panic'])
+    expect(Number(rates[0]!['false-alarm rate'])).toBeCloseTo(falseAlarms / decided.length, 6)
+    expect(Number(rates[0]!.resolved)).toBe(decided.length)
+    expect(Number(rates[0]!.cancelled)).toBe(INCIDENTS.filter((i) => i.cancels).length)
+    // Every first response to a panic alert in the scenario (drills apart): the percentiles lie within them.
+    const answered = INCIDENTS.filter((i) => panic(i) && i.operator.length > 0 && !drill(i))
+    const delays = answered.map((i) => i.operator[0]!.after)
+    const series = rows('sos-response', 'Time to acknowledge per day (p50, p90, n)')
+    const value = (metric: string) => series.filter((r) => r.metric === metric).map((r) => Number(r.value))
+    expect(value('panic answered (n)')).toEqual([answered.length])
+    expect(value('panic still waiting')).toEqual([INCIDENTS.filter((i) => panic(i) && i.operator.length === 0 && !i.cancels).length])
+    for (const p of [...value('panic p50'), ...value('panic p90')]) {
+      expect(p).toBeGreaterThanOrEqual(Math.min(...delays))
+      expect(p).toBeLessThanOrEqual(Math.max(...delays))
     }
+    expect(value('panic p50')).toHaveLength(1)
     // Escalated: panic alerts that waited ESCALATE_AFTER or longer for a first response.
     const waited = (i: typeof INCIDENTS[number]) => i.operator[0]?.after ?? HOUR_S - i.at
-    const drill = (i: typeof INCIDENTS[number]) => i.operator.some((o) => o.outcome === 'test')
-    const escalated = INCIDENTS.filter((i) => (i.type === 'press' || i.type === 'hold') && !i.cancels && waited(i) >= ESCALATE_AFTER_S)
+    const escalated = INCIDENTS.filter((i) => panic(i) && !i.cancels && waited(i) >= ESCALATE_AFTER_S)
     expect(escalated.filter(drill)).toHaveLength(1) // the scenario's drill escalated too
     const listed = rows('sos-response', 'Escalated alerts').map((r) => r['alert id'])
     expect(listed.sort()).toEqual(escalated.filter((i) => !drill(i)).map((i) => sim.alerts.get(i.ref)).sort())
-    // Escalations per hour: every escalation but the drill's.
-    const escalations = async (alertIds: string[]) => Number((await db.query<{ n: number }>(
-      "SELECT count(*) AS n FROM alert_transitions WHERE from_state = 'open' AND to_state = 'open' AND alert_id = ANY($1::text[])", [alertIds]))[0]!.n)
-    const drillEscalations = await escalations(escalated.filter(drill).map((i) => sim.alerts.get(i.ref)!))
-    expect(drillEscalations).toBeGreaterThan(0)
-    const perHour = rows('sos-response', 'Escalations per hour').reduce((sum, r) => sum + Number(r.value), 0)
-    expect(perHour).toBe(await escalations([...sim.alerts.values()]) - drillEscalations)
-    const hourly = rows('sos-response', 'Mean time to acknowledge and resolve, per hour')
-    expect(hourly.some((r) => Number(r['mean time to acknowledge']) > 0)).toBe(true)
+    // Escalations per hour: every level reached, the drill's apart; summed, the alerts' levels.
+    const levels = async (alertIds: string[]) => Number((await db.query<{ n: number }>(
+      'SELECT COALESCE(sum(escalation_level), 0) AS n FROM alerts WHERE id = ANY($1::text[])', [alertIds]))[0]!.n)
+    const drillLevels = await levels(escalated.filter(drill).map((i) => sim.alerts.get(i.ref)!))
+    expect(drillLevels).toBeGreaterThan(0)
+    const perHour = rows('sos-response', 'Escalations per hour (levels reached)').reduce((sum, r) => sum + Number(r.value), 0)
+    expect(perHour).toBe(await levels([...sim.alerts.values()]) - drillLevels)
+    const daily = rows('sos-response', 'Mean time to acknowledge and resolve, per day')
+    expect(daily.some((r) => r.metric === 'panic mean time to acknowledge' && Number(r.value) > 0)).toBe(true)
+    expect(new Set(daily.map((r) => String(r.metric).split(' ')[0]))).toEqual(new Set(['panic']))
   })
 
   it('Fleet health sees the outage zone, the weak batteries, the gaps, the refused publishes and the misuse', () => {

@@ -8,7 +8,11 @@ import { fileURLToPath } from 'node:url'
 import { parse as parseYaml } from 'yaml'
 
 export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url))
-export const dashboardsDir = join(repoRoot, 'dashboards')
+/**
+ * `dashboards/`, or another copy of it named by SOS_DASHBOARDS_DIR (to run these checks against
+ * an older version: a test of a fix should fail there).
+ */
+export const dashboardsDir = process.env.SOS_DASHBOARDS_DIR || join(repoRoot, 'dashboards')
 export const DATASOURCE_UID = 'sos-timescaledb'
 
 export interface Target {
@@ -136,4 +140,13 @@ export function loadAlertGroups (): AlertGroup[] {
 
 export function loadContactPoints (): Array<{ name: string, receivers: Array<{ uid: string, type: string, settings: Record<string, unknown> }> }> {
   return loadYamlDir<{ contactPoints?: any[] }>('alerting').flatMap(({ doc }) => doc.contactPoints ?? [])
+}
+
+/** The provisioned datasource's `jsonData` (what decides how Grafana expands `$__timeGroup`). */
+export function datasourceJsonData (): { timescaledb?: boolean, [key: string]: unknown } {
+  const sources = loadYamlDir<{ datasources?: Array<{ uid: string, jsonData?: Record<string, unknown> }> }>('datasources')
+    .flatMap(({ doc }) => doc.datasources ?? [])
+  const ds = sources.find((s) => s.uid === DATASOURCE_UID)
+  if (!ds) throw new Error(`no provisioned datasource ${DATASOURCE_UID}`)
+  return ds.jsonData ?? {}
 }

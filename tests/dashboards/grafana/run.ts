@@ -5,7 +5,7 @@
 import type { Queryable } from '../../../server/db/database.js'
 import { expandMacros, parseInterval, type TimeRange } from './macros.js'
 import { ALL, interpolateVariables, type VariableValue } from './template.js'
-import { variableSql, type AlertRule, type Dashboard, type Panel } from './provisioning.js'
+import { datasourceJsonData, variableSql, type AlertRule, type Dashboard, type Panel, type Variable } from './provisioning.js'
 
 /** The datasource's `jsonData.timeInterval`: the smallest `$__interval` Grafana uses. */
 const DATASOURCE_MIN_INTERVAL = '1m'
@@ -22,14 +22,26 @@ function builtins (range: TimeRange): Record<string, string> {
   return { __from: String(range.from.getTime()), __to: String(range.to.getTime()) }
 }
 
+/** The provisioned datasource's `timescaledb` switch: `$__timeGroup` becomes `time_bucket` when on. */
+const timescaledb = (): boolean => datasourceJsonData().timescaledb === true
+
 /** What the browser sends, then what the backend runs. */
 export function renderSql (sql: string, variables: VariableValue[], range: TimeRange, intervalMs: number): string {
-  return expandMacros(interpolateVariables(sql, variables, builtins(range)), { range, intervalMs, timescaledb: true })
+  return expandMacros(interpolateVariables(sql, variables, builtins(range)), { range, intervalMs, timescaledb: timescaledb() })
+}
+
+/** What Grafana selects when the dashboard loads: the variable's saved `current` value. */
+export function defaultSelection (variable: Variable): string | string[] {
+  const value = variable.current?.value
+  const values = (Array.isArray(value) ? value : [value]).filter((v): v is string => typeof v === 'string')
+  if (values.length === 0 || values.includes(ALL)) return ALL
+  return variable.multi ? values : values[0]!
 }
 
 /**
  * The dashboard's variables with their options loaded from the database (query variables run
- * their SQL, as Grafana does on dashboard load) and the selection applied (unset: "All").
+ * their SQL, as Grafana does on dashboard load) and the selection applied (unset: the
+ * dashboard's default, as Grafana loads it).
  */
 export async function resolveVariables (db: Queryable, dashboard: Dashboard, range: TimeRange,
   selection: Record<string, string | string[]> = {}): Promise<VariableValue[]> {
@@ -44,7 +56,7 @@ export async function resolveVariables (db: Queryable, dashboard: Dashboard, ran
       options = (v.options ?? []).map((o) => o.value).filter((value) => value !== ALL)
     }
     resolved.push({
-      name: v.name, multi: v.multi, includeAll: v.includeAll, allValue: v.allValue ?? null, options, value: selection[v.name] ?? ALL
+      name: v.name, multi: v.multi, includeAll: v.includeAll, allValue: v.allValue ?? null, options, value: selection[v.name] ?? defaultSelection(v)
     })
   }
   return resolved
@@ -75,6 +87,29 @@ export async function runDashboard (db: Queryable, dashboard: Dashboard, range: 
   return results
 }
 
+/**
+ * Runs the queries of the one panel whose title matches (a pattern lets a test find a panel in an
+ * older version of the dashboard too, under its old title).
+ */
+export async function runPanel (db: Queryable, dashboard: Dashboard, title: string | RegExp, range: TimeRange,
+  selection: Record<string, string | string[]> = {}): Promise<PanelResult[]> {
+  const matches = dashboard.panels.flatMap((p) => [p, ...(p.panels ?? [])])
+    .filter((p) => typeof title === 'string' ? p.title === title : title.test(p.title))
+  if (matches.length !== 1) throw new Error(`${dashboard.title}: ${matches.length} panels match ${String(title)}`)
+  const panel = matches[0]!
+  const variables = await resolveVariables(db, dashboard, range, selection)
+  const results: PanelResult[] = []
+  for (const target of panel.targets ?? []) {
+    const sql = renderSql(target.rawSql ?? '', variables, range, panelIntervalMs(panel, range))
+    try {
+      results.push({ panel, refId: target.refId, sql, rows: await db.query(sql) })
+    } catch (err) {
+      throw new Error(`${dashboard.title} › ${panel.title} (${target.refId}): ${(err as Error).message}\n${sql}`)
+    }
+  }
+  return results
+}
+
 export interface RuleEvaluation {
   rule: AlertRule
   sql: string
@@ -88,7 +123,7 @@ export async function evaluateRule (db: Queryable, rule: AlertRule, now: Date): 
   const query = rule.data.find((d) => d.datasourceUid !== '__expr__')!
   const seconds = query.relativeTimeRange ?? { from: 600, to: 0 }
   const range = { from: new Date(now.getTime() - seconds.from * 1000), to: new Date(now.getTime() - seconds.to * 1000) }
-  const sql = expandMacros(query.model.rawSql, { range, intervalMs: query.model.intervalMs ?? 1000, timescaledb: true })
+  const sql = expandMacros(query.model.rawSql, { range, intervalMs: query.model.intervalMs ?? 1000, timescaledb: timescaledb() })
   let rows: Array<Record<string, unknown>>
   try {
     rows = await db.query(sql)
