@@ -34,6 +34,8 @@ import { Forwarder } from './forwarder.js'
 import { DownlinkRelay } from './downlink.js'
 import { AckReplay } from './ack-replay.js'
 import { serveOperations } from './http.js'
+import { reportServerAuth } from './server-auth.js'
+import { readiness } from './readiness.js'
 import { settlesWithin } from './retry.js'
 
 export interface RunningGateway {
@@ -86,6 +88,7 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
   metrics.live.stateWriteWaitMs = () => writer.waitMs()
   metrics.live.stateWritesWaiting = () => writer.waiting()
   const server = new ServerClient(config.serverUrl, config.gatewayToken, config.gatewayId)
+  reportServerAuth(server.auth, metrics, log)
   // The outbox's worker thread starts while the credentials sync (it takes half a second to
   // load, which after a crash is half a second more before the first PUBACK).
   const outboxOpening = Outbox.open(config.dataDir, config.outboxMaxEvents)
@@ -265,8 +268,9 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
     : await serveOperations(config.mqttHost, config.httpPort, metrics, {
       health: () => {
         const oldest = outbox.oldestReceivedAt()
+        const serverAuthRefused = server.auth.refusal()
         return {
-          ready: !stopping,
+          ...readiness(stopping, serverAuthRefused),
           gatewayId: config.gatewayId,
           connections: broker!.connectedClients,
           outboxDepth: outbox.depth(),
@@ -274,7 +278,9 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
           outboxOldestAgeSeconds: oldest === undefined ? 0 : Math.max(0, Date.now() - oldest) / 1000,
           // Seconds here: the disk hangs (alarms go to the server from memory meanwhile).
           outboxWriteWaitSeconds: Math.round(outbox.writeWaitMs()) / 1000,
-          stateWriteWaitSeconds: Math.round(writer.waitMs()) / 1000
+          stateWriteWaitSeconds: Math.round(writer.waitMs()) / 1000,
+          // Not null: the server refuses GATEWAY_TOKEN, and nothing reaches it (readiness.ts).
+          serverAuthRefused
         }
       }
     }).catch((err: Error) => {

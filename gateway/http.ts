@@ -1,6 +1,8 @@
 /**
  * The gateway's operations endpoint: `GET /healthz` (liveness and what a maintainer looks at
- * first), `GET /readyz` (listening and its outbox writable), `GET /metrics` (Prometheus).
+ * first: always 200, its body says what is wrong), `GET /readyz` (listening, and what devices
+ * send here reaches the server without anyone stepping in: 503 while stopping or while the
+ * server refuses the gateway's token, readiness.ts), `GET /metrics` (Prometheus).
  * Plain node:http: three read-only routes do not need a framework.
  */
 import { createServer, type Server } from 'node:http'

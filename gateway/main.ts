@@ -4,13 +4,14 @@ import { pino } from 'pino'
 import { ConfigError } from '../server/config.js'
 import { gatewayConfigFromEnv } from './config.js'
 import { endPastHungDisk, startGateway } from './gateway.js'
+import { withoutSecrets } from './server-auth.js'
 
 const log = pino({ level: process.env.LOG_LEVEL || 'info', name: 'gateway' })
 
 try {
   const config = gatewayConfigFromEnv()
   const gateway = await startGateway(config, log)
-  log.info({ ...gateway.ports, server: config.serverUrl, gatewayId: config.gatewayId }, 'gateway listening')
+  log.info({ ...gateway.ports, server: withoutSecrets(config.serverUrl), gatewayId: config.gatewayId }, 'gateway listening')
   closeWithGrace({ delay: 15_000, onTimeout: () => endPastHungDisk(log, 'closing took longer than its limit (a disk that hangs?)') }, async ({ signal, err }) => {
     if (err) log.error({ err }, 'closing after an error')
     else log.info({ signal }, 'closing')

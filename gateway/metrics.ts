@@ -36,6 +36,8 @@ export function createGatewayMetrics () {
     forwardLatency: new Histogram({ name: 'sos_gateway_forward_latency_seconds', help: 'Receive → confirmed by server latency', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5, 30], registers }),
     forwardFailures: new Counter({ name: 'sos_gateway_forward_failures_total', help: 'Failed batch deliveries to the server', registers }),
     forwardRefused: new Counter({ name: 'sos_gateway_forward_refused_total', help: 'Presence changes and dead letters the server refused as malformed (400), let go one by one, by kind', labelNames: ['kind'], registers }),
+    serverAuthRefused: new Gauge({ name: 'sos_gateway_server_auth_refused', help: '1 while the server refuses this gateway\'s credentials (401/403: GATEWAY_TOKEN wrong or revoked): events are kept in the outbox, nothing reaches the server', registers }),
+    serverAuthRefusals: new Counter({ name: 'sos_gateway_server_auth_refusals_total', help: 'Requests to the server (ingest, credentials, downlink) refused for this gateway\'s credentials, by status (401, 403)', labelNames: ['status'], registers }),
     forwarded: new Counter({ name: 'sos_gateway_forwarded_total', help: 'Items confirmed by the server, by kind (event, presence, dead_letter)', labelNames: ['kind'], registers }),
     presenceChanges: new Counter({ name: 'sos_gateway_presence_changes_total', help: 'Device presence changes, by state and reason', labelNames: ['state', 'reason'], registers }),
     devicesOnline: new Gauge({ name: 'sos_gateway_devices_online', help: 'Supervised devices currently online', registers }),

@@ -4,6 +4,7 @@
  */
 import pRetry from 'p-retry'
 import type { Logger } from 'pino'
+import { ServerError } from './server-client.js'
 
 export function retryForever<T> (what: string, attempt: () => Promise<T>, signal: AbortSignal, log: Logger, onFailure?: () => void): Promise<T> {
   return pRetry(attempt, {
@@ -19,7 +20,10 @@ export function retryForever<T> (what: string, attempt: () => Promise<T>, signal
     onFailedAttempt: ({ error, attemptNumber }) => {
       if (signal.aborted) return // stopping, not failing
       onFailure?.()
-      const level = attemptNumber === 1 || attemptNumber % 10 === 0 ? 'warn' : 'debug'
+      // Refused credentials are told once per spell, as an error (server-auth.ts): a warning per
+      // retry, from every lane, would bury that line and read like a passing network fault.
+      const reportedOnce = error instanceof ServerError && error.refusesCredentials
+      const level = !reportedOnce && (attemptNumber === 1 || attemptNumber % 10 === 0) ? 'warn' : 'debug'
       log[level]({ attempt: attemptNumber, err: error.message }, `${what} failed; retrying`)
     }
   })

@@ -7,10 +7,16 @@ import { randomUUID } from 'node:crypto'
 import { Agent, request } from 'undici'
 import { GATEWAY_ID_HEADER, GATEWAY_INSTANCE_HEADER, type DeviceCredential, type DownlinkMessage, type IngestBatch, type IngestResult } from '../protocol/index.js'
 import type { Lane } from './outbox/outbox.js'
+import { isCredentialRefusal, ServerAuth, withoutSecrets } from './server-auth.js'
 
 export class ServerError extends Error {
   constructor (readonly status: number, message: string) {
     super(message)
+  }
+
+  /** 401 or 403: the server will not take our token, whatever we send (server-auth.ts reports it). */
+  get refusesCredentials (): boolean {
+    return isCredentialRefusal(this.status)
   }
 }
 
@@ -30,8 +36,13 @@ export class ServerClient {
   /** This process, among any others configured with the same gateway id (see GATEWAY_INSTANCE_HEADER). */
   readonly instanceId = randomUUID()
 
+  /** Whether the server takes our token, told by every answer (ingest, credentials, downlink). */
+  readonly auth: ServerAuth
+
   /** `gatewayId` goes with every request: the server watches each gateway by its calls. */
-  constructor (private readonly baseUrl: string, private readonly token: string, private readonly gatewayId: string) {}
+  constructor (private readonly baseUrl: string, private readonly token: string, private readonly gatewayId: string) {
+    this.auth = new ServerAuth(withoutSecrets(baseUrl))
+  }
 
   async close (): Promise<void> {
     await Promise.all([this.ingestAgents.alarm.destroy(), this.ingestAgents.routine.destroy(), this.otherAgent.destroy()])
@@ -63,6 +74,7 @@ export class ServerClient {
   }
 
   private async request<T> (method: string, path: string, body: string | undefined, signal: AbortSignal | undefined, timeoutMs: number, agent = this.otherAgent): Promise<T> {
+    const ticket = this.auth.sending()
     const response = await request(this.baseUrl + path, {
       method: method as 'GET' | 'POST',
       headers: {
@@ -78,8 +90,9 @@ export class ServerClient {
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs
     })
-    const text = await response.body.text()
     const status = response.statusCode
+    this.auth.answered(ticket, status, `${method} ${path.split('?')[0]}`)
+    const text = await response.body.text()
     if (status < 200 || status > 299) throw new ServerError(status, `${method} ${path} → ${status}: ${text.slice(0, 300)}`)
     return JSON.parse(text) as T
   }
