@@ -16,6 +16,13 @@
  * (gateway.sqlite, through the writer thread) so a gateway restart keeps them too; bounded per
  * device and by age.
  *
+ * Every gateway keeps every device's states, also of devices it has never served: acks reach
+ * every gateway, and a device whose gateway fails signs in at one new to it, where it must hear
+ * "help is coming" all the same. The cost is small: alarm acks are few, a write and a delete each.
+ *
+ * Each row is written with `writeLatest`: while the disk hangs, only the newest write of each
+ * (device, alert) waits in memory, not one for every `received` of a button pressed in a frenzy.
+ *
  * A device on a clean session has nothing to confirm by (the broker keeps no record of what its
  * PUBACKs answer, nor does MQTT promise such a session more): a state published while it is
  * connected and subscribed counts as heard.
@@ -67,7 +74,7 @@ export class AckReplay {
     }
     const entry = { alertId: ack.alertId, state: ack.state, body, at: this.now() }
     for (const forgotten of this.remember(deviceId, entry)) this.forget(deviceId, forgotten)
-    this.writer.write({
+    this.writer.writeLatest(rowKey(deviceId, entry.alertId), {
       sql: `INSERT INTO unconfirmed_acks (device_id, alert_id, state, body, at) VALUES (?, ?, ?, ?, ?)
             ON CONFLICT (device_id, alert_id) DO UPDATE SET state = excluded.state, body = excluded.body, at = excluded.at`,
       params: [deviceId, entry.alertId, entry.state, body, entry.at]
@@ -125,6 +132,9 @@ export class AckReplay {
     const alerts = this.byDevice.get(deviceId)
     alerts?.delete(alertId)
     if (alerts?.size === 0) this.byDevice.delete(deviceId)
-    this.writer.write({ sql: 'DELETE FROM unconfirmed_acks WHERE device_id = ? AND alert_id = ?', params: [deviceId, alertId] })
+    this.writer.writeLatest(rowKey(deviceId, alertId), { sql: 'DELETE FROM unconfirmed_acks WHERE device_id = ? AND alert_id = ?', params: [deviceId, alertId] })
   }
 }
+
+/** The writes of one row replace each other while they wait (only the newest matters). */
+const rowKey = (deviceId: string, alertId: string) => `unconfirmed_acks/${deviceId}/${alertId}`

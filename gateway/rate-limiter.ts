@@ -13,6 +13,12 @@
  * and a shop owner's PIN cancel (each one a slow PIN check on the server, where a flood of them
  * from one counter held every other shop's cancel back for seconds). Past it the device hears
  * `rejected: rate_limited`; a cancel refused so leaves the alarm standing: the safe side.
+ *
+ * A resend of an event that passed (the same event id: a QoS 1 redelivery, or a retry, after
+ * a PUBACK was lost) passes again without a token: it is the same event, stored once. Charged
+ * again, a counter retrying the cancel it had just used its last token on heard `rate_limited`
+ * for a cancel the server had in fact taken. Free only a few times each: a device resending
+ * one cancel in a loop would otherwise have the server check its PIN without end.
  */
 import type { EventType } from '../protocol/index.js'
 
@@ -41,7 +47,17 @@ export interface RateLimit {
   perSecond: number
 }
 
-interface Bucket { tokens: number, at: number }
+/** Times a resend of an event that passed goes free: a lost PUBACK's retries, not a loop. */
+export const FREE_RESENDS = 3
+/** Events that passed remembered per device and budget, newest kept (a device resends what is in flight: a few). */
+const REMEMBERED = 16
+
+interface Bucket {
+  tokens: number
+  at: number
+  /** Ids of events that passed lately, with the free resends each has left; oldest first. */
+  passed: Map<string, number>
+}
 
 export class DeviceRateLimiter {
   /** Per device, its buckets by budget (`routine`, or a type with a budget of its own). */
@@ -49,20 +65,29 @@ export class DeviceRateLimiter {
 
   constructor (private readonly limit: RateLimit, private readonly now: () => number = Date.now) {}
 
-  /** True when this event may pass; false when it is over the device's budget. */
-  allow (deviceId: string, type: EventType): boolean {
+  /**
+   * True when this event may pass; false when it is over the device's budget. `eventId` (the
+   * event's identity, `eventIdOf`) lets a resend of an event that passed go free.
+   */
+  allow (deviceId: string, type: EventType, eventId?: string): boolean {
     if (UNLIMITED_TYPES.has(type)) return true
     const now = this.now()
     let budgets = this.buckets.get(deviceId)
     if (!budgets) this.buckets.set(deviceId, budgets = new Map())
     const budget = Object.hasOwn(OWN_BUDGETS, type) ? type : 'routine'
     const limit = this.limitOf(budget)
-    const bucket = budgets.get(budget) ?? { tokens: limit.burst, at: now }
+    const bucket = budgets.get(budget) ?? { tokens: limit.burst, at: now, passed: new Map() }
     bucket.tokens = this.refilled(bucket, limit, now)
     bucket.at = now
     budgets.set(budget, bucket)
+    const resends = eventId === undefined ? undefined : bucket.passed.get(eventId)
+    if (resends !== undefined && resends > 0) {
+      bucket.passed.set(eventId!, resends - 1)
+      return true
+    }
     if (bucket.tokens < 1) return false
     bucket.tokens -= 1
+    if (eventId !== undefined && resends === undefined) this.rememberPassed(bucket, eventId)
     return true
   }
 
@@ -80,6 +105,11 @@ export class DeviceRateLimiter {
       return this.refilled(bucket, limit, now) >= limit.burst
     })
     if (full) this.buckets.delete(deviceId)
+  }
+
+  private rememberPassed (bucket: Bucket, eventId: string): void {
+    bucket.passed.set(eventId, FREE_RESENDS)
+    if (bucket.passed.size > REMEMBERED) bucket.passed.delete(bucket.passed.keys().next().value!)
   }
 
   private refilled (bucket: Bucket, limit: RateLimit, now: number): number {

@@ -12,7 +12,10 @@
  * Bounded: while the disk hangs nothing is written, and what waits is held in memory. Past
  * `maxWaiting` writes waiting, those posted as sheddable (dead letters: diagnostics) are
  * dropped and counted; the rest (presence, credentials, positions) is small and bounded by
- * what it mirrors.
+ * what it mirrors. Past `maxInFlight` writes handed to the thread, the next ones wait here
+ * instead, in order; there a write posted with a key (`writeLatest`: the row of one alert's
+ * state, say) takes the place of the one of the same key still waiting, so what waits for a
+ * hung disk grows with the keys written, not with every write to each.
  */
 import { EventEmitter } from 'node:events'
 import { Worker } from 'node:worker_threads'
@@ -47,7 +50,12 @@ export interface StateWriterOptions {
   closeWaitMs?: number
   /** Writes waiting past which sheddable ones are dropped. */
   maxWaiting?: number
+  /** Writes handed to the thread and not yet committed past which the next wait here (where a keyed one can be replaced). */
+  maxInFlight?: number
 }
+
+/** A write not yet handed to the thread; `key` when a later write of the same key replaces it. */
+interface Held { writes: Write[], key?: string }
 
 export class StateWriter extends EventEmitter<{ failing: [Error], recovered: [], shed: [] }> {
   private readonly worker: Worker
@@ -61,12 +69,17 @@ export class StateWriter extends EventEmitter<{ failing: [Error], recovered: [],
   private readonly exited: Promise<void>
   private readonly closeWaitMs: number
   private readonly maxWaiting: number
+  private readonly maxInFlight: number
+  /** Writes waiting here, in order, until the thread is within `maxInFlight` again. */
+  private held: Held[] = []
+  private readonly heldByKey = new Map<string, Held>()
   private readonly droppedLines: LogBudget
 
   constructor (file: string, private readonly log: Logger, options: StateWriterOptions = {}) {
     super()
     this.closeWaitMs = options.closeWaitMs ?? 5000
     this.maxWaiting = options.maxWaiting ?? 10_000
+    this.maxInFlight = options.maxInFlight ?? 100
     this.droppedLines = new LogBudget(3, 60_000, (_, lines) => log.error({ notLogged: lines }, 'more state database writes refused and dropped'))
     this.worker = new Worker(new URL('./worker-bootstrap.mjs', import.meta.url), {
       workerData: {
@@ -87,6 +100,8 @@ export class StateWriter extends EventEmitter<{ failing: [Error], recovered: [],
     this.worker.on('exit', () => {
       this.ended = true
       if (!this.closed) log.error({ unwritten: this.waiting() }, 'state database writer ended: state changes are no longer saved')
+      this.held = []
+      this.heldByKey.clear()
       this.release(Infinity)
     })
   }
@@ -94,6 +109,18 @@ export class StateWriter extends EventEmitter<{ failing: [Error], recovered: [],
   /** Queues `writes` as one transaction, after everything queued before. */
   write (...writes: Write[]): void {
     this.post(writes)
+  }
+
+  /**
+   * As `write`, for a write that makes any earlier one of the same `key` moot (an upsert or a
+   * delete of one row): while it waits behind a disk that hangs, a later write of the key takes
+   * its place in the queue (the place of the earlier, so nothing queued after that one can
+   * commit before it).
+   */
+  writeLatest (key: string, write: Write): void {
+    const waiting = this.heldByKey.get(key)
+    if (waiting && !this.closed && !this.ended) waiting.writes = [write]
+    else this.post([write], key)
   }
 
   /** As `write`, but dropped (and counted) while the thread is `maxWaiting` writes behind. */
@@ -107,7 +134,7 @@ export class StateWriter extends EventEmitter<{ failing: [Error], recovered: [],
 
   /** Writes queued and not yet committed. */
   waiting (): number {
-    return this.posted - this.written
+    return this.posted - this.written + this.held.length
   }
 
   /**
@@ -120,7 +147,8 @@ export class StateWriter extends EventEmitter<{ failing: [Error], recovered: [],
 
   /** Resolves once everything queued so far is committed (or the writer is gone). */
   flushed (): Promise<void> {
-    const n = this.posted
+    // What waits here is handed on in order, numbered as it goes.
+    const n = this.posted + this.held.length
     if (this.written >= n || this.ended) return Promise.resolve()
     return new Promise((resolve) => this.waiters.push({ n, resolve }))
   }
@@ -135,6 +163,7 @@ export class StateWriter extends EventEmitter<{ failing: [Error], recovered: [],
   async close (): Promise<boolean> {
     if (!this.closed) {
       this.closed = true
+      this.handHeld(Infinity)
       this.worker.postMessage({ op: 'close', n: this.posted, giveUpAt: Date.now() + this.closeWaitMs } satisfies StateWriterRequest)
     }
     const ended = await settlesWithin(this.exited, this.closeWaitMs + 2000)
@@ -142,20 +171,42 @@ export class StateWriter extends EventEmitter<{ failing: [Error], recovered: [],
     return ended
   }
 
-  private post (writes: Write[]): void {
+  private post (writes: Write[], key?: string): void {
     if (writes.length === 0) return
     if (this.closed || this.ended) {
       if (this.droppedLines.allows('after close')) this.log.warn({ sql: writes.map((w) => w.sql.slice(0, 80)) }, 'state written after the writer closed: not saved')
       return
     }
+    if (this.held.length > 0 || this.posted - this.written >= this.maxInFlight) {
+      const entry: Held = key === undefined ? { writes } : { writes, key }
+      this.held.push(entry)
+      if (key !== undefined) this.heldByKey.set(key, entry)
+      return
+    }
+    this.hand(writes)
+  }
+
+  private hand (writes: Write[]): void {
     if (this.posted === this.written) this.stuckSince = Date.now()
     this.worker.postMessage({ op: 'write', n: ++this.posted, writes } satisfies StateWriterRequest)
+  }
+
+  /** Hands the thread what waits here, oldest first, until `maxInFlight` are in its hands. */
+  private handHeld (limit = this.maxInFlight): void {
+    const room = limit - (this.posted - this.written)
+    if (room <= 0 || this.held.length === 0) return
+    const next = this.held.splice(0, room)
+    for (const entry of next) {
+      if (entry.key !== undefined) this.heldByKey.delete(entry.key)
+      this.hand(entry.writes)
+    }
   }
 
   private answer (reply: StateWriterReply): void {
     switch (reply.op) {
       case 'written':
         this.written = Math.max(this.written, reply.upTo)
+        this.handHeld()
         this.stuckSince = this.written >= this.posted ? undefined : Date.now()
         this.release(this.written)
         break

@@ -5,6 +5,7 @@
  * button blinked "received" while help was on its way.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
+import Sqlite from 'better-sqlite3'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
@@ -87,6 +88,21 @@ describe('alert states a device missed', () => {
     await pause(500)
     expect(again.heard).toEqual([])
     await again.client.endAsync()
+  })
+
+  it('hears a state relayed after a gateway restart: the gateway knows from disk it served the device', async () => {
+    const id = 'btn-replay-relayed-late'
+    const secret = await system.provision(id)
+    const alertId = await pressThenDrop(id, secret)
+    await system.stopGateway()
+    // Acknowledged while the gateway is down: its relay publishes it after the restart, to no one.
+    expect((await system.api('POST', `/v1/alerts/${alertId}/acknowledge`, {})).status).toBe(200)
+    await system.startGateway()
+    await pause(1500)
+
+    const back = await connectDevice(system.mqttUrl, id, id, secret)
+    expect(await eventually(async () => back.heard.find((a) => a.state === 'acknowledged'), 10_000, 'acknowledged, relayed after the restart')).toMatchObject({ seq: 1, alertId })
+    await back.client.endAsync()
   })
 
   it('hears the newest state of its alert through another gateway', async () => {
@@ -217,6 +233,37 @@ describe('the states kept for a device', () => {
       replay.send('btn-y', topics.ack('btn-y'), { seq: 1, state: 'acknowledged', alertId: 'a-3' })
       expect(replay.size()).toBe(0)
     } finally {
+      await writer.close()
+      db.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('holds only the newest write of each alert\'s row while the disk hangs, whatever the acks and confirmations meanwhile', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sos-acks-'))
+    const db = openStateDb(dir)
+    const writer = new StateWriter(db.name, quietLog, { busyTimeoutMs: 20, retryMs: 50 })
+    // Another connection holds the write lock: to the writer, a disk that does not answer.
+    const other = new Sqlite(db.name)
+    try {
+      other.exec('BEGIN IMMEDIATE')
+      const replay = new AckReplay(db, writer, () => {}, () => false)
+      const topic = topics.ack('btn-frantic')
+      // A pedestrian pressing without end: each press joins the alert and is answered `received`.
+      for (let seq = 1; seq <= 5000; seq++) {
+        const ack = { seq, state: 'received', alertId: 'a-frantic' } as const
+        replay.send('btn-frantic', topic, ack)
+        replay.confirmed('btn-frantic', JSON.stringify(ack))
+      }
+      replay.send('btn-frantic', topic, { seq: 5001, state: 'acknowledged', alertId: 'a-frantic' })
+      expect(writer.waiting()).toBeLessThan(150)
+      other.exec('COMMIT')
+      await writer.flushed()
+      expect(db.prepare('SELECT alert_id, state, body FROM unconfirmed_acks').all()).toEqual([
+        { alert_id: 'a-frantic', state: 'acknowledged', body: JSON.stringify({ seq: 5001, state: 'acknowledged', alertId: 'a-frantic' }) }
+      ])
+    } finally {
+      other.close()
       await writer.close()
       db.close()
       rmSync(dir, { recursive: true, force: true })

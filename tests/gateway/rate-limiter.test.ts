@@ -1,6 +1,6 @@
 /** The per-device token bucket, with an injected clock. */
 import { describe, expect, it } from 'vitest'
-import { DeviceRateLimiter } from '../../gateway/rate-limiter.js'
+import { DeviceRateLimiter, FREE_RESENDS } from '../../gateway/rate-limiter.js'
 
 describe('device rate limiter', () => {
   it('lets a burst through, then one per refill, and never limits alarms', () => {
@@ -65,5 +65,20 @@ describe('device rate limiter', () => {
     expect([limiter.allow('ctr-1', 'press'), limiter.allow('ctr-1', 'heartbeat'), limiter.allow('ctr-2', 'cancel')]).toEqual([true, true, true])
     now += 10_000
     expect([limiter.allow('ctr-1', 'cancel'), limiter.allow('ctr-1', 'cancel')]).toEqual([true, false])
+  })
+
+  it('does not charge a resend of an event that passed (a lost PUBACK), only a few times each, and charges a new event', () => {
+    let now = 0
+    const limiter = new DeviceRateLimiter({ burst: 100, perSecond: 100 }, () => now)
+    expect(['ctr-1/-/1', 'ctr-1/-/2', 'ctr-1/-/3', 'ctr-1/-/4', 'ctr-1/-/5'].map((id) => limiter.allow('ctr-1', 'cancel', id))).toEqual([true, true, true, true, true])
+    // The budget is spent; the last cancel, resent, is the same cancel.
+    expect(Array.from({ length: FREE_RESENDS }, () => limiter.allow('ctr-1', 'cancel', 'ctr-1/-/5'))).toEqual(Array(FREE_RESENDS).fill(true))
+    expect(limiter.allow('ctr-1', 'cancel', 'ctr-1/-/6')).toBe(false)
+    // A device resending one cancel in a loop is charged past its free resends.
+    expect(limiter.allow('ctr-1', 'cancel', 'ctr-1/-/5')).toBe(false)
+    // A resend of one that was refused is judged afresh, as a new one.
+    now += 10_000
+    expect([limiter.allow('ctr-1', 'cancel', 'ctr-1/-/6'), limiter.allow('ctr-1', 'cancel', 'ctr-1/-/7')]).toEqual([true, false])
+    expect(limiter.allow('ctr-1', 'cancel', 'ctr-1/-/6')).toBe(true)
   })
 })

@@ -154,6 +154,31 @@ describe('state database writer', () => {
     expect([getMeta(db, 'letter'), getMeta(db, 'presence')]).toEqual(['1', '3'])
   })
 
+  it('holds what comes past its bound while the disk hangs, in order, a keyed write taking the place of the one of its key still waiting', async () => {
+    const { db, writer } = open({ busyTimeoutMs: 20, retryMs: 50, maxInFlight: 2 })
+    const other = new Sqlite(db.name)
+    closers.push(() => other.close())
+    other.exec('BEGIN IMMEDIATE')
+    const row = (key: string, value: string) => metaWrite(key, value)
+    writer.write(row('log', 'in flight 1'))
+    writer.write(row('log', 'in flight 2'))
+    // Past the bound: these wait on this side, in order.
+    writer.writeLatest('ack/a', row('a', 'first'))
+    writer.write(row('position', 'after a'))
+    for (let i = 1; i <= 10_000; i++) writer.writeLatest('ack/a', row('a', `newer ${i}`))
+    writer.writeLatest('ack/b', row('b', 'only'))
+    // Two in the thread's hands, and one each for a, the position and b: not ten thousand.
+    expect(writer.waiting()).toBe(5)
+    const flushed = writer.flushed()
+    other.exec('COMMIT')
+    await flushed
+    expect(writer.waiting()).toBe(0)
+    expect([getMeta(db, 'log'), getMeta(db, 'a'), getMeta(db, 'position'), getMeta(db, 'b')]).toEqual(['in flight 2', 'newer 10000', 'after a', 'only'])
+    // The newest of `a` took the first one's place: committed before the position that followed it.
+    const order = db.prepare("SELECT key FROM meta WHERE key IN ('a', 'position', 'b') ORDER BY rowid").all()
+    expect(order).toEqual([{ key: 'a' }, { key: 'position' }, { key: 'b' }])
+  })
+
   it('ends every wait, and saves nothing more quietly, when its thread is gone', async () => {
     const dir = tempDir()
     const writer = new StateWriter(join(dir, 'no', 'such', 'dir', 'gateway.sqlite'), quietLog)
