@@ -4,6 +4,7 @@
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto'
 import type { Queryable } from '../db/database.js'
+import { notFound } from '../plugins/errors.js'
 
 export const ROLES = ['admin', 'operator', 'analyst', 'gateway'] as const
 export type Role = typeof ROLES[number]
@@ -64,8 +65,19 @@ export class TokenRegistry {
     return rows.map((r) => ({ id: r.id, role: r.role, name: r.name, createdAt: r.created_at.toISOString(), revokedAt: r.revoked_at?.toISOString() ?? null }))
   }
 
-  async revoke (id: string): Promise<boolean> {
-    const rows = await this.db.query('UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING id', [id])
-    return rows.length > 0
+  /**
+   * Revokes an issued token. Idempotent, as device revocation is: a token revoked already keeps
+   * its first revocation's time. Only an id never issued is not found (tokens from configuration,
+   * ADMIN_TOKEN and GATEWAY_TOKEN, have no id here: they end by changing the configuration).
+   */
+  async revoke (id: string): Promise<{ alreadyRevoked: boolean }> {
+    // One statement: a revocation racing this one is seen as "already", never as "not found".
+    const rows = await this.db.query<{ newly: boolean }>(
+      `WITH revoked AS (
+         UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING id
+       )
+       SELECT EXISTS (SELECT 1 FROM revoked) AS newly FROM api_tokens WHERE id = $1`, [id])
+    if (!rows[0]) throw notFound(`token ${id}`)
+    return { alreadyRevoked: !rows[0].newly }
   }
 }

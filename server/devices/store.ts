@@ -108,10 +108,20 @@ export class DeviceStore {
     return { device: this.view(rows[0]), secret }
   }
 
-  async revoke (id: string): Promise<void> {
-    const rows = await this.db.query(
-      'UPDATE devices SET revoked_at = now(), updated_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING id', [id])
+  /**
+   * Revokes a device. Idempotent, so an admin's script may retry after a timeout: a device
+   * revoked already keeps its first revocation's time (and `updated_at`, so no gateway reloads
+   * it). Only an id never provisioned is not found.
+   */
+  async revoke (id: string): Promise<{ alreadyRevoked: boolean }> {
+    // One statement: a revocation racing this one is seen as "already", never as "not found".
+    const rows = await this.db.query<{ newly: boolean }>(
+      `WITH revoked AS (
+         UPDATE devices SET revoked_at = now(), updated_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING id
+       )
+       SELECT EXISTS (SELECT 1 FROM revoked) AS newly FROM devices WHERE id = $1`, [id])
     if (!rows[0]) throw notFound(`device ${id}`)
+    return { alreadyRevoked: !rows[0].newly }
   }
 
   /** What gateways need to authenticate devices themselves (and keep doing so while we are away). */

@@ -30,6 +30,12 @@ export interface EscalatorOptions {
    */
   passDeadlineMs?: number
   /**
+   * How long `stop()` waits for passes still running, one abandoned at its deadline included
+   * (default: one pass deadline; with PostgreSQL's defaults a pass abandoned on a dead
+   * connection has failed by then, as its query deadline is 20 s).
+   */
+  stopWaitMs?: number
+  /**
    * No pass completed for this long: the escalator is stalled, and `/readyz` says so (default
    * 2 min: eight pass deadlines, dozens of passes; no slow pass, nor a database blip that
    * `/readyz`'s own query reports anyway, but a broken escalator).
@@ -52,6 +58,7 @@ interface EscalatedRow {
 export class Escalator {
   private timer?: NodeJS.Timeout
   private readonly passes: PassRunner<number>
+  private readonly passDeadlineMs: number
 
   constructor (
     private readonly db: Database,
@@ -61,7 +68,8 @@ export class Escalator {
     private readonly options: EscalatorOptions,
     private readonly log?: FastifyBaseLogger
   ) {
-    this.passes = new PassRunner({ loop: 'escalator', deadlineMs: options.passDeadlineMs ?? 15_000, fallback: 0, failedMessage: 'escalation check failed' }, metrics, log)
+    this.passDeadlineMs = options.passDeadlineMs ?? 15_000
+    this.passes = new PassRunner({ loop: 'escalator', deadlineMs: this.passDeadlineMs, fallback: 0, failedMessage: 'escalation check failed' }, metrics, log)
   }
 
   start (): void {
@@ -70,10 +78,17 @@ export class Escalator {
     this.timer = setInterval(() => { void this.check() }, every)
   }
 
+  /**
+   * Stops the timer and waits for every pass still running, one abandoned at its deadline
+   * included (`stopWaitMs` at most): the database is closed next, and a pass still writing
+   * would find it gone mid-transaction.
+   */
   async stop (): Promise<void> {
     clearInterval(this.timer)
     this.timer = undefined
-    await this.passes.settled()
+    if (!await this.passes.settled(this.options.stopWaitMs ?? this.passDeadlineMs)) {
+      this.log?.error({ loop: 'escalator' }, 'escalator stopped with a pass still running (a database that does not answer?): it may fail once the database closes')
+    }
   }
 
   /**

@@ -33,6 +33,11 @@ type Settled<T> = { value: T } | { error: unknown }
 
 export class PassRunner<T> {
   private current?: Promise<T>
+  /**
+   * Passes abandoned at their deadline and not settled yet. Stopping waits for them too: one
+   * merely slow (a busy embedded database) still writes, and the database must not close under it.
+   */
+  private readonly abandoned = new Set<Promise<unknown>>()
   /** Monotonic, so a step of the wall clock neither hides a stall nor fakes one; from creation until a first pass. */
   private lastCompletedAt = performance.now()
 
@@ -48,9 +53,21 @@ export class PassRunner<T> {
     return this.current
   }
 
-  /** Waits for the pass in progress, if any (its deadline at most). */
-  async settled (): Promise<void> {
-    await this.current
+  /**
+   * Waits for every pass still running, the one in progress and those abandoned at their
+   * deadline, for `withinMs` at most (default: one pass deadline). Answers whether they all
+   * settled: a pass that never does (a dead connection) must not hold a shutdown forever.
+   */
+  async settled (withinMs = this.options.deadlineMs): Promise<boolean> {
+    const running = [this.current, ...this.abandoned].filter((pass) => pass !== undefined)
+    if (running.length === 0) return true
+    let timer: NodeJS.Timeout | undefined
+    const waited = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), withinMs) })
+    try {
+      return await Promise.race([Promise.allSettled(running).then(() => true), waited])
+    } finally {
+      clearTimeout(timer)
+    }
   }
 
   /** Milliseconds since a pass last completed (since this runner was made, before the first). */
@@ -72,6 +89,8 @@ export class PassRunner<T> {
     clearTimeout(timer)
     if (outcome === 'overdue') {
       abandon.abort()
+      this.abandoned.add(settled)
+      void settled.then(() => this.abandoned.delete(settled))
       this.metrics.loopPasses.inc({ loop, result: 'abandoned' })
       this.log?.error({ loop, deadlineMs }, `${loop} pass did not finish within ${deadlineMs / 1000} s: abandoned, the next pass runs without it`)
       return fallback

@@ -3,6 +3,7 @@
  * 5xx say nothing about internals (the details go to the log, never a stack trace to the client).
  */
 import type { FastifyError, FastifyInstance } from 'fastify'
+import { readableValidationError } from './validation-messages.js'
 
 export class HttpError extends Error {
   constructor (readonly statusCode: number, readonly code: string, message: string) {
@@ -14,6 +15,8 @@ export const notFound = (what: string) => new HttpError(404, 'NOT_FOUND', `${wha
 export const conflict = (message: string) => new HttpError(409, 'CONFLICT', message)
 
 export function registerErrorHandling (app: FastifyInstance): void {
+  // Before any route is registered: each route takes the formatter in place when it is added.
+  app.setSchemaErrorFormatter(readableValidationError)
   app.setErrorHandler((error: FastifyError | HttpError, request, reply) => {
     const statusCode = error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500
     if (statusCode >= 500) {

@@ -1,7 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { DEVICE_ID_PATTERN } from '../../protocol/index.js'
 import { DEVICE_KINDS, type DeviceStore } from '../devices/store.js'
-import { IdParams } from './schemas.js'
+import { IdParams, revocationResponses } from './schemas.js'
 import type { Bus } from '../bus.js'
 
 const NewDevice = Type.Object({
@@ -60,10 +60,16 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{ devices: DeviceStore, bus
 
   app.delete('/v1/devices/:id', {
     config: { roles: ['admin'] },
-    schema: { tags: ['devices'], summary: 'Revoke a device: gateways refuse it from then on', params: IdParams }
+    schema: {
+      tags: ['devices'],
+      summary: 'Revoke a device: gateways refuse it from then on; revoking it again answers 204 too',
+      params: IdParams,
+      response: revocationResponses('device', 'provisioned')
+    }
   }, async (request, reply) => {
-    await devices.revoke(request.params.id)
-    bus.emit('device', { deviceId: request.params.id, change: 'revoked' })
-    return reply.status(204).send()
+    const { alreadyRevoked } = await devices.revoke(request.params.id)
+    // Consoles hear of the revocation once, not of each retry.
+    if (!alreadyRevoked) bus.emit('device', { deviceId: request.params.id, change: 'revoked' })
+    return reply.status(204).send(null)
   })
 }

@@ -29,3 +29,12 @@ export function dateOrUndefined (value: string | undefined, field: string): Date
 }
 
 export const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) })
+
+/**
+ * What a `DELETE` that revokes answers, devices and tokens alike: revoking is idempotent (an
+ * admin's script retries after a timeout and must not read its own success as a failure).
+ */
+export const revocationResponses = (what: string, made: 'provisioned' | 'issued') => ({
+  204: Type.Null({ description: `The ${what} is revoked: by this call, or already by an earlier one (a retry answers 204 again)` }),
+  404: Type.Ref('Error', { description: `No ${what} was ever ${made} with this id` })
+})

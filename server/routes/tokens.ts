@@ -1,7 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { ROLES, type TokenRegistry } from '../auth/tokens.js'
-import { notFound } from '../plugins/errors.js'
-import { IdParams } from './schemas.js'
+import { IdParams, revocationResponses } from './schemas.js'
 
 /** API tokens for people and gateways (admin); a token is shown once, stored as a hash. */
 export const tokenRoutes: FastifyPluginAsyncTypebox<{ tokens: TokenRegistry }> = async (app, { tokens }) => {
@@ -27,9 +26,14 @@ export const tokenRoutes: FastifyPluginAsyncTypebox<{ tokens: TokenRegistry }> =
 
   app.delete('/v1/tokens/:id', {
     config: { roles: ['admin'] },
-    schema: { tags: ['tokens'], params: IdParams }
+    schema: {
+      tags: ['tokens'],
+      summary: 'Revoke a token: refused from then on; revoking it again answers 204 too',
+      params: IdParams,
+      response: revocationResponses('token', 'issued')
+    }
   }, async (request, reply) => {
-    if (!await tokens.revoke(request.params.id)) throw notFound(`token ${request.params.id}`)
-    return reply.status(204).send()
+    await tokens.revoke(request.params.id)
+    return reply.status(204).send(null)
   })
 }
