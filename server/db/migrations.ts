@@ -15,6 +15,7 @@ import { presenceGateway } from './migrations/009-presence-gateway.js'
 import { earlyCancels } from './migrations/010-early-cancels.js'
 import { busKey } from './migrations/011-bus-key.js'
 import { presenceRecorded } from './migrations/012-presence-recorded.js'
+import { alertsDeviceClosing } from './migrations/013-alerts-device-closing.js'
 
 export interface Migration {
   version: number
@@ -145,5 +146,6 @@ CREATE TABLE downlink (
   presenceGateway,
   earlyCancels,
   busKey,
-  presenceRecorded
+  presenceRecorded,
+  alertsDeviceClosing
 ]

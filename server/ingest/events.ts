@@ -1,7 +1,7 @@
 /** The bulk of every batch: events stored once and device health updated, in one statement. */
 import type { Queryable } from '../db/database.js'
 import type { GatewayEvent } from '../../protocol/index.js'
-import { causeRecords, causesJson, RAISE_FROM_CAUSES, type AlertCause, type RaisedRow } from './raise-alert.js'
+import { causeRecords, causesJson, raiseFromCauses, type AlertCause, type RaisedRow } from './raise-alert.js'
 
 export interface StoredEvents {
   /** Ids of the events stored now (never seen before). */
@@ -121,7 +121,7 @@ export async function storeEvents (q: Queryable, events: GatewayEvent[], options
       RETURNING d.id, d.silent
     ), causes AS (
       SELECT c.* FROM ${causeRecords('$3')} JOIN fresh USING (event_id)
-    ), ${RAISE_FROM_CAUSES}
+    ), ${raiseFromCauses(causes)}
     SELECT event_id AS fresh, NULL AS silent, NULL AS alert_id, NULL AS device_id, NULL AS kind, NULL AS state, NULL::boolean AS created FROM inserted
     UNION ALL
     SELECT NULL, id, NULL, NULL, NULL, NULL, NULL FROM health WHERE silent

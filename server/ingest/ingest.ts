@@ -19,6 +19,7 @@ import type { AlertLifecycle } from '../alerts/lifecycle.js'
 import type { ServerMetrics } from '../metrics.js'
 import { storeEvents } from './events.js'
 import { alertsOfCauses, placeLateCauses, raiseAlerts, type AlertCause, type RaisedAlert } from './raise-alert.js'
+import { markLateCauses } from './late-causes.js'
 import { applyCancel, checkPins, previousCancels, type CancelOutcome } from './cancel.js'
 import { gatewayClockOffset, presenceOnOurClock, type ClockOffset } from './gateway-clock.js'
 import { fileReport, ticketsOf } from './reports.js'
@@ -46,7 +47,10 @@ interface BatchOutcome {
 }
 
 export class Ingestor {
-  /** What the database refuses for good is stored part by part (refusals.ts). */
+  /**
+   * What the database refuses for good (refusals.ts), or cannot store within its statement
+   * timeout (statement-timeouts.ts), is stored part by part.
+   */
   private readonly split: RefusalSplitter
 
   constructor (
@@ -64,7 +68,9 @@ export class Ingestor {
 
   /**
    * Stores the batch; what the database refuses for good in it is split off and kept apart
-   * (refusals.ts), so one event never holds up the alarms beside it. `arrivedAtMs`: when the request came in, which the batch's `sentAt` is measured against.
+   * (refusals.ts), so one event never holds up the alarms beside it, and a batch too large to
+   * store within the statement timeout is stored in smaller parts (statement-timeouts.ts).
+   * `arrivedAtMs`: when the request came in, which the batch's `sentAt` is measured against.
    */
   async ingest (batch: IngestBatch, arrivedAtMs = Date.now()): Promise<IngestResult[]> {
     const endTimer = this.metrics.ingestBatchSeconds.startTimer()
@@ -82,8 +88,9 @@ export class Ingestor {
   private async ingestWhole (batch: IngestBatch, clock: ClockOffset): Promise<IngestResult[]> {
     const { events } = batch
     const pins = await checkPins(this.db, unique(events).filter((e) => e.event.type === 'cancel'))
-    // Late ones dated before a closing of their device's alert are placed at our time first.
-    const causes = await placeLateCauses(this.db, unique(events).flatMap((e) => causeOf(e, clock) ?? []))
+    // Late ones dated before a closing of their device's alert are dated at our time instead,
+    // under the locks of the alerts they are compared with (late-causes.ts).
+    const causes = markLateCauses(unique(events).flatMap((e) => causeOf(e, clock) ?? []))
     const causeOfEvent = new Map(causes.map((c) => [c.eventId!, c]))
     const storeAndRaise = async (): Promise<BatchOutcome> => {
       const { fresh, silent, raised: rows } = await storeEvents(this.db, events, { causes })
@@ -102,6 +109,9 @@ export class Ingestor {
         const alertDevices = unique(events).filter((e) => e.event.type === 'cancel' || causeOfEvent.has(e.eventId)).map((e) => e.deviceId)
         await lockActiveAlerts(tx, [...alertDevices, ...presenceDevices])
       }
+      // Late alarms placed now, their alerts locked (after those above, being closed ones or
+      // the same): before the batch's own cancels close any.
+      const placed = new Map((await placeLateCauses(tx, causes.filter((c) => fresh.has(c.eventId!)))).map((c) => [c.eventId!, c]))
       const raised = new Map<string, RaisedAlert>()
       const cancels = new Map<string, CancelOutcome>()
       const tickets = new Map<string, string>()
@@ -114,7 +124,7 @@ export class Ingestor {
         pending.length = 0
       }
       for (const e of unique(events).filter((e) => fresh.has(e.eventId))) {
-        const cause = causeOfEvent.get(e.eventId)
+        const cause = placed.get(e.eventId)
         if (cause) {
           pending.push({ eventId: e.eventId, cause })
         } else if (e.event.type === 'cancel') {

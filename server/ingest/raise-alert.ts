@@ -2,7 +2,7 @@
 import type { Queryable } from '../db/database.js'
 import type { AlertKind, AlertState } from '../alerts/model.js'
 import { alertSnapshot, TRANSITION_COLUMNS } from '../alerts/transitions.js'
-import { CROSSED_CLOCKS_MS } from './cancel.js'
+import { placedCauses } from './late-causes.js'
 
 export interface RaisedAlert {
   alertId: string
@@ -27,6 +27,11 @@ export interface AlertCause {
   actor: string
   /** Why, for the audit trail's first transition (a device's own alarm needs none). */
   note?: string
+  /**
+   * A late cause (late-causes.ts): the time it is dated at instead, should it fall before a
+   * closing of its device's alert of its kind. Epoch ms.
+   */
+  redateAtMs?: number
 }
 
 /** What the raising part of a statement returns: one row per alert opened or joined. */
@@ -55,76 +60,52 @@ export async function raiseAlert (tx: Queryable, cause: AlertCause): Promise<Rai
  * added to the alert's presses), so a batch holding a hundred presses costs one round trip to
  * the database rather than a hundred, which at load is what a press waits for.
  * The result is per cause, in order; `created` is true for the first cause of a new alert only.
- * (Late causes are placed first: `placeLateCauses`.)
+ * Late causes are placed in the same statement (late-causes.ts).
  */
 export async function raiseAlerts (tx: Queryable, causes: AlertCause[]): Promise<Array<RaisedAlert | null>> {
   if (causes.length === 0) return []
   const rows = await tx.query<RaisedRow>(`
     WITH causes AS (SELECT * FROM ${causeRecords('$1')}),
-    ${RAISE_FROM_CAUSES}
+    ${raiseFromCauses(causes)}
     SELECT alert_id, device_id, kind, state, created FROM raised`, [causesJson(causes)])
   return alertsOfCauses(causes, rows)
 }
 
 /**
- * Received too long ago to be news: its device's alert may have been closed in the meantime.
- * (One received less than CROSSED_CLOCKS_MS ago cannot be told apart from a closing in that
- * time anyway: the gateways' clocks are not known better than that.)
+ * For a batch stored in a transaction: its causes placed (late-causes.ts) at once, before any
+ * of them is raised, in a statement of their own that locks the alerts they are compared with
+ * until the transaction ends. Placed as each is raised, a press after a cancel in the same batch
+ * would be compared with the closing that cancel made a moment before: the batch itself says
+ * which came first (early-cancels.ts orders them), and the press would be dated now. Returned
+ * with their times set, and nothing left to place.
  */
-function isLate (cause: AlertCause, nowMs: number): boolean {
-  return cause.atMs < nowMs - CROSSED_CLOCKS_MS
-}
-
-/**
- * Alerts are looked up by their opening time (there is no index by device for closed ones): a
- * late cause is compared with alerts opened at most this long before it. One open longer than
- * that is left out: the cause is raised at its own time, as any.
- */
-const LONGEST_ALERT_MS = 24 * 3_600_000
-
-/**
- * The causes, each late one dated before an alert of its device and kind was closed (resolved
- * by an operator, or cancelled on the device) dated at the server's time instead. Its own time
- * cannot say whether it belonged to the incident dealt with, or is a new one whose time is off
- * (a gateway clock set between the press and the sending, a press held in another gateway's
- * outbox): dated back, it would escalate the moment it is stored, or drag back the opening of
- * the new alert it joins, and its response times would count minutes nobody waited. It never
- * joins the closed alert: a new press swallowed into a closed incident is the one mistake an
- * alarm must not make; a second alert an operator closes at a glance is not.
- */
-export async function placeLateCauses (q: Queryable, causes: AlertCause[], nowMs = Date.now()): Promise<AlertCause[]> {
-  const late = causes.filter((c) => isLate(c, nowMs))
-  if (late.length === 0) return causes
-  const earliest = Math.min(...late.map((c) => c.atMs))
-  const closed = await q.query<{ device_id: string, kind: AlertKind, closed_ms: number }>(`
-    SELECT device_id, kind, extract(epoch FROM COALESCE(resolved_at, cancelled_at))::float8 * 1000 AS closed_ms
-    FROM alerts
-    WHERE state IN ('resolved', 'cancelled') AND device_id = ANY($1::text[])
-      AND opened_at >= to_timestamp($2::float8 / 1000.0) AND COALESCE(resolved_at, cancelled_at) > to_timestamp($3::float8 / 1000.0)`,
-  [[...new Set(late.map((c) => c.deviceId))], earliest - LONGEST_ALERT_MS, earliest])
-  if (closed.length === 0) return causes
-  return causes.map((c) => isLate(c, nowMs) && closed.some((a) => a.device_id === c.deviceId && a.kind === c.kind && Number(a.closed_ms) > c.atMs)
-    ? { ...c, atMs: nowMs }
-    : c)
+export async function placeLateCauses (tx: Queryable, causes: AlertCause[]): Promise<AlertCause[]> {
+  if (!causes.some((c) => c.redateAtMs !== undefined)) return causes
+  const rows = await tx.query<{ ord: number, at_ms: number }>(`
+    WITH causes AS (SELECT * FROM ${causeRecords('$1')}), ${placedCauses(causes)}
+    SELECT ord, at_ms FROM placed`, [causesJson(causes)])
+  const placed = new Map(rows.map((r) => [Number(r.ord), Number(r.at_ms)]))
+  return causes.map(({ redateAtMs: _placedNow, ...c }, i) => ({ ...c, atMs: placed.get(i) ?? c.atMs }))
 }
 
 /** The causes as the `$n` parameter that `causeRecords` reads. */
 export function causesJson (causes: AlertCause[]): string {
   return JSON.stringify(causes.map((c, i) => ({
     ord: i, device_id: c.deviceId, kind: c.kind, at_ms: c.atMs, seq: c.seq ?? null, boot: c.boot ?? null, event_id: c.eventId ?? null,
-    received_ms: c.receivedAtMs ?? null, actor: c.actor, note: c.note ?? null
+    received_ms: c.receivedAtMs ?? null, actor: c.actor, note: c.note ?? null, redate_ms: c.redateAtMs ?? null
   })))
 }
 
 /** The rows of a causes parameter, for a `causes` CTE (a statement may narrow them first). */
 export function causeRecords (param: string): string {
-  return `json_to_recordset(${param}::json) AS c(ord integer, device_id text, kind text, at_ms float8, seq bigint, boot text, event_id text, received_ms float8, actor text, note text)`
+  return `json_to_recordset(${param}::json) AS c(ord integer, device_id text, kind text, at_ms float8, seq bigint, boot text, event_id text, received_ms float8, actor text, note text, redate_ms float8)`
 }
 
 /**
- * CTEs that raise alerts from a CTE named `causes` (the rows of `causeRecords`), ending in
- * `raised` (a `RaisedRow` per alert). Kept as SQL text so a batch of events can store itself
- * and raise its alerts in a single statement: no transaction around it, one round trip.
+ * CTEs that raise `causes` (what the statement's CTE named `causes` holds: the rows of
+ * `causeRecords`), the late ones placed first (`placed`: late-causes.ts), ending in `raised`
+ * (a `RaisedRow` per alert). Kept as SQL text so a batch of events can store itself and raise
+ * its alerts in a single statement: no transaction around it, one round trip.
  * Per device and kind: the alert opens at the earliest cause (an alert it joins opens then too,
  * if that is earlier: a press held on its way, which the person made before the one that
  * opened it), its last press and seq are the latest cause's, and a new alert's first
@@ -134,7 +115,11 @@ export function causeRecords (param: string): string {
  * `alert_presses` while the alert is active, for a cancel to be ordered against (cancel.ts
  * `pressedAfter`).
  */
-export const RAISE_FROM_CAUSES = `
+export function raiseFromCauses (causes: AlertCause[]): string {
+  return `${placedCauses(causes)},${RAISE_FROM_PLACED}`
+}
+
+const RAISE_FROM_PLACED = `
     grouped AS (
       SELECT device_id, kind, count(*)::integer AS count,
              min(at_ms) AS first_ms,
@@ -143,7 +128,7 @@ export const RAISE_FROM_CAUSES = `
              (array_agg(note ORDER BY ord))[1] AS note,
              max(at_ms) AS last_ms,
              (array_agg(seq ORDER BY at_ms DESC, ord DESC))[1] AS last_seq
-      FROM causes GROUP BY device_id, kind
+      FROM placed GROUP BY device_id, kind
     ), raised AS (
       INSERT INTO alerts AS a (id, device_id, kind, state, zone, test, opened_at, last_press_at, last_seq, opened_by_event, press_count)
       SELECT gen_random_uuid()::text, d.id, g.kind, 'open', d.zone, false, to_timestamp(g.first_ms / 1000.0),
@@ -167,7 +152,7 @@ export const RAISE_FROM_CAUSES = `
     ), pressed AS (
       INSERT INTO alert_presses (alert_id, event_id, boot, seq, received_at)
       SELECT r.alert_id, c.event_id, c.boot, c.seq, to_timestamp(COALESCE(c.received_ms, c.at_ms) / 1000.0)
-      FROM causes c JOIN raised r USING (device_id, kind) JOIN devices d ON d.id = r.device_id
+      FROM placed c JOIN raised r USING (device_id, kind) JOIN devices d ON d.id = r.device_id
       WHERE c.kind = 'panic' AND c.event_id IS NOT NULL AND d.pin_hash IS NOT NULL
       ON CONFLICT DO NOTHING
     )`

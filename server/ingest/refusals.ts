@@ -4,6 +4,9 @@
  * that one event never holds up the alarms beside it: the gateway would otherwise resend the
  * whole batch forever. What is left alone and still refused is kept as a dead letter and
  * answered `refused` (the device hears `rejected`); an alarm is stored bare first.
+ * A batch whose statement is cancelled at the statement timeout is split the same way, part by
+ * part, but never dead-lettered (statement-timeouts.ts): both in one recursion, so a part is
+ * never stored again after a failure of the other kind beside it.
  */
 import type { FastifyBaseLogger } from 'fastify'
 import type { Database } from '../db/database.js'
@@ -13,6 +16,8 @@ import type { AlertLifecycle } from '../alerts/lifecycle.js'
 import type { ServerMetrics } from '../metrics.js'
 import { applyPresence, type PresenceEffects } from './presence.js'
 import { base64Of, eventLetter, storableLetter, storeDeadLetters } from './dead-letters.js'
+import { itemsIn, partsOf } from './batch-parts.js'
+import { StatementTimeouts } from './statement-timeouts.js'
 
 /** Stores a batch whole (one statement or transaction), or throws what the database said. */
 export type StoreWhole = (batch: IngestBatch) => Promise<IngestResult[]>
@@ -27,32 +32,38 @@ export class RefusalSplitter {
     private readonly log?: FastifyBaseLogger
   ) {}
 
-  /** Stores `batch` with `storeWhole`; should the database refuse it for good, part by part. */
-  async store (batch: IngestBatch, storeWhole: StoreWhole): Promise<IngestResult[]> {
+  /**
+   * Stores `batch` with `storeWhole`; should the database refuse it for good, or cancel its
+   * statement at the statement timeout (statement-timeouts.ts), part by part. `timeouts`: those
+   * the request met so far (parts of one request share them).
+   */
+  async store (batch: IngestBatch, storeWhole: StoreWhole, timeouts = new StatementTimeouts()): Promise<IngestResult[]> {
+    const untried = timeouts.splitUntried(batch)
+    if (untried) return this.inOrder(untried, storeWhole, timeouts)
     try {
       return await storeWhole(batch)
     } catch (err) {
-      if (!refusedForGood(err)) throw err
-      return this.inParts(batch, err as Error, storeWhole)
+      if (refusedForGood(err)) return this.inParts(batch, err as Error, storeWhole, timeouts)
+      const parts = timeouts.partsAfter(err, batch)
+      if (!parts) throw err
+      this.log?.warn({ err: (err as Error).message, items: itemsIn(batch), parts: parts.map(itemsIn), timeouts: timeouts.count },
+        'ingest: a batch\'s statement was cancelled (statement timeout); stored again in parts')
+      return this.inOrder(parts, storeWhole, timeouts)
     }
   }
 
+  private async inOrder (parts: IngestBatch[], storeWhole: StoreWhole, timeouts: StatementTimeouts): Promise<IngestResult[]> {
+    const results: IngestResult[] = []
+    for (const part of parts) results.push(...await this.store(part, storeWhole, timeouts))
+    return results
+  }
+
   /** Halves, in order, until what is refused stands alone. */
-  private async inParts (batch: IngestBatch, err: Error, storeWhole: StoreWhole): Promise<IngestResult[]> {
+  private async inParts (batch: IngestBatch, err: Error, storeWhole: StoreWhole, timeouts: StatementTimeouts): Promise<IngestResult[]> {
+    const parts = partsOf(batch)
+    if (parts) return this.inOrder(parts, storeWhole, timeouts)
     const { events, presence = [], deadLetters = [] } = batch
-    const inOrder = async (...parts: IngestBatch[]) => {
-      const results: IngestResult[] = []
-      for (const part of parts) results.push(...await this.store(part, storeWhole))
-      return results
-    }
-    const halves = <T>(items: T[]): [T[], T[]] => [items.slice(0, Math.ceil(items.length / 2)), items.slice(Math.ceil(items.length / 2))]
-    // Events first, in their order (a cancel after the press it cancels), then the side lists.
-    if (events.length > 0 && presence.length + deadLetters.length > 0) return inOrder({ events }, { events: [], presence, deadLetters })
-    if (events.length > 1) return inOrder(...halves(events).map((part) => ({ events: part })))
-    if (events.length === 1) return [await this.storeAlone(events[0]!, err, storeWhole)]
-    if (presence.length > 0 && deadLetters.length > 0) return inOrder({ events: [], presence }, { events: [], deadLetters })
-    if (presence.length > 1) return inOrder(...halves(presence).map((part) => ({ events: [], presence: part })))
-    if (deadLetters.length > 1) return inOrder(...halves(deadLetters).map((part) => ({ events: [], deadLetters: part })))
+    if (events.length === 1) return [await this.storeAlone(events[0]!, err, storeWhole, timeouts)]
     // One presence change or dead letter no database will take. A presence change is kept as a
     // dead letter (at its own time, or the last a timestamp holds), so the operators see it,
     // and applied at the server's time. A refused dead letter can only be logged.
@@ -75,10 +86,10 @@ export class RefusalSplitter {
    * press must never be lost to a bad battery reading or a bug in what rides along. What no form
    * can store is refused.
    */
-  private async storeAlone (e: GatewayEvent, err: Error, storeWhole: StoreWhole): Promise<IngestResult> {
+  private async storeAlone (e: GatewayEvent, err: Error, storeWhole: StoreWhole, timeouts: StatementTimeouts): Promise<IngestResult> {
     const bare = bareAlarm(e)
     if (!bare) return this.refuse(e, err)
-    const [result] = await this.store({ events: [bare] }, storeWhole)
+    const [result] = await this.store({ events: [bare] }, storeWhole, timeouts)
     if (result?.status === 'stored') await this.keepDeadLetter(eventLetter(e, `stored without its telemetry and extra fields, which could not be stored: ${err.message}`))
     return result!
   }
