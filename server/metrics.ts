@@ -23,6 +23,11 @@ export class ServerMetrics {
     labelNames: ['type'] as const, registers: [this.registry]
   })
 
+  readonly ingestStatementsCancelled = new Counter({
+    name: 'sos_ingest_statements_cancelled_total', help: 'Ingest statements cancelled at the statement timeout (or by an administrator), by what followed: split (stored again in parts) or failed (the request failed; the gateway sends it again)',
+    labelNames: ['then'] as const, registers: [this.registry]
+  })
+
   readonly ingestBatchSeconds = new Histogram({
     name: 'sos_ingest_batch_seconds', help: 'Time to store one ingest batch',
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [this.registry]

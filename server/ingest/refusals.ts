@@ -17,7 +17,7 @@ import type { ServerMetrics } from '../metrics.js'
 import { applyPresence, type PresenceEffects } from './presence.js'
 import { base64Of, eventLetter, storableLetter, storeDeadLetters } from './dead-letters.js'
 import { itemsIn, partsOf } from './batch-parts.js'
-import { StatementTimeouts } from './statement-timeouts.js'
+import { cancelledStatement, StatementTimeouts } from './statement-timeouts.js'
 
 /** Stores a batch whole (one statement or transaction), or throws what the database said. */
 export type StoreWhole = (batch: IngestBatch) => Promise<IngestResult[]>
@@ -45,6 +45,7 @@ export class RefusalSplitter {
     } catch (err) {
       if (refusedForGood(err)) return this.inParts(batch, err as Error, storeWhole, timeouts)
       const parts = timeouts.partsAfter(err, batch)
+      if (cancelledStatement(err)) this.metrics.ingestStatementsCancelled.inc({ then: parts ? 'split' : 'failed' })
       if (!parts) throw err
       this.log?.warn({ err: (err as Error).message, items: itemsIn(batch), parts: parts.map(itemsIn), timeouts: timeouts.count },
         'ingest: a batch\'s statement was cancelled (statement timeout); stored again in parts')

@@ -104,6 +104,11 @@ describe.each(databaseBackends.filter((b) => !b.timescale))('a batch cancelled a
     // [32, 48) stored; [48, 64) cancelled; [48, 56) cancelled, one more than a request splits
     // after: it fails, rather than going on down to the event alone.
     expect(tries).toBe((TIMEOUTS_SPLIT_PER_REQUEST + 1) + 2)
+    // Counted, by what followed: an operator sees statements outlasting the timeout.
+    const metrics = (await fx.app.inject({ url: '/metrics' })).body
+    const cancelledThen = (then: string) => Number(new RegExp(`^sos_ingest_statements_cancelled_total\\{then="${then}"\\} (\\d+)$`, 'm').exec(metrics)?.[1] ?? 0)
+    expect(cancelledThen('failed')).toBe(1)
+    expect(cancelledThen('split')).toBeGreaterThanOrEqual(TIMEOUTS_SPLIT_PER_REQUEST)
     const before = await storage(fx.db, events)
     expect(before).toEqual({ copies: events.map((_, i) => i < 48 ? 1 : 0), deadLetters: 0 })
     tooLarge = () => false
