@@ -10,6 +10,24 @@ export type AlertState = typeof ALERT_STATES[number]
 /** States in which an alert still needs people: new presses coalesce into it. */
 export const ACTIVE_STATES: readonly AlertState[] = ['open', 'acknowledged', 'dispatched']
 
+/**
+ * How far along its life each state is. An alert only ever moves forward (open → acknowledged
+ * → dispatched → resolved, dispatch may skip acknowledged, open or acknowledged → cancelled;
+ * an escalation stays open), never back.
+ */
+const STATE_STEP: Record<AlertState, number> = { open: 0, acknowledged: 1, dispatched: 2, resolved: 3, cancelled: 3 }
+
+/**
+ * An alert's version: it grows with every change to the alert, because each change moves one
+ * of its terms up and none ever goes down (a transition moves the state forward, a press
+ * joining adds to the press count, an escalation raises the level). Two reads of one alert
+ * can reach a client in either order (the console reads an alert at each change it hears of):
+ * the one with the higher version is the newer; equal versions hold the same alert.
+ */
+export function alertVersion (alert: { state: AlertState, pressCount: number, escalationLevel: number }): number {
+  return alert.pressCount + alert.escalationLevel + STATE_STEP[alert.state]
+}
+
 export const OUTCOMES = ['real', 'false_alarm', 'prank', 'accidental', 'test'] as const
 export type Outcome = typeof OUTCOMES[number]
 

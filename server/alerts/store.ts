@@ -1,7 +1,7 @@
 /** Reading alerts for operators and analysts. */
 import type { Queryable } from '../db/database.js'
 import { notFound } from '../plugins/errors.js'
-import type { AlertKind, AlertState, Outcome } from './model.js'
+import { alertVersion, type AlertKind, type AlertState, type Outcome } from './model.js'
 
 export interface AlertView {
   id: string
@@ -24,6 +24,8 @@ export interface AlertView {
   /** How many times it escalated unacknowledged (0 = never). */
   escalationLevel: number
   escalatedAt: string | null
+  /** Grows with every change to the alert (see `alertVersion`): of two reads, keep the higher. */
+  version: number
 }
 
 export interface TransitionView {
@@ -101,7 +103,7 @@ export class AlertStore {
 const iso = (d: Date | null) => d?.toISOString() ?? null
 
 function toView (row: AlertRow): AlertView {
-  return {
+  const view: Omit<AlertView, 'version'> = {
     id: row.id,
     deviceId: row.device_id,
     deviceName: row.device_name,
@@ -122,4 +124,5 @@ function toView (row: AlertRow): AlertView {
     escalationLevel: row.escalation_level,
     escalatedAt: iso(row.escalated_at)
   }
+  return { ...view, version: alertVersion(view) }
 }

@@ -1,7 +1,7 @@
 /**
  * The operator console: static ES modules served at `/` (no build step), the few browser
  * libraries it uses served from node_modules under `/vendor/`, and `GET /console/config`,
- * the settings the page needs before it can sign in (map tiles).
+ * the settings the page needs before it can sign in (map tiles, the ward's time zone).
  *
  * Settings come from the environment once, at boot, checked with readable errors.
  */
@@ -19,6 +19,23 @@ export interface ConsoleSettings {
   readonly tileAttribution: string
   /** Where the map looks before any device is known: [lat, lon, zoom]. */
   readonly mapCenter: readonly [number, number, number]
+  /** CONSOLE_TIME_ZONE: the IANA zone the console shows times in, whatever the PC's own is. */
+  readonly timeZone: string
+}
+
+/** The ward the system was made for (DESIGN.md §1) is in Ho Chi Minh City. */
+export const DEFAULT_CONSOLE_TIME_ZONE = 'Asia/Ho_Chi_Minh'
+
+/** An IANA time zone name that Intl knows (browsers know the same names), or a ConfigError. */
+function timeZone (raw: string | undefined): string {
+  if (!raw) return DEFAULT_CONSOLE_TIME_ZONE
+  try {
+    // Kept as given: Intl would answer a canonical alias (Asia/Saigon for Asia/Ho_Chi_Minh).
+    new Intl.DateTimeFormat('en', { timeZone: raw }).format(0)
+    return raw
+  } catch {
+    throw new ConfigError(`CONSOLE_TIME_ZONE must be an IANA time zone such as Asia/Ho_Chi_Minh or UTC, got "${raw}"`)
+  }
 }
 
 export function consoleSettingsFromEnv (env: NodeJS.ProcessEnv = process.env): ConsoleSettings {
@@ -39,7 +56,8 @@ export function consoleSettingsFromEnv (env: NodeJS.ProcessEnv = process.env): C
   return Object.freeze({
     tileUrl,
     tileAttribution: env.MAP_TILE_ATTRIBUTION || (tileUrl?.includes('openstreetmap.org') ? '© OpenStreetMap contributors' : ''),
-    mapCenter: Object.freeze([lat, lon, zoom] as const)
+    mapCenter: Object.freeze([lat, lon, zoom] as const),
+    timeZone: timeZone(env.CONSOLE_TIME_ZONE?.trim())
   })
 }
 
@@ -86,7 +104,7 @@ export function contentSecurityPolicy (settings: ConsoleSettings): string {
 export const consoleRoutes: FastifyPluginAsync<{ settings: ConsoleSettings }> = async (app, { settings }) => {
   const csp = contentSecurityPolicy(settings)
   app.get('/console/config', {
-    schema: { tags: ['console'], summary: 'Public settings of the operator console (map tiles)', hide: true }
+    schema: { tags: ['console'], summary: 'Public settings of the operator console (map tiles, time zone)', hide: true }
   }, async () => settings)
 
   // The page and its modules change with each release: browsers revalidate (ETag) every time.

@@ -3,6 +3,8 @@ import { EVENT_TYPES } from '../../protocol/index.js'
 import type { Database } from '../db/database.js'
 import { Window, dateOrUndefined } from './schemas.js'
 
+const eventType = (options: { description?: string } = {}) => Type.Union(EVENT_TYPES.map((t) => Type.Literal(t)), options)
+
 /** The raw event history (every accepted event, heartbeats included). */
 export const eventRoutes: FastifyPluginAsyncTypebox<{ db: Database }> = async (app, { db }) => {
   app.get('/v1/events', {
@@ -11,19 +13,29 @@ export const eventRoutes: FastifyPluginAsyncTypebox<{ db: Database }> = async (a
       tags: ['events'],
       querystring: Type.Object({
         deviceId: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
-        type: Type.Optional(Type.Union(EVENT_TYPES.map((t) => Type.Literal(t)))),
+        type: Type.Optional(eventType()),
+        // An alert's timeline wants what the device did, not the heartbeats in between: a
+        // device beats once a minute, so an alert open overnight had its opening press pushed
+        // out of any page by them when they were filtered out after the fact.
+        excludeType: Type.Optional(eventType({ description: 'Leave out events of this type (e.g. heartbeat)' })),
+        order: Type.Optional(Type.Union([Type.Literal('desc'), Type.Literal('asc')], {
+          default: 'desc',
+          description: 'desc: the newest first (the default); asc: the oldest first, so a page that starts at `from` holds what came first'
+        })),
         ...Window
       })
     }
   }, async (request) => {
     const q = request.query
+    const direction = q.order === 'asc' ? 'ASC' : 'DESC'
     const rows = await db.query<{ time: Date, event_id: string, device_id: string, boot: string | null, seq: number, type: string, device_ts: Date | null, skew_ms: number | null, skewed: boolean, battery: number | null, rssi: number | null, fw: string | null, gateway_id: string, data: unknown }>(
       `SELECT time, event_id, device_id, boot, seq, type, device_ts, skew_ms, skewed, battery, rssi, fw, gateway_id, data
        FROM events
        WHERE ($1::text IS NULL OR device_id = $1) AND ($2::text IS NULL OR type = $2)
          AND ($3::timestamptz IS NULL OR time >= $3) AND ($4::timestamptz IS NULL OR time < $4)
-       ORDER BY time DESC LIMIT $5`,
-      [q.deviceId ?? null, q.type ?? null, dateOrUndefined(q.from, 'from') ?? null, dateOrUndefined(q.to, 'to') ?? null, q.limit])
+         AND ($6::text IS NULL OR type <> $6)
+       ORDER BY time ${direction} LIMIT $5`,
+      [q.deviceId ?? null, q.type ?? null, dateOrUndefined(q.from, 'from') ?? null, dateOrUndefined(q.to, 'to') ?? null, q.limit, q.excludeType ?? null])
     return rows.map((r) => ({
       time: r.time.toISOString(),
       eventId: r.event_id,

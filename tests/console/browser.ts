@@ -1,7 +1,8 @@
 /**
  * Debian's Chromium driven by playwright-core (no browser download): headless, no sandbox
  * (tests run as root), no background networking (this machine has no way out).
- * `page.beeps()` counts the console's audible cues by watching Web Audio oscillators start.
+ * `page.beeps()` counts the console's audible cues by watching Web Audio oscillators start;
+ * `page.tones()` takes the frequencies started since the last call (which sound it was: sound.js).
  */
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
@@ -20,19 +21,29 @@ export function launchChromium (autoplay: 'no-user-gesture-required' | 'document
   })
 }
 
-export async function consolePage (browser: Browser, options: { locale?: string } = {}): Promise<Page & { beeps(): Promise<number> }> {
-  const context = await browser.newContext({ viewport: { width: 1600, height: 900 }, locale: options.locale ?? 'vi-VN', timezoneId: 'Asia/Ho_Chi_Minh' })
+export type ConsolePage = Page & { beeps(): Promise<number>, tones(): Promise<number[]> }
+
+export async function consolePage (browser: Browser, options: { locale?: string, timezoneId?: string } = {}): Promise<ConsolePage> {
+  const context = await browser.newContext({ viewport: { width: 1600, height: 900 }, locale: options.locale ?? 'vi-VN', timezoneId: options.timezoneId ?? 'Asia/Ho_Chi_Minh' })
   await context.addInitScript(() => {
-    const w = window as unknown as { __oscillators: number }
+    const w = window as unknown as { __oscillators: number, __tones: number[] }
     w.__oscillators = 0
+    w.__tones = []
     const start = OscillatorNode.prototype.start
     OscillatorNode.prototype.start = function (...args: Parameters<typeof start>) {
       w.__oscillators++
+      w.__tones.push(this.frequency.value)
       return start.apply(this, args)
     }
   })
-  const page = await context.newPage() as Page & { beeps(): Promise<number> }
+  const page = await context.newPage() as ConsolePage
   page.beeps = () => page.evaluate(() => (window as unknown as { __oscillators: number }).__oscillators)
+  page.tones = () => page.evaluate(() => {
+    const w = window as unknown as { __tones: number[] }
+    const tones = w.__tones
+    w.__tones = []
+    return tones
+  })
   return page
 }
 

@@ -9,7 +9,14 @@ import { ConfigError } from '../../server/config.js'
 
 describe('console settings from the environment', () => {
   it('has no tiles by default: markers on a plain background', () => {
-    expect(consoleSettingsFromEnv({})).toEqual({ tileUrl: null, tileAttribution: '', mapCenter: [10.8231, 106.6297, 13] })
+    expect(consoleSettingsFromEnv({})).toEqual({ tileUrl: null, tileAttribution: '', mapCenter: [10.8231, 106.6297, 13], timeZone: 'Asia/Ho_Chi_Minh' })
+  })
+
+  it('shows times in the ward\'s zone: CONSOLE_TIME_ZONE, an IANA name, checked at boot', () => {
+    expect(consoleSettingsFromEnv({ CONSOLE_TIME_ZONE: 'UTC' }).timeZone).toBe('UTC')
+    expect(consoleSettingsFromEnv({ CONSOLE_TIME_ZONE: ' Asia/Bangkok ' }).timeZone).toBe('Asia/Bangkok')
+    expect(() => consoleSettingsFromEnv({ CONSOLE_TIME_ZONE: 'GMT+7 Saigon' })).toThrow(ConfigError)
+    expect(() => consoleSettingsFromEnv({ CONSOLE_TIME_ZONE: 'Asia/Nowhere' })).toThrow(/CONSOLE_TIME_ZONE must be an IANA time zone such as Asia\/Ho_Chi_Minh/)
   })
 
   it('takes a tile URL template, its attribution and a map centre', () => {
@@ -20,7 +27,8 @@ describe('console settings from the environment', () => {
     expect(settings).toEqual({
       tileUrl: 'https://tile.openstreetmap.org/{z}/{x}/{y}.png',
       tileAttribution: '© OpenStreetMap contributors',
-      mapCenter: [10.86, 106.7, 15]
+      mapCenter: [10.86, 106.7, 15],
+      timeZone: 'Asia/Ho_Chi_Minh'
     })
     expect(Object.isFrozen(settings)).toBe(true)
   })
@@ -69,6 +77,6 @@ describe('console routes', () => {
   it('answers its settings without a token', async () => {
     const response = await app.inject({ method: 'GET', url: '/console/config' })
     expect(response.statusCode).toBe(200)
-    expect(response.json()).toEqual({ tileUrl: 'https://{s}.tiles.example/{z}/{x}/{y}.png', tileAttribution: '', mapCenter: [10.8231, 106.6297, 13] })
+    expect(response.json()).toEqual({ tileUrl: 'https://{s}.tiles.example/{z}/{x}/{y}.png', tileAttribution: '', mapCenter: [10.8231, 106.6297, 13], timeZone: 'Asia/Ho_Chi_Minh' })
   })
 })

@@ -8,11 +8,13 @@ import { join } from 'node:path'
 import { startServer } from '../../server/server.js'
 import { serverConfigFromEnv } from '../../server/config.js'
 
-export async function startConsoleServer (name: string, tokens: { admin: string, gateway: string }, env: NodeJS.ProcessEnv = {}): Promise<{ url: string, close(): Promise<void> }> {
+export async function startConsoleServer (name: string, tokens: { admin: string, gateway: string }, env: NodeJS.ProcessEnv = {}): Promise<{ url: string, dropConnections(): void, close(): Promise<void> }> {
   const dataDir = mkdtempSync(join(tmpdir(), `sos-console-${name}-`))
   const server = await startServer({ ...serverConfigFromEnv(env), httpPort: 0, httpHost: '127.0.0.1', dataDir, adminToken: tokens.admin, gatewayToken: tokens.gateway })
   return {
     url: server.url,
+    /** A blip: every open connection (the consoles' live streams) is cut; the server stays up. */
+    dropConnections: () => server.app.server.closeAllConnections(),
     async close () {
       await server.close()
       rmSync(dataDir, { recursive: true, force: true })

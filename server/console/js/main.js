@@ -1,14 +1,20 @@
 /**
- * The operator console: sign-in, then the live views. Wires the store (what we know), the live
- * stream (what changes), the cues (sound and banner) and the views (lit-html templates).
+ * The operator console: which token to start with (boot; the sign-in itself is signin-flow.js),
+ * then the live views. Wires the store (what we know), the live stream (what changes), the cues
+ * (sound and banner), the alarms (a lost feed) and the views (lit-html templates).
  */
 import { render } from '/vendor/lit-html/lit-html.js'
 import { setLanguage, t } from './i18n.js'
 import { ApiError, checkToken, createApi } from './api.js'
+import { createSignin } from './signin-flow.js'
 import { forgetToken, keepToken, storedToken, takeFragmentToken } from './session.js'
 import { openLiveStream } from './live.js'
-import { createStore } from './store.js'
+import { createStore, shownConnection } from './store.js'
 import { audioReady, beep, isMuted, prepareAudio, setMuted, unlockAudio } from './sound.js'
+import { createCueSound } from './cue-sound.js'
+import { createStandingAlarm } from './standing-alarm.js'
+import { focusCard, focusDetailHeading, keepFocusInDetail } from './focus.js'
+import { setTimeZone } from './format.js'
 import { headerView } from './views/header.js'
 import { alertListView } from './views/alert-list.js'
 import { alertDetailView } from './views/alert-detail.js'
@@ -16,11 +22,16 @@ import { createMap } from './views/map.js'
 import { reportsView } from './views/reports.js'
 import { announceView } from './views/announce.js'
 import { fleetView } from './views/fleet.js'
-import { signinView } from './views/signin.js'
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id))
 const REMINDER_MS = 30_000
 const CUE_MS = 15_000
+/** Not live this long (the stream down, or its data incomplete) is no blip: a reconnect takes 2–6 s. */
+const LOST_AFTER_MS = 20_000
+/** How often the lost-connection tone repeats. */
+const ALARM_REPEAT_MS = 15_000
+/** The ward's zone when the server's settings cannot be read (the server's own default). */
+const DEFAULT_TIME_ZONE = 'Asia/Ho_Chi_Minh'
 
 /** The map needs its settings before it is drawn; without them it still works, without tiles. */
 async function loadConfig () {
@@ -28,13 +39,13 @@ async function loadConfig () {
     const response = await fetch('/console/config', { cache: 'no-store' })
     if (response.ok) return await response.json()
   } catch {}
-  return { tileUrl: null, tileAttribution: '', mapCenter: [10.8231, 106.6297, 13] }
+  return { tileUrl: null, tileAttribution: '', mapCenter: [10.8231, 106.6297, 13], timeZone: DEFAULT_TIME_ZONE }
 }
 
 /** Human text for a failed API call. */
 function errorText (/** @type {unknown} */ err) {
   if (err instanceof ApiError) {
-    if (err.status === 0) return t('error.network')
+    if (err.status === 0) return err.code === 'TIMEOUT' ? t('error.timeout') : t('error.network')
     if (err.status === 403) return t('error.forbidden')
     if (err.status === 404 && err.code === 'NOT_FOUND' && err.message.startsWith('no route')) return t('error.unavailable')
     return t('error.generic', { message: err.message })
@@ -44,38 +55,22 @@ function errorText (/** @type {unknown} */ err) {
 
 // ---- sign-in ----------------------------------------------------------------------------
 
-const signin = { busy: false, error: /** @type {string | null} */ (null) }
-
-function showSignin (/** @type {string | null} */ error = null) {
-  signin.error = error
-  $('console').hidden = true
-  $('signin').hidden = false
-  const draw = () => render(signinView(signin, {
-    submit: async (token, remember) => {
-      unlockAudio() // this click is the gesture that lets the console beep later
-      signin.busy = true
-      draw()
-      const status = await checkToken(token).catch(() => 0)
-      signin.busy = false
-      if (status === 200) {
-        keepToken(token, remember)
-        startConsole()
-      } else {
-        signin.error = status === 0 || status >= 500 ? t('signin.unreachable') : t('signin.invalid')
-        draw()
-      }
-    },
-    setLanguage: (lang) => { setLanguage(/** @type {'vi'|'en'} */ (lang)); draw() }
-  }), $('signin'))
-  draw()
-}
+let consoleStarted = false
+/** A checked token: kept, then the console (a fresh page if one ran before, signed out since). */
+const signin = createSignin((token, remember) => {
+  keepToken(token, remember)
+  if (consoleStarted) location.reload()
+  else startConsole()
+})
 
 // ---- the console ------------------------------------------------------------------------
 
 async function startConsole () {
+  consoleStarted = true
   $('signin').hidden = true
   $('console').hidden = false
   const config = await loadConfig()
+  setTimeZone(config.timeZone ?? DEFAULT_TIME_ZONE)
   const ui = {
     tab: 'alerts',
     now: Date.now(),
@@ -83,27 +78,50 @@ async function startConsole () {
     /** alert id → until when its card flashes */
     flashing: new Map(),
     // Messages are read through getters, so they follow a change of language while shown.
-    action: { busy: false, flash: /** @type {{ok: boolean, text: string} | null} */ (null) },
+    /** alert id → its action on its way and its result: each shows on its own alert only */
+    actions: /** @type {Map<string, { busy: boolean, flash: {ok: boolean, text: string} | null }>} */ (new Map()),
     reports: { message: /** @type {{ok: boolean, text: string} | null} */ (null) },
     announce: { busy: false, message: /** @type {{ok: boolean, text: string} | null} */ (null) },
-    fleetFilter: 'attention'
+    fleetFilter: 'attention',
+    /** An alert just selected: focus goes to its detail once drawn. */
+    focusDetail: /** @type {string | null} */ (null)
   }
   let cueTimer = /** @type {ReturnType<typeof setTimeout> | undefined} */ (undefined)
   /** @type {{ close(): void } | null} */
   let stream = null
+  /** @type {ReturnType<typeof setInterval>[]} */
+  const timers = []
+  let stopped = false
 
-  const signOut = (/** @type {string | null} */ reason = null) => {
+  /** The operator's own sign-out: a fresh page. */
+  const signOut = () => {
     stream?.close()
     forgetToken()
-    if (reason) sessionStorage.setItem('sos.signout-reason', reason)
     location.reload()
+  }
+  /**
+   * The token was revoked (the stream or a request heard 401). The display is signed out where
+   * it stands, with the signed-out alarm: reloading the page would also have lost the sound,
+   * which a browser allows only after a click.
+   */
+  const revoked = () => {
+    if (stopped) return
+    stopped = true
+    stream?.close()
+    store.stop()
+    connectionAlarm.stop()
+    for (const timer of timers) clearInterval(timer)
+    forgetToken()
+    signin.show(t('signin.expired'), { alarm: true })
   }
   // Changes arriving together (a burst of stream events, each read back from the API) are drawn
   // once: drawing each one made an outage's hundreds of changes hold the page for minutes.
   let drawSoon = /** @type {ReturnType<typeof setTimeout> | undefined} */ (undefined)
-  const drawNow = () => { clearTimeout(drawSoon); drawSoon = undefined; draw() }
-  const api = createApi(storedToken, () => signOut(t('signin.expired')))
-  const store = createStore(api, ({ kind, alert }) => {
+  const drawNow = () => { clearTimeout(drawSoon); drawSoon = undefined; if (!stopped) draw() }
+  const api = createApi(storedToken, revoked)
+  const playCue = createCueSound(beep)
+  const store = createStore(api, (cue) => {
+    const { kind, alert } = cue
     ui.flashing.set(alert.id, Date.now() + CUE_MS)
     if (kind === 'press') return
     // The banner stays on a panic still waiting: a burst of other alerts (an outage's devices
@@ -113,35 +131,51 @@ async function startConsole () {
     if (!keep) {
       ui.cue = { kind, alert }
       clearTimeout(cueTimer)
-      cueTimer = setTimeout(() => { ui.cue = null; draw() }, CUE_MS)
+      cueTimer = setTimeout(() => { ui.cue = null; drawNow() }, CUE_MS)
     }
     // A panic is drawn at once, not with the changes around it; then the sound: seeing the
     // alert must never wait for the sound card.
     if (alert.kind === 'panic') drawNow()
-    setTimeout(() => beep(kind), 0)
+    setTimeout(() => playCue(cue), 0)
   })
   const { state } = store
+  // The live feed lost (or its data incomplete) for longer than a reconnect takes: the title
+  // says so and a falling tone repeats, until it is live again. Not silenced by mute.
+  const connectionAlarm = createStandingAlarm({ beep: () => beep('lost'), afterMs: LOST_AFTER_MS, repeatMs: ALARM_REPEAT_MS, onChange: () => drawNow() })
+  const watchConnection = () => {
+    const shown = shownConnection(state)
+    connectionAlarm.set(shown === 'live' ? null : shown)
+  }
   const map = createMap($('map'), config, (id) => selectAlert(id))
   prepareAudio()
 
   const selectAlert = (/** @type {string | null} */ id) => {
-    ui.action.flash = null
+    const closing = state.selectedId
+    // The result shown on the alert left behind goes; one still on its way stays, to be seen
+    // on its own alert when the operator comes back to it.
+    if (closing && closing !== id && !ui.actions.get(closing)?.busy) ui.actions.delete(closing)
     if (id) ui.tab = 'alerts'
+    ui.focusDetail = id
     store.select(id)
+    if (!id && closing) { drawNow(); focusCard($('alert-list'), closing) }
   }
 
   async function act (/** @type {string} */ id, /** @type {string} */ action, /** @type {object} */ body, /** @type {HTMLFormElement} */ form) {
-    ui.action = { busy: true, flash: null }
-    draw()
+    ui.actions.set(id, { busy: true, flash: null })
+    drawNow()
+    /** @type {{ok: boolean, text: string}} */
+    let flash
     try {
       await api('POST', `/v1/alerts/${encodeURIComponent(id)}/${action}`, body)
-      ui.action.flash = { ok: true, get text () { return t(`action.done.${action}`) } }
+      flash = { ok: true, get text () { return t(`action.done.${action}`) } }
       form.reset()
     } catch (err) {
-      ui.action.flash = { ok: false, get text () { return errorText(err) } }
+      flash = { ok: false, get text () { return errorText(err) } }
     }
-    ui.action.busy = false
+    ui.actions.set(id, { busy: false, flash })
     await store.alertChanged(id)
+    drawNow()
+    if (state.selectedId === id) keepFocusInDetail($('alert-detail'))
   }
 
   const on = {
@@ -167,11 +201,16 @@ async function startConsole () {
     if (ui.cue && state.alerts.get(ui.cue.alert.id)?.state !== 'open') ui.cue = null
     for (const [id, until] of ui.flashing) if (until < ui.now) ui.flashing.delete(id)
     const unacked = [...state.alerts.values()].filter((a) => a.state === 'open').length
-    document.title = `${unacked ? `(${unacked}) ` : ''}${t('app.title')}`
+    // What is wrong leads the title, so a tab in the background or on the taskbar says it too.
+    const alarm = connectionAlarm.raised()
+    const alarmText = alarm === null ? '' : `⚠ ${t(alarm === 'degraded' ? 'title.incomplete' : 'title.lost')} · `
+    document.title = `${alarmText}${unacked ? `(${unacked}) ` : ''}${t('app.title')}`
     render(headerView(state, { ...ui, audioReady: audioReady(), muted: isMuted() }, on), $('header'))
     for (const tab of ['alerts', 'reports', 'announce', 'fleet']) $(`view-${tab}`).hidden = ui.tab !== tab
     render(alertListView(state, ui, selectAlert), $('alert-list'))
-    render(alertDetailView(state, { now: ui.now, ...ui.action }, { act, close: () => selectAlert(null) }), $('alert-detail'))
+    const action = (state.selectedId && ui.actions.get(state.selectedId)) || { busy: false, flash: null }
+    render(alertDetailView(state, { now: ui.now, ...action }, { act, close: () => selectAlert(null) }), $('alert-detail'))
+    if (ui.focusDetail && state.detail?.alert.id === ui.focusDetail && focusDetailHeading($('alert-detail'))) ui.focusDetail = null
     const detailOpen = Boolean(state.selectedId)
     if ($('alert-detail').classList.contains('open') !== detailOpen) {
       $('alert-detail').classList.toggle('open', detailOpen)
@@ -207,12 +246,15 @@ async function startConsole () {
     }), $('view-fleet'))
   }
 
-  store.subscribe(() => { drawSoon ??= setTimeout(drawNow, 30) })
+  store.subscribe(() => {
+    watchConnection()
+    drawSoon ??= setTimeout(drawNow, 30)
+  })
   stream = openLiveStream({
     token: storedToken,
     onOpen: () => { store.reload() },
-    onStatus: (status) => { state.connection = status; draw() },
-    onUnauthorized: () => signOut(t('signin.expired')),
+    onStatus: (status) => { state.connection = status; watchConnection(); drawNow() },
+    onUnauthorized: revoked,
     onEvent (event, data) {
       if (event === 'alert' && data?.alertId) store.alertChanged(data.alertId)
       else if (event === 'device' && data?.deviceId) store.deviceChanged(data.deviceId)
@@ -221,14 +263,15 @@ async function startConsole () {
     }
   })
   // Ages tick; "online" is a matter of time since last seen, so the fleet is re-read now and then.
-  setInterval(draw, 10_000)
-  setInterval(() => { if (state.connection === 'live') store.refreshDevices().catch(() => {}) }, 30_000)
-  setInterval(() => { if (state.connection === 'live') store.refreshReports() }, 60_000)
+  timers.push(setInterval(drawNow, 10_000))
+  timers.push(setInterval(() => { if (state.connection === 'live') store.refreshDevices().catch(() => {}) }, 30_000))
+  timers.push(setInterval(() => { if (state.connection === 'live') store.refreshReports() }, 60_000))
   // Nothing unacknowledged goes unnoticed: a short reminder while a panic waits for someone.
-  setInterval(() => {
+  timers.push(setInterval(() => {
     if ([...state.alerts.values()].some((a) => a.state === 'open' && a.kind === 'panic')) beep('reminder')
-  }, REMINDER_MS)
+  }, REMINDER_MS))
   window.addEventListener('resize', () => map.resize())
+  watchConnection()
   draw()
   map.resize()
 }
@@ -237,30 +280,27 @@ async function startConsole () {
 
 async function boot () {
   setLanguage(/** @type {'vi'|'en'} */ (document.documentElement.lang = localStorage.getItem('sos.lang') === 'en' ? 'en' : 'vi'))
-  const reason = sessionStorage.getItem('sos.signout-reason')
-  sessionStorage.removeItem('sos.signout-reason')
   const fragment = takeFragmentToken()
-  // Signed in already: a link carrying another token does not take the session over (anyone
-  // holding some token could otherwise put the operator's console under theirs with a link),
-  // unless the server no longer takes the one kept (a wall display given a new link after its
-  // token was revoked). Signing out first, then opening the link, works too.
   const current = storedToken()
-  if (fragment && current && fragment !== current) {
-    const kept = await checkToken(current).catch(() => 0)
+  if (fragment && current) {
+    // A wall display restarted with the link it holds the token of: it was good when kept.
+    // The console starts (its stream retries until the server answers, and a revoked token
+    // signs it out with the alarm); a check that failed once no longer leaves it on the form.
+    if (fragment === current) {
+      keepToken(current, true)
+      return startConsole()
+    }
+    // Signed in already: a link carrying another token does not take the session over (anyone
+    // holding some token could otherwise put the operator's console under theirs with a link),
+    // unless the server no longer takes the one kept (a wall display given a new link after its
+    // token was revoked). Signing out first, then opening the link, works too.
+    const kept = await checkToken(current)
     if (kept !== 401 && kept !== 403) return startConsole()
     forgetToken()
   }
-  if (fragment) {
-    const status = await checkToken(fragment).catch(() => 0)
-    if (status === 200) {
-      // A wall display: keep the token across restarts of the browser.
-      keepToken(fragment, true)
-      return startConsole()
-    }
-    return showSignin(status === 0 || status >= 500 ? t('signin.unreachable') : t('signin.invalid'))
-  }
+  if (fragment) return signin.fromLink(fragment)
   if (storedToken()) return startConsole()
-  showSignin(reason)
+  signin.show()
 }
 
 // A wall display's address pasted into a tab that is already open, not signed in yet: only the

@@ -2,8 +2,16 @@
  * What the console knows: active alerts, devices, resident reports and the selected alert's
  * detail. Loaded in full whenever the live stream (re)opens, then kept current one alert or
  * device at a time from stream events. Views read `state` and re-render on `subscribe`.
+ *
+ * Reads of one alert can land in any order (each stream event starts one; a reload's lists
+ * come in beside them): an answer older than what is held is dropped (`alert-versions.js`),
+ * and a read that failed is retried until it succeeds (`retry.js`). Until then `state.sync`
+ * says the data is incomplete, and the header does not show "live".
  */
 import { ApiError } from './api.js'
+import { createAlertVersions } from './alert-versions.js'
+import { createRetrier } from './retry.js'
+import { timelineEvents } from './timeline-events.js'
 
 export const ACTIVE_STATES = ['open', 'acknowledged', 'dispatched']
 /** The most alerts one list request returns (the API's own maximum). */
@@ -20,6 +28,18 @@ const escalationCount = (/** @type {any} */ a) =>
   Array.isArray(a.escalations) ? a.escalations.length : Number(a.escalations ?? a.escalationLevel ?? 0) || 0
 export const isEscalated = (/** @type {any} */ a) => Boolean(a.escalatedAt) || escalationCount(a) > 0
 const escalationMark = (/** @type {any} */ a) => `${a.escalatedAt ?? ''}|${escalationCount(a)}`
+
+/**
+ * What the header shows: the stream's state, except that a live stream over data known to be
+ * incomplete (a read or reload failed and waits for its retry) is `degraded`, and one whose
+ * first load is still on its way is `connecting`: green only when the list can be trusted.
+ * @returns {'connecting' | 'live' | 'degraded' | 'down'}
+ */
+export function shownConnection (/** @type {{ connection: string, sync: string }} */ state) {
+  if (state.connection !== 'live') return /** @type {'connecting' | 'down'} */ (state.connection)
+  if (state.sync === 'incomplete') return 'degraded'
+  return state.sync === 'loading' ? 'connecting' : 'live'
+}
 
 /**
  * Panics waiting for someone first (escalated ones at the top), then other alerts waiting, then
@@ -44,6 +64,8 @@ export function sortAlerts (/** @type {any[]} */ alerts) {
 export function createStore (api, onCue) {
   const state = {
     connection: /** @type {'connecting'|'live'|'down'} */ ('connecting'),
+    /** loading: a full load is on its way; incomplete: a read failed and waits for its retry */
+    sync: /** @type {'loading'|'complete'|'incomplete'} */ ('loading'),
     loaded: false,
     /** @type {Map<string, any>} */ alerts: new Map(),
     /** @type {Map<string, any>} */ devices: new Map(),
@@ -51,24 +73,51 @@ export function createStore (api, onCue) {
     /** @type {any[] | null} null = the server has no reports API yet */ reports: [],
     reportsFilter: /** @type {'open'|'all'} */ ('open'),
     /** @type {string | null} */ selectedId: null,
-    /** @type {{ alert: any, events: any[] } | null} */ detail: null,
-    /** @type {string | null} */ loadError: null
+    /** @type {{ alert: any, events: any[], gapAfter: string | null } | null} */ detail: null,
+    /** @type {string | null} */ loadError: null,
+    /** @type {string | null} the selected alert's detail could not be read (retried) */ detailError: null
   }
   /** @type {Set<() => void>} */
   const listeners = new Set()
   const changed = () => { for (const listener of listeners) listener() }
-  /** @type {Promise<void>} */
-  let reloading = Promise.resolve()
+  const versions = createAlertVersions()
+  let reloadsRunning = 0
+  // A retry that succeeds by its own timer is news too: the header goes back to "live".
+  const retrier = createRetrier({ onChange: () => { updateSync(); changed() } })
 
-  /** Remembers an alert; tells whether it is new or newly escalated (for the cue). */
+  /**
+   * `state.sync` and the errors shown, from the reloads running and the reads failing. The
+   * selected alert's detail failing is said in the detail: the list and map are still whole.
+   */
+  function updateSync () {
+    const failing = retrier.failing()
+    const message = (/** @type {any} */ error) => String(error?.message ?? error)
+    const listFailing = failing.filter((f) => !f.key.startsWith('detail:'))
+    const detailFailing = failing.find((f) => f.key === `detail:${state.selectedId}`)
+    state.loadError = listFailing.length ? message(listFailing[0]?.error) : null
+    state.detailError = detailFailing ? message(detailFailing.error) : null
+    state.sync = listFailing.length ? 'incomplete' : reloadsRunning > 0 || !state.loaded ? 'loading' : 'complete'
+  }
+
+  /** The selected alert's detail, retried apart from the list's reads (see `updateSync`). */
+  const readDetail = (/** @type {string} */ id, /** @type {any} */ known = null) =>
+    retrier.run(`detail:${id}`, async () => { if (state.selectedId === id) await loadDetail(id, known) })
+
+  /**
+   * Takes an alert read from the server, unless what is held is newer; tells whether it is new
+   * or newly escalated (for the cue). A closed alert never comes back, nor is cued again.
+   */
   function put (/** @type {any} */ alert, cue = true) {
     const before = state.alerts.get(alert.id)
+    if (!versions.accept(alert, ACTIVE_STATES.includes(alert.state))) return false
     if (!ACTIVE_STATES.includes(alert.state)) state.alerts.delete(alert.id)
     else state.alerts.set(alert.id, alert)
-    if (!cue || !ACTIVE_STATES.includes(alert.state)) return
+    if (state.detail?.alert.id === alert.id && !alert.transitions) state.detail.alert = { ...alert, transitions: state.detail.alert.transitions }
+    if (!cue || !ACTIVE_STATES.includes(alert.state)) return true
     if (!before && alert.state === 'open') onCue({ kind: isEscalated(alert) ? 'escalated' : 'new', alert })
     else if (before && isEscalated(alert) && escalationMark(before) !== escalationMark(alert)) onCue({ kind: 'escalated', alert })
     else if (before && alert.pressCount > before.pressCount) onCue({ kind: 'press', alert })
+    return true
   }
 
   async function loadReports () {
@@ -117,6 +166,9 @@ export function createStore (api, onCue) {
   }
 
   async function reloadAll () {
+    // What the lists leave out was closed before they were read, unless a live read put it
+    // there since: an alert opened after the lists were read must stay.
+    const startedAt = versions.mark()
     const [lists, devices] = await Promise.all([
       Promise.all(ACTIVE_STATES.map(activeAlerts)),
       allDevices(),
@@ -125,12 +177,53 @@ export function createStore (api, onCue) {
     ])
     const fresh = lists.flat()
     const ids = new Set(fresh.map((a) => a.id))
-    for (const id of state.alerts.keys()) if (!ids.has(id)) state.alerts.delete(id)
+    for (const id of state.alerts.keys()) {
+      if (!ids.has(id) && versions.heldSince(id) < startedAt) { state.alerts.delete(id); versions.forget(id) }
+    }
     // The first load after sign-in is no news; later reloads (after a gap) may be.
     for (const alert of fresh) put(alert, state.loaded)
     state.devices = new Map(devices.map((/** @type {any} */ d) => [d.id, d]))
     state.loaded = true
-    state.loadError = null
+    if (state.selectedId) readDetail(state.selectedId)
+  }
+
+  /** One alert, read again after a stream event (or an action); the detail too if it is shown. */
+  async function readAlert (/** @type {string} */ id) {
+    let alert
+    try {
+      alert = await api('GET', `/v1/alerts/${encodeURIComponent(id)}`)
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 404)) throw err
+      state.alerts.delete(id)
+      versions.gone(id)
+      return
+    }
+    put(alert)
+    if (state.selectedId === id) await readDetail(id, alert)
+  }
+
+  async function readDevice (/** @type {string} */ id) {
+    try {
+      const device = await api('GET', `/v1/devices/${encodeURIComponent(id)}`)
+      if (device.revokedAt) state.devices.delete(id)
+      else state.devices.set(id, device)
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) state.devices.delete(id)
+      else throw err
+    }
+  }
+
+  /** The alert with its transitions, and what its device sent while it was open. */
+  async function loadDetail (/** @type {string} */ id, /** @type {any} */ known = null) {
+    const alert = known?.transitions ? known : await api('GET', `/v1/alerts/${encodeURIComponent(id)}`)
+    // The detail's read is a read of the alert like any other: the list takes it too (or it
+    // is older than what the list holds, and a newer read is on its way).
+    if (!known) put(alert)
+    const { events, gapAfter } = await timelineEvents(api, alert)
+    if (state.selectedId !== id) return
+    const shown = state.detail?.alert.id === id ? state.detail.alert : null
+    if (shown && versions.isOlder(alert, shown)) return
+    state.detail = { alert, events, gapAfter }
   }
 
   return {
@@ -138,36 +231,26 @@ export function createStore (api, onCue) {
     subscribe (/** @type {() => void} */ listener) { listeners.add(listener); return () => listeners.delete(listener) },
     changed,
 
-    /** Full reload; stream events arriving meanwhile wait for it, so nothing older wins. */
+    /**
+     * Full reload, retried until it succeeds. Stream events are read meanwhile, not held back
+     * behind it (one request of it that hung held every later panic back).
+     */
     reload () {
-      reloading = reloadAll()
-        .then(() => state.selectedId ? loadDetail(state.selectedId) : undefined)
-        .catch((err) => { state.loadError = err.message })
-        .finally(changed)
-      return reloading
+      return retrier.run('reload', async () => {
+        reloadsRunning++
+        updateSync()
+        changed()
+        try { await reloadAll() } finally { reloadsRunning-- }
+      }).finally(changed)
     },
 
     async alertChanged (/** @type {string} */ id) {
-      await reloading
-      try {
-        const alert = await api('GET', `/v1/alerts/${encodeURIComponent(id)}`)
-        put(alert)
-        if (state.selectedId === id) await loadDetail(id, alert)
-      } catch (err) {
-        if (!(err instanceof ApiError && err.status === 404)) state.loadError = String(err.message)
-      }
+      await retrier.run(`alert:${id}`, () => readAlert(id))
       changed()
     },
 
     async deviceChanged (/** @type {string} */ id) {
-      await reloading
-      try {
-        const device = await api('GET', `/v1/devices/${encodeURIComponent(id)}`)
-        if (device.revokedAt) state.devices.delete(id)
-        else state.devices.set(id, device)
-      } catch (err) {
-        if (err instanceof ApiError && err.status === 404) state.devices.delete(id)
-      }
+      await retrier.run(`device:${id}`, () => readDevice(id))
       changed()
     },
 
@@ -183,25 +266,18 @@ export function createStore (api, onCue) {
     },
 
     async select (/** @type {string | null} */ id) {
+      if (state.selectedId) retrier.cancel(`detail:${state.selectedId}`)
       state.selectedId = id
       state.detail = null
+      updateSync()
       changed()
       if (id) {
-        await loadDetail(id).catch((err) => { state.loadError = err.message })
+        await readDetail(id)
         changed()
       }
-    }
-  }
+    },
 
-  /** The alert with its transitions, and what its device sent while it was open. */
-  async function loadDetail (/** @type {string} */ id, /** @type {any} */ known = null) {
-    const alert = known?.transitions ? known : await api('GET', `/v1/alerts/${encodeURIComponent(id)}`)
-    const end = alert.resolvedAt ?? alert.cancelledAt
-    // A little before the alert opened: the press that opened it carries the same instant.
-    const from = new Date(Date.parse(alert.openedAt) - 1000).toISOString()
-    const query = new URLSearchParams({ deviceId: alert.deviceId, from, limit: '500' })
-    if (end) query.set('to', new Date(Date.parse(end) + 1000).toISOString())
-    const events = await api('GET', `/v1/events?${query}`)
-    if (state.selectedId === id) state.detail = { alert, events: events.filter((/** @type {any} */ e) => e.type !== 'heartbeat') }
+    /** Stops the retries (the console signs out). */
+    stop () { retrier.stop() }
   }
 }

@@ -5,7 +5,7 @@
 import { html } from '/vendor/lit-html/lit-html.js'
 import { keyed } from '/vendor/lit-html/directives/keyed.js'
 import { t } from '../i18n.js'
-import { age, clock } from '../format.js'
+import { age, clock, zoneLabel } from '../format.js'
 import { isEscalated } from '../store.js'
 
 const OUTCOMES = ['real', 'false_alarm', 'prank', 'accidental', 'test']
@@ -17,15 +17,20 @@ const ALLOWED = {
 }
 
 /**
+ * `ui` is this alert's own action state: the result of an action shows on the alert it was
+ * for, never on another one opened meanwhile.
  * @param {any} state
  * @param {{ now: number, busy: boolean, flash: { ok: boolean, text: string } | null }} ui
  * @param {{ act(id: string, action: string, body: object, form: HTMLFormElement): void, close(): void }} on
  */
 export function alertDetailView (state, ui, on) {
   if (!state.selectedId) return html`<p class="empty detail-empty">${t('detail.select')}</p>`
-  if (!state.detail) return html`<p class="empty">${t('detail.loading')}</p>`
-  const { alert, events } = state.detail
-  const can = (/** @type {keyof typeof ALLOWED} */ action) => ALLOWED[action].includes(alert.state) && !ui.busy
+  if (!state.detail) {
+    return html`<p class="empty">${t('detail.loading')}</p>
+      ${state.detailError ? html`<p class="error" role="status">${t('detail.loadFailed', { message: state.detailError })}</p>` : ''}`
+  }
+  const { alert, events, gapAfter } = state.detail
+  const allowed = (/** @type {keyof typeof ALLOWED} */ action) => ALLOWED[action].includes(alert.state)
 
   const submit = (/** @type {SubmitEvent} */ event) => {
     event.preventDefault()
@@ -33,13 +38,18 @@ export function alertDetailView (state, ui, on) {
     const action = /** @type {HTMLButtonElement | null} */ (event.submitter)?.value
     const note = String(new FormData(form).get('note') ?? '').trim()
     const outcome = String(new FormData(form).get('outcome') ?? '')
-    if (!action) return
+    if (!action || ui.busy) return
     if (action === 'resolve' && !outcome) {
       /** @type {HTMLSelectElement} */ (form.elements.namedItem('outcome')).focus()
       return
     }
     on.act(alert.id, action, { ...(note ? { note } : {}), ...(action === 'resolve' ? { outcome } : {}) }, form)
   }
+
+  // While this alert's action is on its way the buttons say so (aria-disabled) but keep the
+  // focus: a disabled button drops it to the page's top, and the keyboard user starts over.
+  const actionButton = (/** @type {string} */ style, /** @type {keyof typeof ALLOWED} */ action) => html`
+    <button class=${style} name="action" value=${action} ?disabled=${!allowed(action)} aria-disabled=${ui.busy ? 'true' : 'false'}>${t(`action.${action}`)}</button>`
 
   return keyed(alert.id, html`
     <div class="detail kind-${alert.kind} state-${alert.state}" data-alert-id=${alert.id}>
@@ -49,22 +59,22 @@ export function alertDetailView (state, ui, on) {
         <span class="state-chip" data-state=${alert.state}>${t(`state.${alert.state}`)}</span>
         <button class="close" @click=${on.close} aria-label=${t('detail.close')}>×</button>
       </div>
-      <h2 class="device-name">${alert.deviceName ?? alert.deviceId}</h2>
+      <h2 class="device-name" tabindex="-1">${alert.deviceName ?? alert.deviceId}</h2>
       <dl class="facts">
         <div><dt>${t('zone')}</dt><dd>${alert.zone}</dd></div>
-        <div><dt>${t('detail.opened')}</dt><dd>${clock(alert.openedAt)} <small>(${age(alert.openedAt, ui.now)})</small></dd></div>
+        <div><dt>${t('detail.opened')}</dt><dd>${clock(alert.openedAt)} <small>(${zoneLabel()}, ${age(alert.openedAt, ui.now)})</small></dd></div>
         ${alert.kind === 'panic' ? html`
           <div><dt>${t('detail.lastPress')}</dt><dd>${clock(alert.lastPressAt)} · ${t('presses', { n: alert.pressCount })}</dd></div>` : ''}
         <div><dt>${t('detail.device')}</dt><dd><code>${alert.deviceId}</code></dd></div>
         ${alert.lat != null ? html`<div><dt>${t('detail.position')}</dt><dd>${alert.lat.toFixed(5)}, ${alert.lon.toFixed(5)}</dd></div>` : ''}
         ${alert.outcome ? html`<div><dt>${t('detail.outcome')}</dt><dd>${t(`outcome.${alert.outcome}`)}</dd></div>` : ''}
       </dl>
-      ${can('resolve') || ui.busy ? html`
+      ${allowed('resolve') ? html`
         <form class="actions" @submit=${submit}>
           <label class="note"><span>${t('action.note')}</span><textarea name="note" rows="2" maxlength="2000"></textarea></label>
           <div class="action-row">
-            <button class="primary" name="action" value="acknowledge" ?disabled=${!can('acknowledge')}>${t('action.acknowledge')}</button>
-            <button class="secondary" name="action" value="dispatch" ?disabled=${!can('dispatch')}>${t('action.dispatch')}</button>
+            ${actionButton('primary', 'acknowledge')}
+            ${actionButton('secondary', 'dispatch')}
           </div>
           <div class="action-row resolve">
             <label><span>${t('action.outcome')}</span>
@@ -73,12 +83,12 @@ export function alertDetailView (state, ui, on) {
                 ${OUTCOMES.map((o) => html`<option value=${o}>${t(`outcome.${o}`)}</option>`)}
               </select>
             </label>
-            <button class="resolve-button" name="action" value="resolve" ?disabled=${!can('resolve')}>${t('action.resolve')}</button>
+            ${actionButton('resolve-button', 'resolve')}
           </div>
         </form>` : ''}
       ${ui.flash ? html`<p class="flash-message ${ui.flash.ok ? 'ok' : 'error'}" role="status">${ui.flash.text}</p>` : ''}
-      <h3>${t('detail.timeline')}</h3>
-      <ol class="timeline">${timeline(alert, events).map((item) => html`
+      <h3>${t('detail.timeline')} <small>(${zoneLabel()})</small></h3>
+      <ol class="timeline">${timeline(alert, events, gapAfter).map((item) => html`
         <li class="tl-${item.kind}"><time datetime=${item.at}>${clock(item.at)}</time><span>${item.text}</span>
           ${item.note ? html`<q>${item.note}</q>` : ''}</li>`)}
       </ol>
@@ -92,8 +102,11 @@ function actorName (/** @type {string} */ actor) {
   return actor
 }
 
-/** Transitions and device events in time order. */
-function timeline (/** @type {any} */ alert, /** @type {any[]} */ events) {
+/**
+ * Transitions and device events in time order. `gapAfter`: events after this instant and
+ * before the newest ones were left out (an alert with more than a page of them); said there.
+ */
+function timeline (/** @type {any} */ alert, /** @type {any[]} */ events, /** @type {string | null} */ gapAfter = null) {
   const items = [
     ...(alert.transitions ?? []).map((/** @type {any} */ tr) => ({
       at: tr.at,
@@ -102,7 +115,8 @@ function timeline (/** @type {any} */ alert, /** @type {any[]} */ events) {
       text: tr.to === 'open' && tr.from === null ? t('timeline.opened') : t('timeline.transition', { state: t(`state.${tr.to}`), actor: actorName(tr.actor) })
     })),
     ...events.map((e) => ({ at: e.time, kind: `event-${e.type}`, note: e.data?.report?.text ?? null, text: `${t(`event.${e.type}`)} (#${e.seq})`, cause: true })),
-    ...(alert.escalatedAt ? [{ at: alert.escalatedAt, kind: 'escalated', note: null, text: t('timeline.escalated') }] : [])
+    ...(alert.escalatedAt ? [{ at: alert.escalatedAt, kind: 'escalated', note: null, text: t('timeline.escalated') }] : []),
+    ...(gapAfter ? [{ at: gapAfter, kind: 'more', note: null, text: t('timeline.more') }] : [])
   ]
   // At the same instant the device's event comes first: it caused the transition.
   return items.sort((a, b) => Date.parse(a.at) - Date.parse(b.at) || Number(Boolean(b.cause)) - Number(Boolean(a.cause)))

@@ -2,7 +2,7 @@
 import { html } from '/vendor/lit-html/lit-html.js'
 import { repeat } from '/vendor/lit-html/directives/repeat.js'
 import { t } from '../i18n.js'
-import { age, pressCount } from '../format.js'
+import { age, fullTime, pressCount } from '../format.js'
 import { isEscalated, sortAlerts } from '../store.js'
 
 /**
@@ -32,7 +32,7 @@ export function alertListView (state, ui, select) {
             <span class="card-row meta">
               <span>${t('zone')} <strong>${a.zone}</strong></span>
               ${a.kind === 'panic' ? html`<span class="presses">${pressCount(a.pressCount)}</span>` : ''}
-              <span class="age" title=${a.openedAt}>${age(a.openedAt, ui.now)}</span>
+              <span class="age" title=${fullTime(a.openedAt)}>${age(a.openedAt, ui.now)}</span>
             </span>
           </button>
         </li>`)}

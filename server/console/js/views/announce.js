@@ -5,12 +5,7 @@
  */
 import { html } from '/vendor/lit-html/lit-html.js'
 import { language, t } from '../i18n.js'
-
-/** `datetime-local` value for a moment (local time, minutes). */
-const localInput = (/** @type {number} */ ms) => {
-  const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60_000)
-  return d.toISOString().slice(0, 16)
-}
+import { fromWardInput, wardInputValue, zoneLabel } from '../format.js'
 
 /**
  * @param {any} state
@@ -30,7 +25,8 @@ export function announceView (state, ui, on) {
       title: String(data.get('title')).trim(),
       body: String(data.get('body')).trim(),
       lang: String(data.get('lang')),
-      expiresAt: new Date(String(data.get('expiresAt'))).toISOString()
+      // Typed in the ward's time, as every time the console shows (not the PC's zone).
+      expiresAt: new Date(fromWardInput(String(data.get('expiresAt')))).toISOString()
     }, form)
   }
   return html`
@@ -51,8 +47,8 @@ export function announceView (state, ui, on) {
               <option value="en" ?selected=${language() === 'en'}>${t('lang.en')}</option>
             </select>
           </label>
-          <label><span>${t('announce.expires')}</span>
-            <input name="expiresAt" type="datetime-local" required value=${localInput(Date.now() + 24 * 3600_000)}>
+          <label><span>${t('announce.expires')} <small>(${zoneLabel()})</small></span>
+            <input name="expiresAt" type="datetime-local" required value=${wardInputValue(Date.now() + 24 * 3600_000)}>
           </label>
         </div>
         <button class="primary" ?disabled=${ui.busy}>${t('announce.send')}</button>

@@ -1,7 +1,7 @@
 /** The top bar: name, connection state, unacknowledged count, sound, language, sign-out; then the tabs. */
 import { html } from '/vendor/lit-html/lit-html.js'
 import { LANGUAGES, language, t } from '../i18n.js'
-import { ACTIVE_STATES } from '../store.js'
+import { ACTIVE_STATES, shownConnection } from '../store.js'
 import { fleetRows } from './fleet.js'
 
 /**
@@ -14,6 +14,7 @@ export function headerView (state, ui, on) {
   const unacked = alerts.filter((a) => a.state === 'open').length
   const reports = state.reports ? state.reports.filter((/** @type {any} */ r) => (r.state ?? 'open') === 'open').length : 0
   const fleetIssues = fleetRows(state).filter((r) => r.attention).length
+  const connection = shownConnection(state)
   const tabs = [
     ['alerts', t('tab.alerts'), alerts.filter((a) => ACTIVE_STATES.includes(a.state)).length],
     ['reports', t('tab.reports'), reports],
@@ -27,13 +28,13 @@ export function headerView (state, ui, on) {
         <div><h1>${t('app.title')}</h1><p>${t('app.subtitle')}</p></div>
       </div>
       <div class="status-area">
-        <span class="conn conn-${state.connection}" role="status" data-connection=${state.connection}>
-          <span class="dot" aria-hidden="true"></span>${t(`conn.${state.connection}`)}
+        <span class="conn conn-${connection}" role="status" data-connection=${connection}>
+          <span class="dot" aria-hidden="true"></span>${t(`conn.${connection}`)}
         </span>
         ${unacked > 0 ? html`<span class="unacked-count">${t('alerts.unacked', { n: unacked })}</span>` : ''}
       </div>
       <div class="controls">
-        <button class="sound ${ui.audioReady && !ui.muted ? 'on' : 'off'}" @click=${on.toggleSound}>
+        <button class="sound ${ui.audioReady && !ui.muted ? 'on' : 'off'}" @click=${on.toggleSound} title=${ui.muted ? t('sound.mutedHelp') : ''}>
           ${!ui.audioReady ? t('sound.enable') : ui.muted ? t('sound.muted') : t('sound.on')}
         </button>
         <div class="lang-switch" role="group" aria-label="Language">

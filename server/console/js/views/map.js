@@ -79,7 +79,9 @@ export function createMap (element, config, select) {
           // name is the landmark. Others are labelled on hover: an outage's hundreds of labels
           // would bury the panic's.
           const label = a.kind === 'panic' || selected
-          return L.marker([a.lat, a.lon], { icon, zIndexOffset: selected ? 2000 : a.kind === 'panic' ? 1500 : 1000, keyboard: true, title: a.deviceName ?? a.deviceId })
+          // Not in the tab order: the list holds every alert for the keyboard, and an outage's
+          // markers stood between a selected card and its action buttons (over a hundred Tabs).
+          return L.marker([a.lat, a.lon], { icon, zIndexOffset: selected ? 2000 : a.kind === 'panic' ? 1500 : 1000, keyboard: false, title: a.deviceName ?? a.deviceId })
             .bindTooltip(textNode(a.deviceName ?? a.deviceId), label ? { permanent: true, direction: 'top', offset: [0, -20], className: 'alert-label' } : { direction: 'top', offset: [0, -20] })
             .on('click', () => select(a.id))
         })
