@@ -16,6 +16,7 @@ import { earlyCancels } from './migrations/010-early-cancels.js'
 import { busKey } from './migrations/011-bus-key.js'
 import { presenceRecorded } from './migrations/012-presence-recorded.js'
 import { alertsDeviceClosing } from './migrations/013-alerts-device-closing.js'
+import { raisedAtEscalationLevels } from './migrations/014-raised-at-escalation-levels.js'
 
 export interface Migration {
   version: number
@@ -147,5 +148,6 @@ CREATE TABLE downlink (
   earlyCancels,
   busKey,
   presenceRecorded,
-  alertsDeviceClosing
+  alertsDeviceClosing,
+  raisedAtEscalationLevels
 ]

@@ -37,9 +37,10 @@ export interface StoragePolicies {
 }
 
 /**
- * Compression and retention of `events`, and the pruning of their ids (TimescaleDB only; a no-op elsewhere). The policies are
- * replaced rather than left alone so a changed setting applies. Alert transitions are the audit
- * trail and are never dropped; the hourly aggregates outlive the raw events they summarize.
+ * Compression and retention of `events`, the pruning of their ids, and the refresh windows of
+ * the hourly aggregates (TimescaleDB only; a no-op elsewhere). The policies are replaced rather
+ * than left alone so a changed setting applies. Alert transitions are the audit trail and are
+ * never dropped; the hourly aggregates outlive the raw events they summarize.
  */
 export async function applyStoragePolicies (db: Database, policies: StoragePolicies): Promise<'applied' | 'no-timescaledb' | 'events-not-hypertable'> {
   if (await timescaleVersion(db) === null) return 'no-timescaledb'
@@ -58,6 +59,54 @@ export async function applyStoragePolicies (db: Database, policies: StoragePolic
       // once wholly past the retention, and a resent event still stored must still be a duplicate.
       await tx.query("SELECT add_job('prune_event_ids', INTERVAL '1 hour', config => jsonb_build_object('keep', make_interval(days => $1 + 2)))", [policies.retentionDays])
     }
+    await applyRefreshPolicies(tx, policies.retentionDays)
   })
   return 'applied'
+}
+
+/** The hourly continuous aggregates (migration 3), with the hypertable each one reads. */
+const AGGREGATES = [
+  { view: 'alerts_hourly', source: 'alert_transitions' },
+  { view: 'alert_response_hourly', source: 'alert_transitions' },
+  { view: 'device_health_hourly', source: 'events' }
+] as const
+
+/**
+ * How far back each refresh reaches, in hours; null = the whole history.
+ *
+ * Late rows are the reason: a gateway's outbox has no age limit, so a press or a heartbeat can
+ * arrive days late, after a long outage. A refresh recomputes only the buckets invalidated by
+ * writes within its window, so a window over all of history costs little when nothing changed
+ * there; but a row below the window is never counted, since the aggregate answers from its
+ * materialization below the watermark (real-time aggregation covers only above it).
+ * - Over the audit trail (never dropped): all of history.
+ * - Over events: within their retention, less a margin. A refresh over hours whose chunks were
+ *   dropped recomputes them from what is left, erasing the summaries that outlive the events.
+ *   Chunks are a day wide and dropped whole once past the retention, so everything newer than
+ *   the retention is still there; the margin (a day, half the retention when shorter) keeps
+ *   the window clear of the chunk the retention job may drop next.
+ */
+export function refreshStartHours (source: 'alert_transitions' | 'events', retentionDays: number): number | null {
+  if (source === 'alert_transitions' || retentionDays <= 0) return null
+  const retentionHours = retentionDays * 24
+  return Math.floor(retentionHours - Math.min(24, retentionHours / 2))
+}
+
+/**
+ * Sets each aggregate's refresh policy again: every 15 minutes, up to an hour ago, back as far as
+ * refreshStartHours says. Rows above the watermark (the end of what is materialized, an hour or a
+ * little more back) are read raw as they are asked for and show at once; a late row below it
+ * shows at the policy's next run, within 15 minutes.
+ */
+async function applyRefreshPolicies (tx: Queryable, retentionDays: number): Promise<void> {
+  for (const { view, source } of AGGREGATES) {
+    const exists = await tx.query(
+      'SELECT 1 FROM timescaledb_information.continuous_aggregates WHERE view_schema = current_schema() AND view_name = $1', [view])
+    if (exists.length === 0) continue
+    const startHours = refreshStartHours(source, retentionDays)
+    await tx.query('SELECT remove_continuous_aggregate_policy($1::regclass, if_exists => true)', [view])
+    await tx.query(`SELECT add_continuous_aggregate_policy($1::regclass,
+      start_offset => justify_hours(make_interval(hours => $2::int)),
+      end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '15 minutes')`, [view, startHours])
+  }
 }

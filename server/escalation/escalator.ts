@@ -2,8 +2,8 @@
  * Nothing unacknowledged goes unnoticed: an open panic alert that no operator acknowledged
  * within ESCALATE_AFTER is escalated (level 1), and again at each further interval (level n at
  * n × ESCALATE_AFTER after it opened). Each escalation is kept in the audit trail (open → open,
- * by `system:escalation`), goes out on the live stream, and is queued for the webhooks in the
- * same transaction.
+ * by `system:escalation`, with the level reached in its `level` column), goes out on the live
+ * stream, and is queued for the webhooks in the same transaction.
  *
  * The clock is `Date.now()` (not the database's), so tests drive it with fake timers. The level
  * is computed from the elapsed time, so a server that was down catches up in one step.
@@ -12,7 +12,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Database } from '../db/database.js'
 import type { Bus } from '../bus.js'
 import type { ServerMetrics } from '../metrics.js'
-import { recordTransition } from '../alerts/transitions.js'
+import { recordEscalation } from './record-escalation.js'
 import type { WebhookSender } from './webhooks.js'
 import { PassRunner } from './pass-runner.js'
 
@@ -129,8 +129,8 @@ export class Escalator {
       [now, this.options.escalateAfterMs])
       for (const row of rows) {
         const waited = Math.round((now - row.opened_at.getTime()) / 1000)
-        await recordTransition(tx, {
-          alertId: row.id, from: 'open', to: 'open', actor: 'system:escalation', atMs: now,
+        await recordEscalation(tx, {
+          alertId: row.id, level: row.escalation_level, atMs: now,
           note: `escalated to level ${row.escalation_level}: not acknowledged after ${waited} s`
         })
         // Queued with the escalation itself: committed together, or not at all.
