@@ -108,10 +108,11 @@ export function serverConfigFromEnv (env: NodeJS.ProcessEnv = process.env): Serv
   if (retention > 0 && retention <= compressAfter) {
     throw new ConfigError(`EVENTS_RETENTION_DAYS (${retention}) must be 0 (keep) or more than EVENTS_COMPRESS_AFTER_DAYS (${compressAfter})`)
   }
-  // The hourly aggregates are refreshed over the last 7 days (migrations 3 and 6): hours whose
-  // events were already dropped would be recomputed from nothing, and the history lost.
+  // The device-health aggregate is refreshed from events up to a day short of the retention
+  // (db/timescale.ts refreshStartHours), never over hours whose events were dropped (they would be
+  // recomputed from nothing, and the history lost); a floor keeps late events countable.
   if (retention > 0 && retention < MIN_RETENTION_DAYS) {
-    throw new ConfigError(`EVENTS_RETENTION_DAYS (${retention}) must be 0 (keep) or at least ${MIN_RETENTION_DAYS}: the hourly summaries are refreshed over the last 7 days, from events that must still be there`)
+    throw new ConfigError(`EVENTS_RETENTION_DAYS (${retention}) must be 0 (keep) or at least ${MIN_RETENTION_DAYS}: the hourly device-health summary is refreshed from events up to a day short of the retention, and a gateway's outbox drained after a week-long outage must still find its hours there`)
   }
   return Object.freeze({
     cancelWindowMs: duration(env, 'CANCEL_WINDOW', SERVER_DEFAULTS.cancelWindowMs),
