@@ -14,11 +14,15 @@
  * from one counter held every other shop's cancel back for seconds). Past it the device hears
  * `rejected: rate_limited`; a cancel refused so leaves the alarm standing: the safe side.
  *
- * A resend of an event that passed (the same event id: a QoS 1 redelivery, or a retry, after
- * a PUBACK was lost) passes again without a token: it is the same event, stored once. Charged
- * again, a counter retrying the cancel it had just used its last token on heard `rate_limited`
- * for a cancel the server had in fact taken. Free only a few times each: a device resending
- * one cancel in a loop would otherwise have the server check its PIN without end.
+ * In the budgets at a person's pace, a resend of an event that passed (the same id and the same
+ * bytes: a QoS 1 redelivery, or a retry, after a PUBACK was lost) passes again without a token:
+ * it is the same event, stored once. Charged again, a counter retrying the cancel it had just
+ * used its last token on heard `rate_limited` for a cancel the server had in fact taken. Free
+ * only a few times each: a device resending one cancel in a loop would otherwise have the server
+ * check its PIN without end. The same id with other bytes (a seq reused for another cancel, a
+ * report typed anew) is another event, and charged: keyed on the id alone, a device had four
+ * times its budget by reusing seqs. Routine budgets remember nothing: a resent heartbeat costs
+ * a token of a large budget, and remembering every device's would cost memory per connection.
  */
 import type { EventType } from '../protocol/index.js'
 
@@ -50,12 +54,12 @@ export interface RateLimit {
 /** Times a resend of an event that passed goes free: a lost PUBACK's retries, not a loop. */
 export const FREE_RESENDS = 3
 /** Events that passed remembered per device and budget, newest kept (a device resends what is in flight: a few). */
-const REMEMBERED = 16
+const REMEMBERED = 8
 
 interface Bucket {
   tokens: number
   at: number
-  /** Ids of events that passed lately, with the free resends each has left; oldest first. */
+  /** Events that passed lately (their `copyKey`), with the free resends each has left; oldest first. */
   passed: Map<string, number>
 }
 
@@ -66,10 +70,11 @@ export class DeviceRateLimiter {
   constructor (private readonly limit: RateLimit, private readonly now: () => number = Date.now) {}
 
   /**
-   * True when this event may pass; false when it is over the device's budget. `eventId` (the
-   * event's identity, `eventIdOf`) lets a resend of an event that passed go free.
+   * True when this event may pass; false when it is over the device's budget. `copyKey` (asked
+   * for in a person's budget only) names the event so that a copy of it has the same: a resend
+   * of an event that passed goes free.
    */
-  allow (deviceId: string, type: EventType, eventId?: string): boolean {
+  allow (deviceId: string, type: EventType, copyKey?: () => string): boolean {
     if (UNLIMITED_TYPES.has(type)) return true
     const now = this.now()
     let budgets = this.buckets.get(deviceId)
@@ -80,14 +85,15 @@ export class DeviceRateLimiter {
     bucket.tokens = this.refilled(bucket, limit, now)
     bucket.at = now
     budgets.set(budget, bucket)
-    const resends = eventId === undefined ? undefined : bucket.passed.get(eventId)
+    const key = copyKey !== undefined && limit !== this.limit ? copyKey() : undefined
+    const resends = key === undefined ? undefined : bucket.passed.get(key)
     if (resends !== undefined && resends > 0) {
-      bucket.passed.set(eventId!, resends - 1)
+      bucket.passed.set(key!, resends - 1)
       return true
     }
     if (bucket.tokens < 1) return false
     bucket.tokens -= 1
-    if (eventId !== undefined && resends === undefined) this.rememberPassed(bucket, eventId)
+    if (key !== undefined && resends === undefined) this.rememberPassed(bucket, key)
     return true
   }
 
@@ -107,8 +113,8 @@ export class DeviceRateLimiter {
     if (full) this.buckets.delete(deviceId)
   }
 
-  private rememberPassed (bucket: Bucket, eventId: string): void {
-    bucket.passed.set(eventId, FREE_RESENDS)
+  private rememberPassed (bucket: Bucket, key: string): void {
+    bucket.passed.set(key, FREE_RESENDS)
     if (bucket.passed.size > REMEMBERED) bucket.passed.delete(bucket.passed.keys().next().value!)
   }
 

@@ -70,15 +70,31 @@ describe('device rate limiter', () => {
   it('does not charge a resend of an event that passed (a lost PUBACK), only a few times each, and charges a new event', () => {
     let now = 0
     const limiter = new DeviceRateLimiter({ burst: 100, perSecond: 100 }, () => now)
-    expect(['ctr-1/-/1', 'ctr-1/-/2', 'ctr-1/-/3', 'ctr-1/-/4', 'ctr-1/-/5'].map((id) => limiter.allow('ctr-1', 'cancel', id))).toEqual([true, true, true, true, true])
+    const copy = (key: string) => () => key
+    expect(['ctr-1/-/1 a', 'ctr-1/-/2 a', 'ctr-1/-/3 a', 'ctr-1/-/4 a', 'ctr-1/-/5 a'].map((key) => limiter.allow('ctr-1', 'cancel', copy(key)))).toEqual([true, true, true, true, true])
     // The budget is spent; the last cancel, resent, is the same cancel.
-    expect(Array.from({ length: FREE_RESENDS }, () => limiter.allow('ctr-1', 'cancel', 'ctr-1/-/5'))).toEqual(Array(FREE_RESENDS).fill(true))
-    expect(limiter.allow('ctr-1', 'cancel', 'ctr-1/-/6')).toBe(false)
+    expect(Array.from({ length: FREE_RESENDS }, () => limiter.allow('ctr-1', 'cancel', copy('ctr-1/-/5 a')))).toEqual(Array(FREE_RESENDS).fill(true))
+    expect(limiter.allow('ctr-1', 'cancel', copy('ctr-1/-/6 a'))).toBe(false)
     // A device resending one cancel in a loop is charged past its free resends.
-    expect(limiter.allow('ctr-1', 'cancel', 'ctr-1/-/5')).toBe(false)
+    expect(limiter.allow('ctr-1', 'cancel', copy('ctr-1/-/5 a'))).toBe(false)
     // A resend of one that was refused is judged afresh, as a new one.
     now += 10_000
-    expect([limiter.allow('ctr-1', 'cancel', 'ctr-1/-/6'), limiter.allow('ctr-1', 'cancel', 'ctr-1/-/7')]).toEqual([true, false])
-    expect(limiter.allow('ctr-1', 'cancel', 'ctr-1/-/6')).toBe(true)
+    expect([limiter.allow('ctr-1', 'cancel', copy('ctr-1/-/6 a')), limiter.allow('ctr-1', 'cancel', copy('ctr-1/-/7 a'))]).toEqual([true, false])
+    expect(limiter.allow('ctr-1', 'cancel', copy('ctr-1/-/6 a'))).toBe(true)
+  })
+
+  it('charges another event under an id that passed (a seq reused, other bytes): no budget four times over', () => {
+    const limiter = new DeviceRateLimiter({ burst: 100, perSecond: 100 }, () => 0)
+    expect(limiter.allow('ctr-1', 'cancel', () => 'ctr-1/-/1 pin-1111')).toBe(true)
+    const reused = Array.from({ length: 10 }, (_, i) => limiter.allow('ctr-1', 'cancel', () => `ctr-1/-/1 pin-${i}`))
+    expect(reused.filter(Boolean)).toHaveLength(4)
+  })
+
+  it('remembers nothing in routine budgets (a resent heartbeat costs a token; memory per connection stays flat)', () => {
+    const limiter = new DeviceRateLimiter({ burst: 2, perSecond: 0.001 }, () => 0)
+    let asked = 0
+    const key = () => { asked++; return 'btn-1/-/1 x' }
+    expect([1, 2, 3].map(() => limiter.allow('btn-1', 'heartbeat', key))).toEqual([true, true, false])
+    expect(asked).toBe(0)
   })
 })
