@@ -20,6 +20,8 @@ describe.each(databaseBackends)('escalation levels in the trail on $name', (back
     fx = await buildFixture(db, { settings: { escalateAfterMs: 60_000 } })
     await fx.app.services.escalator.stop()
     await fx.provision('btn-esc', { zone: 'zone-esc' })
+    await fx.provision('btn-esc-old', { zone: 'zone-esc' })
+    await fx.provision('btn-esc-new', { zone: 'zone-esc' })
   }, 180_000)
 
   afterAll(async () => {
@@ -43,5 +45,18 @@ describe.each(databaseBackends)('escalation levels in the trail on $name', (back
     const others = await db.query<{ level: number | null }>(`
       SELECT level FROM alert_transitions WHERE alert_id = $1 AND (from_state IS DISTINCT FROM 'open' OR to_state <> 'open')`, [press!.alertId])
     expect(others).toEqual([{ level: null }])
+  })
+
+  it('a level past 32 767 (an alert ignored for weeks, or a press held as long) is written, and the pass escalates the others too', async () => {
+    vi.useRealTimers()
+    const now = Date.now()
+    // 23 days at one level a minute: level 33 120, past a smallint.
+    const [old] = await fx.ingest({ events: [gatewayEvent('btn-esc-old', { seq: 1, type: 'press' }, now - 23 * 86_400_000)] })
+    const [fresh] = await fx.ingest({ events: [gatewayEvent('btn-esc-new', { seq: 1, type: 'press' }, now - 5 * 60_000)] })
+    expect(await fx.app.services.escalator.check()).toBe(2)
+    const levels = await db.query<{ alert_id: string, level: number }>(`
+      SELECT alert_id, level FROM alert_transitions WHERE alert_id = ANY($1::text[]) AND level IS NOT NULL`, [[old!.alertId, fresh!.alertId]])
+    expect(Object.fromEntries(levels.map((r) => [r.alert_id, Number(r.level)]))).toEqual({ [old!.alertId!]: expect.any(Number), [fresh!.alertId!]: 5 })
+    expect(Number(levels.find((r) => r.alert_id === old!.alertId)!.level)).toBeGreaterThan(32_767)
   })
 })

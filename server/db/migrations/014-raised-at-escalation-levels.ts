@@ -36,13 +36,18 @@ export const raisedAtEscalationLevels: Migration = {
 ALTER TABLE alerts ADD COLUMN raised_at timestamptz;
 UPDATE alerts a SET raised_at = COALESCE(
   (SELECT min(t.at) FROM alert_transitions t WHERE t.alert_id = a.id AND t.from_state IS NULL), a.opened_at);
-ALTER TABLE alerts ALTER COLUMN raised_at SET DEFAULT now();
+-- clock_timestamp(), not now(): now() is when the transaction began, and a batch may wait for
+-- its devices' locks (up to the statement timeout) before its alert exists.
+ALTER TABLE alerts ALTER COLUMN raised_at SET DEFAULT clock_timestamp();
 ALTER TABLE alerts ALTER COLUMN raised_at SET NOT NULL;
 
 ALTER TABLE alert_transitions ADD COLUMN raised_at timestamptz;
-ALTER TABLE alert_transitions ADD COLUMN level smallint;
+-- integer, as alerts.escalation_level: the level has no cap (an alert open for weeks, or a press
+-- held in an outbox for as long, is far past 32 767 at a short ESCALATE_AFTER), and a value the
+-- column refused failed the escalator's whole pass, every other alert's escalation with it.
+ALTER TABLE alert_transitions ADD COLUMN level integer;
 UPDATE alert_transitions t SET raised_at = a.raised_at,
-  level = CASE WHEN t.from_state = 'open' AND t.to_state = 'open' THEN substring(t.note FROM '^escalated to level ([0-9]+)')::smallint END
+  level = CASE WHEN t.from_state = 'open' AND t.to_state = 'open' THEN LEAST(substring(t.note FROM '^escalated to level ([0-9]+)')::numeric, 2147483647)::integer END
   FROM alerts a WHERE a.id = t.alert_id;
 ALTER TABLE alert_transitions ALTER COLUMN raised_at SET NOT NULL;
 
@@ -64,8 +69,8 @@ WHERE NOT test AND outcome IS DISTINCT FROM 'test' AND state <> 'cancelled';
       BEGIN
         IF NEW.raised_at IS NULL THEN
           -- Not found: the alert is new in the statement that writes this row (ingest's opening
-          -- transition), and its raised_at is the transaction's time too.
-          NEW.raised_at := COALESCE((SELECT raised_at FROM alerts WHERE id = NEW.alert_id), now());
+          -- transition), and its raised_at was taken a moment ago in the same statement.
+          NEW.raised_at := COALESCE((SELECT raised_at FROM alerts WHERE id = NEW.alert_id), clock_timestamp());
         END IF;
         RETURN NEW;
       END
