@@ -101,6 +101,28 @@ describe('operator console: what it makes heard', { timeout: 120_000 }, () => {
     await closePages()
   })
 
+  it('stops reading and stays silenced on a display signed out by a read that heard 401 (not by the stream)', async () => {
+    const { id, token } = await ward.ok('POST', '/v1/tokens', { role: 'operator', name: 'wall display' })
+    const page = await signedIn(token, { fakeClock: true })
+    const reads: string[] = []
+    page.on('request', (r) => { if (r.url().includes('/v1/')) reads.push(`${r.headers().authorization}`) })
+    expect((await ward.call('DELETE', `/v1/tokens/${id}`)).status).toBe(204)
+    await ward.press('btn-al-panic') // the stream event's read hears the 401
+    await page.locator('.signin-card [role="alert"]').waitFor()
+    await page.locator('.signin-card').click({ position: { x: 5, y: 5 } }) // someone at the screen
+    await page.tones()
+    const before = reads.length
+    let lost = 0
+    for (let i = 0; i < 4; i++) {
+      await page.clock.fastForward(31_000)
+      await sleep(300)
+      lost += played(await page.tones(), 'lost')
+    }
+    expect(reads.slice(before), 'requests after the sign-out').toEqual([])
+    expect(lost, 'the lost tone after someone silenced the display').toBe(0)
+    await closePages()
+  })
+
   it('gives a panic a sound of its own, one notice to a burst of device alerts, and keeps panics audible when muted', async () => {
     const page = await signedIn()
     await ward.send('btn-al-bat', { type: 'battery_low', battery: 9 })

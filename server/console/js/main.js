@@ -108,8 +108,12 @@ async function startConsole () {
     if (stopped) return
     stopped = true
     stream?.close()
+    // Nothing the store still hears (a read that was on its way) may drive the console or its
+    // alarm again: the store stops retrying, its listener goes, the alarm stays quiet.
+    unsubscribe()
     store.stop()
     connectionAlarm.stop()
+    clearTimeout(drawSoon)
     for (const timer of timers) clearInterval(timer)
     forgetToken()
     signin.show(t('signin.expired'), { alarm: true })
@@ -246,7 +250,7 @@ async function startConsole () {
     }), $('view-fleet'))
   }
 
-  store.subscribe(() => {
+  const unsubscribe = store.subscribe(() => {
     watchConnection()
     drawSoon ??= setTimeout(drawNow, 30)
   })

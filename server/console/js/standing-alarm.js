@@ -19,8 +19,10 @@ export function createStandingAlarm ({ beep, afterMs, repeatMs, onChange }) {
   let raised = false
   let silenced = false
   let lastSound = -Infinity
+  let stopped = false
 
   function check () {
+    if (stopped) return
     const now = Date.now()
     const shouldRaise = condition !== null && now - since >= afterMs
     if (shouldRaise !== raised) {
@@ -32,7 +34,7 @@ export function createStandingAlarm ({ beep, afterMs, repeatMs, onChange }) {
       beep()
     }
   }
-  const timer = setInterval(check, TICK_MS)
+  let timer = setInterval(check, TICK_MS)
 
   return {
     /** What is wrong now (a word the caller gives), or null when all is well. */
@@ -47,6 +49,17 @@ export function createStandingAlarm ({ beep, afterMs, repeatMs, onChange }) {
     raised: () => (raised ? condition : null),
     /** Stops the sound until the condition ends and comes again; the caller's display stays. */
     silence () { silenced = true },
-    stop () { clearInterval(timer) }
+    /**
+     * Quiet for good, whatever `set` says after (a signed-out console's last reads still land),
+     * until `start`ed again.
+     */
+    stop () { stopped = true; clearInterval(timer) },
+    /** After `stop`: looks at the condition again (it was kept meanwhile). */
+    start () {
+      if (!stopped) return
+      stopped = false
+      timer = setInterval(check, TICK_MS)
+      check()
+    }
   }
 }

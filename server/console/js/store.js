@@ -20,6 +20,11 @@ export const ALERT_PAGE = 1000
 const DEVICE_PAGE = 1000
 /** Asked for one by one when a state's list is full (see `activeAlerts`). */
 const ALERT_KINDS = ['panic', 'tamper', 'device_offline', 'battery_low', 'power_lost']
+/**
+ * Alert reads waiting for their retry at most; past it, one reload's retry takes their place
+ * (hundreds of alerts failing at once is a struggling server: one full read, not hundreds).
+ */
+export const MAX_ALERT_RETRIES = 20
 /** Below this battery level (percent) a device is listed as low. */
 export const LOW_BATTERY = 20
 
@@ -79,11 +84,18 @@ export function createStore (api, onCue) {
   }
   /** @type {Set<() => void>} */
   const listeners = new Set()
-  const changed = () => { for (const listener of listeners) listener() }
+  let stopped = false
+  const changed = () => { if (!stopped) for (const listener of listeners) listener() }
   const versions = createAlertVersions()
   let reloadsRunning = 0
   // A retry that succeeds by its own timer is news too: the header goes back to "live".
-  const retrier = createRetrier({ onChange: () => { updateSync(); changed() } })
+  const retrier = createRetrier({ onChange: () => { limitRetries(); updateSync(); changed() } })
+
+  /** Too many alert reads waiting for their retry: one reload's retry instead (MAX_ALERT_RETRIES). */
+  function limitRetries () {
+    const waitingAlerts = retrier.failing().filter((f) => f.key.startsWith('alert:')).length
+    if (waitingAlerts > MAX_ALERT_RETRIES) retrier.replace('alert:', 'reload', reloadTask)
+  }
 
   /**
    * `state.sync` and the errors shown, from the reloads running and the reads failing. The
@@ -105,11 +117,13 @@ export function createStore (api, onCue) {
 
   /**
    * Takes an alert read from the server, unless what is held is newer; tells whether it is new
-   * or newly escalated (for the cue). A closed alert never comes back, nor is cued again.
+   * or newly escalated (for the cue). A closed alert never comes back, nor is cued again; nor
+   * does one a reload found missing, from a read started before (`readAt`: `versions.mark()`
+   * taken before the read was sent).
    */
-  function put (/** @type {any} */ alert, cue = true) {
+  function put (/** @type {any} */ alert, cue = true, /** @type {number} */ readAt = Infinity) {
     const before = state.alerts.get(alert.id)
-    if (!versions.accept(alert, ACTIVE_STATES.includes(alert.state))) return false
+    if (!versions.accept(alert, ACTIVE_STATES.includes(alert.state), readAt)) return false
     if (!ACTIVE_STATES.includes(alert.state)) state.alerts.delete(alert.id)
     else state.alerts.set(alert.id, alert)
     if (state.detail?.alert.id === alert.id && !alert.transitions) state.detail.alert = { ...alert, transitions: state.detail.alert.transitions }
@@ -165,6 +179,8 @@ export function createStore (api, onCue) {
     }
   }
 
+  /** When the reload whose lists were taken last started (`versions.mark()`). */
+  let listsTakenAt = 0
   async function reloadAll () {
     // What the lists leave out was closed before they were read, unless a live read put it
     // there since: an alert opened after the lists were read must stay.
@@ -175,13 +191,17 @@ export function createStore (api, onCue) {
       loadReports(),
       loadGateways()
     ])
+    // Reloads overlap (one hung, the stream reopened): lists older than those taken already
+    // are old news (an alert opened and resolved between the two would come back as new).
+    if (startedAt < listsTakenAt) return
+    listsTakenAt = startedAt
     const fresh = lists.flat()
     const ids = new Set(fresh.map((a) => a.id))
     for (const id of state.alerts.keys()) {
       if (!ids.has(id) && versions.heldSince(id) < startedAt) { state.alerts.delete(id); versions.forget(id) }
     }
     // The first load after sign-in is no news; later reloads (after a gap) may be.
-    for (const alert of fresh) put(alert, state.loaded)
+    for (const alert of fresh) put(alert, state.loaded, startedAt)
     state.devices = new Map(devices.map((/** @type {any} */ d) => [d.id, d]))
     state.loaded = true
     if (state.selectedId) readDetail(state.selectedId)
@@ -190,6 +210,9 @@ export function createStore (api, onCue) {
   /** One alert, read again after a stream event (or an action); the detail too if it is shown. */
   async function readAlert (/** @type {string} */ id) {
     let alert
+    // A read started before a reload that found the alert missing (resolved meanwhile) and
+    // landing after it is old news: it must not bring the alert back as a new one.
+    const readAt = versions.mark()
     try {
       alert = await api('GET', `/v1/alerts/${encodeURIComponent(id)}`)
     } catch (err) {
@@ -198,7 +221,7 @@ export function createStore (api, onCue) {
       versions.gone(id)
       return
     }
-    put(alert)
+    put(alert, true, readAt)
     if (state.selectedId === id) await readDetail(id, alert)
   }
 
@@ -215,15 +238,63 @@ export function createStore (api, onCue) {
 
   /** The alert with its transitions, and what its device sent while it was open. */
   async function loadDetail (/** @type {string} */ id, /** @type {any} */ known = null) {
+    const readAt = versions.mark()
     const alert = known?.transitions ? known : await api('GET', `/v1/alerts/${encodeURIComponent(id)}`)
     // The detail's read is a read of the alert like any other: the list takes it too (or it
     // is older than what the list holds, and a newer read is on its way).
-    if (!known) put(alert)
+    if (!known) put(alert, true, readAt)
     const { events, gapAfter } = await timelineEvents(api, alert)
     if (state.selectedId !== id) return
     const shown = state.detail?.alert.id === id ? state.detail.alert : null
     if (shown && versions.isOlder(alert, shown)) return
     state.detail = { alert, events, gapAfter }
+  }
+
+  /**
+   * The full reload, as the retrier runs it. Once it succeeds, the alert and device reads that
+   * failed before it started need no retry: its lists are newer than what they would read.
+   */
+  async function reloadTask () {
+    const since = retrier.lastRun()
+    reloadsRunning++
+    updateSync()
+    changed()
+    try { await reloadAll() } finally { reloadsRunning-- }
+    retrier.cancelStartedBefore(['alert:', 'device:'], since)
+  }
+
+  /**
+   * Events for one alert (or device) whose reads are on their way are collapsed: at most two
+   * reads of it run at once, the one on its way and one started after the latest event (not
+   * held behind the first: that one may land late, and answer with what a newer read would
+   * already have corrected). Events coming while two run are served by one more read, started
+   * once one of them is over, however many they are. Resolves once a read started after this
+   * event is over.
+   * @type {Map<string, { running: number, waiting: (() => void)[] }>}
+   */
+  const reading = new Map()
+  function readCollapsed (/** @type {string} */ key, /** @type {() => Promise<void>} */ read) {
+    const current = reading.get(key)
+    if (current && current.running >= 2) return new Promise((resolve) => { current.waiting.push(() => resolve(undefined)) })
+    const entry = current ?? { running: 0, waiting: /** @type {(() => void)[]} */ ([]) }
+    reading.set(key, entry)
+    entry.running++
+    return (async () => {
+      /** @type {(() => void)[]} */
+      let served = []
+      try {
+        for (;;) {
+          await retrier.run(key, read)
+          changed()
+          for (const resolve of served) resolve()
+          served = entry.waiting.splice(0)
+          if (!served.length) break
+          if (stopped) { for (const resolve of served) resolve(); break }
+        }
+      } finally {
+        if (--entry.running === 0) reading.delete(key)
+      }
+    })()
   }
 
   return {
@@ -236,22 +307,15 @@ export function createStore (api, onCue) {
      * behind it (one request of it that hung held every later panic back).
      */
     reload () {
-      return retrier.run('reload', async () => {
-        reloadsRunning++
-        updateSync()
-        changed()
-        try { await reloadAll() } finally { reloadsRunning-- }
-      }).finally(changed)
+      return retrier.run('reload', reloadTask).finally(changed)
     },
 
-    async alertChanged (/** @type {string} */ id) {
-      await retrier.run(`alert:${id}`, () => readAlert(id))
-      changed()
+    alertChanged (/** @type {string} */ id) {
+      return readCollapsed(`alert:${id}`, () => readAlert(id))
     },
 
-    async deviceChanged (/** @type {string} */ id) {
-      await retrier.run(`device:${id}`, () => readDevice(id))
-      changed()
+    deviceChanged (/** @type {string} */ id) {
+      return readCollapsed(`device:${id}`, () => readDevice(id))
     },
 
     async refreshDevices () {
@@ -277,7 +341,7 @@ export function createStore (api, onCue) {
       }
     },
 
-    /** Stops the retries (the console signs out). */
-    stop () { retrier.stop() }
+    /** Stops the reads and their retries, and tells the listeners nothing more (the console signs out). */
+    stop () { stopped = true; retrier.stop() }
   }
 }
