@@ -29,6 +29,14 @@ export async function timescaleVersion (db: Queryable): Promise<string | null> {
   return rows[0]?.extversion ?? null
 }
 
+/** Whether `view` is a continuous aggregate here (a plain view of the same name without TimescaleDB). */
+export async function isContinuousAggregate (db: Queryable, view: string): Promise<boolean> {
+  if (await timescaleVersion(db) === null) return false
+  const rows = await db.query(
+    'SELECT 1 FROM timescaledb_information.continuous_aggregates WHERE view_schema = current_schema() AND view_name = $1', [view])
+  return rows.length > 0
+}
+
 export interface StoragePolicies {
   /** Compress event chunks older than this many days. */
   compressAfterDays: number
@@ -100,9 +108,7 @@ export function refreshStartHours (source: 'alert_transitions' | 'events', reten
  */
 async function applyRefreshPolicies (tx: Queryable, retentionDays: number): Promise<void> {
   for (const { view, source } of AGGREGATES) {
-    const exists = await tx.query(
-      'SELECT 1 FROM timescaledb_information.continuous_aggregates WHERE view_schema = current_schema() AND view_name = $1', [view])
-    if (exists.length === 0) continue
+    if (!await isContinuousAggregate(tx, view)) continue
     const startHours = refreshStartHours(source, retentionDays)
     await tx.query('SELECT remove_continuous_aggregate_policy($1::regclass, if_exists => true)', [view])
     await tx.query(`SELECT add_continuous_aggregate_policy($1::regclass,

@@ -1,6 +1,5 @@
 import type { Migration } from '../migrations.js'
-import type { Queryable } from '../database.js'
-import { timescaleVersion } from '../timescale.js'
+import { isContinuousAggregate } from '../timescale.js'
 
 /**
  * Version 6: the response KPIs measure operators, not devices. A `device_offline` alert that
@@ -103,11 +102,4 @@ function responseHourly (bucket: (column: string) => string): string {
     FROM alert_transitions
     WHERE to_state = 'resolved' AND NOT test AND outcome IS DISTINCT FROM 'test'
     GROUP BY 1, 2, 3`
-}
-
-async function isContinuousAggregate (tx: Queryable, view: string): Promise<boolean> {
-  if (await timescaleVersion(tx) === null) return false
-  const rows = await tx.query(
-    'SELECT 1 FROM timescaledb_information.continuous_aggregates WHERE view_schema = current_schema() AND view_name = $1', [view])
-  return rows.length > 0
 }

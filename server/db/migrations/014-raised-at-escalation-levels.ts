@@ -1,6 +1,6 @@
 import type { Migration } from '../migrations.js'
 import type { Queryable } from '../database.js'
-import { timescaleVersion } from '../timescale.js'
+import { isContinuousAggregate } from '../timescale.js'
 
 /**
  * Version 14: operators are measured from when an alert reached them, and escalations say their
@@ -131,11 +131,4 @@ async function replaceResponseHourly (tx: Queryable): Promise<void> {
     AS ${responseHourly(timescaleBucket)} WITH NO DATA`)
   await tx.query(`SELECT add_continuous_aggregate_policy('alert_response_hourly', start_offset => NULL,
     end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '15 minutes')`)
-}
-
-async function isContinuousAggregate (tx: Queryable, view: string): Promise<boolean> {
-  if (await timescaleVersion(tx) === null) return false
-  const rows = await tx.query(
-    'SELECT 1 FROM timescaledb_information.continuous_aggregates WHERE view_schema = current_schema() AND view_name = $1', [view])
-  return rows.length > 0
 }
