@@ -7,18 +7,22 @@ import { randomBytes } from 'node:crypto'
 import closeWithGrace from 'close-with-grace'
 import { pino } from 'pino'
 import { ConfigError, serverConfigFromEnv } from './server/config.js'
+import { bootFailure, logLevelFromEnv } from './server/boot-errors.js'
 import { resolveAdminToken } from './server/admin-token.js'
 import { startServer } from './server/server.js'
-import { gatewayConfigFromEnv } from './gateway/config.js'
+import { gatewayConfigFromEnv, type GatewayConfig } from './gateway/config.js'
 import { endPastHungDisk } from './gateway/gateway.js'
 import { startGatewayInThread } from './gateway/thread.js'
 
-const log = pino({ level: process.env.LOG_LEVEL || 'info' })
+const log = pino({ level: logLevelFromEnv() })
 /** Set once known: a start that fails after generating the admin token still shows it, once. */
 let generatedAdminToken: { token: string, file?: string } | undefined
 
 try {
   const serverConfig = serverConfigFromEnv()
+  // The gateway's settings are checked before the server starts: a mistyped MQTT_PORT ends the
+  // start at once, not after the database was migrated and the API listened.
+  checkPortsApart(gatewayConfigFromEnv({ ...process.env, GATEWAY_TOKEN: 'checked-before-start', SERVER_URL: process.env.SERVER_URL || 'http://127.0.0.1' }), serverConfig.httpPort)
   const admin = resolveAdminToken(serverConfig.dataDir, serverConfig.adminToken)
   if (admin.generated) generatedAdminToken = admin
   // The in-process gateway's token: GATEWAY_TOKEN if given, else one for this run only.
@@ -65,27 +69,23 @@ try {
   })
 } catch (err) {
   if (generatedAdminToken) process.stdout.write(`admin token generated on this start: ${generatedAdminToken.token}\n  (shown once; kept in ${generatedAdminToken.file})\n`)
-  const portTaken = portInUse(err)
-  if (err instanceof ConfigError || portTaken) {
-    log.fatal(portTaken ?? (err as Error).message)
-    process.exit(2)
-  }
-  throw err
+  const failure = bootFailure(err)
+  if (!failure) throw err
+  log.fatal(failure.line)
+  process.exit(failure.exitCode)
 }
 
-/** "Port N is taken" with the variable that moves it, for a listen that failed so; else undefined. */
-function portInUse (err: unknown): string | undefined {
-  const message = (err as Error | undefined)?.message ?? ''
-  // "listen EADDRINUSE: address already in use 0.0.0.0:1883" (from the gateway's thread: the message alone)
-  const port = /:(\d{1,5})\s*$/.exec(message)?.[1] ?? String((err as { port?: number } | undefined)?.port ?? '')
-  if (!/EADDRINUSE/.test(message) && (err as { code?: string } | undefined)?.code !== 'EADDRINUSE') return undefined
-  const variables: Record<string, string> = {
-    [process.env.HTTP_PORT || '8080']: 'HTTP_PORT',
-    [process.env.MQTT_PORT || '1883']: 'MQTT_PORT',
-    [process.env.MQTT_WS_PORT || '8083']: 'MQTT_WS_PORT',
-    [process.env.MQTT_TLS_PORT || '8883']: 'MQTT_TLS_PORT'
+/** Two listeners on one port: the second would fail as if another program held it. */
+function checkPortsApart (gateway: GatewayConfig, httpPort: number): void {
+  const ports: Array<[string, number | undefined]> = [
+    ['HTTP_PORT', httpPort], ['MQTT_PORT', gateway.mqttPort], ['MQTT_WS_PORT', gateway.mqttWsPort],
+    ['MQTT_TLS_PORT', gateway.mqttTlsPort], ['GATEWAY_HTTP_PORT', gateway.httpPort]
+  ]
+  const seen = new Map<number, string>()
+  for (const [name, port] of ports) {
+    if (!port) continue // 0: any free port; undefined: not listened on
+    const other = seen.get(port)
+    if (other) throw new ConfigError(`${other} and ${name} are both ${port}: each listener needs a port of its own`)
+    seen.set(port, name)
   }
-  const variable = variables[port]
-  const broker = port === '1883' ? ' (another MQTT broker, Mosquitto say, often holds 1883: MQTT_PORT=1884 npm start)' : ''
-  return `port ${port || '?'} is in use by another program${variable ? `: choose another with ${variable}=…` : ''}${broker}`
 }

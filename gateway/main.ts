@@ -1,12 +1,12 @@
 /** `npm run gateway`: the gateway alone, forwarding to SERVER_URL with GATEWAY_TOKEN. */
 import closeWithGrace from 'close-with-grace'
 import { pino } from 'pino'
-import { ConfigError } from '../server/config.js'
+import { bootFailure, logLevelFromEnv } from '../server/boot-errors.js'
 import { gatewayConfigFromEnv } from './config.js'
 import { endPastHungDisk, startGateway } from './gateway.js'
 import { withoutSecrets } from './server-auth.js'
 
-const log = pino({ level: process.env.LOG_LEVEL || 'info', name: 'gateway' })
+const log = pino({ level: logLevelFromEnv(), name: 'gateway' })
 
 try {
   const config = gatewayConfigFromEnv()
@@ -20,9 +20,8 @@ try {
     if (!clean) endPastHungDisk(log)
   })
 } catch (err) {
-  if (err instanceof ConfigError) {
-    log.fatal(err.message)
-    process.exit(2)
-  }
-  throw err
+  const failure = bootFailure(err)
+  if (!failure) throw err
+  log.fatal(failure.line)
+  process.exit(failure.exitCode)
 }

@@ -24,5 +24,8 @@ try {
       })
   })
 } catch (err) {
-  port.postMessage({ op: 'failed', message: (err as Error).message, name: (err as Error).name } satisfies GatewayThreadReply)
+  const e = err as Error & Record<string, unknown>
+  const fields = Object.fromEntries(['code', 'path', 'hostname', 'address', 'port', 'syscall']
+    .filter((key) => typeof e[key] === 'string' || typeof e[key] === 'number').map((key) => [key, e[key] as string | number]))
+  port.postMessage({ op: 'failed', message: e.message, name: e.name, fields } satisfies GatewayThreadReply)
 }

@@ -13,7 +13,8 @@ export interface GatewayThreadData { config: GatewayConfig, logLevel: string }
 export type GatewayThreadReply =
   | { op: 'started', ports: RunningGateway['ports'] }
   | { op: 'stopped', clean: boolean }
-  | { op: 'failed', message: string, name: string }
+  /** A start error; its system fields (`code`, `path`…) travel too, for a readable line (server/boot-errors.ts). */
+  | { op: 'failed', message: string, name: string, fields?: Record<string, string | number> }
 
 export interface GatewayThread {
   ports: RunningGateway['ports']
@@ -37,7 +38,8 @@ export function startGatewayInThread (config: GatewayConfig, log: Logger, onDied
       started = reply.op === 'started'
       if (reply.op !== 'started') {
         void worker.terminate()
-        return reject(Object.assign(new Error(reply.op === 'failed' ? reply.message : 'gateway thread answered out of turn'), { name: reply.op === 'failed' ? reply.name : 'Error' }))
+        return reject(Object.assign(new Error(reply.op === 'failed' ? reply.message : 'gateway thread answered out of turn'),
+          reply.op === 'failed' ? { ...reply.fields, name: reply.name } : {}))
       }
       resolve({
         ports: reply.ports,

@@ -1,11 +1,12 @@
 /** `npm run server`: the server alone (PostgreSQL/TimescaleDB with DATABASE_URL, else embedded). */
 import closeWithGrace from 'close-with-grace'
 import { pino } from 'pino'
-import { ConfigError, serverConfigFromEnv } from './config.js'
+import { serverConfigFromEnv } from './config.js'
+import { bootFailure, logLevelFromEnv } from './boot-errors.js'
 import { resolveAdminToken } from './admin-token.js'
 import { startServer } from './server.js'
 
-const log = pino({ level: process.env.LOG_LEVEL || 'info', name: 'server' })
+const log = pino({ level: logLevelFromEnv(), name: 'server' })
 
 try {
   const config = serverConfigFromEnv()
@@ -19,9 +20,8 @@ try {
     await server.close()
   })
 } catch (err) {
-  if (err instanceof ConfigError) {
-    log.fatal(err.message)
-    process.exit(2)
-  }
-  throw err
+  const failure = bootFailure(err)
+  if (!failure) throw err
+  log.fatal(failure.line)
+  process.exit(failure.exitCode)
 }

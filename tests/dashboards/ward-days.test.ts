@@ -76,7 +76,7 @@ afterAll(async () => {
 
 /** The distinct day buckets of a panel's rows, and the value of each series in them. */
 async function days (uid: string, title: string | RegExp): Promise<{ buckets: number[], series: Record<string, number[]> }> {
-  const [{ rows }] = await runPanel(db, byUid(uid), title, range, { zone: ['z-ward'] }) as [{ rows: Array<Record<string, unknown>> }]
+  const rows = (await runPanel(db, byUid(uid), title, range, { zone: ['z-ward'] }))[0]!.rows
   // `$__timeGroupAlias` gives epoch seconds, a `date_trunc` a timestamp.
   const msOf = (t: unknown) => typeof t === 'number' || typeof t === 'string' && /^\d+$/.test(t) ? Number(t) * 1000 : new Date(t as string | Date).getTime()
   const buckets = [...new Set(rows.map((r) => msOf(r.time)))]
