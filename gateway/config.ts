@@ -47,6 +47,12 @@ export interface GatewayConfig {
   readonly rateLimit?: { readonly burst: number, readonly perSecond: number }
   /** At most this many MQTT connections (kept below the open-file limit). */
   readonly maxConnections?: number
+  /** Connections a device may hold beside its own (`{id}:{suffix}`: a service tool, a test subscriber). */
+  readonly extraConnectionsPerDevice?: number
+  /** PUBLISH packets read from one connection: a burst, then so many a second (publish-pacing.ts). */
+  readonly publishPacing?: { readonly burst: number, readonly perSecond: number }
+  /** Refused publishes of one device kept whole as dead letters per window; past it, one summary (dead-letter-budget.ts). */
+  readonly deadLetterBudget?: { readonly perWindow: number, readonly windowMs: number }
   /** How long a frozen client may hold up delivery before it is disconnected, ms. */
   readonly drainTimeoutMs?: number
   /** How long the downlink long poll waits on the server, ms. */
@@ -64,7 +70,15 @@ export const GATEWAY_DEFAULTS = Object.freeze({
   // A pedestrian should see within a second that the press was received (DESIGN §1); a commit
   // takes a millisecond or so, a few hundred under a burst.
   outboxStallMs: 1_000,
-  rateLimit: Object.freeze({ burst: 10, perSecond: 1 })
+  rateLimit: Object.freeze({ burst: 10, perSecond: 1 }),
+  // A service tool and a test subscriber or two; more is one secret taking the gateway's slots.
+  extraConnectionsPerDevice: 4,
+  // Far past any device (a press, a heartbeat a minute, a queue of 256 sent on reconnecting) and
+  // past what the tests send through one connection at once (700 presses in alarm-lane).
+  publishPacing: Object.freeze({ burst: 1000, perSecond: 100 }),
+  // Enough to see each way a faulty device fails, and why (a firmware broken many ways shows two
+  // dozen in seconds), not one stored row per packet of a spray.
+  deadLetterBudget: Object.freeze({ perWindow: 30, windowMs: 60_000 })
 })
 
 function seconds (env: NodeJS.ProcessEnv, name: string, fallbackMs: number): number {
@@ -80,6 +94,14 @@ function positiveInt (env: NodeJS.ProcessEnv, name: string, fallback: number): n
   if (raw === undefined || raw === '') return fallback
   const value = Number(raw)
   if (!Number.isInteger(value) || value <= 0) throw new ConfigError(`${name} must be a positive integer, got "${raw}"`)
+  return value
+}
+
+function nonNegativeInt (env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name]
+  if (raw === undefined || raw === '') return fallback
+  const value = Number(raw)
+  if (!Number.isInteger(value) || value < 0) throw new ConfigError(`${name} must be an integer of 0 or more, got "${raw}"`)
   return value
 }
 
@@ -171,6 +193,15 @@ export function gatewayConfigFromEnv (env: NodeJS.ProcessEnv = process.env): Gat
     reconnectGraceMs: seconds(env, 'RECONNECT_GRACE_S', GATEWAY_DEFAULTS.reconnectGraceMs),
     rateLimit: Object.freeze({ burst: positiveInt(env, 'RATE_LIMIT_BURST', GATEWAY_DEFAULTS.rateLimit.burst), perSecond: GATEWAY_DEFAULTS.rateLimit.perSecond }),
     maxConnections,
+    extraConnectionsPerDevice: nonNegativeInt(env, 'MQTT_EXTRA_CONNECTIONS_PER_DEVICE', GATEWAY_DEFAULTS.extraConnectionsPerDevice),
+    publishPacing: Object.freeze({
+      burst: positiveInt(env, 'MQTT_PUBLISH_BURST', GATEWAY_DEFAULTS.publishPacing.burst),
+      perSecond: positiveInt(env, 'MQTT_PUBLISH_RATE', GATEWAY_DEFAULTS.publishPacing.perSecond)
+    }),
+    deadLetterBudget: Object.freeze({
+      perWindow: nonNegativeInt(env, 'DEAD_LETTERS_PER_MINUTE', GATEWAY_DEFAULTS.deadLetterBudget.perWindow),
+      windowMs: GATEWAY_DEFAULTS.deadLetterBudget.windowMs
+    }),
     drainTimeoutMs: 10_000,
     downlinkWaitMs: 25_000,
     logLevel: env.LOG_LEVEL || 'info'

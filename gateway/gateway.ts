@@ -12,6 +12,7 @@ import { openStateDb } from './state-db.js'
 import { StateWriter } from './state-writer.js'
 import { Outbox, adoptLegacyOutbox } from './outbox/outbox.js'
 import { DeadLetters } from './dead-letters.js'
+import { DeadLetterBudget, heldBackReason } from './dead-letter-budget.js'
 import { MAX_WAITING_CHANGES, PresenceLog } from './presence-log.js'
 import { CredentialCache } from './credentials.js'
 import { ServerClient } from './server-client.js'
@@ -29,6 +30,8 @@ import { createBroker, listen, type Listeners } from './broker.js'
 import { LogBudget } from './log-budget.js'
 import { ConnectedDevices, sessionOf } from './sessions.js'
 import { DeviceRateLimiter } from './rate-limiter.js'
+import { ExtraConnections, extraConnectionsCeiling } from './extra-connections.js'
+import { PublishPacing, assertPausable } from './publish-pacing.js'
 import { Supervisor } from './supervisor.js'
 import { Forwarder } from './forwarder.js'
 import { DownlinkRelay } from './downlink.js'
@@ -101,6 +104,15 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
   })
   let forwarder: Forwarder | undefined
   const deadLetters = new DeadLetters(db, writer, config.gatewayId, 10_000, () => forwarder?.poke())
+  const { perWindow, windowMs } = config.deadLetterBudget ?? GATEWAY_DEFAULTS.deadLetterBudget
+  // One dead letter says what a device had refused past its budget in the window (how many, why).
+  const deadLetterBudget = new DeadLetterBudget(perWindow, windowMs, (deviceId, held) => deadLetters.add({
+    deviceId,
+    topic: held.topic,
+    reason: heldBackReason(held, perWindow, windowMs),
+    payload: Buffer.from(JSON.stringify({ heldBack: held.refused, reasons: Object.fromEntries(held.reasons) })),
+    receivedAt: Date.now()
+  }))
 
   let broker: Aedes | undefined
   const publish = (topic: string, payload: Buffer, retain: boolean) => {
@@ -127,7 +139,9 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
   const sendDownlink = (topic: string, payload: unknown, retain: boolean) => {
     const target = !retain && isAlertAck(payload) ? parseDeviceTopic(topic) : null
     if (target?.kind === 'ack') ackReplay.send(target.deviceId, topic, payload as Ack & { alertId: string })
-    else publish(topic, Buffer.from(JSON.stringify(payload)), retain)
+    // '' retained is the server's "nothing now" for a topic (an announcement expired or withdrawn,
+    // server/announcements/retained.ts): an empty retained payload, which clears it (MQTT 3.1.1 §3.3.1.3).
+    else publish(topic, retain && payload === '' ? Buffer.alloc(0) : Buffer.from(JSON.stringify(payload)), retain)
   }
   const sendToDevice = (topic: string, ack: Ack) => sendDownlink(topic, ack, false)
 
@@ -168,6 +182,8 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
 
   const limiter = new DeviceRateLimiter(config.rateLimit ?? GATEWAY_DEFAULTS.rateLimit)
   const maxConnections = config.maxConnections ?? defaultMaxConnections()
+  const extraConnections = new ExtraConnections(config.extraConnectionsPerDevice ?? GATEWAY_DEFAULTS.extraConnectionsPerDevice)
+  const extraCeiling = extraConnectionsCeiling(maxConnections)
   /** Clients whose will fired, and clients we closed because their device was revoked. */
   const willFired = new WeakSet<Client>()
   const revoked = new WeakSet<Client>()
@@ -185,25 +201,42 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
     return session?.secretHash !== undefined && session.secretHash !== credentials.get(session.deviceId)?.secretHash
   }
 
+  // A few lines every 10 s, by device: a flood is held back again each time its bucket empties.
+  const pausedLines = new LogBudget(5, 10_000, (deviceId, lines) => log.warn({ deviceId, notLogged: lines }, 'more connections held to their pace, not logged one by one'))
+  const pacing = new PublishPacing(config.publishPacing ?? GATEWAY_DEFAULTS.publishPacing, (client) => {
+    metrics.connectionsPaused.inc()
+    const deviceId = sessionOf(client)?.deviceId ?? ''
+    if (pausedLines.allows(deviceId)) log.warn({ deviceId, clientId: client.id }, 'connection publishing past its pace: its publishes wait for their turn, its socket is not read meanwhile')
+  })
+  const authorizePublish = createAuthorizePublish({
+    steps: [
+      checkPacket, authorize, validate, createHeard((session) => supervisor.seen(session.deviceId, session.kind)),
+      createRateLimit(limiter), createStamp(config.gatewayId),
+      createPersist(outbox, {
+        afterMs: config.outboxStallMs ?? GATEWAY_DEFAULTS.outboxStallMs,
+        send: (record, signal) => forwarder ? forwarder.unwritten.send(record, signal) : Promise.reject(new Error('not forwarding yet'))
+      })
+    ],
+    deadLetters,
+    deadLetterBudget,
+    metrics,
+    log,
+    sendToDevice,
+    onWill: (client) => willFired.add(client)
+  })
+
   broker = await createBroker(config.gatewayId, {
     // A CONNECT while at capacity: counted here, connected ones in broker.connectedClients.
-    authenticate: createAuthenticate(credentials, metrics, log, () => broker !== undefined && broker.connectedClients >= maxConnections),
-    authorizePublish: createAuthorizePublish({
-      steps: [
-        checkPacket, authorize, validate, createHeard((session) => supervisor.seen(session.deviceId, session.kind)),
-        createRateLimit(limiter), createStamp(config.gatewayId),
-        createPersist(outbox, {
-          afterMs: config.outboxStallMs ?? GATEWAY_DEFAULTS.outboxStallMs,
-          send: (record, signal) => forwarder ? forwarder.unwritten.send(record, signal) : Promise.reject(new Error('not forwarding yet'))
-        })
-      ],
-      deadLetters,
-      metrics,
-      log,
-      sendToDevice,
-      onWill: (client) => willFired.add(client)
-    })
+    // Extra connections ({id}:{suffix}) stop short of it, leaving the rest to devices' own.
+    authenticate: createAuthenticate(credentials, metrics, log, (extra) => broker !== undefined && broker.connectedClients >= (extra ? extraCeiling : maxConnections), extraConnections),
+    // Every PUBLISH of a live connection is paced, whatever becomes of it; a will is not (its
+    // connection is gone).
+    authorizePublish (client, packet, callback) {
+      if (client === null || client.closed) return authorizePublish(client, packet, callback)
+      pacing.admit(client, () => authorizePublish(client, packet, callback))
+    }
   }, log, config.drainTimeoutMs)
+  assertPausable(broker)
 
   const isPrimary = (client: Client) => {
     const session = sessionOf(client)
@@ -253,7 +286,7 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
   const listeners = await listen(broker, { ...config, maxConnections: maxConnections + 64 }, (client, declaredBytes, limit) => {
     metrics.connectionsClosed.inc({ reason: 'oversized_packet' })
     if (oversizedLines.allows('oversized')) log.warn({ clientId: client.id, declaredBytes, limit }, 'packet over the size limit: closing the connection')
-  })
+  }, (client) => pacing.attach(client))
 
   forwarder = new Forwarder(config.gatewayId, { outbox, presence, deadLetters }, server, sendToDevice, metrics, log, { batchSize: config.forwardBatchSize, intervalMs: config.forwardIntervalMs ?? GATEWAY_DEFAULTS.forwardIntervalMs, parallel: config.forwardParallel ?? GATEWAY_DEFAULTS.forwardParallel })
   const downlink = new DownlinkRelay(db, writer, server, (m: DownlinkMessage) => sendDownlink(m.topic, m.payload, m.retain), metrics, log, config.downlinkWaitMs)
@@ -309,6 +342,9 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
       credentials.stop()
       await server.close()
       await new Promise<void>((resolve) => aedes.close(() => resolve()))
+      // What the budget held back (wills of the connections just closed too) is told now: on
+      // disk before the state writer closes, forwarded after the restart, not lost with the window.
+      deadLetterBudget.flush()
       await listenersClosed
       await ops?.close()
       presence.flush(true)

@@ -10,6 +10,7 @@ import type { Logger } from 'pino'
 import { deviceIdOfClientId } from '../../protocol/index.js'
 import type { CheckResult, CredentialCache } from '../credentials.js'
 import type { GatewayMetrics } from '../metrics.js'
+import type { ExtraConnections } from '../extra-connections.js'
 import { setSession } from '../sessions.js'
 import { LogBudget } from '../log-budget.js'
 
@@ -34,8 +35,10 @@ export function verifiedCertificateCn (client: Client): string | undefined {
 /**
  * `atCapacity` says the gateway holds its maximum of connections: the client hears CONNACK
  * "server unavailable" (and retries later, perhaps on another gateway) instead of a bare close.
+ * It is asked whether the client is an extra connection of its device (`{id}:{suffix}`), which
+ * is refused a little earlier (extra-connections.ts). `extra` caps those per device.
  */
-export function createAuthenticate (credentials: CredentialCache, metrics: GatewayMetrics, log: Logger, atCapacity: () => boolean = () => false) {
+export function createAuthenticate (credentials: CredentialCache, metrics: GatewayMetrics, log: Logger, atCapacity: (extra: boolean) => boolean = () => false, extra?: ExtraConnections) {
   // A few lines per reason every 10 s: a password-guessing flood or a fleet reconnecting into a
   // full gateway is counted in full (metrics), not logged line by line.
   const refusalLines = new LogBudget(5, 10_000, (reason, lines) => log.info({ reason, notLogged: lines }, 'more connections refused, not logged one by one'))
@@ -54,8 +57,8 @@ export function createAuthenticate (credentials: CredentialCache, metrics: Gatew
     password: Buffer | undefined,
     done: (error: AuthenticateError | null, success: boolean | null) => void
   ): void {
-    if (atCapacity()) return refuse(done, SERVER_UNAVAILABLE, 'max_connections', client)
     const deviceId = deviceIdOfClientId(client.id ?? '')
+    if (atCapacity(deviceId !== null && client.id !== deviceId)) return refuse(done, SERVER_UNAVAILABLE, 'max_connections', client)
     if (!deviceId) return refuse(done, IDENTIFIER_REJECTED, 'client_id', client)
     // A second connection ({device}:{suffix}: a service tool, a test subscriber) gets a clean
     // session: the broker keeps persistent sessions in memory, with every message for the device
@@ -74,6 +77,10 @@ export function createAuthenticate (credentials: CredentialCache, metrics: Gatew
     const checking: Promise<CheckResult> = byCertificate ? credentials.lookup(deviceId) : credentials.check(deviceId, password!.toString('utf8'))
     checking.then((result) => {
       if (result.ok) {
+        // Counted once the secret checked out: a wrong password is refused as such, and only
+        // the device's own connections take its slots. Not authorized: the secret is right, but
+        // this device may open no more connections until one of its others closes.
+        if (client.id !== deviceId && extra !== undefined && !extra.take(deviceId, client)) return refuse(done, NOT_AUTHORIZED, 'extra_connections', client)
         const { kind, zone, silent, secretHash } = result.device
         setSession(client, { deviceId, kind, zone, silent, ...(byCertificate ? {} : { secretHash }) })
         return done(null, true)

@@ -8,6 +8,7 @@ import type { Client, PublishPacket } from 'aedes'
 import type { Logger } from 'pino'
 import { parseDeviceTopic, topics, type Ack } from '../../protocol/index.js'
 import type { DeadLetters } from '../dead-letters.js'
+import type { DeadLetterBudget } from '../dead-letter-budget.js'
 import type { GatewayMetrics } from '../metrics.js'
 import { sessionOf, type DeviceSession } from '../sessions.js'
 import type { Outcome, PublishContext, Step } from './context.js'
@@ -16,6 +17,8 @@ import { LogBudget } from '../log-budget.js'
 export interface PipelineDeps {
   steps: Step[]
   deadLetters: DeadLetters
+  /** How many of a device's refused publishes are kept whole; unset, every one. */
+  deadLetterBudget?: DeadLetterBudget
   metrics: GatewayMetrics
   log: Logger
   /** Sends a message to a device (the broker's own publish). */
@@ -61,6 +64,8 @@ export function createAuthorizePublish (deps: PipelineDeps) {
     if (isWill) deps.onWill?.(client, session)
     const ctx: PublishContext = { session, packet, receivedAt: Date.now(), isWill }
     const deadLetter = (reason: string) => {
+      // Past the device's budget: still answered and counted, and told in the window's summary.
+      if (deps.deadLetterBudget?.allows(session.deviceId, reasonLabel(reason), packet.topic) === false) return metrics.deadLettersHeldBack.inc()
       try {
         deadLetters.add({ deviceId: session.deviceId, topic: packet.topic, reason, payload: Buffer.from(packet.payload), receivedAt: ctx.receivedAt })
       } catch (err) {
@@ -92,7 +97,7 @@ export function createAuthorizePublish (deps: PipelineDeps) {
           return callback(null)
         case 'shed':
           metrics.eventsShed.inc({ type: ctx.event!.type, reason: outcome.reason })
-          if (outcome.answer && !isWill) deps.sendToDevice(topics.ack(session.deviceId), { seq: ctx.event!.seq, state: 'rejected', reason: outcome.reason })
+          if (outcome.answer && !isWill) deps.sendToDevice(topics.ack(session.deviceId), refusal(session, { seq: ctx.event!.seq, state: 'rejected', reason: outcome.reason }))
           drop(packet)
           return callback(null)
         case 'denied':
@@ -101,14 +106,14 @@ export function createAuthorizePublish (deps: PipelineDeps) {
           deadLetter(`denied: ${outcome.reason}`)
           // A will's device is gone: a `rejected` queued for its next session would answer
           // nothing it sent then.
-          if (!isWill) deps.sendToDevice(topics.ack(session.deviceId), { state: 'rejected', reason: 'topic not allowed' })
+          if (!isWill) deps.sendToDevice(topics.ack(session.deviceId), refusal(session, { state: 'rejected', reason: 'topic not allowed' }))
           drop(packet)
           return callback(null)
         case 'rejected':
           metrics.eventsRejected.inc({ reason: reasonLabel(outcome.reason) })
           logRefusal(session.deviceId, 'info', { reason: outcome.reason }, 'event rejected')
           deadLetter(outcome.reason)
-          if (!isWill) deps.sendToDevice(topics.ack(session.deviceId), { ...(outcome.seq === undefined ? {} : { seq: outcome.seq }), state: 'rejected', reason: outcome.reason })
+          if (!isWill) deps.sendToDevice(topics.ack(session.deviceId), refusal(session, { ...(outcome.seq === undefined ? {} : { seq: outcome.seq }), state: 'rejected', reason: outcome.reason }))
           drop(packet)
           return callback(null)
       }
@@ -144,4 +149,13 @@ function drop (packet: PublishPacket): void {
 /** Metric labels must stay few: the reason's leading words, not the field detail. */
 function reasonLabel (reason: string): string {
   return reason.split(':')[0]!.replace(/[^a-z0-9]+/gi, '_').toLowerCase().slice(0, 40)
+}
+
+/**
+ * The gateway's own `rejected` answer, marked `silent` for a silent device as the server's acks
+ * are (protocol/ack.ts): a counter that beeps on an error unless told it is silent must not
+ * sound during a hold-up because its cancel was rate-limited or its payload malformed.
+ */
+function refusal (session: DeviceSession, ack: Ack): Ack {
+  return session.silent ? { ...ack, silent: true } : ack
 }

@@ -29,14 +29,18 @@ describe('refusal logging', () => {
     await system?.stop()
   })
 
-  it('logs a few lines of a device spraying junk, and still answers, keeps and counts every publish', async () => {
+  it('logs a few lines of a device spraying junk, and still answers, accounts for and counts every publish', async () => {
     const device = await connectDevice(system.mqttUrl, id, id, secret)
     const acks = await ackCollector(device, id)
     const spray = 200
     const started = Date.now()
     await Promise.all(Array.from({ length: spray }, (_, i) => device.publishAsync(topics.event(id), `junk ${i}`, { qos: 1 })))
     await expect.poll(() => acks.acks.filter((a) => a.state === 'rejected').length, { timeout: 10_000 }).toBe(spray)
-    expect(await system.gateway.deadLetters.recent(1000)).toHaveLength(spray)
+    // A few kept whole, the rest held back and told in a summary (gateway/dead-letter-budget.ts):
+    // every one is accounted for.
+    const kept = (await system.gateway.deadLetters.recent(1000)).length
+    expect(kept).toBeGreaterThan(0)
+    expect(kept + await metricValue(system.gateway, 'sos_gateway_dead_letters_held_back_total')).toBe(spray)
     expect(await metricValue(system.gateway, 'sos_gateway_events_rejected_total')).toBe(spray)
     // Five lines per 10 s window (two windows if a slow machine took longer), then what each
     // window held back, in one line: every refusal is accounted for.
