@@ -18,6 +18,9 @@ export const GATEWAY_ID_HEADER = 'x-gateway-id'
  */
 export const GATEWAY_INSTANCE_HEADER = 'x-gateway-instance'
 
+/** The last instant a JavaScript Date holds (ECMAScript: ±8.64e15 ms from the epoch). */
+export const LAST_DATE_MS = 8_640_000_000_000_000
+
 /**
  * What is wrong with a gateway id, or undefined: 1–64 characters (as in its events), no
  * control characters (a NUL would fail every write of its contact), nor bidi controls (an id
@@ -29,6 +32,13 @@ export function gatewayIdProblem (id: string): string | undefined {
   return undefined
 }
 
+/**
+ * A gateway's time, epoch ms: at most the last instant a JavaScript Date holds (year 275 760),
+ * which a gateway's own clock never passes. Past it (`receivedAt: 9e15`), the time was stored
+ * (PostgreSQL's range reaches further) and every list that showed it failed on reading it back.
+ */
+const EpochMs = () => Type.Integer({ minimum: 0, maximum: LAST_DATE_MS })
+
 /** An accepted device event as the gateway forwards it: the device payload plus what the gateway knows. */
 export const GatewayEvent = Type.Object({
   /** Stable identity (device, boot, seq): retries and QoS 1 redeliveries carry the same id. */
@@ -36,7 +46,7 @@ export const GatewayEvent = Type.Object({
   deviceId: Type.String({ minLength: 3, maxLength: 64 }),
   gatewayId: Type.String({ minLength: 1, maxLength: 64 }),
   /** Gateway receive time, epoch ms. */
-  receivedAt: Type.Integer({ minimum: 0 }),
+  receivedAt: EpochMs(),
   /** Device clock minus gateway clock, ms, when the device sent `ts`. */
   skewMs: Type.Optional(Type.Integer()),
   /** True when the skew is outside the accepted window (−40 s/+20 s, as SIA DC-09 receivers do). */
@@ -51,7 +61,7 @@ export const PresenceChange = Type.Object({
   gatewayId: Type.String({ minLength: 1, maxLength: 64 }),
   state: Type.Union([Type.Literal('online'), Type.Literal('offline')]),
   /** epoch ms */
-  at: Type.Integer({ minimum: 0 }),
+  at: EpochMs(),
   reason: Type.Union([
     Type.Literal('connected'), Type.Literal('disconnected'), Type.Literal('will'),
     Type.Literal('heartbeat_missed'), Type.Literal('revoked')
@@ -67,7 +77,7 @@ export const DeadLetter = Type.Object({
   reason: Type.String({ maxLength: 500 }),
   /** The first 4 KiB of the payload, base64. */
   payload: Type.String({ maxLength: 8192 }),
-  receivedAt: Type.Integer({ minimum: 0 })
+  receivedAt: EpochMs()
 })
 export type DeadLetter = Static<typeof DeadLetter>
 
@@ -93,7 +103,7 @@ export const IngestBatch = Type.Object({
    * minutes slow is not dated minutes back, nor one held in its outbox dated now). Optional:
    * without it, receive times are taken as stamped.
    */
-  sentAt: Type.Optional(Type.Integer({ minimum: 0 }))
+  sentAt: Type.Optional(EpochMs())
 })
 export type IngestBatch = Static<typeof IngestBatch>
 

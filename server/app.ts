@@ -19,6 +19,7 @@ import { RequestLogging } from './plugins/request-logging.js'
 import { registerAuth } from './plugins/auth.js'
 import { registerStorableText } from './plugins/storable-text.js'
 import { registerErrorHandling } from './plugins/errors.js'
+import { validatorsByPart } from './plugins/validators-by-part.js'
 import { healthRoutes } from './routes/health.js'
 import { deviceRoutes } from './routes/devices.js'
 import { tokenRoutes } from './routes/tokens.js'
@@ -40,6 +41,7 @@ import { WebhookSender } from './escalation/webhooks.js'
 import { Escalator } from './escalation/escalator.js'
 import { GatewayWatch, type GatewayWatchOptions } from './supervision/gateway-watch.js'
 import { SERVER_DEFAULTS, type ServerConfig } from './config.js'
+import { DeadLetterRetention } from './db/dead-letter-retention.js'
 
 /** The long-lived parts, reachable for tests and the process entry. */
 export interface AppServices {
@@ -67,7 +69,7 @@ export interface AppOptions {
   /** A pino logger; none = silent (tests). */
   logger?: FastifyBaseLogger
   /** Lifecycle settings (defaults: SERVER_DEFAULTS, no webhooks). */
-  settings?: Pick<ServerConfig, 'cancelWindowMs' | 'escalateAfterMs' | 'gatewayLostAfterMs' | 'webhookUrls' | 'webhookSecret'>
+  settings?: Pick<ServerConfig, 'cancelWindowMs' | 'escalateAfterMs' | 'gatewayLostAfterMs' | 'webhookUrls' | 'webhookSecret' | 'streamsPerToken' | 'streamsTotal' | 'deadLetterRetentionDays'>
   /** The live stream's heartbeat, which also looks at the token again (default 15 s; tests shorten it). */
   streamHeartbeatMs?: number
   /** Gateway watch timing beyond GATEWAY_LOST_AFTER (tests set it). */
@@ -87,7 +89,8 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
     // the router's own limit of 100 cut in first, with a 414 of its own, before authentication.
     routerOptions: { maxParamLength: 512 },
     logController: new RequestLogging(),
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } }
+    // Query strings and path parameters read as their types, bodies taken only as they are.
+    schemaController: { compilersFactory: { buildValidator: validatorsByPart() } }
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   // When each request came in, before any hook waits (a token looked up on a busy database):
@@ -116,9 +119,10 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   app.decorate('services', { metrics, escalator, gatewayWatch, webhooks, bus })
   // The watchers run while the app does: started when ready, stopped (timers, webhooks) on close.
   // Several instances on one PostgreSQL database share their bus (PGlite is one process's own).
+  const deadLetterRetention = new DeadLetterRetention(loopsDb, { keepDays: settings.deadLetterRetentionDays ?? SERVER_DEFAULTS.deadLetterRetentionDays }, app.log)
   const bridge = db.listen ? new BusBridge(db as Database & Required<Pick<Database, 'listen'>>, bus, () => stream.resetAll(), app.log) : undefined
-  app.addHook('onReady', async () => { await bridge?.start(); escalator.start(); webhooks.start(); await gatewayWatch.start() })
-  app.addHook('onClose', async () => { await Promise.all([escalator.stop().then(() => webhooks.stop()), gatewayWatch.stop()]); await bridge?.stop() })
+  app.addHook('onReady', async () => { await bridge?.start(); escalator.start(); webhooks.start(); deadLetterRetention.start(); await gatewayWatch.start() })
+  app.addHook('onClose', async () => { await Promise.all([escalator.stop().then(() => webhooks.stop()), gatewayWatch.stop(), deadLetterRetention.stop()]); await bridge?.stop() })
 
   registerErrorHandling(app)
   // A POST without a body (`acknowledge`, `close`) is an empty object, not a validation error.
@@ -160,7 +164,8 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   await app.register(eventRoutes, { db })
   await app.register(gatewayRoutes, { ingestor, devices, downlink, gatewayWatch })
   await app.register(gatewaysRoutes, { gatewayWatch })
-  await app.register(streamRoutes, { stream, tokens, ...(options.streamHeartbeatMs ? { heartbeatMs: options.streamHeartbeatMs } : {}) })
+  const streamLimits = { perToken: settings.streamsPerToken ?? SERVER_DEFAULTS.streamsPerToken, total: settings.streamsTotal ?? SERVER_DEFAULTS.streamsTotal }
+  await app.register(streamRoutes, { stream, tokens, limits: streamLimits, ...(options.streamHeartbeatMs ? { heartbeatMs: options.streamHeartbeatMs } : {}) })
   await app.register(reportRoutes, { reports })
   await app.register(announcementRoutes, { announcements })
   await app.register(insightRoutes, { db })

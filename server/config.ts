@@ -27,6 +27,12 @@ export interface ServerConfig {
   readonly eventsCompressAfterDays?: number
   /** EVENTS_RETENTION_DAYS (TimescaleDB): drop events older than this; 0 = keep. Default 365. */
   readonly eventsRetentionDays?: number
+  /** STREAMS_PER_TOKEN: live streams (`GET /v1/stream`) one token may hold open at once. Default 20. */
+  readonly streamsPerToken?: number
+  /** STREAMS_TOTAL: live streams the server holds open at once, all tokens together. Default 500. */
+  readonly streamsTotal?: number
+  /** DEAD_LETTER_RETENTION_DAYS: delete dead letters stored longer ago than this; 0 = keep. Default 30. */
+  readonly deadLetterRetentionDays?: number
 }
 
 /** Defaults of the optional settings (tests and embedders may leave them out). */
@@ -37,7 +43,11 @@ export const SERVER_DEFAULTS = Object.freeze({
   // their calls are written at most every 10 s.
   gatewayLostAfterMs: 90_000,
   eventsCompressAfterDays: 7,
-  eventsRetentionDays: 365
+  // A ward's consoles and wall displays: a few per token, tens in all.
+  streamsPerToken: 20,
+  streamsTotal: 500,
+  eventsRetentionDays: 365,
+  deadLetterRetentionDays: 30
 })
 
 export class ConfigError extends Error {}
@@ -70,6 +80,15 @@ export function days (env: NodeJS.ProcessEnv, name: string, fallback: number, mi
   if (raw === undefined || raw === '') return fallback
   const value = Number(raw)
   if (!Number.isInteger(value) || value < min) throw new ConfigError(`${name} must be a whole number of days ≥ ${min}, got "${raw}"`)
+  return value
+}
+
+/** A whole number of things, at least `min`. */
+export function count (env: NodeJS.ProcessEnv, name: string, fallback: number, min: number): number {
+  const raw = env[name]
+  if (raw === undefined || raw === '') return fallback
+  const value = Number(raw)
+  if (!Number.isInteger(value) || value < min) throw new ConfigError(`${name} must be a whole number ≥ ${min}, got "${raw}"`)
   return value
 }
 
@@ -122,6 +141,9 @@ export function serverConfigFromEnv (env: NodeJS.ProcessEnv = process.env): Serv
     webhookSecret: env.WEBHOOK_SECRET || undefined,
     eventsCompressAfterDays: compressAfter,
     eventsRetentionDays: retention,
+    deadLetterRetentionDays: days(env, 'DEAD_LETTER_RETENTION_DAYS', SERVER_DEFAULTS.deadLetterRetentionDays, 0),
+    streamsPerToken: count(env, 'STREAMS_PER_TOKEN', SERVER_DEFAULTS.streamsPerToken, 1),
+    streamsTotal: count(env, 'STREAMS_TOTAL', SERVER_DEFAULTS.streamsTotal, 1),
     httpPort: port(env, 'HTTP_PORT', 8080),
     httpHost: env.HTTP_HOST || '0.0.0.0',
     dataDir: resolve(env.DATA_DIR || './data'),

@@ -13,7 +13,7 @@ import { conflict, HttpError, notFound } from '../plugins/errors.js'
 import type { FastifyBaseLogger } from 'fastify'
 import { deviceAck } from './device-ack.js'
 import { recordTransition } from './transitions.js'
-import { ACTIONS, DEVICE_FACING_KINDS, type AlertKind, type AlertState, type OperatorAction, type Outcome } from './model.js'
+import { ACTIONS, alertVersion, DEVICE_FACING_KINDS, type AlertKind, type AlertState, type OperatorAction, type Outcome } from './model.js'
 
 export interface ActionInput {
   actor: string
@@ -21,6 +21,11 @@ export interface ActionInput {
   outcome?: Outcome
   /** The device event this change answers (a cancel): its seq goes into the device's ack. */
   seq?: number
+  /**
+   * The alert's `version` as the operator saw it (`AlertView.version`), if they said: a resolve
+   * of an alert that changed since is refused (see `act`).
+   */
+  expectedVersion?: number
 }
 
 const TIME_COLUMN: Partial<Record<AlertState, string>> = {
@@ -40,10 +45,19 @@ export interface LockedAlert {
   silent: boolean
 }
 
+const LOCKED_ALERT_COLUMNS = 'a.id, a.device_id, a.kind, a.state, a.last_seq, a.opened_at, COALESCE(d.silent, false) AS silent'
+const LOCKED_ALERT_FROM = 'FROM alerts a LEFT JOIN devices d ON d.id = a.device_id'
+
 /** Selects alerts with what a state change needs; append a WHERE and lock with `FOR UPDATE OF a`. */
 export const SELECT_LOCKED_ALERT = `
-  SELECT a.id, a.device_id, a.kind, a.state, a.last_seq, a.opened_at, COALESCE(d.silent, false) AS silent
-  FROM alerts a LEFT JOIN devices d ON d.id = a.device_id`
+  SELECT ${LOCKED_ALERT_COLUMNS}
+  ${LOCKED_ALERT_FROM}`
+
+/** An alert an operator acts on: with what its version is made of. */
+interface ActedAlert extends LockedAlert {
+  press_count: number
+  escalation_level: number
+}
 
 export class AlertLifecycle {
   constructor (
@@ -57,12 +71,16 @@ export class AlertLifecycle {
   async act (alertId: string, action: OperatorAction, input: ActionInput): Promise<void> {
     const { from, to } = ACTIONS[action]
     const alert = await this.db.transaction(async (tx) => {
-      const rows = await tx.query<LockedAlert>(`${SELECT_LOCKED_ALERT} WHERE a.id = $1 FOR UPDATE OF a`, [alertId])
+      // Locked before it is looked at: a press joining waits for this transaction, or this one
+      // for the press's, so what the version check reads is what the transition changes.
+      const rows = await tx.query<ActedAlert>(
+        `SELECT ${LOCKED_ALERT_COLUMNS}, a.press_count, a.escalation_level ${LOCKED_ALERT_FROM} WHERE a.id = $1 FOR UPDATE OF a`, [alertId])
       const current = rows[0]
       if (!current) throw notFound(`alert ${alertId}`)
       if (!from.includes(current.state)) {
         throw conflict(`cannot ${action} an alert that is ${current.state}`)
       }
+      if (action === 'resolve') refuseIfChanged(current, input.expectedVersion)
       await this.transition(tx, current, to, input)
       return current
     })
@@ -99,4 +117,23 @@ export class AlertLifecycle {
   async notifyDownlink (): Promise<void> {
     await this.downlink.notify()
   }
+}
+
+/**
+ * A resolve closes the case the operator saw, or nothing: a press that joined since (the person
+ * pressed again: the emergency may be real after all) would be closed unseen, the device told
+ * "resolved" and its light put out. The version is one number made of presses, escalation
+ * level and state, so any change since refuses: another desk's acknowledgement or dispatch
+ * (a patrol on its way) and an escalation are worth a look before closing too, and a second
+ * click costs an operator less than an unseen press costs the person.
+ * Acknowledging and dispatching go through whatever joined: they answer the person sooner.
+ */
+function refuseIfChanged (alert: ActedAlert, expectedVersion: number | undefined): void {
+  if (expectedVersion === undefined) return
+  const version = alertVersion({ state: alert.state, pressCount: alert.press_count, escalationLevel: alert.escalation_level })
+  if (version === expectedVersion) return
+  const presses = `${alert.press_count} press${alert.press_count === 1 ? '' : 'es'}`
+  throw new HttpError(409, 'ALERT_CHANGED',
+    `alert ${alert.id} changed since version ${expectedVersion} (now ${version}: ${presses}, ${alert.state}, escalation level ${alert.escalation_level}); ` +
+    'nothing was changed: read it again before resolving')
 }

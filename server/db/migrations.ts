@@ -17,6 +17,8 @@ import { busKey } from './migrations/011-bus-key.js'
 import { presenceRecorded } from './migrations/012-presence-recorded.js'
 import { alertsDeviceClosing } from './migrations/013-alerts-device-closing.js'
 import { raisedAtEscalationLevels } from './migrations/014-raised-at-escalation-levels.js'
+import { deadLettersStored } from './migrations/015-dead-letters-stored.js'
+import { deviceTimesAhead } from './migrations/016-device-times-ahead.js'
 
 export interface Migration {
   version: number
@@ -149,5 +151,7 @@ CREATE TABLE downlink (
   busKey,
   presenceRecorded,
   alertsDeviceClosing,
-  raisedAtEscalationLevels
+  raisedAtEscalationLevels,
+  deadLettersStored,
+  deviceTimesAhead
 ]

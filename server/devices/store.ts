@@ -3,6 +3,7 @@ import type { Queryable } from '../db/database.js'
 import type { DeviceCredential } from '../../protocol/index.js'
 import { hashDeviceSecret, hashPin, newDeviceSecret } from '../../protocol/secret-hash.js'
 import { conflict, notFound } from '../plugins/errors.js'
+import { isoTime, isoTimeOrNull, timeMs } from '../db/iso-times.js'
 
 export const DEVICE_KINDS = ['button', 'kiosk', 'counter'] as const
 export type DeviceKind = typeof DEVICE_KINDS[number]
@@ -139,7 +140,7 @@ export class DeviceStore {
   private isOnline (row: DeviceRow): boolean {
     // By our clock, not the gateway's: one running slow made every device behind it look offline.
     const heard = row.heard_at ?? row.last_seen_at
-    const heardRecently = heard !== null && Date.now() - heard.getTime() < this.onlineWindowMs
+    const heardRecently = heard !== null && Date.now() - timeMs(heard) < this.onlineWindowMs
     if (row.online === null || row.presence_at === null) return heardRecently
     if (row.online) return true
     return heardRecently && row.last_seen_at !== null && row.last_seen_at > row.presence_at
@@ -155,9 +156,9 @@ export class DeviceStore {
       lon: row.lon,
       silent: row.silent,
       hasPin: row.has_pin,
-      createdAt: row.created_at.toISOString(),
-      revokedAt: row.revoked_at?.toISOString() ?? null,
-      lastSeenAt: row.last_seen_at?.toISOString() ?? null,
+      createdAt: isoTime(row.created_at),
+      revokedAt: isoTimeOrNull(row.revoked_at),
+      lastSeenAt: isoTimeOrNull(row.last_seen_at),
       online: row.revoked_at === null && this.isOnline(row),
       battery: row.battery,
       rssi: row.rssi,

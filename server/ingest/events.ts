@@ -2,6 +2,7 @@
 import type { Queryable } from '../db/database.js'
 import type { GatewayEvent } from '../../protocol/index.js'
 import { causeRecords, causesJson, raiseFromCauses, type AlertCause, type RaisedRow } from './raise-alert.js'
+import { derivedTime, type ClockOffset } from './gateway-clock.js'
 
 export interface StoredEvents {
   /** Ids of the events stored now (never seen before). */
@@ -15,6 +16,9 @@ export interface StoredEvents {
 /**
  * Inserts the events whose ids were never seen, and sets each device's last seen time,
  * battery, signal, firmware and gateway from its newest event in the batch, and when it was heard.
+ * The last seen time (and the gaps between events) are the gateway's receive times, unless one
+ * is far ahead of the server's clock (gateway-clock.ts `derivedTime`, by `clock`, the batch's
+ * measured gateway clock): kept there by GREATEST, it stood above every later event for good.
  *
  * With `causes` (the alarms among the events, each naming its event id), the same statement
  * raises their alerts, for the events stored now only: a resent press joins nothing twice.
@@ -31,8 +35,9 @@ export interface StoredEvents {
  * batch, else its last seen time before the batch; the dashboards count heartbeat gaps from
  * it) reads `last_seen_at` as it was before this batch.
  */
-export async function storeEvents (q: Queryable, events: GatewayEvent[], options: { causes?: AlertCause[], lockToo?: string[] } = {}): Promise<StoredEvents> {
-  const { causes = [], lockToo = [] } = options
+export async function storeEvents (q: Queryable, events: GatewayEvent[], options: { causes?: AlertCause[], lockToo?: string[], clock?: ClockOffset, nowMs?: number } = {}): Promise<StoredEvents> {
+  const { causes = [], lockToo = [], clock, nowMs = Date.now() } = options
+  const seenAt = (e: GatewayEvent) => derivedTime(e.receivedAt, clock, nowMs)
   if (events.length === 0 && lockToo.length === 0) return { fresh: new Set(), silent: new Set(), raised: [] }
   // One row per event id, the first in batch order: the one its answer, its alert and the
   // reused-id check (reused-ids.ts) speak of. (Left to the statement, which copy of an id was
@@ -49,6 +54,7 @@ export async function storeEvents (q: Queryable, events: GatewayEvent[], options
       seq,
       type,
       time_ms: e.receivedAt,
+      seen_ms: seenAt(e),
       device_ts_ms: ts ?? null,
       skew_ms: e.skewMs === undefined ? null : clampToInt32(e.skewMs),
       skewed: e.skewed,
@@ -63,10 +69,10 @@ export async function storeEvents (q: Queryable, events: GatewayEvent[], options
   const latest = new Map<string, GatewayEvent>()
   for (const e of events) {
     const seen = latest.get(e.deviceId)
-    if (!seen || seen.receivedAt <= e.receivedAt) latest.set(e.deviceId, e)
+    if (!seen || seenAt(seen) <= seenAt(e)) latest.set(e.deviceId, e)
   }
   const health = [...latest.values()].map((e) => ({
-    id: e.deviceId, seen_ms: e.receivedAt as number | null, battery: e.event.battery ?? null, rssi: e.event.rssi ?? null, fw: e.event.fw ?? null,
+    id: e.deviceId, seen_ms: seenAt(e) as number | null, battery: e.event.battery ?? null, rssi: e.event.rssi ?? null, fw: e.event.fw ?? null,
     gateway_id: e.gatewayId as string | null
   }))
   // Devices the caller's transaction will write next (presence changes) are locked here too,
@@ -78,7 +84,7 @@ export async function storeEvents (q: Queryable, events: GatewayEvent[], options
       -- json, not jsonb: the text is taken apart as it is read, without building a jsonb value
       -- first (PostgreSQL: ~4 µs per row against ~7 to read them, ~1.3 µs less per event here).
       FROM json_to_recordset($1::json) AS t(
-        event_id text, device_id text, boot text, seq bigint, type text, time_ms float8, device_ts_ms float8,
+        event_id text, device_id text, boot text, seq bigint, type text, time_ms float8, seen_ms float8, device_ts_ms float8,
         skew_ms integer, skewed boolean, battery smallint, rssi smallint, fw text, gateway_id text, data jsonb)
     ), fresh AS (
       INSERT INTO event_ids (event_id, received_at)
@@ -86,14 +92,14 @@ export async function storeEvents (q: Queryable, events: GatewayEvent[], options
       ON CONFLICT (event_id) DO NOTHING
       RETURNING event_id
     ), stored AS (
-      SELECT input.*, lag(time_ms) OVER (PARTITION BY device_id ORDER BY time_ms, seq) AS previous_ms
+      SELECT input.*, lag(seen_ms) OVER (PARTITION BY device_id ORDER BY seen_ms, seq) AS previous_ms
       FROM input JOIN fresh USING (event_id)
     ), inserted AS (
       INSERT INTO events (time, event_id, device_id, boot, seq, type, device_ts, skew_ms, skewed, battery, rssi, fw, gateway_id, data, gap_ms)
       SELECT to_timestamp(s.time_ms / 1000.0), s.event_id, s.device_id, s.boot, s.seq, s.type, to_timestamp(s.device_ts_ms / 1000.0),
              s.skew_ms, s.skewed, s.battery, s.rssi, s.fw, s.gateway_id, s.data,
              -- Late (out of order) events have no meaningful gap.
-             NULLIF(GREATEST(s.time_ms - COALESCE(s.previous_ms, extract(epoch FROM d.last_seen_at) * 1000), -1), -1)::bigint
+             NULLIF(GREATEST(s.seen_ms - COALESCE(s.previous_ms, extract(epoch FROM d.last_seen_at) * 1000), -1), -1)::bigint
       FROM stored s LEFT JOIN devices d ON d.id = s.device_id
       RETURNING event_id
     ), locked AS (

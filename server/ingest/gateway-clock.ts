@@ -28,12 +28,55 @@ export function gatewayClockOffset (batch: IngestBatch, nowMs: number): ClockOff
 }
 
 /**
+ * A gateway's time on the server's clock, by the measured offset; as stamped when the offset
+ * would put it before 1970: no time the gateway received anything, so the offset is what is
+ * wrong (a batch saying it was sent in the year 33 658). Moved there, a press's alert was dated
+ * before any time the database holds, refused, and the press lost.
+ */
+export function onOurClock (stampMs: number, clock: ClockOffset): number {
+  const moved = stampMs + (clock ?? 0)
+  return moved < 0 ? stampMs : moved
+}
+
+/**
+ * How far ahead of the server's clock a gateway's time may be and still be taken as stamped.
+ * Past it the gateway's clock is wrong (a Pi whose RTC says 2099, a bug's `receivedAt`), not
+ * early: GREATEST kept a device's last seen time there for good, and a presence change there
+ * made every later one look stale (a device gone offline, unreported).
+ */
+export const AHEAD_AT_MOST_MS = 2 * 60_000
+
+/**
+ * What the server derives from a gateway's time (a device's last seen time, a presence change,
+ * a report's filing), on the server's clock when that time is more than AHEAD_AT_MOST_MS ahead
+ * of it: by the measured offset, never later than now. Otherwise as stamped. (The event itself
+ * is stored as stamped: its times against its own gateway's other times, a cancel against its
+ * press, stay as they were.)
+ */
+export function derivedTime (stampMs: number, clock: ClockOffset, nowMs: number): number {
+  if (stampMs <= nowMs + AHEAD_AT_MOST_MS) return stampMs
+  return Math.min(onOurClock(stampMs, clock), nowMs)
+}
+
+/** Whether a gateway's time is too far ahead of the server's clock to be taken as stamped. */
+export function aheadOfUs (stampMs: number, nowMs: number): boolean {
+  return stampMs > nowMs + AHEAD_AT_MOST_MS
+}
+
+/**
  * The batch with its presence changes dated on the server's clock (by the measured offset): the
  * server keeps each device's newest change by its date, and a gateway whose clock NTP set back
  * dated a device's `offline` before the `online` it followed (dropped as stale: no alert), or
  * its changes ahead of another gateway's (a device that moved kept looking offline).
+ * Changes still more than AHEAD_AT_MOST_MS ahead (the gateway did not say when it sent them, or
+ * its times disagree with that) are dated now, a millisecond apart in their own order: dated
+ * where they said, they would stand above every later change until then, and dated all at
+ * once, an `online` right after an `offline` would be dropped as no newer.
  */
-export function presenceOnOurClock (batch: IngestBatch, clock: ClockOffset): IngestBatch {
-  if (!clock || !batch.presence?.length) return batch
-  return { ...batch, presence: batch.presence.map((change) => ({ ...change, at: change.at + clock })) }
+export function presenceOnOurClock (batch: IngestBatch, clock: ClockOffset, nowMs = Date.now()): IngestBatch {
+  if (!batch.presence?.length) return batch
+  const shifted = batch.presence.map((change) => ({ ...change, at: onOurClock(change.at, clock) }))
+  const ahead = shifted.filter((change) => aheadOfUs(change.at, nowMs)).sort((a, b) => a.at - b.at)
+  ahead.forEach((change, i) => { change.at = nowMs - (ahead.length - 1 - i) })
+  return clock || ahead.length > 0 ? { ...batch, presence: shifted } : batch
 }

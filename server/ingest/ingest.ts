@@ -11,6 +11,7 @@
  * answer.
  */
 import type { FastifyBaseLogger } from 'fastify'
+import { Counter } from 'prom-client'
 import type { Database, Queryable } from '../db/database.js'
 import type { Bus } from '../bus.js'
 import type { GatewayEvent, IngestBatch, IngestResult } from '../../protocol/index.js'
@@ -21,13 +22,14 @@ import { storeEvents } from './events.js'
 import { alertsOfCauses, placeLateCauses, raiseAlerts, type AlertCause, type RaisedAlert } from './raise-alert.js'
 import { markLateCauses } from './late-causes.js'
 import { applyCancel, checkPins, previousCancels, type CancelOutcome } from './cancel.js'
-import { gatewayClockOffset, presenceOnOurClock, type ClockOffset } from './gateway-clock.js'
+import { AHEAD_AT_MOST_MS, aheadOfUs, derivedTime, gatewayClockOffset, onOurClock, presenceOnOurClock, type ClockOffset } from './gateway-clock.js'
 import { fileReport, ticketsOf } from './reports.js'
 import { applyPresence, type PresenceEffects } from './presence.js'
 import { storeDeadLetters } from './dead-letters.js'
 import { RefusalSplitter } from './refusals.js'
 import { storeWithReusedIds } from './reused-ids.js'
 import { alertsOpened, cancelLate, cancelLatePresses, lateCancels, type LateCancel } from './early-cancels.js'
+import { misnamedBecause } from './event-ids.js'
 
 export interface IngestOptions {
   /** A device cancel is accepted this long after its alert opened (CANCEL_WINDOW). */
@@ -52,6 +54,12 @@ export class Ingestor {
    * timeout (statement-timeouts.ts), is stored part by part.
    */
   private readonly split: RefusalSplitter
+  /**
+   * Gateway times far ahead of the server's clock (gateway-clock.ts), counted by gateway and
+   * kind; and logged, once a minute at most per gateway (`aheadLoggedAt`).
+   */
+  private readonly timesAhead: Counter<'gateway' | 'kind'>
+  private readonly aheadLoggedAt = new Map<string, number>()
 
   constructor (
     private readonly db: Database,
@@ -64,6 +72,12 @@ export class Ingestor {
     this.split = new RefusalSplitter(db, lifecycle, metrics, (effects) => this.announce({ events: [] }, {
       fresh: new Set(), silent: new Set(), raised: new Map(), cancels: new Map(), tickets: new Map(), presence: effects, deadLetters: 0, cancelledLate: []
     }), log)
+    this.timesAhead = new Counter({
+      name: 'sos_ingest_gateway_times_ahead_total',
+      help: `Event receive times and presence changes a gateway dated more than ${AHEAD_AT_MOST_MS / 60_000} minutes ahead of the server's clock, by gateway and kind (event, presence): the events are stored as stamped, but their devices' last seen times, presence changes and reports are dated by the server's clock (a gateway clock that is wrong)`,
+      labelNames: ['gateway', 'kind'] as const,
+      registers: [metrics.registry]
+    })
   }
 
   /**
@@ -75,10 +89,22 @@ export class Ingestor {
   async ingest (batch: IngestBatch, arrivedAtMs = Date.now()): Promise<IngestResult[]> {
     const endTimer = this.metrics.ingestBatchSeconds.startTimer()
     const clock = gatewayClockOffset(batch, arrivedAtMs)
-    const results = await storeWithReusedIds(this.db, presenceOnOurClock(batch, clock), (part) => this.split.store(part, (whole) => this.ingestWhole(whole, clock)), (e) => {
+    // An event under an id that is not its own is refused before anything is stored: stored,
+    // it would take the id from the event it names (event-ids.ts).
+    const misnamed = batch.events.map(misnamedBecause)
+    const own = misnamed.some(Boolean) ? { ...batch, events: batch.events.filter((_, i) => !misnamed[i]) } : batch
+    this.sayWhenAhead(own, clock)
+    const stored = await storeWithReusedIds(this.db, presenceOnOurClock(own, clock), (part) => this.split.store(part, (whole) => this.ingestWhole(whole, clock)), (e) => {
       this.metrics.eventIdsReused.inc({ type: e.event.type })
       this.log?.warn({ deviceId: e.deviceId, eventId: e.eventId, type: e.event.type }, 'ingest: an event reuses the id of an earlier, different one (the device reset its seq without a new boot); stored under a new id')
     })
+    const refused = await this.split.refuseUnstored(batch.events.flatMap((e, i) => misnamed[i] ? [{ e, reason: misnamed[i] }] : []))
+    if (refused.length > 0) {
+      const first = batch.events[misnamed.findIndex(Boolean)]!
+      this.log?.warn({ gatewayId: first.gatewayId, refused: refused.length, first: misnamed.find(Boolean) }, 'ingest: events under an id that is not their own (device, boot, seq) refused and kept as dead letters: a gateway forging ids, or a bug')
+    }
+    // In batch order again.
+    const results = misnamed.map((problem) => (problem ? refused : stored).shift()!)
     // Counted once, as finally answered: a part stored again (split, or under a new id) is not counted twice.
     batch.events.forEach((e, i) => this.metrics.ingestedEvents.inc({ type: e.event.type, status: results[i]?.status ?? 'refused' }))
     endTimer()
@@ -93,7 +119,7 @@ export class Ingestor {
     const causes = markLateCauses(unique(events).flatMap((e) => causeOf(e, clock) ?? []))
     const causeOfEvent = new Map(causes.map((c) => [c.eventId!, c]))
     const storeAndRaise = async (): Promise<BatchOutcome> => {
-      const { fresh, silent, raised: rows } = await storeEvents(this.db, events, { causes })
+      const { fresh, silent, raised: rows } = await storeEvents(this.db, events, { causes, clock })
       const freshCauses = causes.filter((c) => fresh.has(c.eventId!))
       const raised = new Map<string, RaisedAlert>()
       alertsOfCauses(freshCauses, rows).forEach((alert, i) => { if (alert) raised.set(freshCauses[i]!.eventId!, alert) })
@@ -102,7 +128,7 @@ export class Ingestor {
     const store = async (tx: Queryable): Promise<BatchOutcome> => {
       // Every device this transaction will write is locked by its first statement.
       const presenceDevices = (batch.presence ?? []).map((c) => c.deviceId)
-      const { fresh, silent } = await storeEvents(tx, events, { lockToo: presenceDevices })
+      const { fresh, silent } = await storeEvents(tx, events, { lockToo: presenceDevices, clock })
       // The alerts it may take one at a time below (cancels, presence), and those its alarms
       // join, all first and in device order.
       if (presenceDevices.length > 0 || events.some((e) => e.event.type === 'cancel')) {
@@ -131,7 +157,7 @@ export class Ingestor {
           await raisePending()
           cancels.set(e.eventId, await applyCancel(tx, e, pins.get(e.eventId) ?? 'missing', this.lifecycle, this.options.cancelWindowMs))
         } else if (e.event.type === 'report') {
-          const ticket = await fileReport(tx, e)
+          const ticket = await fileReport(tx, e, derivedTime(e.receivedAt, clock, Date.now()))
           if (ticket) tickets.set(e.eventId, ticket)
         }
       }
@@ -182,6 +208,24 @@ export class Ingestor {
         failed(err, [one.alertId])
       }
     }
+  }
+
+  /**
+   * Counts the batch's gateway times far ahead of the server's clock (what the server derives
+   * from them is dated by its own: gateway-clock.ts), and logs them once a minute per gateway.
+   */
+  private sayWhenAhead (batch: IngestBatch, clock: ClockOffset, nowMs = Date.now()): void {
+    const events = batch.events.filter((e) => aheadOfUs(e.receivedAt, nowMs))
+    const presence = (batch.presence ?? []).filter((c) => aheadOfUs(onOurClock(c.at, clock), nowMs))
+    if (events.length === 0 && presence.length === 0) return
+    for (const e of events) this.timesAhead.inc({ gateway: e.gatewayId, kind: 'event' })
+    for (const c of presence) this.timesAhead.inc({ gateway: c.gatewayId, kind: 'presence' })
+    const gatewayId = events[0]?.gatewayId ?? presence[0]!.gatewayId
+    if (nowMs - (this.aheadLoggedAt.get(gatewayId) ?? -Infinity) < 60_000) return
+    this.aheadLoggedAt.set(gatewayId, nowMs)
+    const aheadMs = Math.max(...events.map((e) => e.receivedAt), ...presence.map((c) => onOurClock(c.at, clock))) - nowMs
+    this.log?.warn({ gatewayId, events: events.length, presence: presence.length, aheadMs, clockOffsetMs: clock },
+      'ingest: a gateway dated events or presence changes far ahead of the server\'s clock (its clock is wrong); stored as stamped, but last seen times, presence and reports dated by the server\'s clock')
   }
 
   /** After commit: the live stream, the downlink long-poll, the counters. */
@@ -258,7 +302,7 @@ function storingAndRaising (batch: IngestBatch): boolean {
 function causeOf (e: GatewayEvent, clock?: ClockOffset): AlertCause | undefined {
   const kind = ALERT_KIND_OF_EVENT[e.event.type]
   return kind && {
-    deviceId: e.deviceId, kind, atMs: Math.min(e.receivedAt + (clock ?? 0), Date.now()), receivedAtMs: e.receivedAt,
+    deviceId: e.deviceId, kind, atMs: Math.min(onOurClock(e.receivedAt, clock), Date.now()), receivedAtMs: e.receivedAt,
     seq: e.event.seq, ...(e.event.boot === undefined ? {} : { boot: e.event.boot }), eventId: e.eventId, actor: `device:${e.deviceId}`
   }
 }

@@ -132,6 +132,24 @@ export class RefusalSplitter {
     return { eventId: e.eventId, status: 'refused', ackState: 'rejected', reason: 'could not be stored; kept for the operators' }
   }
 
+  /**
+   * Events refused before anything of their batch was stored (an id that is not their own:
+   * event-ids.ts), each kept as a dead letter with its reason and answered `refused`: the
+   * device hears `rejected`. One statement for them all; should the database refuse it, one
+   * letter at a time.
+   */
+  async refuseUnstored (refusals: Array<{ e: GatewayEvent, reason: string }>): Promise<IngestResult[]> {
+    if (refusals.length === 0) return []
+    const letters = refusals.map(({ e, reason }) => storableLetter(eventLetter(e, reason)))
+    try {
+      this.metrics.deadLetters.inc({ gateway: letters[0]!.gatewayId }, await storeDeadLetters(this.db, letters))
+    } catch (err) {
+      if (!refusedForGood(err)) throw err
+      for (const letter of letters) await this.keepDeadLetter(letter)
+    }
+    return refusals.map(({ e }) => ({ eventId: e.eventId, status: 'refused', ackState: 'rejected', reason: 'event id is not the one of its device, boot and seq; kept for the operators' }))
+  }
+
   private async keepDeadLetter (letter: DeadLetter): Promise<void> {
     try {
       this.metrics.deadLetters.inc({ gateway: letter.gatewayId }, await storeDeadLetters(this.db, [storableLetter(letter)]))

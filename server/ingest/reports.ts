@@ -3,8 +3,11 @@ import type { Queryable } from '../db/database.js'
 import type { GatewayEvent } from '../../protocol/index.js'
 import { newTicketId } from '../reports/ticket-id.js'
 
-/** Files the report; returns its ticket id, or null when the kiosk is not registered. */
-export async function fileReport (tx: Queryable, e: GatewayEvent): Promise<string | null> {
+/**
+ * Files the report, dated `filedAtMs` (its gateway's receive time, or the server's when that is
+ * far ahead: ingest.ts); returns its ticket id, or null when the kiosk is not registered.
+ */
+export async function fileReport (tx: Queryable, e: GatewayEvent, filedAtMs = e.receivedAt): Promise<string | null> {
   const report = e.event.report
   if (!report) return null
   for (let attempt = 0; ; attempt++) {
@@ -14,7 +17,7 @@ export async function fileReport (tx: Queryable, e: GatewayEvent): Promise<strin
       INSERT INTO reports (id, event_id, device_id, zone, category, text, created_at)
       SELECT $1, $2, d.id, d.zone, $3, $4, to_timestamp($5 / 1000.0) FROM devices d WHERE d.id = $6
       ON CONFLICT (id) DO NOTHING
-      RETURNING id`, [id, e.eventId, report.category, report.text, e.receivedAt, e.deviceId])
+      RETURNING id`, [id, e.eventId, report.category, report.text, filedAtMs, e.deviceId])
     if (rows[0]) return rows[0].id
     const registered = await tx.query('SELECT 1 FROM devices WHERE id = $1', [e.deviceId])
     if (registered.length === 0 || attempt >= 10) return null

@@ -61,10 +61,10 @@ export async function storeWithReusedIds (
 async function reusedIds (db: Queryable, events: GatewayEvent[], results: IngestResult[]): Promise<ReusedId[]> {
   const duplicates = events.flatMap((e, index) => results[index]?.status === 'duplicate' ? [{ e, index }] : [])
   if (duplicates.length === 0) return []
-  const firsts = new Map((await db.query<{ event_id: string, received_ms: number, type: string | null, device_ts_ms: number | null }>(`
-    SELECT i.event_id, extract(epoch FROM i.received_at) * 1000 AS received_ms, e.type, extract(epoch FROM e.device_ts) * 1000 AS device_ts_ms
+  const firsts = new Map((await db.query<{ event_id: string, received_ms: number, device_id: string | null, type: string | null, device_ts_ms: number | null }>(`
+    SELECT i.event_id, extract(epoch FROM i.received_at) * 1000 AS received_ms, e.device_id, e.type, extract(epoch FROM e.device_ts) * 1000 AS device_ts_ms
     FROM event_ids i LEFT JOIN LATERAL (
-      SELECT type, device_ts FROM events WHERE events.time = i.received_at AND events.event_id = i.event_id LIMIT 1
+      SELECT device_id, type, device_ts FROM events WHERE events.time = i.received_at AND events.event_id = i.event_id LIMIT 1
     ) e ON true
     WHERE i.event_id = ANY($1::text[])`, [[...new Set(duplicates.map(({ e }) => e.eventId))]])).map((row) => [row.event_id, row]))
   const candidates = duplicates.filter(({ e }) => {
@@ -74,8 +74,8 @@ async function reusedIds (db: Queryable, events: GatewayEvent[], results: Ingest
   if (candidates.length === 0) return []
   // Stored under a new id before: a copy of that one (the device redelivering it, with a new
   // receive time) is its duplicate, not a third event.
-  const renamedBefore = await db.query<{ event_id: string, type: string, device_ts_ms: number | null, time_ms: number }>(`
-    SELECT event_id, type, extract(epoch FROM device_ts) * 1000 AS device_ts_ms, extract(epoch FROM time) * 1000 AS time_ms
+  const renamedBefore = await db.query<{ event_id: string, device_id: string, type: string, device_ts_ms: number | null, time_ms: number }>(`
+    SELECT event_id, device_id, type, extract(epoch FROM device_ts) * 1000 AS device_ts_ms, extract(epoch FROM time) * 1000 AS time_ms
     FROM events WHERE device_id = ANY($1::text[]) AND time >= to_timestamp($2 / 1000.0) AND event_id LIKE ANY($3::text[])`, [
     [...new Set(candidates.map(({ e }) => e.deviceId))],
     Math.min(...candidates.map(({ e }) => e.receivedAt)) - REDELIVERY_AT_MOST_MS,
@@ -87,7 +87,7 @@ async function reusedIds (db: Queryable, events: GatewayEvent[], results: Ingest
   const kept: Array<{ e: GatewayEvent, id: string }> = []
   for (const { e, index } of candidates) {
     const before = renamedBefore.find((row) => row.event_id.startsWith(e.eventId + REUSED_MARK) && isCopy(e, row, Number(row.time_ms)))
-    const inBatch = kept.find((k) => k.e.eventId === e.eventId && isCopyOf(occurrenceOf(e), occurrenceOf(k.e)))
+    const inBatch = kept.find((k) => k.e.eventId === e.eventId && k.e.deviceId === e.deviceId && isCopyOf(occurrenceOf(e), occurrenceOf(k.e)))
     const id = before?.event_id ?? inBatch?.id ?? renamedEventId(e.eventId, e.receivedAt)
     if (!before && !inBatch) kept.push({ e, id })
     renamed.push({ index, renamed: { ...e, eventId: id } })
@@ -96,8 +96,14 @@ async function reusedIds (db: Queryable, events: GatewayEvent[], results: Ingest
 }
 
 
-/** Whether `e` can be a copy of an event stored earlier with this type and device clock, received then. */
-function isCopy (e: GatewayEvent, first: { type: string | null, device_ts_ms: number | null }, firstReceivedMs: number): boolean {
+/**
+ * Whether `e` can be a copy of an event stored earlier with this device, type and device clock,
+ * received then. Never one of another device's: the ids are checked now (event-ids.ts), but one
+ * stored before under a device's id by another (a gateway forging ids) held that device's next
+ * presses as its duplicates. (A device unknown, its event dropped with its chunk, tells nothing.)
+ */
+function isCopy (e: GatewayEvent, first: { device_id: string | null, type: string | null, device_ts_ms: number | null }, firstReceivedMs: number): boolean {
+  if (first.device_id !== null && first.device_id !== e.deviceId) return false
   const ts = first.device_ts_ms === null ? null : Number(first.device_ts_ms)
   return isCopyOf(occurrenceOf(e), { type: first.type, ts, receivedAt: firstReceivedMs })
 }

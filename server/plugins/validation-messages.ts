@@ -33,15 +33,20 @@ export function readableValidationError (errors: FastifySchemaValidationError[],
 
 /**
  * Each `anyOf` failure whose branches all failed on `const`: a union of literals. Branch errors
- * come before their `anyOf` and sit under its schema path.
+ * come before their `anyOf` and sit under its schema path. A value of another type (`5` for a
+ * string) fails each branch on its `type` as well: the same union, the same answer.
  */
 function allowedValuesOfUnions (errors: FastifySchemaValidationError[]): Map<FastifySchemaValidationError, UnionOfLiterals> {
   const unions = new Map<FastifySchemaValidationError, UnionOfLiterals>()
   for (const error of errors) {
     if (error.keyword !== 'anyOf') continue
     const branches = errors.filter((e) => e.schemaPath.startsWith(`${error.schemaPath}/`))
-    if (branches.length === 0 || !branches.every((b) => b.keyword === 'const')) continue
-    unions.set(error, { values: branches.map((b) => b.params.allowedValue), branches })
+    const literals = branches.filter((b) => b.keyword === 'const')
+    // Every branch a literal (a `const`): a branch of another kind (a number) is no value to list.
+    const branchOf = (e: FastifySchemaValidationError) => e.schemaPath.slice(error.schemaPath.length + 1).split('/')[0]
+    const everyBranchLiteral = new Set(branches.map(branchOf)).size === new Set(literals.map(branchOf)).size
+    if (literals.length === 0 || !everyBranchLiteral || !branches.every((b) => b.keyword === 'const' || b.keyword === 'type')) continue
+    unions.set(error, { values: literals.map((b) => b.params.allowedValue), branches })
   }
   return unions
 }

@@ -2,6 +2,7 @@
 import type { Queryable } from '../db/database.js'
 import type { Bus } from '../bus.js'
 import { conflict, notFound } from '../plugins/errors.js'
+import { isoTime, isoTimeOrNull } from '../db/iso-times.js'
 
 export const REPORT_STATES = ['open', 'closed'] as const
 export type ReportState = typeof REPORT_STATES[number]
@@ -73,8 +74,8 @@ function toView (r: ReportRow): ReportView {
     category: r.category,
     text: r.text,
     state: r.state,
-    createdAt: r.created_at.toISOString(),
-    closedAt: r.closed_at?.toISOString() ?? null,
+    createdAt: isoTime(r.created_at),
+    closedAt: isoTimeOrNull(r.closed_at),
     closedBy: r.closed_by,
     note: r.note
   }

@@ -2,6 +2,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import { EVENT_TYPES } from '../../protocol/index.js'
 import type { Database } from '../db/database.js'
 import { Window, dateOrUndefined } from './schemas.js'
+import { isoTime, isoTimeOrNull } from '../db/iso-times.js'
 
 const eventType = (options: { description?: string } = {}) => Type.Union(EVENT_TYPES.map((t) => Type.Literal(t)), options)
 
@@ -37,13 +38,13 @@ export const eventRoutes: FastifyPluginAsyncTypebox<{ db: Database }> = async (a
        ORDER BY time ${direction} LIMIT $5`,
       [q.deviceId ?? null, q.type ?? null, dateOrUndefined(q.from, 'from') ?? null, dateOrUndefined(q.to, 'to') ?? null, q.limit, q.excludeType ?? null])
     return rows.map((r) => ({
-      time: r.time.toISOString(),
+      time: isoTime(r.time),
       eventId: r.event_id,
       deviceId: r.device_id,
       boot: r.boot,
       seq: r.seq,
       type: r.type,
-      deviceTs: r.device_ts?.toISOString() ?? null,
+      deviceTs: isoTimeOrNull(r.device_ts),
       skewMs: r.skew_ms,
       skewed: r.skewed,
       battery: r.battery,

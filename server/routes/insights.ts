@@ -1,6 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { Database } from '../db/database.js'
 import { Window, dateOrUndefined } from './schemas.js'
+import { isoTime } from '../db/iso-times.js'
 
 const seconds = Type.Union([Type.Number(), Type.Null()])
 
@@ -98,7 +99,7 @@ export const insightRoutes: FastifyPluginAsyncTypebox<{ db: Database }> = async 
       ORDER BY received_at DESC, id DESC LIMIT $5`,
     [q.deviceId ?? null, q.gatewayId ?? null, dateOrUndefined(q.from, 'from') ?? null, dateOrUndefined(q.to, 'to') ?? null, q.limit])
     return rows.map((r) => ({
-      id: r.id, gatewayId: r.gateway_id, deviceId: r.device_id, topic: r.topic, reason: r.reason, payload: r.payload, receivedAt: r.received_at.toISOString()
+      id: r.id, gatewayId: r.gateway_id, deviceId: r.device_id, topic: r.topic, reason: r.reason, payload: r.payload, receivedAt: isoTime(r.received_at)
     }))
   })
 }

@@ -16,6 +16,8 @@ export interface StreamEntry {
   id: number
   event: 'alert' | 'device' | 'report'
   data: BusEvents['alert'][0] | BusEvents['device'][0] | BusEvents['report'][0]
+  /** The entry as sent (its server-sent event lines): made once, the same text for every client. */
+  text: string
 }
 
 export class LiveStream {
@@ -35,6 +37,11 @@ export class LiveStream {
   /** An entry's id as clients see it. */
   idOf (entry: StreamEntry): string {
     return `${this.run}.${entry.id}`
+  }
+
+  /** The newest entry's id (`{run}.0` before the first): resumed from, it gives every entry after. */
+  headId (): string {
+    return `${this.run}.${this.nextId - 1}`
   }
 
   /**
@@ -68,7 +75,8 @@ export class LiveStream {
   }
 
   private push (event: StreamEntry['event'], data: StreamEntry['data']): void {
-    const entry = { id: this.nextId++, event, data }
+    const id = this.nextId++
+    const entry = { id, event, data, text: `id: ${this.run}.${id}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n` }
     this.entries.push(entry)
     if (this.entries.length > this.keep) this.entries.shift()
     for (const listener of this.listeners) listener(entry)

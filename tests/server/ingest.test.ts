@@ -33,6 +33,16 @@ describe.each(plainBackends)('ingest on $name', (backend) => {
         RETURN NEW;
       END $$`)
     await fx.db.query('CREATE TRIGGER refuse_unstorable BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION refuse_unstorable()')
+    // And a presence change dated before 1971, as it refuses a time no timestamp holds (which a
+    // gateway can no longer send: the ingest schema bounds its times to a JavaScript date's).
+    await fx.db.query(`CREATE FUNCTION refuse_presence_before_1971 () RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.presence_at < '1971-01-01' THEN
+          RAISE EXCEPTION 'timestamp out of range (for this test)' USING ERRCODE = '22008';
+        END IF;
+        RETURN NEW;
+      END $$`)
+    await fx.db.query('CREATE TRIGGER refuse_presence_before_1971 BEFORE UPDATE ON devices FOR EACH ROW EXECUTE FUNCTION refuse_presence_before_1971()')
   }, 180_000)
 
   afterAll(async () => {
@@ -75,15 +85,14 @@ describe.each(plainBackends)('ingest on $name', (backend) => {
   })
 
   it('stores the rest of a batch when the database refuses one of its events for good: that one is kept as a dead letter and answered refused', async () => {
-    // Data the database refuses (a time no timestamp holds, from a gateway whose clock is broken;
-    // telemetry out of a column's range): the whole batch failed, and was resent forever.
+    // Data the database refuses (telemetry out of a column's range): the whole batch failed, and
+    // was resent forever.
     await fx.provision('poison-a')
     await fx.provision('poison-b')
     const t = t0 + 7000
     const batch = [
       gatewayEvent('poison-a', { seq: 1, type: 'test' }, t, 'gw-poison'),
-      // The year 318 857 (PostgreSQL's last is 294 276).
-      gatewayEvent('poison-b', { seq: 1, type: 'test' }, 1e16, 'gw-poison'),
+      gatewayEvent('poison-b', { seq: 1, type: 'test', fw: 'unstorable' }, t + 1, 'gw-poison'),
       // A press is never refused for what rides along: it is stored bare, its alert raised.
       gatewayEvent('poison-a', { seq: 2, type: 'press', battery: 80, fw: 'unstorable' }, t + 2, 'gw-poison'),
       gatewayEvent('poison-b', { seq: 2, type: 'report', report: { category: 'noise', text: 'loud unstorable music' } }, t + 3, 'gw-poison')
@@ -158,8 +167,8 @@ describe.each(plainBackends)('ingest on $name', (backend) => {
     const t = t0 + 8000
     const batch = {
       events: [gatewayEvent('poison-c', { seq: 1, type: 'press' }, t)],
-      // A time no timestamp holds (the year 318 857; PostgreSQL's last is 294 276).
-      presence: [{ deviceId: 'poison-c', gatewayId: 'gw-poison-presence', state: 'offline' as const, at: 1e16, reason: 'will' as const }]
+      // A time the database refuses (see the trigger above).
+      presence: [{ deviceId: 'poison-c', gatewayId: 'gw-poison-presence', state: 'offline' as const, at: 1000, reason: 'will' as const }]
     }
     const results = await fx.ingest(batch)
     expect(results).toMatchObject([{ status: 'stored', alertState: 'open' }])
@@ -168,12 +177,12 @@ describe.each(plainBackends)('ingest on $name', (backend) => {
     const { body: letters } = await fx.call('GET', '/v1/dead-letters?deviceId=poison-c')
     expect(letters.map((l: any) => l.topic)).toEqual(['sos/v1/poison-c/status'])
     expect(letters[0].reason).toMatch(/^presence change could not be stored: /)
-    expect(JSON.parse(Buffer.from(letters[0].payload, 'base64').toString())).toMatchObject({ state: 'offline', at: 1e16 })
+    expect(JSON.parse(Buffer.from(letters[0].payload, 'base64').toString())).toMatchObject({ state: 'offline', at: 1000 })
     const { body: offline } = await fx.call('GET', '/v1/alerts?kind=device_offline&deviceId=poison-c')
     expect(offline).toMatchObject([{ state: 'open', pressCount: 1 }])
     expect((await alertOf(offline[0].id)).transitions).toMatchObject([{ to: 'open', actor: 'gateway:gw-poison-presence' }])
-    // Back online, reported with the same broken clock: the alert is resolved all the same.
-    await fx.ingest({ presence: [{ deviceId: 'poison-c', gatewayId: 'gw-poison-presence', state: 'online', at: 1e16 + 1, reason: 'connected' }] })
+    // Back online, its gateway's clock put right: after the change applied at the server's time.
+    await fx.ingest({ presence: [{ deviceId: 'poison-c', gatewayId: 'gw-poison-presence', state: 'online', at: Date.now() + 1, reason: 'connected' }] })
     expect(await alertOf(offline[0].id)).toMatchObject({ state: 'resolved' })
     // The first batch resent once more, late (its gateway never heard the answer): the offline
     // in it was applied the first time, and is not again now that the device is back.

@@ -53,6 +53,21 @@ function errorText (/** @type {unknown} */ err) {
   return t('error.generic', { message: String(err) })
 }
 
+/**
+ * A resolve refused (409 ALERT_CHANGED): the person pressed again since the alert was shown,
+ * or something else changed (another desk acted, it escalated). Worked out as it is drawn,
+ * from the alert as last read (`current`): the read after the refusal may still be on its way.
+ */
+function changedFlash (/** @type {any} */ shown, /** @type {() => any} */ current) {
+  return {
+    ok: false,
+    get text () {
+      const now = current()
+      return now && now.pressCount > shown.pressCount ? t('action.changed.pressed', { n: now.pressCount }) : t('action.changed.other')
+    }
+  }
+}
+
 // ---- sign-in ----------------------------------------------------------------------------
 
 let consoleStarted = false
@@ -164,7 +179,9 @@ async function startConsole () {
     if (!id && closing) { drawNow(); focusCard($('alert-list'), closing) }
   }
 
-  async function act (/** @type {string} */ id, /** @type {string} */ action, /** @type {object} */ body, /** @type {HTMLFormElement} */ form) {
+  /** `shown`: the alert as the operator saw it when acting. */
+  async function act (/** @type {any} */ shown, /** @type {string} */ action, /** @type {object} */ body, /** @type {HTMLFormElement} */ form) {
+    const id = /** @type {string} */ (shown.id)
     ui.actions.set(id, { busy: true, flash: null })
     drawNow()
     /** @type {{ok: boolean, text: string}} */
@@ -174,7 +191,11 @@ async function startConsole () {
       flash = { ok: true, get text () { return t(`action.done.${action}`) } }
       form.reset()
     } catch (err) {
-      flash = { ok: false, get text () { return errorText(err) } }
+      // Refused because the alert changed since it was shown: it is read again (below), and
+      // what changed said plainly. The note and outcome typed stay in the form.
+      flash = err instanceof ApiError && err.code === 'ALERT_CHANGED'
+        ? changedFlash(shown, () => state.alerts.get(id) ?? (state.detail?.alert.id === id ? state.detail.alert : null))
+        : { ok: false, get text () { return errorText(err) } }
     }
     ui.actions.set(id, { busy: false, flash })
     await store.alertChanged(id)

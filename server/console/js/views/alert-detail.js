@@ -21,7 +21,7 @@ const ALLOWED = {
  * for, never on another one opened meanwhile.
  * @param {any} state
  * @param {{ now: number, busy: boolean, flash: { ok: boolean, text: string } | null }} ui
- * @param {{ act(id: string, action: string, body: object, form: HTMLFormElement): void, close(): void }} on
+ * @param {{ act(alert: any, action: string, body: object, form: HTMLFormElement): void, close(): void }} on
  */
 export function alertDetailView (state, ui, on) {
   if (!state.selectedId) return html`<p class="empty detail-empty">${t('detail.select')}</p>`
@@ -43,7 +43,10 @@ export function alertDetailView (state, ui, on) {
       /** @type {HTMLSelectElement} */ (form.elements.namedItem('outcome')).focus()
       return
     }
-    on.act(alert.id, action, { ...(note ? { note } : {}), ...(action === 'resolve' ? { outcome } : {}) }, form)
+    // The version shown: a resolve of an alert changed since (a press joined) is refused, not
+    // carried out over what the operator never saw.
+    const seen = Number.isFinite(alert.version) ? { expectedVersion: alert.version } : {}
+    on.act(alert, action, { ...(note ? { note } : {}), ...(action === 'resolve' ? { outcome } : {}), ...seen }, form)
   }
 
   // While this alert's action is on its way the buttons say so (aria-disabled) but keep the
