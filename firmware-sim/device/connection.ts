@@ -2,13 +2,14 @@
  * The device's MQTT link (DESIGN.md §3): client id = username = device id, password = secret,
  * persistent session (clean=false), QoS 1, retained last will `offline` on its status topic,
  * `online` on every connect. Reconnects with exponential backoff and full jitter, forever,
- * until stopped. MQTT.js keeps an unacknowledged QoS 1 publish in its outgoing store and
- * resends it after a reconnect, so a publish in flight when the link drops is not lost.
+ * until stopped; `hurry()` (an alarm waits) cuts the wait short (backoff.ts). MQTT.js keeps an
+ * unacknowledged QoS 1 publish in its outgoing store and resends it after a reconnect, so a
+ * publish in flight when the link drops is not lost.
  */
 import { EventEmitter } from 'node:events'
 import mqtt, { type MqttClient, type ISubscriptionGrant } from 'mqtt'
 import { topics } from '../../protocol/index.js'
-import { reconnectDelay, type BackoffOptions } from './backoff.js'
+import { alarmReconnectDelay, DEFAULT_BACKOFF, reconnectDelay, type BackoffOptions } from './backoff.js'
 
 export interface ConnectionOptions {
   url: string
@@ -40,7 +41,12 @@ const SERVER_UNAVAILABLE = 3
 export class DeviceConnection extends EventEmitter<ConnectionEvents> {
   private client?: MqttClient
   private attempt = 0
+  /** Set while a reconnect waits; unset while an attempt is in flight or the link is up. */
   private retryTimer?: NodeJS.Timeout
+  /** When the last connection attempt started (monotonic clock). */
+  private lastAttemptAt = -Infinity
+  /** An alarm waits to be sent: until the next connect, the waits between attempts are an alarm's. */
+  private hurried = false
   private stopped = false
 
   constructor (private readonly options: ConnectionOptions) {
@@ -53,6 +59,7 @@ export class DeviceConnection extends EventEmitter<ConnectionEvents> {
 
   start (): void {
     const { url, deviceId, secret } = this.options
+    this.lastAttemptAt = performance.now()
     const client = mqtt.connect(url, {
       clientId: deviceId,
       username: deviceId,
@@ -73,8 +80,9 @@ export class DeviceConnection extends EventEmitter<ConnectionEvents> {
       else if (typeof err.code === 'number' && REFUSAL_CODES[err.code]) this.emit('refused', REFUSAL_CODES[err.code]!)
     })
     client.on('close', () => {
-      this.emit('disconnected')
+      // Scheduled first: a listener that hears of the drop may `hurry()` the reconnect.
       this.scheduleReconnect()
+      this.emit('disconnected')
     })
   }
 
@@ -85,6 +93,24 @@ export class DeviceConnection extends EventEmitter<ConnectionEvents> {
     return new Promise((resolve, reject) => {
       client.publish(topic, payload, { qos: 1 }, (err) => err ? reject(err) : resolve())
     })
+  }
+
+  /**
+   * An alarm waits to be sent while the link is down: reconnect now rather than at the end of
+   * the backoff wait (up to a minute), though not sooner than `alarmFloorMs` after the last
+   * attempt began. An attempt in flight is let finish (one at a time); should it fail, the next
+   * waits are an alarm's, until connected. Called again meanwhile (the person presses again),
+   * it changes nothing: one press or twenty, the gateway sees the same connects.
+   */
+  hurry (): void {
+    if (this.stopped || !this.client || this.client.connected || this.hurried) return
+    this.hurried = true
+    this.attempt = 0
+    if (this.retryTimer === undefined) return // an attempt is in flight
+    clearTimeout(this.retryTimer)
+    this.retryTimer = undefined
+    const floorMs = this.options.backoff.alarmFloorMs ?? DEFAULT_BACKOFF.alarmFloorMs!
+    this.retryIn(Math.max(0, floorMs - (performance.now() - this.lastAttemptAt)))
   }
 
   /** Drops the link the way a network fault does (no DISCONNECT); the device reconnects. */
@@ -120,6 +146,7 @@ export class DeviceConnection extends EventEmitter<ConnectionEvents> {
 
   private onConnect (client: MqttClient): void {
     this.attempt = 0
+    this.hurried = false
     client.publish(topics.status(this.options.deviceId), 'online', { qos: 1, retain: true })
     if (this.options.subscriptions.length > 0) {
       client.subscribe(this.options.subscriptions, { qos: 1 }, (err, granted?: ISubscriptionGrant[]) => {
@@ -134,13 +161,20 @@ export class DeviceConnection extends EventEmitter<ConnectionEvents> {
 
   private scheduleReconnect (): void {
     if (this.stopped || this.retryTimer) return
-    const delay = reconnectDelay(this.attempt++, this.options.backoff)
+    const attempt = this.attempt++
+    const { backoff } = this.options
+    this.retryIn(this.hurried ? alarmReconnectDelay(attempt, backoff, performance.now() - this.lastAttemptAt) : reconnectDelay(attempt, backoff))
+  }
+
+  private retryIn (delayMs: number): void {
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined
       const client = this.client
+      if (this.stopped || !client || client.connected) return
+      this.lastAttemptAt = performance.now()
       // Hand MQTT.js its own stores back: reconnect() without them starts empty ones and
       // forgets the QoS 1 publish that was in flight when the link dropped.
-      if (!this.stopped && client && !client.connected) client.reconnect({ incomingStore: client.incomingStore, outgoingStore: client.outgoingStore })
-    }, delay)
+      client.reconnect({ incomingStore: client.incomingStore, outgoingStore: client.outgoingStore })
+    }, delayMs)
   }
 }

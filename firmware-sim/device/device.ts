@@ -12,9 +12,9 @@ import { DeviceConnection } from './connection.js'
 import { SeqStore } from './seq-store.js'
 import { OutboundQueue } from './outbound-queue.js'
 import { DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js'
-import { BATTERY_LOW_PERCENT, FIRMWARE_VERSION, HOLD_MS, KIND_PROFILES, SELF_TEST_CUE_MS, type DeviceKind } from './kinds.js'
+import { BATTERY_LOW_PERCENT, FIRMWARE_VERSION, firstHeartbeatDelay, HOLD_MS, KIND_PROFILES, SELF_TEST_CUE_MS, type DeviceKind } from './kinds.js'
 import { SCREEN_TEXT, SPOKEN, type DeviceOutputs, type LedMode, type SoundCue } from './outputs.js'
-import { parseAnnouncement } from './announcement.js'
+import { AnnouncementScreen } from './announcement.js'
 import { AlertProgress, type AlertStep } from './alert-progress.js'
 import { Led } from './led.js'
 
@@ -64,6 +64,8 @@ export interface WireEvents {
 const ALARMS: ReadonlySet<EventType> = new Set(['press', 'hold'])
 /** Events whose acks speak of the panic alert (a cancel's `cancelled`); acks of the others (a tamper alert's states) never touch its light. */
 const ABOUT_THE_ALARM: ReadonlySet<EventType> = new Set(['press', 'hold', 'cancel'])
+/** Events a person waits on: queued while the link is down, they cut the reconnect wait short (backoff.ts). */
+const URGENT: ReadonlySet<EventType> = new Set(['press', 'hold', 'tamper', 'cancel'])
 const LED_OF: Readonly<Record<AlertStep, LedMode>> = { received: 'blinking', acknowledged: 'steady', dispatched: 'steady', resolved: 'off', cancelled: 'off' }
 const REMEMBERED_SENT = 512
 
@@ -81,6 +83,7 @@ export class Device extends EventEmitter<WireEvents> {
   private pumping = false
   private readonly led: Led
   private readonly alert = new AlertProgress()
+  private readonly announcements?: AnnouncementScreen
   private batteryLevel?: number
   private batteryLowSent = false
 
@@ -91,12 +94,17 @@ export class Device extends EventEmitter<WireEvents> {
     this.heartbeatMs = config.heartbeatMs ?? profile.heartbeatMs
     this.batteryLevel = profile.battery ? (config.battery ?? 100) : undefined
     this.led = new Led((mode) => outputs.led(mode))
+    if (profile.screen && outputs.screen) this.announcements = new AnnouncementScreen((message) => outputs.screen?.(message))
     this.seq = new SeqStore(join(config.stateDir, `${config.id}.json`), config.seqReserve, (reason, boot) => this.emit('seqUnsaved', reason, boot))
     this.queue = new OutboundQueue(config.queueLimit)
     const subscriptions = [topics.ack(config.id), ...(profile.screen ? [topics.announce(config.zone)] : [])]
     this.connection = new DeviceConnection({ url: config.mqttUrl, deviceId: config.id, secret: config.secret, subscriptions, backoff: config.backoff ?? DEFAULT_BACKOFF })
     this.connection.on('connected', () => { this.emit('connected'); void this.pump() })
-    this.connection.on('disconnected', () => this.emit('disconnected'))
+    this.connection.on('disconnected', () => {
+      // An alarm still queued (the link dropped under it) is sent as soon as the link allows.
+      if (this.queue.some((e) => URGENT.has(e.type))) this.connection.hurry()
+      this.emit('disconnected')
+    })
     this.connection.on('refused', (reason) => this.emit('refused', reason))
     this.connection.on('unavailable', () => this.emit('unavailable'))
     this.connection.on('message', (topic, payload) => this.onMessage(topic, payload))
@@ -112,8 +120,7 @@ export class Device extends EventEmitter<WireEvents> {
 
   start (): void {
     this.connection.start()
-    // A random first phase, so a fleet powered on together does not beat in unison.
-    this.heartbeatTimer = setTimeout(() => this.heartbeat(), Math.random() * this.heartbeatMs)
+    this.heartbeatTimer = setTimeout(() => this.heartbeat(), firstHeartbeatDelay(this.heartbeatMs))
   }
 
   async stop (): Promise<void> {
@@ -173,7 +180,10 @@ export class Device extends EventEmitter<WireEvents> {
     if (this.sent.size > REMEMBERED_SENT) this.sent.delete(this.sent.keys().next().value as number)
     const dropped = this.queue.push(event)
     if (dropped) this.emit('dropped', dropped)
-    if (!this.connected) this.outputs.screen?.({ kind: 'status', text: SCREEN_TEXT.offline() })
+    if (!this.connected) {
+      this.outputs.screen?.({ kind: 'status', text: SCREEN_TEXT.offline() })
+      if (URGENT.has(type)) this.connection.hurry()
+    }
     void this.pump()
   }
 
@@ -224,8 +234,7 @@ export class Device extends EventEmitter<WireEvents> {
       if (ack) this.onAck(ack)
       return
     }
-    const announcement = parseAnnouncement(payload, Date.now())
-    if (announcement) this.outputs.screen?.(announcement)
+    this.announcements?.receive(payload)
   }
 
   private onAck (ack: Ack): void {
@@ -285,6 +294,7 @@ export class Device extends EventEmitter<WireEvents> {
     clearTimeout(this.heartbeatTimer)
     clearTimeout(this.holdTimer)
     this.led.stop()
+    this.announcements?.stop()
   }
 }
 

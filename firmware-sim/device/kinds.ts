@@ -3,7 +3,12 @@ export type DeviceKind = 'button' | 'kiosk' | 'counter'
 export const DEVICE_KINDS: readonly DeviceKind[] = ['button', 'kiosk', 'counter']
 
 export interface KindProfile {
-  /** Heartbeat period; the gateway's supervision expects one within a few periods. */
+  /**
+   * Heartbeat period: the gateway's interval for the kind (`HEARTBEAT_INTERVAL_S`, 30 s by
+   * default; gateway/config.ts DEFAULT_HEARTBEAT_INTERVALS_MS). The gateway calls a connected
+   * device offline after 1.5 intervals without an event, so a device beating at a longer
+   * period than its gateway expects is reported offline every other beat.
+   */
   heartbeatMs: number
   /** Runs on a battery that drains (street poles on solar; counters on a backup cell). */
   battery: boolean
@@ -14,10 +19,19 @@ export interface KindProfile {
 }
 
 export const KIND_PROFILES: Readonly<Record<DeviceKind, KindProfile>> = Object.freeze({
-  button: { heartbeatMs: 60_000, battery: true, silent: false, screen: false },
+  button: { heartbeatMs: 30_000, battery: true, silent: false, screen: false },
   kiosk: { heartbeatMs: 30_000, battery: false, silent: false, screen: true },
-  counter: { heartbeatMs: 60_000, battery: true, silent: true, screen: false }
+  counter: { heartbeatMs: 30_000, battery: true, silent: true, screen: false }
 })
+
+/**
+ * When the first heartbeat after start goes: at a random phase, so a fleet powered on together
+ * does not beat in unison, but within one period, so the first beat after connecting is never
+ * later than the ones after it (the gateway counts silence from the connect).
+ */
+export function firstHeartbeatDelay (periodMs: number, random: () => number = Math.random): number {
+  return Math.min(Math.max(random(), 0), 1) * periodMs
+}
 
 /** A press held this long is a `hold` (DESIGN.md §3). */
 export const HOLD_MS = 1500

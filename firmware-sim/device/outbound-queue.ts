@@ -37,6 +37,11 @@ export class OutboundQueue {
     return this.items.shift()
   }
 
+  /** Whether any queued event is one `match` looks for. */
+  some (match: (event: WireEvent) => boolean): boolean {
+    return this.items.some(match)
+  }
+
   get size (): number {
     return this.items.length
   }

@@ -22,6 +22,8 @@ export type SoundCue = Extract<AckState, 'received' | 'acknowledged' | 'dispatch
 export type ScreenMessage =
   | { kind: 'ticket', ticketId: string, text: Bilingual }
   | { kind: 'announcement', id: string, title: string, body: string, lang: string, expiresAt?: string, text: Bilingual }
+  /** The announcement `id` is over (expired, withdrawn or cleared): the screen goes back to its idle page. */
+  | { kind: 'announcement_cleared', id: string }
   | { kind: 'status', text: Bilingual }
 
 export interface DeviceOutputs {

@@ -8,7 +8,8 @@
  * Driver → board:  `$ACK,<seq>*HH`, `$NAK,<seq or ->,<reason>*HH`,
  *   `$LED,<off|blinking|steady|flash>*HH` (`flash`: the self-test's short cue),
  *   `$SND,<cue>*HH` (an alarm state, or `self_test_ok`), `$TKT,<ticket id>*HH`,
- *   `$SCR,<vi|en>,<text>*HH`, `$ANN,<id>,<title>*HH`.
+ *   `$SCR,<vi|en>,<text>*HH`, `$ANN,<id>,<title>*HH`,
+ *   `$ANC,<id>*HH` (announcement `id` is over: expired, withdrawn or cleared; back to the idle page).
  */
 import { REPORT_CATEGORIES } from '../../protocol/index.js'
 import type { ReportCategory } from '../device/wire-event.js'

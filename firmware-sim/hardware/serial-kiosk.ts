@@ -124,6 +124,8 @@ export class SerialKiosk extends EventEmitter<SerialKioskEvents> {
       led: (mode) => this.write('LED', mode),
       sound: (cue) => this.write('SND', cue),
       screen: (message) => {
+        // The board takes the announcement off and shows its idle page; no text comes with it.
+        if (message.kind === 'announcement_cleared') return this.write('ANC', message.id)
         if (message.kind === 'ticket') this.write('TKT', message.ticketId)
         if (message.kind === 'announcement') this.write('ANN', message.id, message.title)
         this.write('SCR', 'vi', message.text.vi)

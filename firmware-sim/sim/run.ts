@@ -3,9 +3,11 @@
  * heartbeats underneath, print a live summary, drain, stop. Returns the exit code:
  * 0 when every device connected and nothing was refused, 1 otherwise.
  */
+import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { join } from 'node:path'
 import { Device } from '../device/device.js'
+import { KIND_PROFILES, type DeviceKind } from '../device/kinds.js'
 import { RecordedOutputs, type ScreenMessage } from '../device/outputs.js'
 import { planFleet } from './fleet-plan.js'
 import { loadFleet, provisionFleet, saveFleet, ProvisionError, type FleetMember } from './provision.js'
@@ -41,9 +43,8 @@ export async function runSim (options: SimOptions, out: SimOutput, stopSignal: A
 
   const stats = new SimStats(members.length)
   const spanMs = options.duration > 0 ? options.duration * 1000 : ENDLESS_CYCLE_MS
-  // Fleet-wide --rate heartbeats per second, or about ten heartbeats per device over the run.
-  const heartbeatMs = options.rate ? (members.length / options.rate) * 1000 : Math.max(1000, spanMs / 10)
-  const fleet = members.map((member) => simDevice(member, options, heartbeatMs, stats, out))
+  const heartbeatMs = simHeartbeatMs('button', members.length, options)
+  const fleet = members.map((member) => simDevice(member, options, simHeartbeatMs(member.kind, members.length, options), stats, out))
 
   const started = performance.now()
   const elapsed = () => (performance.now() - started) / 1000
@@ -69,7 +70,10 @@ export async function runSim (options: SimOptions, out: SimOutput, stopSignal: A
   const cycle = options.duration === 0 ? setInterval(() => schedule(0), spanMs) : undefined
   const ticker = setInterval(() => out.status(stats.line(elapsed(), queued())), 1000)
 
-  await sleep(spread + (options.duration > 0 ? spanMs : 2 ** 31 - 1), undefined, { signal: stopSignal }).catch(() => {})
+  // Endless (duration 0): until stopped. A timer holds at most 2^31-1 ms; asked for more, Node
+  // fires it after 1 ms, and an endless run ended after a second.
+  if (options.duration > 0) await sleep(spread + spanMs, undefined, { signal: stopSignal }).catch(() => {})
+  else if (!stopSignal.aborted) await once(stopSignal, 'abort')
 
   // Let what was pressed reach the gateway (up to 5 s; a device that lost power keeps its
   // queue to itself), then give the acks a moment.
@@ -91,12 +95,24 @@ export async function runSim (options: SimOptions, out: SimOutput, stopSignal: A
   return stats.refused === 0 && neverConnected === 0 ? 0 : 1
 }
 
+/**
+ * A simulated device's heartbeat period: fleet-wide --rate heartbeats per second, or about ten
+ * per device over the run but never longer than the kind's own period (kinds.ts): the gateway
+ * supervises by it, and a long run beating once a minute had the whole fleet reported offline.
+ */
+export function simHeartbeatMs (kind: DeviceKind, fleetSize: number, options: Pick<SimOptions, 'rate' | 'duration'>): number {
+  if (options.rate) return (fleetSize / options.rate) * 1000
+  const spanMs = options.duration > 0 ? options.duration * 1000 : ENDLESS_CYCLE_MS
+  return Math.min(KIND_PROFILES[kind].heartbeatMs, Math.max(1000, spanMs / 10))
+}
+
 function simDevice (member: FleetMember, options: SimOptions, heartbeatMs: number, stats: SimStats, out: SimOutput): SimDevice {
   const outputs = new RecordedOutputs()
   const showScreen = outputs.screen.bind(outputs)
   outputs.screen = (message: ScreenMessage) => {
     showScreen(message)
-    if (message.kind !== 'status') out.log(`  [${member.id} screen] ${message.text.vi} | ${message.text.en}`)
+    if (message.kind === 'announcement_cleared') out.log(`  [${member.id} screen] announcement ${message.id} over`)
+    else if (message.kind !== 'status') out.log(`  [${member.id} screen] ${message.text.vi} | ${message.text.en}`)
   }
   const device = new Device({
     id: member.id,

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { OutboundQueue } from '../../firmware-sim/device/outbound-queue.js'
-import { reconnectDelay } from '../../firmware-sim/device/backoff.js'
+import { alarmReconnectDelay, reconnectDelay } from '../../firmware-sim/device/backoff.js'
 import { SeqStore } from '../../firmware-sim/device/seq-store.js'
 import type { WireEvent } from '../../firmware-sim/device/wire-event.js'
 
@@ -29,6 +29,15 @@ describe('reconnect backoff', () => {
     expect([0, 1, 2, 3, 10, 100].map((a) => reconnectDelay(a, options, () => 0.999999))).toEqual([1000, 2000, 4000, 8000, 60_000, 60_000])
     expect(reconnectDelay(10, options, () => 0)).toBe(0)
     expect(reconnectDelay(10, options, () => 0.5)).toBe(30_000)
+  })
+
+  it('while an alarm waits: the same draw under a 5 s ceiling, never sooner than 1 s after the last attempt began', () => {
+    const top = { baseMs: 1000, maxMs: 60_000, random: () => 0.999999 }
+    expect([0, 1, 2, 3, 10].map((a) => alarmReconnectDelay(a, top, 10_000))).toEqual([1000, 2000, 4000, 5000, 5000])
+    const bottom = { baseMs: 1000, maxMs: 60_000, random: () => 0 }
+    expect(alarmReconnectDelay(5, bottom, 300)).toBe(700) // the floor
+    expect(alarmReconnectDelay(5, bottom, 5000)).toBe(0)
+    expect(alarmReconnectDelay(5, { ...top, maxMs: 2000 }, 10_000)).toBe(2000) // never above the routine ceiling
   })
 })
 

@@ -113,6 +113,18 @@ describe('serial kiosk driver on a mock port', () => {
     expect(written()).toContain(`${encodeFrame('NAK', '-', 'checksum')}\r\n`)
     expect(written()).toContain(`${encodeFrame('NAK', 5, 'unknown_type')}\r\n`)
   })
+  it('an announcement goes to the board as $ANN, and is taken off with $ANC when it expires', async () => {
+    const { status, body } = await system.api('POST', '/v1/announcements', {
+      zone: 'apd-1', title: 'Cúp nước 10 phút', body: 'Khu phố 1', lang: 'vi', expiresAt: new Date(Date.now() + 2000).toISOString()
+    })
+    expect(status).toBe(201)
+    await eventually(async () => written().includes(encodeFrame('ANN', body.id, 'Cúp nước 10 phút')) ? true : undefined, 5000, '$ANN on the line')
+    expect(written()).not.toContain(encodeFrame('ANC', body.id))
+    await eventually(async () => written().includes(encodeFrame('ANC', body.id)) ? true : undefined, 10_000, '$ANC on the line')
+    const frames = writtenFrames()
+    expect(frames.indexOf(encodeFrame('ANC', body.id))).toBeGreaterThan(frames.indexOf(encodeFrame('ANN', body.id, 'Cúp nước 10 phút')))
+  })
+
   it('a board that rebooted counts its frames from the start again: a new frame with the seq of the last one is sent, not dropped as a resend', async () => {
     const presses = async () => (await eventsOf()).filter((e) => e.type === 'press').length
     const before = await presses()

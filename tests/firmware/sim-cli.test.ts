@@ -102,6 +102,23 @@ describe('npm run sim against npm start', () => {
     expect(result.stdout).toMatch(/REFUSED by the gateway: bad username or password/)
   }, 60_000)
 
+  it('runs until interrupted with --duration 0, then ends cleanly', async () => {
+    // It asked a timer for more than 2^31-1 ms, which Node fires after 1 ms: an endless run
+    // ended after about a second.
+    const child = spawn(process.execPath, ['--import', 'tsx', 'firmware-sim/sim/main.ts', '--provision', '--devices', '1', '--duration', '0', '--prefix', 'endless'],
+      { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let output = ''
+    child.stdout!.on('data', (chunk) => { output += chunk })
+    child.stderr!.on('data', (chunk) => { output += chunk })
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
+    await expect.poll(() => output, { timeout: 60_000 }).toMatch(/until interrupted/)
+    await new Promise((resolve) => setTimeout(resolve, 5000))
+    expect(child.exitCode, output).toBeNull()
+    child.kill('SIGINT')
+    expect(await exited).toBe(0)
+    expect(output).not.toMatch(/TimeoutOverflowWarning/)
+  }, 120_000)
+
   it('exits non-zero when provisioning is refused', async () => {
     const result = await run('npm', ['run', '-s', 'sim', '--', '--provision', '--devices', '1', '--duration', '1', '--token', 'wrong-token', '--prefix', 'nope'], env)
     expect(result.code).toBe(1)
