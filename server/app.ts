@@ -18,7 +18,7 @@ import { Ingestor } from './ingest/ingest.js'
 import { RequestLogging } from './plugins/request-logging.js'
 import { registerAuth } from './plugins/auth.js'
 import { registerStorableText } from './plugins/storable-text.js'
-import { registerErrorHandling } from './plugins/errors.js'
+import { clientErrorHandler, frameworkErrors, registerErrorHandling } from './plugins/errors.js'
 import { validatorsByPart } from './plugins/validators-by-part.js'
 import { healthRoutes } from './routes/health.js'
 import { deviceRoutes } from './routes/devices.js'
@@ -90,7 +90,10 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
     routerOptions: { maxParamLength: 512 },
     logController: new RequestLogging(),
     // Query strings and path parameters read as their types, bodies taken only as they are.
-    schemaController: { compilersFactory: { buildValidator: validatorsByPart() } }
+    schemaController: { compilersFactory: { buildValidator: validatorsByPart() } },
+    // What the router and Node's parser refuse before a route runs: in our error shape too.
+    frameworkErrors,
+    clientErrorHandler
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   // When each request came in, before any hook waits (a token looked up on a busy database):
