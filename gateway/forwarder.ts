@@ -110,6 +110,9 @@ export class Forwarder {
     // Aborted, they end at once; what they carried stays queued for the next start. Bounded
     // all the same: a read of the outbox waiting behind a write on a hung disk never ends.
     await settlesWithin(Promise.all([this.running, ...this.alarmsInFlight.requests]), 2000)
+    // Said, so whoever stopped it (the server down, say) knows nothing was dropped, and what waits.
+    const left = this.sources.outbox.depth()
+    if (left > 0) this.log.warn({ events: left }, 'stopped with events not yet confirmed by the server: they are kept in the outbox and sent after the next start')
   }
 
   private pendingWork (): boolean {
