@@ -186,18 +186,27 @@ async function startConsole () {
     drawNow()
     /** @type {{ok: boolean, text: string}} */
     let flash
+    const readAt = store.markRead()
     try {
-      await api('POST', `/v1/alerts/${encodeURIComponent(id)}/${action}`, body)
+      const answer = await api('POST', `/v1/alerts/${encodeURIComponent(id)}/${action}`, body)
+      // The alert as this action left it, shown before the buttons come back: the next action
+      // carries its new version.
+      store.acted(answer, readAt)
       flash = { ok: true, get text () { return t(`action.done.${action}`) } }
       form.reset()
     } catch (err) {
-      // Refused because the alert changed since it was shown: it is read again (below), and
-      // what changed said plainly. The note and outcome typed stay in the form.
-      flash = err instanceof ApiError && err.code === 'ALERT_CHANGED'
-        ? changedFlash(shown, () => state.alerts.get(id) ?? (state.detail?.alert.id === id ? state.detail.alert : null))
-        : { ok: false, get text () { return errorText(err) } }
+      // Refused because the alert changed since it was shown: it is read again, and what
+      // changed said plainly, before the buttons come back (a second click on the old version
+      // would only be refused again). The note and outcome typed stay in the form.
+      if (err instanceof ApiError && err.code === 'ALERT_CHANGED') {
+        await store.alertChanged(id)
+        flash = changedFlash(shown, () => state.alerts.get(id) ?? (state.detail?.alert.id === id ? state.detail.alert : null))
+      } else {
+        flash = { ok: false, get text () { return errorText(err) } }
+      }
     }
     ui.actions.set(id, { busy: false, flash })
+    // Read again all the same: the timeline gains the transition, and a read that failed is retried.
     await store.alertChanged(id)
     drawNow()
     if (state.selectedId === id) keepFocusInDetail($('alert-detail'))

@@ -314,6 +314,21 @@ export function createStore (api, onCue) {
       return readCollapsed(`alert:${id}`, () => readAlert(id))
     },
 
+    /** Marks the start of a request whose answer is an alert (for `acted`). */
+    markRead: () => versions.mark(),
+
+    /**
+     * The alert as this console's own action left it (the action's answer, with its new
+     * version): shown at once, so the next action is made on it, not on the version before
+     * (a resolve right after its own acknowledge was refused as if another desk had acted).
+     */
+    acted (/** @type {any} */ alert, /** @type {number} */ readAt) {
+      put(alert, false, readAt)
+      // The detail keeps its timeline until the read that follows brings the new transition.
+      if (state.detail?.alert.id === alert.id && !versions.isOlder(alert, state.detail.alert)) state.detail = { ...state.detail, alert }
+      changed()
+    },
+
     deviceChanged (/** @type {string} */ id) {
       return readCollapsed(`device:${id}`, () => readDevice(id))
     },
