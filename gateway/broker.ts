@@ -83,10 +83,9 @@ export async function createBroker (gatewayId: string, handlers: BrokerHandlers,
 
 /**
  * Opens the configured listeners; port 0 picks a free port (tests). `onOversized` hears of each
- * connection closed for a packet (or WebSocket frame) over its limit; `onAccepted` is given each
- * new connection's client, on every listener (publish-pacing.ts).
+ * connection closed for a packet (or WebSocket frame) over its limit.
  */
-export async function listen (broker: Aedes, config: GatewayConfig, onOversized: (client: Client, declaredBytes: number, limit: number) => void, onAccepted: (client: Client) => void = () => {}): Promise<{ ports: Listeners, close: () => Promise<void> }> {
+export async function listen (broker: Aedes, config: GatewayConfig, onOversized: (client: Client, declaredBytes: number, limit: number) => void): Promise<{ ports: Listeners, close: () => Promise<void> }> {
   assertPacketSizeGuardable(broker)
   const servers: Server[] = []
   const open = async (server: Server, port: number) => {
@@ -110,7 +109,6 @@ export async function listen (broker: Aedes, config: GatewayConfig, onOversized:
   const serve = (stream: Duplex, request?: IncomingMessage) => {
     const client = broker.handle(stream, request)
     guardPacketSize(client, (declared, limit) => onOversized(client, declared, limit))
-    onAccepted(client)
     return client
   }
   const handle = (socket: Socket) => { socket.setNoDelay(true); serve(socket) }

@@ -49,8 +49,6 @@ export interface GatewayConfig {
   readonly maxConnections?: number
   /** Connections a device may hold beside its own (`{id}:{suffix}`: a service tool, a test subscriber). */
   readonly extraConnectionsPerDevice?: number
-  /** PUBLISH packets read from one connection: a burst, then so many a second (publish-pacing.ts). */
-  readonly publishPacing?: { readonly burst: number, readonly perSecond: number }
   /** Refused publishes of one device kept whole as dead letters per window; past it, one summary (dead-letter-budget.ts). */
   readonly deadLetterBudget?: { readonly perWindow: number, readonly windowMs: number }
   /** How long a frozen client may hold up delivery before it is disconnected, ms. */
@@ -73,9 +71,6 @@ export const GATEWAY_DEFAULTS = Object.freeze({
   rateLimit: Object.freeze({ burst: 10, perSecond: 1 }),
   // A service tool and a test subscriber or two; more is one secret taking the gateway's slots.
   extraConnectionsPerDevice: 4,
-  // Far past any device (a press, a heartbeat a minute, a queue of 256 sent on reconnecting) and
-  // past what the tests send through one connection at once (700 presses in alarm-lane).
-  publishPacing: Object.freeze({ burst: 1000, perSecond: 100 }),
   // Enough to see each way a faulty device fails, and why (a firmware broken many ways shows two
   // dozen in seconds), not one stored row per packet of a spray.
   deadLetterBudget: Object.freeze({ perWindow: 30, windowMs: 60_000 })
@@ -194,10 +189,6 @@ export function gatewayConfigFromEnv (env: NodeJS.ProcessEnv = process.env): Gat
     rateLimit: Object.freeze({ burst: positiveInt(env, 'RATE_LIMIT_BURST', GATEWAY_DEFAULTS.rateLimit.burst), perSecond: GATEWAY_DEFAULTS.rateLimit.perSecond }),
     maxConnections,
     extraConnectionsPerDevice: nonNegativeInt(env, 'MQTT_EXTRA_CONNECTIONS_PER_DEVICE', GATEWAY_DEFAULTS.extraConnectionsPerDevice),
-    publishPacing: Object.freeze({
-      burst: positiveInt(env, 'MQTT_PUBLISH_BURST', GATEWAY_DEFAULTS.publishPacing.burst),
-      perSecond: positiveInt(env, 'MQTT_PUBLISH_RATE', GATEWAY_DEFAULTS.publishPacing.perSecond)
-    }),
     deadLetterBudget: Object.freeze({
       perWindow: nonNegativeInt(env, 'DEAD_LETTERS_PER_MINUTE', GATEWAY_DEFAULTS.deadLetterBudget.perWindow),
       windowMs: GATEWAY_DEFAULTS.deadLetterBudget.windowMs

@@ -72,5 +72,7 @@ export class DeadLetterBudget {
 /** The summary's reason, within the 500 characters a dead letter's reason holds. */
 export function heldBackReason (held: HeldBack, perWindow: number, windowMs: number): string {
   const reasons = [...held.reasons].sort((a, b) => b[1] - a[1]).map(([reason, n]) => `${reason} ×${n}`).join(', ')
-  return `over the dead-letter budget (${perWindow} per ${Math.round(windowMs / 1000)} s): ${held.refused} more refused and answered, not kept: ${reasons}`.slice(0, 500)
+  // "dead letters", not "refusals": an event kept without telemetry it could not read leaves one
+  // too (telemetry_dropped_event_kept), and it was stored, not refused.
+  return `over the dead-letter budget (${perWindow} per ${Math.round(windowMs / 1000)} s): ${held.refused} more dead letters answered and counted, not kept whole: ${reasons}`.slice(0, 500)
 }

@@ -31,7 +31,6 @@ import { LogBudget } from './log-budget.js'
 import { ConnectedDevices, sessionOf } from './sessions.js'
 import { DeviceRateLimiter } from './rate-limiter.js'
 import { ExtraConnections, extraConnectionsCeiling } from './extra-connections.js'
-import { PublishPacing, assertPausable } from './publish-pacing.js'
 import { Supervisor } from './supervisor.js'
 import { Forwarder } from './forwarder.js'
 import { DownlinkRelay } from './downlink.js'
@@ -201,13 +200,6 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
     return session?.secretHash !== undefined && session.secretHash !== credentials.get(session.deviceId)?.secretHash
   }
 
-  // A few lines every 10 s, by device: a flood is held back again each time its bucket empties.
-  const pausedLines = new LogBudget(5, 10_000, (deviceId, lines) => log.warn({ deviceId, notLogged: lines }, 'more connections held to their pace, not logged one by one'))
-  const pacing = new PublishPacing(config.publishPacing ?? GATEWAY_DEFAULTS.publishPacing, (client) => {
-    metrics.connectionsPaused.inc()
-    const deviceId = sessionOf(client)?.deviceId ?? ''
-    if (pausedLines.allows(deviceId)) log.warn({ deviceId, clientId: client.id }, 'connection publishing past its pace: its publishes wait for their turn, its socket is not read meanwhile')
-  })
   const authorizePublish = createAuthorizePublish({
     steps: [
       checkPacket, authorize, validate, createHeard((session) => supervisor.seen(session.deviceId, session.kind)),
@@ -229,14 +221,8 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
     // A CONNECT while at capacity: counted here, connected ones in broker.connectedClients.
     // Extra connections ({id}:{suffix}) stop short of it, leaving the rest to devices' own.
     authenticate: createAuthenticate(credentials, metrics, log, (extra) => broker !== undefined && broker.connectedClients >= (extra ? extraCeiling : maxConnections), extraConnections),
-    // Every PUBLISH of a live connection is paced, whatever becomes of it; a will is not (its
-    // connection is gone).
-    authorizePublish (client, packet, callback) {
-      if (client === null || client.closed) return authorizePublish(client, packet, callback)
-      pacing.admit(client, () => authorizePublish(client, packet, callback))
-    }
+    authorizePublish
   }, log, config.drainTimeoutMs)
-  assertPausable(broker)
 
   const isPrimary = (client: Client) => {
     const session = sessionOf(client)
@@ -286,7 +272,7 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
   const listeners = await listen(broker, { ...config, maxConnections: maxConnections + 64 }, (client, declaredBytes, limit) => {
     metrics.connectionsClosed.inc({ reason: 'oversized_packet' })
     if (oversizedLines.allows('oversized')) log.warn({ clientId: client.id, declaredBytes, limit }, 'packet over the size limit: closing the connection')
-  }, (client) => pacing.attach(client))
+  })
 
   forwarder = new Forwarder(config.gatewayId, { outbox, presence, deadLetters }, server, sendToDevice, metrics, log, { batchSize: config.forwardBatchSize, intervalMs: config.forwardIntervalMs ?? GATEWAY_DEFAULTS.forwardIntervalMs, parallel: config.forwardParallel ?? GATEWAY_DEFAULTS.forwardParallel })
   const downlink = new DownlinkRelay(db, writer, server, (m: DownlinkMessage) => sendDownlink(m.topic, m.payload, m.retain), metrics, log, config.downlinkWaitMs)

@@ -136,12 +136,10 @@ export async function launchGateway (o: GatewayProcessOptions): Promise<Launched
       GATEWAY_HTTP_PORT: '0',
       // A few hundred bench devices stand in for a city's worth, each publishing far faster than
       // a real device; the per-device limiter would shed their routine events by design, so it
-      // is opened here: the bench measures the pipeline, not the limiter. So is each connection's
-      // pace of PUBLISHes (a bench device sends hundreds a second), and the extra connections a
-      // device may hold (the connection levels open tens of thousands under a few hundred ids).
+      // is opened here: the bench measures the pipeline, not the limiter. So are the extra
+      // connections a device may hold (the connection levels open tens of thousands under a few
+      // hundred ids).
       RATE_LIMIT_BURST: '1000000000',
-      MQTT_PUBLISH_BURST: '1000000000',
-      MQTT_PUBLISH_RATE: '1000000000',
       MQTT_EXTRA_CONNECTIONS_PER_DEVICE: '1000000000'
     }
   })

@@ -59,7 +59,7 @@ describe('dead-letter budget per device', () => {
     // At the window's end, the summaries account for every one held back: how many, and why.
     const summaries = await eventually(async () => {
       const found = (await lettersOf(sprayer)).filter((l) => SUMMARY.test(l.reason))
-      const told = found.reduce((n, l) => n + Number(/: (\d+) more refused/.exec(l.reason)?.[1]), 0)
+      const told = found.reduce((n, l) => n + Number(/: (\d+) more dead letters/.exec(l.reason)?.[1]), 0)
       return told === heldBack ? found : undefined
     }, 3 * budget.windowMs, 'summary dead letters for what was held back')
     expect(summaries.length).toBeLessThanOrEqual(windows)
