@@ -2,7 +2,8 @@
  * Device credentials on the gateway side: a cache of what the server knows (kind, zone,
  * secret hash, revoked), kept in memory and on disk, so known devices still connect while
  * the server is unreachable or the gateway restarts without it. Refreshed periodically, so a
- * revoked device is refused within one refresh interval.
+ * revoked device is refused within one refresh interval, and a device whose zone or silent flag
+ * an admin corrected is let go to reconnect under them.
  *
  * The server is asked about one device only when the cache cannot answer: an id it has never
  * seen (a device provisioned since the last refresh), or a known device whose secret does not
@@ -22,6 +23,14 @@ import type { StateWriter, Write } from './state-writer.js'
 export type CheckResult =
   | { ok: true, device: DeviceCredential }
   | { ok: false, reason: 'unknown' | 'revoked' | 'bad_secret' | 'unavailable' }
+
+/** Devices whose live sessions may no longer hold, by why. */
+export interface CredentialChanges {
+  revoked: string[]
+  rotated: string[]
+  /** Zone or silent flag changed (PATCH /v1/devices/{id}): sessions opened before hold the old ones. */
+  reconfigured: string[]
+}
 
 /** How long an id the server did not know is refused without asking again (a refresh clears it). */
 const UNKNOWN_FOR_MS = 30_000
@@ -72,10 +81,12 @@ export class CredentialCache {
     private readonly refreshMs: number,
     private readonly log: Logger,
     /**
-     * Called with ids that were revoked, and ids whose secret changed (rotated: the old one
-     * may be in a thief's hands), so the live sessions that no longer hold can be closed.
+     * Called with ids that were revoked, ids whose secret changed (rotated: the old one may be
+     * in a thief's hands) and ids whose zone or silent flag changed (an admin's correction: the
+     * live sessions hold the old ones for the announce ACL and the gateway's own acks), so the
+     * live sessions that no longer hold can be closed.
      */
-    private readonly onChanged: (change: { revoked: string[], rotated: string[] }) => void = () => {},
+    private readonly onChanged: (change: CredentialChanges) => void = () => {},
     /** Counts each question to the server about one device, by outcome. */
     private readonly onLookup: (result: 'found' | 'unknown' | 'failed') => void = () => {},
     /** Counts each slow secret check, by outcome. */
@@ -220,6 +231,7 @@ export class CredentialCache {
     if (devices.length === 0) return this.writer.write(...alsoWrite)
     const revoked: string[] = []
     const rotated: string[] = []
+    const reconfigured: string[] = []
     for (const device of devices) {
       const before = this.devices.get(device.id)
       if (device.revoked && !before?.revoked) revoked.push(device.id)
@@ -227,11 +239,12 @@ export class CredentialCache {
         this.verified.delete(device.id)
         if (!device.revoked) rotated.push(device.id)
       }
+      if (before && !device.revoked && (before.zone !== device.zone || before.silent !== device.silent)) reconfigured.push(device.id)
       this.unknownUntil.delete(device.id)
       this.devices.set(device.id, device)
     }
     this.writer.write(...devices.map((device) => ({ sql: UPSERT, params: [device.id, JSON.stringify(device)] })), ...alsoWrite)
-    if (revoked.length > 0 || rotated.length > 0) this.onChanged({ revoked, rotated })
+    if (revoked.length > 0 || rotated.length > 0 || reconfigured.length > 0) this.onChanged({ revoked, rotated, reconfigured })
   }
 }
 

@@ -56,7 +56,8 @@ export interface RunningGateway {
 /** Why a live connection is let go although it signed in rightly then, as the logs say it. */
 const DISOWNED = {
   revoked: 'device revoked: closing its connection',
-  secret_rotated: 'device secret rotated: closing a connection made with the old one'
+  secret_rotated: 'device secret rotated: closing a connection made with the old one',
+  reconfigured: 'device zone or silent flag changed: closing a connection made under the old ones, to reconnect under the new'
 } as const
 
 /** How long the stop waits for the outbox's last writes (the state writer has its own wait). */
@@ -151,7 +152,7 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
   }, presence, (topic, status) => publish(topic, Buffer.from(status), true), metrics, log)
 
   const connected = new ConnectedDevices()
-  const credentials = new CredentialCache(db, writer, server, config.credentialRefreshMs, log, ({ revoked: revokedIds, rotated }) => {
+  const credentials = new CredentialCache(db, writer, server, config.credentialRefreshMs, log, ({ revoked: revokedIds, rotated, reconfigured }) => {
     // A revoked device loses its live connections too, not only its next CONNECT.
     for (const id of revokedIds) {
       supervisor.disconnected(id, 'revoked')
@@ -159,6 +160,10 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
     }
     // A secret is rotated because it leaked: whoever signed in with the old one is let go.
     for (const id of rotated) for (const client of connected.clientsOf(id)) if (holdsOldSecret(client)) closeDisowned(client, id, 'secret_rotated')
+    // A session keeps the zone (announce ACL) and silent flag (our own `rejected` acks) it signed
+    // in with: a counter corrected to silent must not hear a loud answer during a hold-up, a kiosk
+    // moved must get its new zone's announcements. The device reconnects under the new ones.
+    for (const id of reconfigured) for (const client of connected.clientsOf(id)) if (!client.closed && holdsOldSettings(client)) closeDisowned(client, id, 'reconfigured')
   }, (result) => metrics.credentialLookups.inc({ result }), (result) => metrics.secretChecks.inc({ result }))
   await credentials.start()
 
@@ -199,6 +204,12 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
     const session = sessionOf(client)
     return session?.secretHash !== undefined && session.secretHash !== credentials.get(session.deviceId)?.secretHash
   }
+  /** Signed in under a zone or silent flag the device no longer has. */
+  const holdsOldSettings = (client: Client) => {
+    const session = sessionOf(client)
+    const now = session && credentials.get(session.deviceId)
+    return now !== undefined && (session!.zone !== now.zone || session!.silent !== now.silent)
+  }
 
   const authorizePublish = createAuthorizePublish({
     steps: [
@@ -235,6 +246,8 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
     if (session && credentials.get(session.deviceId)?.revoked !== false) return closeDisowned(client, session.deviceId, 'revoked')
     // Likewise rotated while its old secret was being checked.
     if (session && holdsOldSecret(client)) return closeDisowned(client, session.deviceId, 'secret_rotated')
+    // Or its zone or silent flag corrected meanwhile.
+    if (session && holdsOldSettings(client)) return closeDisowned(client, session.deviceId, 'reconfigured')
     connected.add(client)
     metrics.connections.set(broker!.connectedClients)
     if (session && isPrimary(client)) {

@@ -1,8 +1,8 @@
-/** The device registry: provisioning, lookup, secret rotation and revocation. */
+/** The device registry: provisioning, lookup, correction, secret rotation and revocation. */
 import type { Queryable } from '../db/database.js'
 import type { DeviceCredential } from '../../protocol/index.js'
 import { hashDeviceSecret, hashPin, newDeviceSecret } from '../../protocol/secret-hash.js'
-import { conflict, notFound } from '../plugins/errors.js'
+import { conflict, HttpError, notFound } from '../plugins/errors.js'
 import { isoTime, isoTimeOrNull, timeMs } from '../db/iso-times.js'
 
 export const DEVICE_KINDS = ['button', 'kiosk', 'counter'] as const
@@ -17,6 +17,16 @@ export interface NewDevice {
   lon: number
   silent?: boolean
   pin?: string
+}
+
+/** A correction of a device's settings: only what is given changes; `pin: null` removes the PIN. */
+export interface DeviceChanges {
+  name?: string
+  zone?: string
+  lat?: number
+  lon?: number
+  silent?: boolean
+  pin?: string | null
 }
 
 /** A device as the API shows it: never its secret or PIN hash. */
@@ -98,6 +108,46 @@ export class DeviceStore {
     const rows = await this.db.query<DeviceRow>(`SELECT ${VIEW_COLUMNS} FROM devices WHERE id = $1`, [id])
     if (!rows[0]) throw notFound(`device ${id}`)
     return this.view(rows[0])
+  }
+
+  /**
+   * Changes a device's settings (never its id or kind) and says which ones differ from before.
+   * `updated_at` moves, so every gateway's next credential refresh takes the new zone and silent
+   * flag (and closes the connections made under the old ones). Alerts already open keep their
+   * zone: they happened there. A revoked device is not changed (it can never connect again).
+   */
+  async update (id: string, changes: DeviceChanges): Promise<{ device: DeviceView, changed: string[] }> {
+    const pinHash = typeof changes.pin === 'string' ? await hashPin(changes.pin) : null
+    // The row as it was comes back beside the new one (the subquery locks and reads it first).
+    const rows = await this.db.query<DeviceRow & { before: { name: string, zone: string, lat: number | null, lon: number | null, silent: boolean, has_pin: boolean } }>(
+      `WITH updated AS (
+         UPDATE devices d SET name = COALESCE($2, d.name), zone = COALESCE($3, d.zone), lat = COALESCE($4, d.lat),
+           lon = COALESCE($5, d.lon), silent = COALESCE($6, d.silent),
+           pin_hash = CASE WHEN $7::boolean THEN $8 ELSE d.pin_hash END, updated_at = now()
+         FROM (SELECT id, name, zone, lat, lon, silent, pin_hash IS NOT NULL AS has_pin FROM devices
+               WHERE id = $1 AND revoked_at IS NULL FOR UPDATE) old
+         WHERE d.id = old.id
+         RETURNING d.*, json_build_object('name', old.name, 'zone', old.zone, 'lat', old.lat, 'lon', old.lon,
+           'silent', old.silent, 'has_pin', old.has_pin) AS before
+       )
+       SELECT ${VIEW_COLUMNS}, before FROM updated`,
+      [id, changes.name ?? null, changes.zone ?? null, changes.lat ?? null, changes.lon ?? null, changes.silent ?? null,
+        changes.pin !== undefined, pinHash])
+    const row = rows[0]
+    if (!row) throw await this.notChangeable(id)
+    const { before } = row
+    const changed: string[] = (['name', 'zone', 'lat', 'lon', 'silent'] as const).filter((field) => changes[field] !== undefined && changes[field] !== before[field])
+    // A PIN's hash is salted: a new one is a change whatever its digits; removing none is not.
+    if (typeof changes.pin === 'string' || (changes.pin === null && before.has_pin)) changed.push('pin')
+    return { device: this.view(row), changed }
+  }
+
+  /** Why a device cannot be changed: never provisioned, or revoked (say which). */
+  private async notChangeable (id: string): Promise<HttpError> {
+    const rows = await this.db.query<{ revoked_at: Date | null }>('SELECT revoked_at FROM devices WHERE id = $1', [id])
+    const revokedAt = rows[0]?.revoked_at
+    if (!revokedAt) return notFound(`device ${id}`)
+    return new HttpError(404, 'DEVICE_REVOKED', `device ${id} was revoked at ${isoTime(revokedAt)}: a revoked device cannot be changed (provision a new one under a new id)`)
   }
 
   async rotateSecret (id: string): Promise<{ device: DeviceView, secret: string }> {

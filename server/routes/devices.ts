@@ -2,18 +2,53 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import { DEVICE_ID_PATTERN } from '../../protocol/index.js'
 import { DEVICE_KINDS, type DeviceStore } from '../devices/store.js'
 import { IdParams, revocationResponses } from './schemas.js'
+import { actor } from '../plugins/auth.js'
+import { HttpError } from '../plugins/errors.js'
 import type { Bus } from '../bus.js'
 
-const NewDevice = Type.Object({
-  id: Type.String({ pattern: DEVICE_ID_PATTERN.source }),
-  kind: Type.Union(DEVICE_KINDS.map((k) => Type.Literal(k))),
+const PIN_PATTERN = '^[0-9]{4,8}$'
+
+/** The fields an admin sets, at provisioning and when correcting a device later: one rule each. */
+const Fields = {
   name: Type.String({ minLength: 1, maxLength: 120 }),
   zone: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,63}$' }),
   lat: Type.Number({ minimum: -90, maximum: 90 }),
   lon: Type.Number({ minimum: -180, maximum: 180 }),
-  silent: Type.Optional(Type.Boolean()),
-  pin: Type.Optional(Type.String({ pattern: '^[0-9]{4,8}$' }))
+  silent: Type.Boolean(),
+  pin: Type.String({ pattern: PIN_PATTERN })
+}
+
+const NewDevice = Type.Object({
+  id: Type.String({ pattern: DEVICE_ID_PATTERN.source }),
+  kind: Type.Union(DEVICE_KINDS.map((k) => Type.Literal(k))),
+  name: Fields.name,
+  zone: Fields.zone,
+  lat: Fields.lat,
+  lon: Fields.lon,
+  silent: Type.Optional(Fields.silent),
+  pin: Type.Optional(Fields.pin)
 }, { additionalProperties: false })
+
+/** A correction: any of the settings, at least one; `pin: null` removes the PIN (a device may have none). */
+const DeviceChanges = Type.Object({
+  name: Type.Optional(Fields.name),
+  zone: Type.Optional(Fields.zone),
+  lat: Type.Optional(Fields.lat),
+  lon: Type.Optional(Fields.lon),
+  silent: Type.Optional(Fields.silent),
+  // One type list rather than a union: a wrong PIN is answered by its pattern alone.
+  pin: Type.Optional(Type.Unsafe<string | null>({ type: ['string', 'null'], pattern: PIN_PATTERN }))
+}, { additionalProperties: false, minProperties: 1 })
+const CHANGEABLE = Object.keys(DeviceChanges.properties).join(', ')
+
+/**
+ * What a device is and which one it is are burnt into its firmware (its client id, what its
+ * board does): changed here, the registry would describe another device than the one calling.
+ */
+const FIXED = {
+  id: 'id cannot change: it is the device\'s MQTT identity in its firmware; provision a new device with the new id',
+  kind: 'kind cannot change: it is what the hardware is (button, kiosk, counter); provision a new device with its own id'
+} as const
 
 /**
  * Device provisioning (admin) and the registry (operators, analysts). Each registry change goes
@@ -48,6 +83,31 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{ devices: DeviceStore, bus
     config: { roles: ['operator', 'analyst'] },
     schema: { tags: ['devices'], params: IdParams }
   }, async (request) => devices.get(request.params.id))
+
+  app.patch('/v1/devices/:id', {
+    config: { roles: ['admin'] },
+    // Before the schema, which would only call them unknown properties: say why they are fixed.
+    preValidation: async (request) => {
+      const body = request.body
+      if (typeof body !== 'object' || body === null) return
+      for (const field of Object.keys(FIXED) as Array<keyof typeof FIXED>) {
+        if (Object.hasOwn(body, field)) throw new HttpError(400, 'VALIDATION', FIXED[field])
+      }
+      if (!Array.isArray(body) && Object.keys(body).length === 0) throw new HttpError(400, 'VALIDATION', `nothing to change: give one or more of ${CHANGEABLE}`)
+    },
+    schema: {
+      tags: ['devices'],
+      summary: 'Correct a device\'s name, zone, position, silent flag or PIN; gateways apply it at their next credential refresh',
+      params: IdParams,
+      body: DeviceChanges
+    }
+  }, async (request) => {
+    const { device, changed } = await devices.update(request.params.id, request.body)
+    // No audit table for devices: the log says who changed which fields (never a PIN's value).
+    request.log.info({ deviceId: device.id, by: actor(request).name, changed }, 'device settings changed')
+    if (changed.length > 0) bus.emit('device', { deviceId: device.id, change: 'updated' })
+    return device
+  })
 
   app.post('/v1/devices/:id/secret', {
     config: { roles: ['admin'] },
