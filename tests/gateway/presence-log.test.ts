@@ -118,9 +118,9 @@ describe('presence log', () => {
       log.remove(log.peek(40).map((c) => c.id))
       expect(stuck.waiting(), 'nothing more queued for the writer').toBe(100)
       other.exec('COMMIT')
-      await new Promise((resolve) => setTimeout(resolve, 1500)) // the next try, merged
-      await stuck.flushed()
-      expect(db.prepare('SELECT count(*) AS n FROM presence_outbox').get()).toEqual({ n: 10 })
+      // The next try writes what was merged: waited for, not timed (a loaded CI machine took
+      // longer than the 1.5 s this slept).
+      await expect.poll(async () => { await stuck.flushed(); return db.prepare('SELECT count(*) AS n FROM presence_outbox').get() }, { timeout: 15_000, interval: 200 }).toEqual({ n: 10 })
       expect(db.prepare("SELECT state, last_seen FROM presence_state WHERE device_id = 'btn-flappy'").get()).toEqual({ state: 'online', last_seen: 1_000_050 })
     } finally {
       if (other.inTransaction) other.exec('ROLLBACK')
