@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks'
+import { LogBudget } from './log-budget.js'
 
 /** Reasons told apart in one summary at most; the rest are counted together as `other`. */
 const MAX_REASONS = 16
@@ -17,55 +18,41 @@ export interface HeldBack {
  * acknowledged, answered `rejected` with its reason and counted (DESIGN §2); only so many a window
  * are kept whole (written, forwarded, stored on the server), enough to see what a faulty device
  * sends and why. A device spraying junk, a thousand a second, would otherwise have a thousand rows
- * a second written and stored. What a window held back is told at its end in one summary per
- * device (`onHeldBack`: how many, for which reasons), as log-budget.ts does for log lines, and
- * then forgotten: the budget holds no more devices than one window saw.
+ * a second written and stored. The window is LogBudget's, keyed by device; what it held back is
+ * told at its end in one summary per device (`onHeldBack`: how many, for which reasons).
  */
 export class DeadLetterBudget {
-  private windowStartedAt = -Infinity
-  private readonly kept = new Map<string, number>()
-  private readonly heldBack = new Map<string, HeldBack>()
-  private flushTimer?: NodeJS.Timeout
+  private readonly budget: LogBudget
+  /** The reasons and first topic of what each device had held back in the window so far. */
+  private readonly heldBack = new Map<string, Omit<HeldBack, 'refused'>>()
 
   constructor (
-    private readonly perWindow: number,
-    private readonly windowMs: number,
-    private readonly onHeldBack: (deviceId: string, heldBack: HeldBack) => void,
+    perWindow: number,
+    windowMs: number,
+    onHeldBack: (deviceId: string, heldBack: HeldBack) => void,
     // Monotonic: a wall clock stepped back would keep a device's letters held back for as long.
-    private readonly now: () => number = () => performance.now()
-  ) {}
+    now: () => number = () => performance.now()
+  ) {
+    this.budget = new LogBudget(perWindow, windowMs, (deviceId, refused) => {
+      const held = this.heldBack.get(deviceId)!
+      this.heldBack.delete(deviceId)
+      onHeldBack(deviceId, { refused, ...held })
+    }, now)
+  }
 
   /** Whether this refused publish of the device may be kept whole as a dead letter. */
   allows (deviceId: string, reason: string, topic: string): boolean {
-    const now = this.now()
-    if (now - this.windowStartedAt >= this.windowMs) this.startWindow(now)
-    const used = this.kept.get(deviceId) ?? 0
-    if (used < this.perWindow) {
-      this.kept.set(deviceId, used + 1)
-      return true
-    }
+    if (this.budget.allows(deviceId)) return true
     let held = this.heldBack.get(deviceId)
-    if (!held) this.heldBack.set(deviceId, held = { refused: 0, reasons: new Map(), topic })
-    held.refused++
+    if (!held) this.heldBack.set(deviceId, held = { reasons: new Map(), topic })
     const label = held.reasons.has(reason) || held.reasons.size < MAX_REASONS ? reason : 'other'
     held.reasons.set(label, (held.reasons.get(label) ?? 0) + 1)
-    // Told at the window's end even if nothing more comes (unref'd: it never holds the process).
-    this.flushTimer ??= setTimeout(() => this.startWindow(this.now()), Math.max(0, this.windowStartedAt + this.windowMs - now)).unref()
     return false
   }
 
   /** Tells what is held back now (the gateway stopping), without waiting for the window's end. */
   flush (): void {
-    this.startWindow(this.now())
-  }
-
-  private startWindow (now: number): void {
-    clearTimeout(this.flushTimer)
-    this.flushTimer = undefined
-    for (const [deviceId, held] of this.heldBack) this.onHeldBack(deviceId, held)
-    this.heldBack.clear()
-    this.kept.clear()
-    this.windowStartedAt = now
+    this.budget.flush()
   }
 }
 

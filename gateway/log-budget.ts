@@ -37,6 +37,11 @@ export class LogBudget {
     return false
   }
 
+  /** Tells what is held back now (the gateway stopping), without waiting for the window's end. */
+  flush (): void {
+    this.startWindow(this.now())
+  }
+
   private startWindow (now: number): void {
     clearTimeout(this.flushTimer)
     this.flushTimer = undefined

@@ -124,8 +124,8 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   // Several instances on one PostgreSQL database share their bus (PGlite is one process's own).
   const deadLetterRetention = new DeadLetterRetention(loopsDb, { keepDays: settings.deadLetterRetentionDays ?? SERVER_DEFAULTS.deadLetterRetentionDays }, app.log)
   const bridge = db.listen ? new BusBridge(db as Database & Required<Pick<Database, 'listen'>>, bus, () => stream.resetAll(), app.log) : undefined
-  app.addHook('onReady', async () => { await bridge?.start(); escalator.start(); webhooks.start(); deadLetterRetention.start(); await gatewayWatch.start() })
-  app.addHook('onClose', async () => { await Promise.all([escalator.stop().then(() => webhooks.stop()), gatewayWatch.stop(), deadLetterRetention.stop()]); await bridge?.stop() })
+  app.addHook('onReady', async () => { await bridge?.start(); escalator.start(); webhooks.start(); deadLetterRetention.start(); await gatewayWatch.start(); await announcements.start(app.log) })
+  app.addHook('onClose', async () => { await Promise.all([escalator.stop().then(() => webhooks.stop()), gatewayWatch.stop(), deadLetterRetention.stop(), announcements.stop()]); await bridge?.stop() })
 
   registerErrorHandling(app)
   // A POST without a body (`acknowledge`, `close`) is an empty object, not a validation error.

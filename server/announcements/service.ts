@@ -12,7 +12,7 @@ import type { Database } from '../db/database.js'
 import type { DownlinkQueue } from '../downlink/queue.js'
 import { topics } from '../../protocol/index.js'
 import { HttpError, notFound } from '../plugins/errors.js'
-import { retainCurrent, retainedPayload } from './retained.js'
+import { retainCurrent, retainedPayload, type RetainedAnnouncementRow } from './retained.js'
 import { AnnouncementExpiry } from './expiry.js'
 
 export interface NewAnnouncement {
@@ -34,13 +34,7 @@ export interface PostedAnnouncement extends AnnouncementView {
   kiosks: number
 }
 
-interface AnnouncementRow {
-  id: string
-  zone: string
-  title: string
-  body: string
-  lang: string
-  expires_at: Date
+interface AnnouncementRow extends RetainedAnnouncementRow {
   created_at: Date
   created_by: string
 }

@@ -54,7 +54,7 @@ export const AHEAD_AT_MOST_MS = 2 * 60_000
  * press, stay as they were.)
  */
 export function derivedTime (stampMs: number, clock: ClockOffset, nowMs: number): number {
-  if (stampMs <= nowMs + AHEAD_AT_MOST_MS) return stampMs
+  if (!aheadOfUs(stampMs, nowMs)) return stampMs
   return Math.min(onOurClock(stampMs, clock), nowMs)
 }
 

@@ -87,7 +87,7 @@ async function reusedIds (db: Queryable, events: GatewayEvent[], results: Ingest
   const kept: Array<{ e: GatewayEvent, id: string }> = []
   for (const { e, index } of candidates) {
     const before = renamedBefore.find((row) => row.event_id.startsWith(e.eventId + REUSED_MARK) && isCopy(e, row, Number(row.time_ms)))
-    const inBatch = kept.find((k) => k.e.eventId === e.eventId && k.e.deviceId === e.deviceId && isCopyOf(occurrenceOf(e), occurrenceOf(k.e)))
+    const inBatch = kept.find((k) => k.e.eventId === e.eventId && isCopyOf(occurrenceOf(e), occurrenceOf(k.e)))
     const id = before?.event_id ?? inBatch?.id ?? renamedEventId(e.eventId, e.receivedAt)
     if (!before && !inBatch) kept.push({ e, id })
     renamed.push({ index, renamed: { ...e, eventId: id } })

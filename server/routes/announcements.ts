@@ -28,15 +28,8 @@ const PostedAnnouncement = Type.Object({
   kiosks: Type.Integer({ minimum: 0, description: 'Kiosks registered in the zone (not revoked) to receive it; 0 most likely means a mistyped zone' })
 })
 
-/**
- * Announcements from the ward to the kiosks of a zone (retained MQTT message). The plugin also
- * runs, while the app does, the timer that puts a zone's retained message right when its
- * announcement expires.
- */
+/** Announcements from the ward to the kiosks of a zone (retained MQTT message). */
 export const announcementRoutes: FastifyPluginAsyncTypebox<{ announcements: Announcements }> = async (app, { announcements }) => {
-  app.addHook('onReady', async () => { await announcements.start(app.log) })
-  app.addHook('onClose', async () => { await announcements.stop() })
-
   app.post('/v1/announcements', {
     config: { roles: ['operator'] },
     schema: {

@@ -35,7 +35,7 @@ export class LiveStream {
   }
 
   /** An entry's id as clients see it. */
-  idOf (entry: StreamEntry): string {
+  idOf (entry: Pick<StreamEntry, 'id'>): string {
     return `${this.run}.${entry.id}`
   }
 
@@ -76,7 +76,7 @@ export class LiveStream {
 
   private push (event: StreamEntry['event'], data: StreamEntry['data']): void {
     const id = this.nextId++
-    const entry = { id, event, data, text: `id: ${this.run}.${id}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n` }
+    const entry = { id, event, data, text: `id: ${this.idOf({ id })}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n` }
     this.entries.push(entry)
     if (this.entries.length > this.keep) this.entries.shift()
     for (const listener of this.listeners) listener(entry)
