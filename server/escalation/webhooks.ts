@@ -147,7 +147,7 @@ export class WebhookSender {
     this.inFlight.set(delivery.url, attempts)
     const sending: Promise<void> = this.attempt(delivery)
       .then((outcome) => this.record(delivery, claim, outcome))
-      .catch((err: Error) => this.log?.error({ err: err.message, url: delivery.url }, 'webhook delivery could not be recorded; it will be sent again'))
+      .catch((err: Error) => this.log?.error({ err: err.message, receiver: receiverOf(delivery.url) }, 'webhook delivery could not be recorded; it will be sent again'))
       .finally(() => { attempts.delete(sending); this.wake?.() })
     attempts.add(sending)
   }
@@ -187,7 +187,7 @@ export class WebhookSender {
       })
       await response.body?.cancel()
       if (response.ok) return { result: 'delivered' }
-      const error = `webhook ${delivery.url} answered HTTP ${response.status}`
+      const error = `webhook ${receiverOf(delivery.url)} answered HTTP ${response.status}`
       const refused = response.status >= 400 && response.status < 500 && response.status !== 408 && response.status !== 429
       return { result: refused ? 'refused' : 'failed', error }
     } catch (err) {
@@ -212,7 +212,7 @@ export class WebhookSender {
     }
     const retries = this.options.retries ?? 65
     const retry = outcome.result === 'failed' && attempt <= retries
-    this.log?.[retry ? 'warn' : 'error']({ url: delivery.url, attempt, retriesLeft: retry ? retries - attempt + 1 : 0, err: outcome.error }, retry ? 'webhook delivery failed' : 'webhook delivery given up')
+    this.log?.[retry ? 'warn' : 'error']({ receiver: receiverOf(delivery.url), attempt, retriesLeft: retry ? retries - attempt + 1 : 0, err: outcome.error }, retry ? 'webhook delivery failed' : 'webhook delivery given up')
     if (retry) {
       const backoffMs = Math.min(this.options.maxBackoffMs ?? 60_000, (this.options.minBackoffMs ?? 1000) * 2 ** (attempt - 1))
       await this.db.query(`UPDATE webhook_deliveries SET attempts = $3, last_error = $4, next_attempt_at = now() + make_interval(secs => $5) WHERE ${mine}`,
@@ -236,5 +236,19 @@ export class WebhookSender {
       WHERE delivered_at IS NULL AND given_up_at IS NULL AND created_at < now() - INTERVAL '1 day'`)
     await this.db.query(`DELETE FROM webhook_deliveries
       WHERE delivered_at < now() - INTERVAL '7 days' OR given_up_at < now() - INTERVAL '30 days'`)
+  }
+}
+
+/**
+ * A receiver as the log may name it: its origin only. A webhook URL's path and query are often
+ * its credential (a chat service's incoming-webhook URL is one), and log files travel further
+ * than the configuration does.
+ */
+export function receiverOf (url: string): string {
+  try {
+    const parsed = new URL(url)
+    return parsed.pathname === '/' && !parsed.search ? parsed.origin : `${parsed.origin}/…`
+  } catch {
+    return '(not a URL)'
   }
 }
