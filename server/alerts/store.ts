@@ -1,6 +1,7 @@
 /** Reading alerts for operators and analysts. */
 import type { Queryable } from '../db/database.js'
 import { notFound } from '../plugins/errors.js'
+import { paged, positionOf, type Paged, type Position } from '../db/keyset-paging.js'
 import { alertVersion, type AlertKind, type AlertState, type Outcome } from './model.js'
 
 export interface AlertView {
@@ -44,12 +45,14 @@ export interface AlertFilter {
   from?: Date
   to?: Date
   limit: number
+  /** Where the page starts: after this alert, in the list's order (db/keyset-paging.ts). */
+  after?: Position
 }
 
 const SELECT_ALERTS = `
   SELECT a.id, a.device_id, d.name AS device_name, a.kind, a.state, a.zone, d.lat, d.lon, a.test,
          a.opened_at, a.acknowledged_at, a.dispatched_at, a.resolved_at, a.cancelled_at, a.outcome,
-         a.press_count, a.last_press_at, a.escalation_level, a.escalated_at
+         a.press_count, a.last_press_at, a.escalation_level, a.escalated_at, ${positionOf('a.opened_at')}
   FROM alerts a LEFT JOIN devices d ON d.id = a.device_id`
 
 interface AlertRow {
@@ -72,20 +75,23 @@ interface AlertRow {
   last_press_at: Date
   escalation_level: number
   escalated_at: Date | null
+  position: string
 }
 
 export class AlertStore {
   constructor (private readonly db: Queryable) {}
 
-  async list (filter: AlertFilter): Promise<AlertView[]> {
+  /** The newest first; alerts opened at the same instant by id, so pages neither skip nor repeat one. */
+  async list (filter: AlertFilter): Promise<Paged<AlertView>> {
     const rows = await this.db.query<AlertRow>(`${SELECT_ALERTS}
       WHERE ($1::text IS NULL OR a.state = $1) AND ($2::text IS NULL OR a.kind = $2)
         AND ($3::text IS NULL OR a.zone = $3) AND ($4::text IS NULL OR a.device_id = $4)
         AND ($5::timestamptz IS NULL OR a.opened_at >= $5) AND ($6::timestamptz IS NULL OR a.opened_at < $6)
-      ORDER BY a.opened_at DESC LIMIT $7`,
+        AND ($8::timestamptz IS NULL OR (a.opened_at <= $8 AND (a.opened_at, a.id) < ($8::timestamptz, $9::text)))
+      ORDER BY a.opened_at DESC, a.id DESC LIMIT $7`,
     [filter.state ?? null, filter.kind ?? null, filter.zone ?? null, filter.deviceId ?? null,
-      filter.from ?? null, filter.to ?? null, filter.limit])
-    return rows.map(toView)
+      filter.from ?? null, filter.to ?? null, filter.limit, filter.after?.time ?? null, filter.after?.id ?? null])
+    return paged(rows, filter.limit, (row) => row.id, toView)
   }
 
   async get (id: string): Promise<AlertView & { transitions: TransitionView[] }> {

@@ -3,6 +3,7 @@ import type { Queryable } from '../db/database.js'
 import type { Bus } from '../bus.js'
 import { conflict, notFound } from '../plugins/errors.js'
 import { isoTime, isoTimeOrNull } from '../db/iso-times.js'
+import { paged, positionOf, type Paged, type Position } from '../db/keyset-paging.js'
 
 export const REPORT_STATES = ['open', 'closed'] as const
 export type ReportState = typeof REPORT_STATES[number]
@@ -39,13 +40,15 @@ const COLUMNS = 'id, device_id, zone, category, text, state, created_at, closed_
 export class ReportStore {
   constructor (private readonly db: Queryable, private readonly bus?: Bus) {}
 
-  async list (filter: { state?: ReportState, zone?: string, from?: Date, to?: Date, limit: number }): Promise<ReportView[]> {
-    const rows = await this.db.query<ReportRow>(`SELECT ${COLUMNS} FROM reports
+  /** The newest first; reports filed at the same instant by id (db/keyset-paging.ts). */
+  async list (filter: { state?: ReportState, zone?: string, from?: Date, to?: Date, limit: number, after?: Position }): Promise<Paged<ReportView>> {
+    const rows = await this.db.query<ReportRow & { position: string }>(`SELECT ${COLUMNS}, ${positionOf('created_at')} FROM reports
       WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR zone = $2)
         AND ($3::timestamptz IS NULL OR created_at >= $3) AND ($4::timestamptz IS NULL OR created_at < $4)
-      ORDER BY created_at DESC LIMIT $5`,
-    [filter.state ?? null, filter.zone ?? null, filter.from ?? null, filter.to ?? null, filter.limit])
-    return rows.map(toView)
+        AND ($6::timestamptz IS NULL OR (created_at <= $6 AND (created_at, id) < ($6::timestamptz, $7::text)))
+      ORDER BY created_at DESC, id DESC LIMIT $5`,
+    [filter.state ?? null, filter.zone ?? null, filter.from ?? null, filter.to ?? null, filter.limit, filter.after?.time ?? null, filter.after?.id ?? null])
+    return paged(rows, filter.limit, (row) => row.id, toView)
   }
 
   async get (id: string): Promise<ReportView> {

@@ -3,7 +3,8 @@ import { ALERT_KINDS, ALERT_STATES, OUTCOMES, type OperatorAction } from '../ale
 import type { AlertStore } from '../alerts/store.js'
 import type { AlertLifecycle } from '../alerts/lifecycle.js'
 import { actor } from '../plugins/auth.js'
-import { IdParams, Window, dateOrUndefined } from './schemas.js'
+import { IdParams, dateOrUndefined } from './schemas.js'
+import { Page, readCursor, sendPage } from './paging.js'
 
 const literals = <T extends string>(values: readonly T[]) => Type.Union(values.map((v) => Type.Literal(v)))
 const Note = Type.Optional(Type.String({ maxLength: 2000 }))
@@ -25,12 +26,12 @@ export const alertRoutes: FastifyPluginAsyncTypebox<{ alerts: AlertStore, lifecy
         kind: Type.Optional(literals(ALERT_KINDS)),
         zone: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
         deviceId: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
-        ...Window
+        ...Page
       })
     }
-  }, async (request) => {
-    const q = request.query
-    return alerts.list({ ...q, from: dateOrUndefined(q.from, 'from'), to: dateOrUndefined(q.to, 'to') })
+  }, async (request, reply) => {
+    const { cursor, ...q } = request.query
+    return sendPage(request, reply, await alerts.list({ ...q, from: dateOrUndefined(q.from, 'from'), to: dateOrUndefined(q.to, 'to'), after: readCursor(cursor) }))
   })
 
   app.get('/v1/alerts/:id', {

@@ -1,7 +1,8 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { ReportStore } from '../reports/store.js'
 import { actor } from '../plugins/auth.js'
-import { Window, dateOrUndefined } from './schemas.js'
+import { dateOrUndefined } from './schemas.js'
+import { Page, readCursor, sendPage } from './paging.js'
 
 const ReportStateSchema = Type.Union([Type.Literal('open'), Type.Literal('closed')])
 
@@ -27,13 +28,13 @@ export const reportRoutes: FastifyPluginAsyncTypebox<{ reports: ReportStore }> =
       querystring: Type.Object({
         state: Type.Optional(ReportStateSchema),
         zone: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
-        ...Window
+        ...Page
       }),
       response: { 200: Type.Array(Report) }
     }
-  }, async (request) => {
-    const q = request.query
-    return reports.list({ ...q, from: dateOrUndefined(q.from, 'from'), to: dateOrUndefined(q.to, 'to') })
+  }, async (request, reply) => {
+    const { cursor, ...q } = request.query
+    return sendPage(request, reply, await reports.list({ ...q, from: dateOrUndefined(q.from, 'from'), to: dateOrUndefined(q.to, 'to'), after: readCursor(cursor) }))
   })
 
   app.get('/v1/reports/:id', {
