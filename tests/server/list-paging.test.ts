@@ -80,6 +80,17 @@ for (const backend of databaseBackends) {
       expect(new Set(ids).size).toBe(3)
     })
 
+    it('dead letters received at one instant: every one once, over pages of 2', async () => {
+      const { status } = await fx.call('POST', '/v1/ingest', {
+        events: [],
+        deadLetters: Array.from({ length: 5 }, (_, i) => ({ gatewayId: 'gw-test', deviceId: 'btn-page-1', topic: 'sos/v1/btn-page-1/event', reason: 'malformed JSON', payload: Buffer.from(`{bad ${i}`).toString('base64'), receivedAt: t0 }))
+      }, TOKENS.gateway)
+      expect(status).toBe(200)
+      const ids = (await allPages(fx, '/v1/dead-letters?limit=2&deviceId=btn-page-1', (d) => String(d.id))).flat()
+      expect(ids).toHaveLength(5)
+      expect(new Set(ids).size).toBe(5)
+    })
+
     it('a page shorter than its limit is the last: no link', async () => {
       const response = await fx.app.inject({ method: 'GET', url: '/v1/alerts?limit=8', headers: { authorization: `Bearer ${TOKENS.admin}` } })
       expect(response.json()).toHaveLength(7)
