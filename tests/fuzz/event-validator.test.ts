@@ -29,6 +29,25 @@ describe('parseDeviceEvent under fuzzing', () => {
     }), { numRuns: runs(2000) })
   })
 
+  it('says "not JSON" exactly when JSON.parse throws, cut, spliced or junk alike (the check before parsing errs only one way)', () => {
+    // Valid events cut short, spliced with junk, with whitespace around: what a broken
+    // serializer or a spraying device sends, and the texts that sit at the check's edges.
+    const text = fc.oneof(
+      fc.tuple(anyValidEvent, fc.nat(), fc.string({ maxLength: 3 })).map(([event, at, tail]) => { const t = JSON.stringify(event); return t.slice(0, at % (t.length + 1)) + tail }),
+      fc.tuple(anyValidEvent, fc.nat(), fc.string({ unit: 'binary', maxLength: 4 })).map(([event, at, junk]) => { const t = JSON.stringify(event); const i = at % (t.length + 1); return t.slice(0, i) + junk + t.slice(i) }),
+      fc.tuple(fc.constantFrom('', ' ', '\t', '\n', '\r', '\u00a0', '\u000b'), fc.jsonValue().map((v) => JSON.stringify(v) ?? 'null'), fc.constantFrom('', ' ', '\n', '\u00a0', '}', ']', '"')).map(([a, v, b]) => a + v + b),
+      fc.string({ unit: 'binary', maxLength: 60 })
+    )
+    fc.assert(fc.property(text, (t) => {
+      let parses = true
+      try { JSON.parse(t.charCodeAt(0) === 0xfeff ? t.slice(1) : t) } catch { parses = false }
+      const result = parseDeviceEvent(t)
+      const saidNotJson = !result.ok && /^payload is not (JSON|valid UTF-8)$/.test(result.reason)
+      if (!result.ok && /nested too deeply|too large/.test(result.reason)) return
+      expect(saidNotJson, JSON.stringify(t)).toBe(!parses)
+    }), { numRuns: runs(3000) })
+  })
+
   it('accepts every event the contract allows, unchanged, and ignores unknown fields', () => {
     fc.assert(fc.property(anyValidEvent, unknownFields, (event, extra) => {
       const result = parseDeviceEvent(JSON.stringify({ ...extra, ...event }))
