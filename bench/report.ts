@@ -2,6 +2,7 @@
 import type { IngestStep } from './parts/ingest.js'
 import type { ConnectionLevel } from './parts/connections.js'
 import type { ReferenceStep } from './parts/mosquitto.js'
+import type { FloodResult } from './parts/flood.js'
 
 export interface BenchReport {
   startedAt: string
@@ -13,6 +14,8 @@ export interface BenchReport {
   reference: ReferenceStep[]
   /** gateway CPU per event ÷ Mosquitto CPU per message, per offered rate. */
   cpuRatio: Array<{ rate: number, ratio: number }>
+  /** Part 5: others' presses while one device floods junk. */
+  flood?: FloodResult
   targets: Target[]
 }
 
@@ -134,6 +137,17 @@ export function printReport (r: BenchReport): string {
         const ratio = r.cpuRatio.find((x) => x.rate === s.rate)
         return [s.rate, s.sent, s.acked, s.delivered, s.acceptedPerSec, s.puback.p50, s.puback.p99, s.publishToSubscriber.p50, s.publishToSubscriber.p99,
           s.mosquittoCpuUsPerMessage, gw?.gatewayCpuUsPerEvent ?? '-', ratio ? `${ratio.ratio}×` : '-']
+      })
+    )
+  }
+  if (r.flood) {
+    const f = r.flood
+    lines.push(`5. one device floods malformed QoS 1 publishes (${f.floodPerSec}/s, as fast as the gateway reads them; gateway ${f.gatewayCpuPercent}% of a core) while five others press every 200 ms; a ward's limits; latency in ms`)
+    table(
+      ['others\' presses', 's', 'presses', 'PUBACK p50', 'p99', 'max', '→received p50', 'p99', 'max'],
+      [['alone', f.before], ['during the flood', f.during]].map(([label, p]) => {
+        const phase = p as FloodResult['before']
+        return [label as string, phase.seconds, phase.presses, phase.puback.p50, phase.puback.p99, phase.puback.max, phase.received.p50, phase.received.p99, phase.received.max]
       })
     )
   }

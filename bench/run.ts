@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: the four measurements of bench/README.md on this machine, printed as a
+ * `npm run bench`: the five measurements of bench/README.md on this machine, printed as a
  * table and written to bench/results/latest.json. Only 127.0.0.1 is ever contacted.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -18,6 +18,7 @@ import { LoadPool } from './load/pool.js'
 import { addStoredAtColumn, deviceConnections, runIngestStep, warmUp, type IngestStep } from './parts/ingest.js'
 import { ephemeralPorts, runConnectionLevels } from './parts/connections.js'
 import { runReference } from './parts/mosquitto.js'
+import { runFlood, type FloodResult } from './parts/flood.js'
 import { evaluateTargets, printReport, type BenchReport } from './report.js'
 
 const settings = benchSettings()
@@ -90,6 +91,17 @@ try {
     const rates = settings.rates.map((rate, i) => ({ rate, seconds: i === settings.rates.length - 1 && settings.rates.length > 1 ? settings.burstSeconds : settings.sustainedSeconds }))
     reference = (await runReference({ rates, connections: settings.devices, workers: settings.workers })).steps
   }
+
+  // Part 5: a fresh gateway with a ward's limits; one device floods, five others press.
+  let flood: FloodResult | undefined
+  if (settings.floodSeconds > 0) {
+    gateway = await launchGateway({ serverUrl: server.url, gatewayToken, dataDir: join(dataDir, 'gateway-flood'), wardLimits: true })
+    say(`one device floods junk for ${settings.floodSeconds} s while five others press (gateway with a ward's limits)`)
+    flood = await runFlood({ mqttPort: gateway.mqttPort, gatewayPid: gateway.pid, devices: devices.slice(0, 6), seconds: settings.floodSeconds })
+    say(`  ${flood.floodPerSec} junk packets/s; others' press PUBACK p99 ${flood.before.puback.p99} ms alone, ${flood.during.puback.p99} ms during`)
+    await gateway.stop()
+  }
+
   const cpuRatio = reference.flatMap((ref) => {
     const gw = ingest.find((s) => s.rate === ref.rate)
     return gw && ref.mosquittoCpuUsPerMessage > 0 ? [{ rate: ref.rate, ratio: round(gw.gatewayCpuUsPerEvent / ref.mosquittoCpuUsPerMessage) }] : []
@@ -104,6 +116,7 @@ try {
     connections: { gatewayOpenFiles, ephemeralPorts: ports, ...connections },
     reference,
     cpuRatio,
+    flood,
     targets: []
   }
   report.targets = evaluateTargets(report)

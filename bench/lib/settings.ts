@@ -36,6 +36,8 @@ export interface BenchSettings {
   pressEvery: number
   /** Unmeasured load at the first rate before the first step (0: none). */
   warmUpSeconds: number
+  /** How long one device floods while others press (part 5; 0: not run). */
+  floodSeconds: number
 }
 
 export function benchSettings (): BenchSettings {
@@ -50,6 +52,7 @@ export function benchSettings (): BenchSettings {
     maxConnections: process.env.BENCH_MAX_CONNECTIONS === '0' ? 0 : num('BENCH_MAX_CONNECTIONS', 60000),
     skipMosquitto: process.env.BENCH_SKIP_MOSQUITTO === '1',
     pressEvery: process.env.BENCH_PRESS_EVERY === '0' ? 0 : num('BENCH_PRESS_EVERY', 100),
-    warmUpSeconds: process.env.BENCH_WARMUP_SECONDS === '0' ? 0 : num('BENCH_WARMUP_SECONDS', 3)
+    warmUpSeconds: process.env.BENCH_WARMUP_SECONDS === '0' ? 0 : num('BENCH_WARMUP_SECONDS', 3),
+    floodSeconds: process.env.BENCH_FLOOD_SECONDS === '0' ? 0 : num('BENCH_FLOOD_SECONDS', seconds)
   })
 }
