@@ -142,7 +142,7 @@ export function printReport (r: BenchReport): string {
   }
   if (r.flood) {
     const f = r.flood
-    lines.push(`5. one device floods malformed QoS 1 publishes (${f.floodPerSec}/s, as fast as the gateway reads them; gateway ${f.gatewayCpuPercent}% of a core) while five others press every 200 ms; a ward's limits; latency in ms`)
+    lines.push(`5. one device floods malformed QoS 1 publishes as fast as its socket takes them, reconnecting when cut off (${f.floodPerSec} written/s; gateway ${f.gatewayCpuPercent}% of a core), while five others press every 200 ms; a ward's limits; latency in ms`)
     table(
       ['others\' presses', 's', 'presses', 'PUBACK p50', 'p99', 'max', '→received p50', 'p99', 'max'],
       [['alone', f.before], ['during the flood', f.during]].map(([label, p]) => {

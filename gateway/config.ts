@@ -51,6 +51,8 @@ export interface GatewayConfig {
   readonly extraConnectionsPerDevice?: number
   /** Refused publishes of one device kept whole as dead letters per window; past it, one summary (dead-letter-budget.ts). */
   readonly deadLetterBudget?: { readonly perWindow: number, readonly windowMs: number }
+  /** A device refused this many publishes within the window is disconnected and refused at CONNECT for `holdOffMs` (babbling-devices.ts; refusals 0: never). */
+  readonly babblingShutdown?: { readonly refusals: number, readonly windowMs: number, readonly holdOffMs: number }
   /** How long a frozen client may hold up delivery before it is disconnected, ms. */
   readonly drainTimeoutMs?: number
   /** How long the downlink long poll waits on the server, ms. */
@@ -73,7 +75,10 @@ export const GATEWAY_DEFAULTS = Object.freeze({
   extraConnectionsPerDevice: 4,
   // Enough to see each way a faulty device fails, and why (a firmware broken many ways shows two
   // dozen in seconds), not one stored row per packet of a spray.
-  deadLetterBudget: Object.freeze({ perWindow: 30, windowMs: 60_000 })
+  deadLetterBudget: Object.freeze({ perWindow: 30, windowMs: 60_000 }),
+  // 2 000 refused in 10 s: 200 a second, a hundred times a device's routine rate, held for a
+  // minute (longer than the offline report takes, so the ward sees the device out).
+  babblingShutdown: Object.freeze({ refusals: 2_000, windowMs: 10_000, holdOffMs: 60_000 })
 })
 
 function seconds (env: NodeJS.ProcessEnv, name: string, fallbackMs: number): number {
@@ -192,6 +197,11 @@ export function gatewayConfigFromEnv (env: NodeJS.ProcessEnv = process.env): Gat
     deadLetterBudget: Object.freeze({
       perWindow: nonNegativeInt(env, 'DEAD_LETTERS_PER_MINUTE', GATEWAY_DEFAULTS.deadLetterBudget.perWindow),
       windowMs: GATEWAY_DEFAULTS.deadLetterBudget.windowMs
+    }),
+    babblingShutdown: Object.freeze({
+      ...GATEWAY_DEFAULTS.babblingShutdown,
+      refusals: nonNegativeInt(env, 'BABBLING_REFUSALS', GATEWAY_DEFAULTS.babblingShutdown.refusals),
+      holdOffMs: seconds(env, 'BABBLING_HOLD_OFF_S', GATEWAY_DEFAULTS.babblingShutdown.holdOffMs)
     }),
     drainTimeoutMs: 10_000,
     downlinkWaitMs: 25_000,

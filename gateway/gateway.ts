@@ -28,6 +28,7 @@ import { createPersist } from './pipeline/persist.js'
 import { createHeard } from './pipeline/heard.js'
 import { createBroker, listen, type Listeners } from './broker.js'
 import { LogBudget } from './log-budget.js'
+import { BabblingDevices } from './babbling-devices.js'
 import { ConnectedDevices, sessionOf } from './sessions.js'
 import { DeviceRateLimiter } from './rate-limiter.js'
 import { ExtraConnections, extraConnectionsCeiling } from './extra-connections.js'
@@ -57,7 +58,8 @@ export interface RunningGateway {
 const DISOWNED = {
   revoked: 'device revoked: closing its connection',
   secret_rotated: 'device secret rotated: closing a connection made with the old one',
-  reconfigured: 'device zone or silent flag changed: closing a connection made under the old ones, to reconnect under the new'
+  reconfigured: 'device zone or silent flag changed: closing a connection made under the old ones, to reconnect under the new',
+  babbling: 'device shut down for babbling (refused publishes without pause): closing its connections, refused at CONNECT for a while'
 } as const
 
 /** How long the stop waits for the outbox's last writes (the state writer has its own wait). */
@@ -187,6 +189,7 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
   const limiter = new DeviceRateLimiter(config.rateLimit ?? GATEWAY_DEFAULTS.rateLimit)
   const maxConnections = config.maxConnections ?? defaultMaxConnections()
   const extraConnections = new ExtraConnections(config.extraConnectionsPerDevice ?? GATEWAY_DEFAULTS.extraConnectionsPerDevice)
+  const babbling = new BabblingDevices(config.babblingShutdown ?? GATEWAY_DEFAULTS.babblingShutdown)
   const extraCeiling = extraConnectionsCeiling(maxConnections)
   /** Clients whose will fired, and clients we closed because their device was revoked. */
   const willFired = new WeakSet<Client>()
@@ -225,13 +228,19 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
     metrics,
     log,
     sendToDevice,
-    onWill: (client) => willFired.add(client)
+    onWill: (client) => willFired.add(client),
+    onRefused: ({ deviceId }) => {
+      if (!babbling.refused(deviceId)) return
+      metrics.devicesShutDown.inc()
+      // After this publish's answer: aedes is still inside this connection's packet batch.
+      setImmediate(() => { for (const client of connected.clientsOf(deviceId)) if (!client.closed) closeDisowned(client, deviceId, 'babbling') })
+    }
   })
 
   broker = await createBroker(config.gatewayId, {
     // A CONNECT while at capacity: counted here, connected ones in broker.connectedClients.
     // Extra connections ({id}:{suffix}) stop short of it, leaving the rest to devices' own.
-    authenticate: createAuthenticate(credentials, metrics, log, (extra) => broker !== undefined && broker.connectedClients >= (extra ? extraCeiling : maxConnections), extraConnections),
+    authenticate: createAuthenticate(credentials, metrics, log, (extra) => broker !== undefined && broker.connectedClients >= (extra ? extraCeiling : maxConnections), extraConnections, (deviceId) => babbling.heldOff(deviceId)),
     authorizePublish
   }, log, config.drainTimeoutMs)
 

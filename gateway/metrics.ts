@@ -15,6 +15,7 @@ export function createGatewayMetrics () {
     credentialLookups: new Counter({ name: 'sos_gateway_credential_lookups_total', help: 'Questions to the server about one device at CONNECT (unknown id, or a secret that may have been rotated), by result', labelNames: ['result'], registers }),
     connectionsRefused: new Counter({ name: 'sos_gateway_connections_refused_total', help: 'CONNECTs refused, by reason', labelNames: ['reason'], registers }),
     connectionsClosed: new Counter({ name: 'sos_gateway_connections_closed_total', help: 'Connections the gateway closed itself, by reason', labelNames: ['reason'], registers }),
+    devicesShutDown: new Counter({ name: 'sos_gateway_devices_shut_down_total', help: 'Devices shut down for babbling: refused publishes without pause (BABBLING_REFUSALS in 10 s), disconnected and refused at CONNECT for BABBLING_HOLD_OFF_S', registers }),
     eventsIn: new Counter({ name: 'sos_gateway_events_in_total', help: 'PUBLISHes received from devices', registers }),
     eventsAccepted: new Counter({ name: 'sos_gateway_events_accepted_total', help: 'Events durably written to the outbox, by type', labelNames: ['type'], registers }),
     eventsRejected: new Counter({ name: 'sos_gateway_events_rejected_total', help: 'Publishes rejected (dead-lettered or denied), by reason', labelNames: ['reason'], registers }),

@@ -3,8 +3,9 @@
  * was stolen, sends junk as fast as TCP carries it; every other device's press must still be
  * taken. Measured on a gateway with the limits a ward runs (not the opened ones of parts 1 and
  * 2): five devices press every 200 ms, first alone, then while a sixth device writes malformed
- * payloads at QoS 1 without waiting for a single PUBACK; their press PUBACK and `received` times,
- * before and during.
+ * payloads at QoS 1 without waiting for a single PUBACK, and reconnects whenever it is cut off
+ * (the gateway shuts such a device down: babbling-devices.ts); their press PUBACK and
+ * `received` times, before and during.
  */
 import { connect as tcpConnect, type Socket } from 'node:net'
 import { randomBytes } from 'node:crypto'
@@ -17,7 +18,7 @@ import { round, summarize, type Summary } from '../lib/stats.js'
 export interface FloodPhase { seconds: number, presses: number, puback: Summary, received: Summary }
 
 export interface FloodResult {
-  /** Junk packets the flooder wrote per second (as fast as the gateway read them). */
+  /** Junk packets the flooder wrote per second (as fast as its socket took them; after a shutdown, into refused connections). */
   floodPerSec: number
   gatewayCpuPercent: number
   before: FloodPhase

@@ -39,4 +39,10 @@ describe('gateway configuration', () => {
     expect(() => gatewayConfigFromEnv({ ...base, SERVER_URL: 'http://server:8080?x=1' })).toThrow(/SERVER_URL must have no query or fragment/)
     expect(gatewayConfigFromEnv({ ...base, SERVER_URL: 'https://sos.example.org/' }).serverUrl).toBe('https://sos.example.org')
   })
+  it('shuts a babbling device down at 2 000 refusals in 10 s for 60 s by default; BABBLING_REFUSALS=0 never', () => {
+    expect(gatewayConfigFromEnv(base).babblingShutdown).toEqual({ refusals: 2000, windowMs: 10_000, holdOffMs: 60_000 })
+    expect(gatewayConfigFromEnv({ ...base, BABBLING_REFUSALS: '0', BABBLING_HOLD_OFF_S: '5' }).babblingShutdown).toEqual({ refusals: 0, windowMs: 10_000, holdOffMs: 5000 })
+    expect(() => gatewayConfigFromEnv({ ...base, BABBLING_REFUSALS: '-1' })).toThrow(/BABBLING_REFUSALS/)
+    expect(() => gatewayConfigFromEnv({ ...base, BABBLING_HOLD_OFF_S: '0' })).toThrow(/BABBLING_HOLD_OFF_S/)
+  })
 })
