@@ -9,17 +9,30 @@
  * indexes are on the time alone, and a row comparison alone is no bound for them, so a deep
  * page read every newer row first.
  *
- * The time is the database's own text of it (microseconds), not a JavaScript Date
- * (milliseconds): rounded, the comparison would skip or repeat the rows within that millisecond.
+ * The time is carried as whole microseconds since 1970, the database's own precision, computed
+ * and read back by the database in integer arithmetic: a JavaScript Date (milliseconds) would
+ * skip or repeat the rows within a millisecond, and a date's text has no fixed shape past year
+ * 9999 or before year 1 (where a gateway's clock put some rows).
  */
 
 /**
- * A select list's expression for a row's position, selected as `position`: its time as
- * PostgreSQL's exact UTC text, which `$n::timestamptz` reads back to the microsecond.
+ * A select list's expression for a row's position, selected as `position`: its time in
+ * microseconds since 1970, as text (exact beyond a JavaScript number), or NULL for ±infinity.
  */
-export const positionOf = (timeColumn: string) => `to_char(${timeColumn} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS position`
+export const positionOf = (timeColumn: string) =>
+  `CASE WHEN isfinite(${timeColumn}) THEN (extract(epoch FROM ${timeColumn}) * 1000000)::int8::text END AS position`
 
-/** Where a row stands in its list: its time (exact text) and id. */
+/**
+ * The time a position names, as SQL of parameter `$n` (microseconds since 1970, text): days and
+ * microseconds apart, so each product is exact (an interval times a bigint is a float product).
+ */
+export const timeAt = (parameter: string) =>
+  `(timestamptz 'epoch' + (${parameter}::int8 / 86400000000) * interval '1 day' + (${parameter}::int8 % 86400000000) * interval '1 microsecond')`
+
+/** The earliest and latest microseconds a position may name: PostgreSQL's first day and JavaScript's last. */
+export const POSITION_RANGE = { first: -210_866_803_200_000_000n, last: 8_640_000_000_000_000_000n }
+
+/** Where a row stands in its list: its time (microseconds since 1970, as text) and id. */
 export interface Position { time: string, id: string }
 
 /** A page of a list, and where the next one starts when this one is full. */
@@ -29,7 +42,8 @@ export interface Paged<T> { items: T[], next?: Position }
  * Rows read with `LIMIT limit` (and a `position` column) as a page: a full page has a next one
  * after its last row; a shorter one is the last.
  */
-export function paged<R extends { position: string }, T> (rows: R[], limit: number, idOf: (row: R) => string, view: (row: R) => T): Paged<T> {
+export function paged<R extends { position: string | null }, T> (rows: R[], limit: number, idOf: (row: R) => string, view: (row: R) => T): Paged<T> {
   const last = rows.at(-1)
-  return { items: rows.map(view), ...(last && rows.length >= limit ? { next: { time: last.position, id: idOf(last) } } : {}) }
+  // A last row at ±infinity (none since ingest bounds times) has no position to start after.
+  return { items: rows.map(view), ...(last && last.position !== null && rows.length >= limit ? { next: { time: last.position, id: idOf(last) } } : {}) }
 }

@@ -6,7 +6,7 @@
 import { Type } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { HttpError } from '../plugins/errors.js'
-import type { Paged, Position } from '../db/keyset-paging.js'
+import { POSITION_RANGE, type Paged, type Position } from '../db/keyset-paging.js'
 import { Window } from './schemas.js'
 
 /** `limit`, `from`, `to` and `cursor`: what every paged list takes. */
@@ -20,7 +20,8 @@ export function readCursor (cursor: string | undefined): Position | undefined {
   if (cursor === undefined) return undefined
   try {
     const [time, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown[]
-    if (typeof time === 'string' && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/.test(time) && typeof id === 'string' && id.length > 0) return { time, id }
+    if (typeof time === 'string' && /^-?\d{1,19}$/.test(time) && typeof id === 'string' && id.length > 0 &&
+      BigInt(time) >= POSITION_RANGE.first && BigInt(time) <= POSITION_RANGE.last) return { time, id }
   } catch { /* answered below */ }
   throw new HttpError(400, 'VALIDATION', 'cursor is not one this server gave: take it from the Link header of the page before')
 }

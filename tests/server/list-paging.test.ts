@@ -42,7 +42,10 @@ for (const backend of databaseBackends) {
           ...Array.from({ length: 7 }, (_, i) => gatewayEvent(`btn-page-${i}`, { seq: 2, type: 'heartbeat' }, t0)),
           ...Array.from({ length: 3 }, (_, i) => gatewayEvent(`ksk-page-${i}`, { seq: 1, type: 'report', report: { category: 'other', text: `report ${i}` } }, t0)),
           // One later event, so the list does not start at the shared instant.
-          gatewayEvent('btn-page-0', { seq: 3, type: 'heartbeat' }, t0 + 5)
+          gatewayEvent('btn-page-0', { seq: 3, type: 'heartbeat' }, t0 + 5),
+          // A gateway that stamped microseconds as milliseconds: year 55 840, twice, first in a newest-first list.
+          gatewayEvent('btn-page-6', { seq: 3, type: 'heartbeat' }, 1.7e15),
+          gatewayEvent('btn-page-6', { seq: 4, type: 'heartbeat' }, 1.7e15)
         ]
       })
     }, 180_000)
@@ -64,14 +67,16 @@ for (const backend of databaseBackends) {
 
     it('events, newest first and oldest first: every one once, over pages of 4, filters kept', async () => {
       const all = (await fx.call('GET', '/v1/events?limit=1000')).body.map((e: any) => e.eventId)
-      expect(all).toHaveLength(18)
+      expect(all).toHaveLength(20)
       for (const order of ['desc', 'asc']) {
         const ids = (await allPages(fx, `/v1/events?limit=4&order=${order}`, (e) => e.eventId)).flat()
         expect(ids, order).toEqual(order === 'desc' ? all : [...all].reverse())
       }
       const beats = (await allPages(fx, '/v1/events?limit=2&type=heartbeat', (e) => e.eventId)).flat()
-      expect(beats).toHaveLength(8)
-      expect(new Set(beats).size).toBe(8)
+      expect(beats).toHaveLength(10)
+      expect(new Set(beats).size).toBe(10)
+      // One a page, through the two of year 55 840 that share their time.
+      expect((await allPages(fx, '/v1/events?limit=1&deviceId=btn-page-6', (e) => e.eventId)).flat()).toHaveLength(4)
     })
 
     it('reports filed at one instant: every one once, over pages of 2', async () => {
@@ -98,10 +103,16 @@ for (const backend of databaseBackends) {
     })
 
     it('refuses a cursor it did not write', async () => {
-      for (const cursor of ['nonsense', Buffer.from('[1,2]').toString('base64url'), Buffer.from('["2026-01-01", "x"]').toString('base64url')]) {
+      const cursors = ['nonsense', '[1,2]', '["2026-01-01", "x"]', '["1.5", "x"]', '["", "x"]', '["-210866803200000001", "x"]', '["8640000000000000001", "x"]', '["99999999999999999999", "x"]', '["0", ""]']
+      for (const cursor of cursors.map((c, i) => i === 0 ? c : Buffer.from(c).toString('base64url'))) {
         const { status, body } = await fx.call('GET', `/v1/alerts?cursor=${cursor}`)
         expect(status).toBe(400)
         expect(body.message).toMatch(/cursor/)
+      }
+      // The first and last instants a cursor may name are read, not refused.
+      for (const time of ['-210866803200000000', '8640000000000000000']) {
+        const { status } = await fx.call('GET', `/v1/events?cursor=${Buffer.from(JSON.stringify([time, 'x'])).toString('base64url')}`)
+        expect(status, time).toBe(200)
       }
     })
   })
