@@ -15,8 +15,11 @@ function isGatewayTraffic (request: FastifyRequest): boolean {
   return request.url.startsWith('/v1/ingest') || request.url.startsWith('/v1/gateway/')
 }
 
-/** Query parameters whose values are secrets by their names (any case, any prefix: `access_token`). */
-const SECRET_PARAMETER = /(token|secret|password|passwd|pin|key|auth|signature|sig)$/i
+/**
+ * Query parameters whose values are secrets by their names, in any case, with any prefix
+ * (`access_token`) and any brackets after (`token[]`).
+ */
+const SECRET_PARAMETER = /(token|tokens|secret|password|passwd|pin|key|auth|authorization|bearer|jwt|session|sid|credentials?|signature|sig)(\[[^\]]*\])*$/i
 
 /** The URL as it may be logged: each secret query value replaced, everything else as sent. */
 export function loggableUrl (url: string): string {
@@ -27,7 +30,7 @@ export function loggableUrl (url: string): string {
     const name = equals < 0 ? pair : pair.slice(0, equals)
     let decoded = name
     try { decoded = decodeURIComponent(name) } catch { /* logged as sent */ }
-    return equals >= 0 && SECRET_PARAMETER.test(decoded.trim()) ? `${name}=[redacted]` : pair
+    return equals >= 0 && SECRET_PARAMETER.test(decoded.replace(/[^\w[\]]+$/, '').trim()) ? `${name}=[redacted]` : pair
   })
   return `${url.slice(0, queryAt)}?${query.join('&')}`
 }
@@ -35,8 +38,9 @@ export function loggableUrl (url: string): string {
 export class RequestLogging extends LogController {
   override incomingRequest (request: FastifyRequest, reply: FastifyReply, metadata?: Record<string, unknown>): void {
     if (isGatewayTraffic(request) || this.isLogDisabled(request)) return
-    // What fastify's own request serializer writes, with the URL made safe to keep.
-    const req = { method: request.method, url: loggableUrl(request.url), host: request.host, remoteAddress: request.ip, remotePort: request.socket?.remotePort }
+    // Fastify's own request serializer still runs on this and reads what it always does
+    // (method, url, host, ip, socket: the caller's address and port); only the URL is made safe.
+    const req = { method: request.method, url: loggableUrl(request.url), headers: request.headers, host: request.host, ip: request.ip, socket: request.socket }
     request.log.info({ req }, 'incoming request')
   }
 

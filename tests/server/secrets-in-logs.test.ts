@@ -51,7 +51,9 @@ describe('secrets in request logs', () => {
       `/v1/alerts?limit=5&Token=${operator}`,
       `/v1/devices?secret=${operator}&password=${operator}&pin=4321`,
       `/v1/nowhere?token=${operator}`,
-      `/v1/alerts?state=bogus&token=${operator}`
+      `/v1/alerts?state=bogus&token=${operator}`,
+      `/v1/alerts?token[]=${operator}&jwt=${operator}&Authorization=${operator}&session=${operator}&credentials=${operator}`,
+      `/v1/alerts?token%00=${operator}`
     ]
     for (const url of asked) await fx.call('GET', url, undefined, operator)
     // An unauthenticated request that carries its token in the query only.
@@ -62,6 +64,10 @@ describe('secrets in request logs', () => {
     expect(log).not.toContain('4321')
     expect(log).toContain('/v1/alerts?token=[redacted]&state=open')
     expect(log).toContain('/v1/alerts?limit=5&Token=[redacted]')
+    // Whoever sent it is still known: the caller's address stays in the line.
+    const incoming = lines.map((l) => JSON.parse(l)).filter((l) => l.msg === 'incoming request')
+    expect(incoming.length).toBe(asked.length + 1)
+    for (const line of incoming) expect(line.req.remoteAddress).toBe('127.0.0.1')
   })
 
   it('names a failing webhook receiver by its origin, not its secret path', async () => {
