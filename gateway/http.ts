@@ -19,7 +19,7 @@ export async function serveOperations (host: string, port: number, metrics: Gate
     const path = (req.url ?? '/').split('?')[0]
     if (req.method !== 'GET') return res.writeHead(405, { 'content-type': 'application/json' }).end(JSON.stringify({ statusCode: 405, code: 'METHOD_NOT_ALLOWED', message: 'GET only' }))
     if (path === '/metrics') {
-      metrics.registry.metrics().then(
+      metrics.scrape().then(
         (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
         (err: Error) => res.writeHead(500).end(err.message))
       return

@@ -160,7 +160,7 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
       .replace("style-src 'self' https:", "style-src 'self' https: 'unsafe-inline'")
   })
 
-  await app.register(healthRoutes, { db, metrics: metrics.registry, starting: options.starting })
+  await app.register(healthRoutes, { db, metrics: metrics.scrape, starting: options.starting })
   await app.register(deviceRoutes, { devices, bus })
   await app.register(tokenRoutes, { tokens })
   await app.register(alertRoutes, { alerts, lifecycle })

@@ -5,6 +5,22 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { Queryable } from './db/database.js'
 
+/**
+ * The process's own metrics (CPU, memory, GC, event loop), collected once per process and shown
+ * by every app's `/metrics`. prom-client's collectors never stop (a GC observer and an event-loop
+ * monitor keep their registry), so collected per app they kept every app, and its database
+ * through the scrape-time gauges, alive as long as the process: a test worker running many
+ * files in turn held all of them.
+ */
+let processRegistry: Registry | undefined
+function processMetrics (): Registry {
+  if (!processRegistry) {
+    processRegistry = new Registry()
+    collectDefaultMetrics({ register: processRegistry })
+  }
+  return processRegistry
+}
+
 export class ServerMetrics {
   readonly registry = new Registry()
 
@@ -79,8 +95,13 @@ export class ServerMetrics {
     labelNames: ['loop'] as const, registers: [this.registry]
   })
 
+  /** What `/metrics` shows: this app's metrics and the process's. */
+  readonly scrape = {
+    contentType: this.registry.contentType,
+    metrics: () => Registry.merge([this.registry, processMetrics()]).metrics()
+  }
+
   constructor (db: Queryable) {
-    collectDefaultMetrics({ register: this.registry })
     // Read at scrape time, so it is right whichever server instance changed the alerts.
     const activeAlerts = new Gauge({
       name: 'sos_alerts_active', help: 'Alerts not yet resolved or cancelled, by kind and state',

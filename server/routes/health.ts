@@ -20,7 +20,7 @@ const LATEST_MIGRATION = Math.max(...migrations.map((m) => m.version))
  * its passes are bounded (a hung one is abandoned), so what stalls it is the database, which a
  * restart does not mend.
  */
-export const healthRoutes: FastifyPluginAsyncTypebox<{ db: Database, metrics: Registry, starting?: () => string | undefined }> = async (app, { db, metrics, starting }) => {
+export const healthRoutes: FastifyPluginAsyncTypebox<{ db: Database, metrics: Pick<Registry, 'contentType' | 'metrics'>, starting?: () => string | undefined }> = async (app, { db, metrics, starting }) => {
   const notYet = (reply: FastifyReply): FastifyReply | undefined => {
     const part = starting?.()
     return part === undefined ? undefined : reply.status(503).send({ statusCode: 503, code: 'STARTING', message: `${part} is still starting` })

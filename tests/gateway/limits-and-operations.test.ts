@@ -130,7 +130,9 @@ describe('rate limit, connection limit, operations endpoint', () => {
     const text = await metrics.text()
     for (const name of ['sos_gateway_connections', 'sos_gateway_events_in_total', 'sos_gateway_events_accepted_total', 'sos_gateway_outbox_depth',
       'sos_gateway_outbox_oldest_age_seconds', 'sos_gateway_puback_latency_seconds_bucket', 'sos_gateway_forward_latency_seconds_bucket',
-      'sos_gateway_downlink_published_total', 'sos_gateway_devices_online']) {
+      'sos_gateway_downlink_published_total', 'sos_gateway_devices_online',
+      // The process's own, collected once per process.
+      'sos_gateway_process_process_cpu_user_seconds_total', 'sos_gateway_process_nodejs_eventloop_lag_seconds']) {
       expect(text, name).toContain(name)
     }
     expect(text).toMatch(/sos_gateway_events_accepted_total\{type="press"\} 6/)

@@ -109,6 +109,9 @@ describe('operator API', () => {
     expect(metrics.body).toMatch(/sos_alert_transitions_total\{state="acknowledged"\} 3/)
     expect(metrics.body).toMatch(/sos_alerts_active\{kind="panic",state="acknowledged"\} 1/)
     expect(metrics.body).toMatch(/sos_ingest_batch_seconds_count \d+/)
+    // The process's own, collected once per process and shown by every app.
+    expect(metrics.body).toMatch(/process_cpu_user_seconds_total \d/)
+    expect(metrics.body).toMatch(/nodejs_eventloop_lag_seconds \d/)
   })
 
   it('never shows a device secret again after creation', async () => {
