@@ -122,6 +122,8 @@ export interface GatewayProcessOptions {
   timeoutMs?: number
   /** The per-device limits as a ward runs them (part 5), not opened for the bench devices. */
   wardLimits?: boolean
+  /** More settings, as environment variables. */
+  env?: Record<string, string>
 }
 
 export async function launchGateway (o: GatewayProcessOptions): Promise<Launched & { mqttPort: number }> {
@@ -141,7 +143,8 @@ export async function launchGateway (o: GatewayProcessOptions): Promise<Launched
       // is opened here: the bench measures the pipeline, not the limiter. So are the extra
       // connections a device may hold (the connection levels open tens of thousands under a few
       // hundred ids).
-      ...(o.wardLimits ? {} : { RATE_LIMIT_BURST: '1000000000', MQTT_EXTRA_CONNECTIONS_PER_DEVICE: '1000000000' })
+      ...(o.wardLimits ? {} : { RATE_LIMIT_BURST: '1000000000', MQTT_EXTRA_CONNECTIONS_PER_DEVICE: '1000000000' }),
+      ...o.env
     }
   })
   return { ...launched, mqttPort: Number(launched.ready.mqtt) }
