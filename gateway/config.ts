@@ -51,8 +51,8 @@ export interface GatewayConfig {
   readonly extraConnectionsPerDevice?: number
   /** Refused publishes of one device kept whole as dead letters per window; past it, one summary (dead-letter-budget.ts). */
   readonly deadLetterBudget?: { readonly perWindow: number, readonly windowMs: number }
-  /** A device refused this many publishes within the window is disconnected and refused at CONNECT for `holdOffMs` (babbling-devices.ts; refusals 0: never). */
-  readonly babblingShutdown?: { readonly refusals: number, readonly windowMs: number, readonly holdOffMs: number }
+  /** A connection refused this many publishes within the window is closed and its client id refused at CONNECT for a hold-off, from `firstHoldOffMs` doubling up to `holdOffMs` while it babbles again within `rememberMs` (babbling-connections.ts; refusals 0: never). */
+  readonly babblingShutdown?: { readonly refusals: number, readonly windowMs: number, readonly firstHoldOffMs: number, readonly holdOffMs: number, readonly rememberMs: number }
   /** How long a frozen client may hold up delivery before it is disconnected, ms. */
   readonly drainTimeoutMs?: number
   /** How long the downlink long poll waits on the server, ms. */
@@ -76,9 +76,9 @@ export const GATEWAY_DEFAULTS = Object.freeze({
   // Enough to see each way a faulty device fails, and why (a firmware broken many ways shows two
   // dozen in seconds), not one stored row per packet of a spray.
   deadLetterBudget: Object.freeze({ perWindow: 30, windowMs: 60_000 }),
-  // 2 000 refused in 10 s: 200 a second, a hundred times a device's routine rate, held for a
-  // minute (longer than the offline report takes, so the ward sees the device out).
-  babblingShutdown: Object.freeze({ refusals: 2_000, windowMs: 10_000, holdOffMs: 60_000 })
+  // 2 000 refused in 10 s: 200 a second, a hundred times a device's routine rate. Held off 5 s
+  // first (its own alarm waits little), doubling while it babbles on, up to a minute.
+  babblingShutdown: Object.freeze({ refusals: 2_000, windowMs: 10_000, firstHoldOffMs: 5_000, holdOffMs: 60_000, rememberMs: 600_000 })
 })
 
 function seconds (env: NodeJS.ProcessEnv, name: string, fallbackMs: number): number {
@@ -87,6 +87,13 @@ function seconds (env: NodeJS.ProcessEnv, name: string, fallbackMs: number): num
   const value = Number(raw)
   if (!Number.isFinite(value) || value <= 0) throw new ConfigError(`${name} must be a positive number of seconds, got "${raw}"`)
   return Math.round(value * 1000)
+}
+
+/** 0 (never), or a bar no working device comes near: one set to 1 would shut a device down for one bad payload. */
+function babblingRefusals (env: NodeJS.ProcessEnv): number {
+  const value = nonNegativeInt(env, 'BABBLING_REFUSALS', GATEWAY_DEFAULTS.babblingShutdown.refusals)
+  if (value !== 0 && value < 100) throw new ConfigError(`BABBLING_REFUSALS must be 0 (never) or at least 100 refused publishes in 10 s, got "${env.BABBLING_REFUSALS}"`)
+  return value
 }
 
 function positiveInt (env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -200,7 +207,7 @@ export function gatewayConfigFromEnv (env: NodeJS.ProcessEnv = process.env): Gat
     }),
     babblingShutdown: Object.freeze({
       ...GATEWAY_DEFAULTS.babblingShutdown,
-      refusals: nonNegativeInt(env, 'BABBLING_REFUSALS', GATEWAY_DEFAULTS.babblingShutdown.refusals),
+      refusals: babblingRefusals(env),
       holdOffMs: seconds(env, 'BABBLING_HOLD_OFF_S', GATEWAY_DEFAULTS.babblingShutdown.holdOffMs)
     }),
     drainTimeoutMs: 10_000,

@@ -28,7 +28,7 @@ import { createPersist } from './pipeline/persist.js'
 import { createHeard } from './pipeline/heard.js'
 import { createBroker, listen, type Listeners } from './broker.js'
 import { LogBudget } from './log-budget.js'
-import { BabblingDevices } from './babbling-devices.js'
+import { BabblingConnections } from './babbling-connections.js'
 import { ConnectedDevices, sessionOf } from './sessions.js'
 import { DeviceRateLimiter } from './rate-limiter.js'
 import { ExtraConnections, extraConnectionsCeiling } from './extra-connections.js'
@@ -59,7 +59,7 @@ const DISOWNED = {
   revoked: 'device revoked: closing its connection',
   secret_rotated: 'device secret rotated: closing a connection made with the old one',
   reconfigured: 'device zone or silent flag changed: closing a connection made under the old ones, to reconnect under the new',
-  babbling: 'device shut down for babbling (refused publishes without pause): closing its connections, refused at CONNECT for a while'
+  babbling: 'connection shut down for babbling (refused publishes without pause): closing it; its client id is refused at CONNECT for a while'
 } as const
 
 /** How long the stop waits for the outbox's last writes (the state writer has its own wait). */
@@ -189,17 +189,18 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
   const limiter = new DeviceRateLimiter(config.rateLimit ?? GATEWAY_DEFAULTS.rateLimit)
   const maxConnections = config.maxConnections ?? defaultMaxConnections()
   const extraConnections = new ExtraConnections(config.extraConnectionsPerDevice ?? GATEWAY_DEFAULTS.extraConnectionsPerDevice)
-  const babbling = new BabblingDevices(config.babblingShutdown ?? GATEWAY_DEFAULTS.babblingShutdown)
+  const babbling = new BabblingConnections(config.babblingShutdown ?? GATEWAY_DEFAULTS.babblingShutdown)
+  metrics.live.babblingHeldOff = () => babbling.heldOffCount()
   const extraCeiling = extraConnectionsCeiling(maxConnections)
   /** Clients whose will fired, and clients we closed because their device was revoked. */
   const willFired = new WeakSet<Client>()
   const revoked = new WeakSet<Client>()
   /** Lets a live connection go whose credentials no longer hold, counted and logged by why. */
-  const closeDisowned = (client: Client, deviceId: string, reason: keyof typeof DISOWNED) => {
+  const closeDisowned = (client: Client, deviceId: string, reason: keyof typeof DISOWNED, fields: Record<string, unknown> = {}) => {
     // A revoked device's drop is not an outage to report (it is gone on purpose).
     if (reason === 'revoked') revoked.add(client)
     metrics.connectionsClosed.inc({ reason })
-    log.warn({ deviceId, clientId: client.id }, DISOWNED[reason])
+    log.warn({ deviceId, clientId: client.id, ...fields }, DISOWNED[reason])
     client.close()
   }
   /** Signed in with a secret the device no longer has (a client certificate holds on). */
@@ -229,18 +230,19 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
     log,
     sendToDevice,
     onWill: (client) => willFired.add(client),
-    onRefused: ({ deviceId }) => {
-      if (!babbling.refused(deviceId)) return
-      metrics.devicesShutDown.inc()
+    onRefused: (client, { deviceId }) => {
+      const holdOffMs = babbling.refused(client.id)
+      if (holdOffMs === 0) return
+      metrics.babblingShutdowns.inc()
       // After this publish's answer: aedes is still inside this connection's packet batch.
-      setImmediate(() => { for (const client of connected.clientsOf(deviceId)) if (!client.closed) closeDisowned(client, deviceId, 'babbling') })
+      setImmediate(() => { if (!client.closed) closeDisowned(client, deviceId, 'babbling', { heldOffS: holdOffMs / 1000 }) })
     }
   })
 
   broker = await createBroker(config.gatewayId, {
     // A CONNECT while at capacity: counted here, connected ones in broker.connectedClients.
     // Extra connections ({id}:{suffix}) stop short of it, leaving the rest to devices' own.
-    authenticate: createAuthenticate(credentials, metrics, log, (extra) => broker !== undefined && broker.connectedClients >= (extra ? extraCeiling : maxConnections), extraConnections, (deviceId) => babbling.heldOff(deviceId)),
+    authenticate: createAuthenticate(credentials, metrics, log, (extra) => broker !== undefined && broker.connectedClients >= (extra ? extraCeiling : maxConnections), extraConnections, (clientId) => babbling.heldOffFor(clientId) > 0),
     authorizePublish
   }, log, config.drainTimeoutMs)
 
@@ -257,6 +259,8 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
     if (session && holdsOldSecret(client)) return closeDisowned(client, session.deviceId, 'secret_rotated')
     // Or its zone or silent flag corrected meanwhile.
     if (session && holdsOldSettings(client)) return closeDisowned(client, session.deviceId, 'reconfigured')
+    // Or shut down for babbling while its secret was being checked.
+    if (session && babbling.heldOffFor(client.id) > 0) return closeDisowned(client, session.deviceId, 'babbling')
     connected.add(client)
     metrics.connections.set(broker!.connectedClients)
     if (session && isPrimary(client)) {

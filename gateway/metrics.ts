@@ -19,7 +19,7 @@ export function createGatewayMetrics () {
   const registry = new Registry()
   const registers = [registry]
   /** Read at each scrape, for what nothing else updates while it matters (a write hanging). */
-  const live = { outboxWriteWaitMs: () => 0, stateWriteWaitMs: () => 0, stateWritesWaiting: () => 0, acksUnconfirmed: () => 0 }
+  const live = { outboxWriteWaitMs: () => 0, stateWriteWaitMs: () => 0, stateWritesWaiting: () => 0, acksUnconfirmed: () => 0, babblingHeldOff: () => 0 }
   return {
     registry,
     /** What `/metrics` shows: this gateway's metrics and the process's. */
@@ -30,7 +30,8 @@ export function createGatewayMetrics () {
     credentialLookups: new Counter({ name: 'sos_gateway_credential_lookups_total', help: 'Questions to the server about one device at CONNECT (unknown id, or a secret that may have been rotated), by result', labelNames: ['result'], registers }),
     connectionsRefused: new Counter({ name: 'sos_gateway_connections_refused_total', help: 'CONNECTs refused, by reason', labelNames: ['reason'], registers }),
     connectionsClosed: new Counter({ name: 'sos_gateway_connections_closed_total', help: 'Connections the gateway closed itself, by reason', labelNames: ['reason'], registers }),
-    devicesShutDown: new Counter({ name: 'sos_gateway_devices_shut_down_total', help: 'Devices shut down for babbling: refused publishes without pause (BABBLING_REFUSALS in 10 s), disconnected and refused at CONNECT for BABBLING_HOLD_OFF_S', registers }),
+    babblingShutdowns: new Counter({ name: 'sos_gateway_babbling_shutdowns_total', help: 'Connections shut down for babbling: BABBLING_REFUSALS refused publishes within 10 s, closed and their client id refused at CONNECT for a hold-off (5 s, doubling while it babbles on, up to BABBLING_HOLD_OFF_S)', registers }),
+    babblingHeldOff: new Gauge({ name: 'sos_gateway_babbling_held_off', help: 'Client ids shut down for babbling and refused at CONNECT now (a device among them is reported offline by supervision)', registers, collect () { this.set(live.babblingHeldOff()) } }),
     eventsIn: new Counter({ name: 'sos_gateway_events_in_total', help: 'PUBLISHes received from devices', registers }),
     eventsAccepted: new Counter({ name: 'sos_gateway_events_accepted_total', help: 'Events durably written to the outbox, by type', labelNames: ['type'], registers }),
     eventsRejected: new Counter({ name: 'sos_gateway_events_rejected_total', help: 'Publishes rejected (dead-lettered or denied), by reason', labelNames: ['reason'], registers }),

@@ -6,7 +6,7 @@
  * stall is sampled as often as calm), first alone, then while a sixth device writes junk at
  * QoS 1 without waiting for a single PUBACK: payloads cut short and JSON that is no event, in
  * turn. It reconnects whenever it is cut off, and writes again once let in (the gateway shuts
- * such a device down: babbling-devices.ts). The five's press PUBACK and `received` times, alone
+ * such a device down: babbling-connections.ts). The five's press PUBACK and `received` times, alone
  * and during; a press whose connection died before its PUBACK is counted as failed.
  */
 import { connect as tcpConnect, type Socket } from 'node:net'

@@ -37,9 +37,9 @@ export function verifiedCertificateCn (client: Client): string | undefined {
  * "server unavailable" (and retries later, perhaps on another gateway) instead of a bare close.
  * It is asked whether the client is an extra connection of its device (`{id}:{suffix}`), which
  * is refused a little earlier (extra-connections.ts). `extra` caps those per device. `shutDown`
- * says the device is shut down for babbling (babbling-devices.ts), and refused until it is not.
+ * says the client id is shut down for babbling (babbling-connections.ts), and refused until it is not.
  */
-export function createAuthenticate (credentials: CredentialCache, metrics: GatewayMetrics, log: Logger, atCapacity: (extra: boolean) => boolean = () => false, extra?: ExtraConnections, shutDown: (deviceId: string) => boolean = () => false) {
+export function createAuthenticate (credentials: CredentialCache, metrics: GatewayMetrics, log: Logger, atCapacity: (extra: boolean) => boolean = () => false, extra?: ExtraConnections, shutDown: (clientId: string) => boolean = () => false) {
   // A few lines per reason every 10 s: a password-guessing flood or a fleet reconnecting into a
   // full gateway is counted in full (metrics), not logged line by line.
   const refusalLines = new LogBudget(5, 10_000, (reason, lines) => log.info({ reason, notLogged: lines }, 'more connections refused, not logged one by one'))
@@ -61,8 +61,6 @@ export function createAuthenticate (credentials: CredentialCache, metrics: Gatew
     const deviceId = deviceIdOfClientId(client.id ?? '')
     if (atCapacity(deviceId !== null && client.id !== deviceId)) return refuse(done, SERVER_UNAVAILABLE, 'max_connections', client)
     if (!deviceId) return refuse(done, IDENTIFIER_REJECTED, 'client_id', client)
-    // Babbling (babbling-devices.ts): "server unavailable", so it comes back later, not never.
-    if (shutDown(deviceId)) return refuse(done, SERVER_UNAVAILABLE, 'babbling', client)
     // A second connection ({device}:{suffix}: a service tool, a test subscriber) gets a clean
     // session: the broker keeps persistent sessions in memory, with every message for the device
     // copied into each one's queue, so one device's secret could otherwise pile up sessions
@@ -83,6 +81,9 @@ export function createAuthenticate (credentials: CredentialCache, metrics: Gatew
         // Counted once the secret checked out: a wrong password is refused as such, and only
         // the device's own connections take its slots. Not authorized: the secret is right, but
         // this device may open no more connections until one of its others closes.
+        // Shut down for babbling (babbling-connections.ts), told only to who holds the secret: "server
+        // unavailable", so it comes back later, not never.
+        if (shutDown(client.id)) return refuse(done, SERVER_UNAVAILABLE, 'babbling', client)
         if (client.id !== deviceId && extra !== undefined && !extra.take(deviceId, client)) return refuse(done, NOT_AUTHORIZED, 'extra_connections', client)
         const { kind, zone, silent, secretHash } = result.device
         setSession(client, { deviceId, kind, zone, silent, ...(byCertificate ? {} : { secretHash }) })

@@ -25,8 +25,8 @@ export interface PipelineDeps {
   sendToDevice: (topic: string, payload: Ack) => void
   /** The client's last will is being published: its connection died without DISCONNECT. */
   onWill?: (client: Client, session: DeviceSession) => void
-  /** A publish of the device was refused (malformed, not its topic, over its routine rate): babbling-devices.ts counts them. */
-  onRefused?: (session: DeviceSession) => void
+  /** A publish of this connection was refused (malformed, not its topic, over its routine rate with an answer): babbling-connections.ts counts them. */
+  onRefused?: (client: Client, session: DeviceSession) => void
 }
 
 /** A topic no client can subscribe to: where refused publishes go instead of being routed. */
@@ -99,14 +99,16 @@ export function createAuthorizePublish (deps: PipelineDeps) {
           return callback(null)
         case 'shed':
           metrics.eventsShed.inc({ type: ctx.event!.type, reason: outcome.reason })
-          // Over its own rate, not the gateway's full outbox: the device's doing.
-          if (outcome.reason === 'rate_limited') deps.onRefused?.(session)
+          // Over its own rate (not the gateway's full outbox: no doing of the device's), and
+          // answered: heartbeats over it are dropped unanswered, cheaply, and a firmware's
+          // backlog of them sent at once after a long outage is no babble.
+          if (outcome.reason === 'rate_limited' && outcome.answer && client) deps.onRefused?.(client, session)
           if (outcome.answer && !isWill) deps.sendToDevice(topics.ack(session.deviceId), refusal(session, { seq: ctx.event!.seq, state: 'rejected', reason: outcome.reason }))
           drop(packet)
           return callback(null)
         case 'denied':
           metrics.eventsRejected.inc({ reason: outcome.reason })
-          deps.onRefused?.(session)
+          if (client) deps.onRefused?.(client, session)
           logRefusal(session.deviceId, 'warn', { topic: packet.topic }, 'publish denied: not this device\'s topic')
           deadLetter(`denied: ${outcome.reason}`)
           // A will's device is gone: a `rejected` queued for its next session would answer
@@ -116,7 +118,7 @@ export function createAuthorizePublish (deps: PipelineDeps) {
           return callback(null)
         case 'rejected':
           metrics.eventsRejected.inc({ reason: reasonLabel(outcome.reason) })
-          deps.onRefused?.(session)
+          if (client) deps.onRefused?.(client, session)
           logRefusal(session.deviceId, 'info', { reason: outcome.reason }, 'event rejected')
           deadLetter(outcome.reason)
           if (!isWill) deps.sendToDevice(topics.ack(session.deviceId), refusal(session, { ...(outcome.seq === undefined ? {} : { seq: outcome.seq }), state: 'rejected', reason: outcome.reason }))

@@ -39,10 +39,12 @@ describe('gateway configuration', () => {
     expect(() => gatewayConfigFromEnv({ ...base, SERVER_URL: 'http://server:8080?x=1' })).toThrow(/SERVER_URL must have no query or fragment/)
     expect(gatewayConfigFromEnv({ ...base, SERVER_URL: 'https://sos.example.org/' }).serverUrl).toBe('https://sos.example.org')
   })
-  it('shuts a babbling device down at 2 000 refusals in 10 s for 60 s by default; BABBLING_REFUSALS=0 never', () => {
-    expect(gatewayConfigFromEnv(base).babblingShutdown).toEqual({ refusals: 2000, windowMs: 10_000, holdOffMs: 60_000 })
-    expect(gatewayConfigFromEnv({ ...base, BABBLING_REFUSALS: '0', BABBLING_HOLD_OFF_S: '5' }).babblingShutdown).toEqual({ refusals: 0, windowMs: 10_000, holdOffMs: 5000 })
-    expect(() => gatewayConfigFromEnv({ ...base, BABBLING_REFUSALS: '-1' })).toThrow(/BABBLING_REFUSALS/)
+
+  it('shuts a babbling connection down at 2 000 refusals in 10 s, 5 s first and up to 60 s; BABBLING_REFUSALS=0 never, and never a bar under 100', () => {
+    expect(gatewayConfigFromEnv(base).babblingShutdown).toEqual({ refusals: 2000, windowMs: 10_000, firstHoldOffMs: 5000, holdOffMs: 60_000, rememberMs: 600_000 })
+    expect(gatewayConfigFromEnv({ ...base, BABBLING_REFUSALS: '0', BABBLING_HOLD_OFF_S: '30' }).babblingShutdown).toMatchObject({ refusals: 0, holdOffMs: 30_000 })
+    expect(gatewayConfigFromEnv({ ...base, BABBLING_REFUSALS: '100' }).babblingShutdown?.refusals).toBe(100)
+    for (const bad of ['-1', '1', '99', 'many']) expect(() => gatewayConfigFromEnv({ ...base, BABBLING_REFUSALS: bad }), bad).toThrow(/BABBLING_REFUSALS/)
     expect(() => gatewayConfigFromEnv({ ...base, BABBLING_HOLD_OFF_S: '0' })).toThrow(/BABBLING_HOLD_OFF_S/)
   })
 })
