@@ -14,7 +14,7 @@ export interface BenchReport {
   reference: ReferenceStep[]
   /** gateway CPU per event ÷ Mosquitto CPU per message, per offered rate. */
   cpuRatio: Array<{ rate: number, ratio: number }>
-  /** Part 5: others' presses while one device floods junk, with babbling devices shut down and without. */
+  /** Part 5: others' presses while one device floods junk, with babbling connections shut down and without. */
   flood: FloodResult[]
   targets: Target[]
 }
@@ -142,7 +142,7 @@ export function printReport (r: BenchReport): string {
   }
   if (r.flood.length > 0) {
     lines.push('5. one device floods junk QoS 1 publishes as fast as its socket takes them, reconnecting when cut off, while five others press every 200 ms; a ward\'s limits; latency in ms')
-    for (const f of r.flood) lines.push(`   babbling devices ${f.shutdown ? 'shut down (the default)' : 'never shut down (BABBLING_REFUSALS=0)'}: ${f.floodPerSec} junk written/s, its connections let in ${f.connectsAccepted}, refused ${f.connectsRefused}; gateway ${f.gatewayCpuPercent}% of a core`)
+    for (const f of r.flood) lines.push(`   babbling connections ${f.shutdown ? 'shut down (the default)' : 'never shut down (BABBLING_REFUSALS=0)'}: ${f.floodPerSec} junk written/s, its connections let in ${f.connectsAccepted}, refused ${f.connectsRefused}; gateway ${f.gatewayCpuPercent}% of a core`)
     table(
       ['others\' presses', 's', 'sent', 'PUBACKed', 'failed', 'PUBACK p50', 'p99', 'max', 'received', '→received p50', 'p99', 'max'],
       r.flood.flatMap((f) => [['alone', f.before], [f.shutdown ? 'flood, shut down' : 'flood, never shut down', f.during]] as Array<[string, FloodResult['before']]>)

@@ -93,12 +93,12 @@ try {
   }
 
   // Part 5: a fresh gateway with a ward's limits; one device floods, five others press. Twice:
-  // with babbling devices shut down (the default), and without (what the flood itself costs).
+  // with babbling connections shut down (the default), and without (what the flood itself costs).
   const flood: FloodResult[] = []
   if (settings.floodSeconds > 0) {
     for (const shutdown of [true, false]) {
       gateway = await launchGateway({ serverUrl: server.url, gatewayToken, dataDir: join(dataDir, `gateway-flood-${shutdown}`), wardLimits: true, env: shutdown ? {} : { BABBLING_REFUSALS: '0' } })
-      say(`one device floods junk for ${settings.floodSeconds} s while five others press (a ward's limits; babbling devices ${shutdown ? 'shut down' : 'never shut down'})`)
+      say(`one device floods junk for ${settings.floodSeconds} s while five others press (a ward's limits; babbling connections ${shutdown ? 'shut down' : 'never shut down'})`)
       const result = await runFlood({ mqttPort: gateway.mqttPort, gatewayPid: gateway.pid, devices: devices.slice(0, 6), seconds: settings.floodSeconds, shutdown })
       say(`  ${result.floodPerSec} junk publishes/s written (let in ${result.connectsAccepted}, refused ${result.connectsRefused}); others' press PUBACK p99 ${result.before.puback.p99} ms alone, ${result.during.puback.p99} ms during, ${result.during.failed} failed`)
       flood.push(result)

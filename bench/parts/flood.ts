@@ -6,7 +6,7 @@
  * stall is sampled as often as calm), first alone, then while a sixth device writes junk at
  * QoS 1 without waiting for a single PUBACK: payloads cut short and JSON that is no event, in
  * turn. It reconnects whenever it is cut off, and writes again once let in (the gateway shuts
- * such a device down: babbling-connections.ts). The five's press PUBACK and `received` times, alone
+ * such a connection down: babbling-connections.ts). The five's press PUBACK and `received` times, alone
  * and during; a press whose connection died before its PUBACK is counted as failed.
  */
 import { connect as tcpConnect, type Socket } from 'node:net'
@@ -28,7 +28,7 @@ export interface FloodPhase {
 }
 
 export interface FloodResult {
-  /** The gateway's setting for babbling devices: shut down (its default), or never (BABBLING_REFUSALS=0). */
+  /** The gateway's setting for babbling connections: shut down (its default), or never (BABBLING_REFUSALS=0). */
   shutdown: boolean
   /** Junk publishes the flooder wrote per second, on connections the gateway let in (buffered ones included). */
   floodPerSec: number
