@@ -234,6 +234,20 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
       const holdOffMs = babbling.refused(client.id)
       if (holdOffMs === 0) return
       metrics.babblingShutdowns.inc()
+      // Told to the server too, where the ward's admins look for what a device did wrong (its
+      // offline report alone reads like a power cut).
+      const { refusals, windowMs: babbleWindowMs } = config.babblingShutdown ?? GATEWAY_DEFAULTS.babblingShutdown
+      try {
+        deadLetters.add({
+          deviceId,
+          topic: topics.event(deviceId),
+          reason: `babbling: ${refusals} publishes refused within ${babbleWindowMs / 1000} s; connection ${client.id} closed and refused at CONNECT for ${holdOffMs / 1000} s`,
+          payload: Buffer.from(JSON.stringify({ clientId: client.id, heldOffS: holdOffMs / 1000 })),
+          receivedAt: Date.now()
+        })
+      } catch (err) {
+        log.error({ err, deviceId }, 'dead letter could not be stored')
+      }
       // After this publish's answer: aedes is still inside this connection's packet batch.
       setImmediate(() => { if (!client.closed) closeDisowned(client, deviceId, 'babbling', { heldOffS: holdOffMs / 1000 }) })
     }

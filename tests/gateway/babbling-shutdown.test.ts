@@ -107,6 +107,12 @@ describe('babbling-connection shutdown at the gateway', () => {
     open.push(back)
     expect(Date.now() - shutAt).toBeLessThan(3000)
     await press(back, 'btn-babble', 100)
+    // The server is told, where the ward's admins look for what a device did wrong.
+    const told = await eventually(async () => {
+      const { body } = await system.api<any[]>('GET', '/v1/dead-letters?deviceId=btn-babble&limit=1000')
+      return body.find((d) => /^babbling: 50 publishes refused within 10 s; connection btn-babble closed and refused at CONNECT for 1.5 s$/.test(d.reason))
+    }, 10_000, 'the shutdown told to the server as a dead letter')
+    expect(JSON.parse(Buffer.from(told.payload, 'base64').toString())).toEqual({ clientId: 'btn-babble', heldOffS: 1.5 })
   })
 
   it('holds off a service tool\'s connection that babbles, not the device\'s own', async () => {
