@@ -1,7 +1,7 @@
 /** Reading alerts for operators and analysts. */
 import type { Queryable } from '../db/database.js'
 import { notFound } from '../plugins/errors.js'
-import { paged, positionOf, timeAt, type Paged, type Position } from '../db/keyset-paging.js'
+import { paged, positionOf, afterPosition, type Paged, type Position } from '../db/keyset-paging.js'
 import { alertVersion, type AlertKind, type AlertState, type Outcome } from './model.js'
 
 export interface AlertView {
@@ -87,7 +87,7 @@ export class AlertStore {
       WHERE ($1::text IS NULL OR a.state = $1) AND ($2::text IS NULL OR a.kind = $2)
         AND ($3::text IS NULL OR a.zone = $3) AND ($4::text IS NULL OR a.device_id = $4)
         AND ($5::timestamptz IS NULL OR a.opened_at >= $5) AND ($6::timestamptz IS NULL OR a.opened_at < $6)
-        AND ($8::text IS NULL OR (a.opened_at <= ${timeAt('$8')} AND (a.opened_at, a.id) < (${timeAt('$8')}, $9::text)))
+        AND ${afterPosition({ time: 'a.opened_at', id: 'a.id' }, { time: '$8', id: '$9' })}
       ORDER BY a.opened_at DESC, a.id DESC LIMIT $7`,
     [filter.state ?? null, filter.kind ?? null, filter.zone ?? null, filter.deviceId ?? null,
       filter.from ?? null, filter.to ?? null, filter.limit, filter.after?.time ?? null, filter.after?.id ?? null])

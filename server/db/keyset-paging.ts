@@ -26,8 +26,18 @@ export const positionOf = (timeColumn: string) =>
  * The time a position names, as SQL of parameter `$n` (microseconds since 1970, text): days and
  * microseconds apart, so each product is exact (an interval times a bigint is a float product).
  */
-export const timeAt = (parameter: string) =>
+const timeAt = (parameter: string) =>
   `(timestamptz 'epoch' + (${parameter}::int8 / 86400000000) * interval '1 day' + (${parameter}::int8 % 86400000000) * interval '1 microsecond')`
+
+/**
+ * The condition "after the cursor's row, in the list's order" (`<` newest first, `>` oldest
+ * first), true without a cursor: `$time` the position's microseconds, `$id` its id (cast to the
+ * id column's type). The time alone is bounded too, so the time index stops the scan.
+ */
+export function afterPosition (columns: { time: string, id: string, idType?: 'text' | 'int8' }, params: { time: string, id: string }, beyond: '<' | '>' = '<'): string {
+  const at = timeAt(params.time)
+  return `(${params.time}::text IS NULL OR (${columns.time} ${beyond}= ${at} AND (${columns.time}, ${columns.id}) ${beyond} (${at}, ${params.id}::${columns.idType ?? 'text'})))`
+}
 
 /** The earliest and latest microseconds a position may name: PostgreSQL's first day and JavaScript's last. */
 export const POSITION_RANGE = { first: -210_866_803_200_000_000n, last: 8_640_000_000_000_000_000n }

@@ -3,7 +3,7 @@ import type { Queryable } from '../db/database.js'
 import type { Bus } from '../bus.js'
 import { conflict, notFound } from '../plugins/errors.js'
 import { isoTime, isoTimeOrNull } from '../db/iso-times.js'
-import { paged, positionOf, timeAt, type Paged, type Position } from '../db/keyset-paging.js'
+import { paged, positionOf, afterPosition, type Paged, type Position } from '../db/keyset-paging.js'
 
 export const REPORT_STATES = ['open', 'closed'] as const
 export type ReportState = typeof REPORT_STATES[number]
@@ -45,7 +45,7 @@ export class ReportStore {
     const rows = await this.db.query<ReportRow & { position: string | null }>(`SELECT ${COLUMNS}, ${positionOf('created_at')} FROM reports
       WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR zone = $2)
         AND ($3::timestamptz IS NULL OR created_at >= $3) AND ($4::timestamptz IS NULL OR created_at < $4)
-        AND ($6::text IS NULL OR (created_at <= ${timeAt('$6')} AND (created_at, id) < (${timeAt('$6')}, $7::text)))
+        AND ${afterPosition({ time: 'created_at', id: 'id' }, { time: '$6', id: '$7' })}
       ORDER BY created_at DESC, id DESC LIMIT $5`,
     [filter.state ?? null, filter.zone ?? null, filter.from ?? null, filter.to ?? null, filter.limit, filter.after?.time ?? null, filter.after?.id ?? null])
     return paged(rows, filter.limit, (row) => row.id, toView)

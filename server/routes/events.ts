@@ -3,7 +3,7 @@ import { EVENT_TYPES } from '../../protocol/index.js'
 import type { Database } from '../db/database.js'
 import { dateOrUndefined } from './schemas.js'
 import { Page, readCursor, sendPage } from './paging.js'
-import { paged, positionOf, timeAt } from '../db/keyset-paging.js'
+import { paged, positionOf, afterPosition } from '../db/keyset-paging.js'
 import { isoTime, isoTimeOrNull } from '../db/iso-times.js'
 
 const eventType = (options: { description?: string } = {}) => Type.Union(EVENT_TYPES.map((t) => Type.Literal(t)), options)
@@ -32,14 +32,14 @@ export const eventRoutes: FastifyPluginAsyncTypebox<{ db: Database }> = async (a
     const q = request.query
     const after = readCursor(q.cursor)
     // Events of one instant by id, so pages neither skip nor repeat one (db/keyset-paging.ts).
-    const [direction, beyond] = q.order === 'asc' ? ['ASC', '>'] : ['DESC', '<']
+    const [direction, beyond] = q.order === 'asc' ? ['ASC', '>'] as const : ['DESC', '<'] as const
     const rows = await db.query<{ time: Date, event_id: string, device_id: string, boot: string | null, seq: number, type: string, device_ts: Date | null, skew_ms: number | null, skewed: boolean, battery: number | null, rssi: number | null, fw: string | null, gateway_id: string, data: unknown, position: string | null }>(
       `SELECT time, event_id, device_id, boot, seq, type, device_ts, skew_ms, skewed, battery, rssi, fw, gateway_id, data, ${positionOf('time')}
        FROM events
        WHERE ($1::text IS NULL OR device_id = $1) AND ($2::text IS NULL OR type = $2)
          AND ($3::timestamptz IS NULL OR time >= $3) AND ($4::timestamptz IS NULL OR time < $4)
          AND ($6::text IS NULL OR type <> $6)
-         AND ($7::text IS NULL OR (time ${beyond}= ${timeAt('$7')} AND (time, event_id) ${beyond} (${timeAt('$7')}, $8::text)))
+         AND ${afterPosition({ time: 'time', id: 'event_id' }, { time: '$7', id: '$8' }, beyond)}
        ORDER BY time ${direction}, event_id ${direction} LIMIT $5`,
       [q.deviceId ?? null, q.type ?? null, dateOrUndefined(q.from, 'from') ?? null, dateOrUndefined(q.to, 'to') ?? null, q.limit, q.excludeType ?? null, after?.time ?? null, after?.id ?? null])
     return sendPage(request, reply, paged(rows, q.limit, (r) => r.event_id, (r) => ({

@@ -2,8 +2,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import type { Database } from '../db/database.js'
 import { Window, dateOrUndefined } from './schemas.js'
 import { isoTime } from '../db/iso-times.js'
-import { paged, positionOf, timeAt } from '../db/keyset-paging.js'
-import { HttpError } from '../plugins/errors.js'
+import { paged, positionOf, afterPosition } from '../db/keyset-paging.js'
 import { Page, readCursor, sendPage } from './paging.js'
 
 const seconds = Type.Union([Type.Number(), Type.Null()])
@@ -95,13 +94,12 @@ export const insightRoutes: FastifyPluginAsyncTypebox<{ db: Database }> = async 
     }
   }, async (request, reply) => {
     const q = request.query
-    const after = readCursor(q.cursor)
-    if (after && !/^\d{1,18}$/.test(after.id)) throw new HttpError(400, 'VALIDATION', 'cursor is not one this server gave: take it from the Link header of the page before')
+    const after = readCursor(q.cursor, /^\d{1,18}$/)
     const rows = await db.query<{ id: number, gateway_id: string, device_id: string | null, topic: string, reason: string, payload: string, received_at: Date, position: string | null }>(`
       SELECT id, gateway_id, device_id, topic, reason, payload, received_at, ${positionOf('received_at')} FROM dead_letters
       WHERE ($1::text IS NULL OR device_id = $1) AND ($2::text IS NULL OR gateway_id = $2)
         AND ($3::timestamptz IS NULL OR received_at >= $3) AND ($4::timestamptz IS NULL OR received_at < $4)
-        AND ($6::text IS NULL OR (received_at <= ${timeAt('$6')} AND (received_at, id) < (${timeAt('$6')}, $7::int8)))
+        AND ${afterPosition({ time: 'received_at', id: 'id', idType: 'int8' }, { time: '$6', id: '$7' })}
       ORDER BY received_at DESC, id DESC LIMIT $5`,
     [q.deviceId ?? null, q.gatewayId ?? null, dateOrUndefined(q.from, 'from') ?? null, dateOrUndefined(q.to, 'to') ?? null, q.limit, after?.time ?? null, after?.id ?? null])
     return sendPage(request, reply, paged(rows, q.limit, (r) => String(r.id), (r) => ({

@@ -15,12 +15,15 @@ export const Page = {
   cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 400, description: 'Where the page starts: take it from the `Link: <…>; rel="next"` header of the page before' }))
 }
 
-/** The cursor's position, or undefined without one; a cursor this server did not write is a 400. */
-export function readCursor (cursor: string | undefined): Position | undefined {
+/**
+ * The cursor's position, or undefined without one; a cursor this server did not write is a 400.
+ * `idPattern`: what the list's ids look like when they are not text (dead letters' are numbers).
+ */
+export function readCursor (cursor: string | undefined, idPattern = /^.+$/s): Position | undefined {
   if (cursor === undefined) return undefined
   try {
     const [time, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown[]
-    if (typeof time === 'string' && /^-?\d{1,19}$/.test(time) && typeof id === 'string' && id.length > 0 &&
+    if (typeof time === 'string' && /^-?\d{1,19}$/.test(time) && typeof id === 'string' && idPattern.test(id) &&
       BigInt(time) >= POSITION_RANGE.first && BigInt(time) <= POSITION_RANGE.last) return { time, id }
   } catch { /* answered below */ }
   throw new HttpError(400, 'VALIDATION', 'cursor is not one this server gave: take it from the Link header of the page before')
