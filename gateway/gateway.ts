@@ -189,7 +189,8 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
   const limiter = new DeviceRateLimiter(config.rateLimit ?? GATEWAY_DEFAULTS.rateLimit)
   const maxConnections = config.maxConnections ?? defaultMaxConnections()
   const extraConnections = new ExtraConnections(config.extraConnectionsPerDevice ?? GATEWAY_DEFAULTS.extraConnectionsPerDevice)
-  const babbling = new BabblingConnections(config.babblingShutdown ?? GATEWAY_DEFAULTS.babblingShutdown)
+  const babblingSettings = config.babblingShutdown ?? GATEWAY_DEFAULTS.babblingShutdown
+  const babbling = new BabblingConnections(babblingSettings)
   metrics.live.babblingHeldOff = () => babbling.heldOffCount()
   const extraCeiling = extraConnectionsCeiling(maxConnections)
   /** Clients whose will fired, and clients we closed because their device was revoked. */
@@ -236,12 +237,11 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
       metrics.babblingShutdowns.inc()
       // Told to the server too, where the ward's admins look for what a device did wrong (its
       // offline report alone reads like a power cut).
-      const { refusals, windowMs: babbleWindowMs } = config.babblingShutdown ?? GATEWAY_DEFAULTS.babblingShutdown
       try {
         deadLetters.add({
           deviceId,
           topic: topics.event(deviceId),
-          reason: `babbling: ${refusals} publishes refused within ${babbleWindowMs / 1000} s; connection ${client.id} closed and refused at CONNECT for ${holdOffMs / 1000} s`,
+          reason: `babbling: ${babblingSettings.refusals} publishes refused within ${babblingSettings.windowMs / 1000} s; connection ${client.id} closed and refused at CONNECT for ${holdOffMs / 1000} s`,
           payload: Buffer.from(JSON.stringify({ clientId: client.id, heldOffS: holdOffMs / 1000 })),
           receivedAt: Date.now()
         })
