@@ -179,7 +179,14 @@ async function listenOn (connectionString: string, channel: string, onNotificati
     }
     if (closed) { dropped = true; await next.end().catch(() => {}); return }
     client = next
-    ping = setInterval(() => { next.query('SELECT 1').catch(drop) }, PING_MS)
+    // One ping at a time: a second one sent while the first waits would queue behind it on
+    // the connection (pg@9 refuses that outright, and the refusal would read as a drop).
+    let pinging = false
+    ping = setInterval(() => {
+      if (pinging) return
+      pinging = true
+      next.query('SELECT 1').catch(drop).finally(() => { pinging = false })
+    }, PING_MS)
     ping.unref()
     onListening(afterDrop)
   }
