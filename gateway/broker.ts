@@ -13,7 +13,7 @@ import { WebSocketServer, createWebSocketStream } from 'ws'
 import type { Logger } from 'pino'
 import { maySubscribe } from './pipeline/authorize.js'
 import { sessionOf } from './sessions.js'
-import { LogBudget } from './log-budget.js'
+import { LogBudget } from '../server/log-budget.js'
 import { assertPacketSizeGuardable, guardPacketSize, MAX_PACKET_BYTES } from './packet-size-guard.js'
 import type { GatewayConfig } from './config.js'
 

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks'
-import { LogBudget } from './log-budget.js'
+import { LogBudget } from '../server/log-budget.js'
 
 /** Reasons told apart in one summary at most; the rest are counted together as `other`. */
 const MAX_REASONS = 16

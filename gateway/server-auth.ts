@@ -9,7 +9,7 @@
  */
 import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
-import { LogBudget } from './log-budget.js'
+import { LogBudget } from '../server/log-budget.js'
 import type { GatewayMetrics } from './metrics.js'
 
 /** A spell of refusals, as `/healthz` shows it. */

@@ -20,7 +20,7 @@
 import { EventEmitter } from 'node:events'
 import { Worker } from 'node:worker_threads'
 import type { Logger } from 'pino'
-import { LogBudget } from './log-budget.js'
+import { LogBudget } from '../server/log-budget.js'
 import { settlesWithin } from './retry.js'
 
 /** One statement and its parameters; the SQL lives with the module that owns the table. */

@@ -11,7 +11,7 @@ import type { Logger } from 'pino'
 import type { GatewayEvent, IngestResult } from '../protocol/index.js'
 import type { GatewayMetrics } from './metrics.js'
 import type { OutboxEntry } from './outbox/outbox.js'
-import { LogBudget } from './log-budget.js'
+import { LogBudget } from '../server/log-budget.js'
 import { retryForever } from './retry.js'
 
 export interface UnwrittenAlarmsDeps {

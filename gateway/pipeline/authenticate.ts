@@ -12,7 +12,7 @@ import type { CheckResult, CredentialCache } from '../credentials.js'
 import type { GatewayMetrics } from '../metrics.js'
 import type { ExtraConnections } from '../extra-connections.js'
 import { setSession } from '../sessions.js'
-import { LogBudget } from '../log-budget.js'
+import { LogBudget } from '../../server/log-budget.js'
 
 // MQTT 3.1.1 CONNACK return codes.
 const IDENTIFIER_REJECTED = 2

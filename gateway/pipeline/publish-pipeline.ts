@@ -12,7 +12,7 @@ import type { DeadLetterBudget } from '../dead-letter-budget.js'
 import type { GatewayMetrics } from '../metrics.js'
 import { sessionOf, type DeviceSession } from '../sessions.js'
 import type { Outcome, PublishContext, Step } from './context.js'
-import { LogBudget } from '../log-budget.js'
+import { LogBudget } from '../../server/log-budget.js'
 
 export interface PipelineDeps {
   steps: Step[]

@@ -6,6 +6,8 @@ import { STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { readableValidationError } from './validation-messages.js'
+import { databaseUnreachable } from '../db/unreachable.js'
+import { LogBudget } from '../log-budget.js'
 
 export class HttpError extends Error {
   constructor (readonly statusCode: number, readonly code: string, message: string) {
@@ -16,11 +18,30 @@ export class HttpError extends Error {
 export const notFound = (what: string) => new HttpError(404, 'NOT_FOUND', `${what} not found`)
 export const conflict = (message: string) => new HttpError(409, 'CONFLICT', message)
 
+/** How long a client should wait before it tries again while the database is unreachable. */
+export const DATABASE_RETRY_AFTER_S = 5
+
+/** During a database outage: the first failed requests of each minute logged in full, the rest counted. */
+const OUTAGE_LINES_PER_MINUTE = 3
+
 export function registerErrorHandling (app: FastifyInstance): void {
   // Before any route is registered: each route takes the formatter in place when it is added.
   app.setSchemaErrorFormatter(readableValidationError)
+  // Every gateway lane and console retries within seconds while the database is away: a stack
+  // per request was thousands of lines an hour, all alike, burying what else happened.
+  const outageLines = new LogBudget(OUTAGE_LINES_PER_MINUTE, 60_000, (_, requests) =>
+    app.log.error({ requests }, 'more requests failed: the database is unreachable (answered 503, not logged one by one)'))
+  app.addHook('onClose', async () => outageLines.flush())
   app.setErrorHandler((error: FastifyError | HttpError, request, reply) => {
     const statusCode = error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500
+    if (statusCode === 500 && databaseUnreachable(error)) {
+      if (outageLines.allows('database')) request.log.error({ err: error }, 'request failed: the database is unreachable')
+      return reply.status(503).header('retry-after', String(DATABASE_RETRY_AFTER_S)).send({
+        statusCode: 503,
+        code: 'DATABASE_UNAVAILABLE',
+        message: 'the database cannot be reached: this request may not have taken effect; try again in a few seconds'
+      })
+    }
     if (statusCode >= 500) {
       request.log.error({ err: error }, 'request failed')
       return reply.status(statusCode).send({ statusCode, code: 'INTERNAL', message: 'Internal Server Error' })

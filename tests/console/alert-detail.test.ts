@@ -79,6 +79,25 @@ describe('operator console: the alert detail', { timeout: 90_000 }, () => {
     await closePages()
   })
 
+  it('says the database is away when an action is answered so, and shows the alert as it still is', async () => {
+    const page = await signedIn()
+    await ward.press('btn-ad-a')
+    await page.locator('.alert-card', { hasText: 'Cổng chợ A' }).locator('.card-button').click()
+    await page.locator('.detail .device-name', { hasText: 'Cổng chợ A' }).waitFor()
+    // The server's answer while PostgreSQL is down (tests/server/database-outage.test.ts).
+    await page.route(/\/acknowledge$/, (route) => route.fulfill({
+      status: 503,
+      headers: { 'retry-after': '5' },
+      contentType: 'application/json',
+      body: JSON.stringify({ statusCode: 503, code: 'DATABASE_UNAVAILABLE', message: 'the database cannot be reached: this request may not have taken effect; try again in a few seconds' })
+    }))
+    await page.getByRole('button', { name: 'Tiếp nhận', exact: true }).click()
+    await page.locator('.detail .flash-message', { hasText: 'không kết nối được cơ sở dữ liệu' }).waitFor()
+    expect(await page.locator('.detail .flash-message').textContent()).not.toContain('Internal Server Error')
+    expect(await page.locator('.detail .state-chip').textContent()).toBe('Chờ tiếp nhận')
+    await closePages()
+  })
+
   it('takes the keyboard from a card to its actions in a few Tabs, and keeps focus in the detail after acting', async () => {
     await ward.offline(Array.from({ length: OFFLINE }, (_, i) => `btn-ad-off-${i}`))
     await ward.press('btn-ad-panic')

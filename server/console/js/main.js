@@ -47,6 +47,7 @@ function errorText (/** @type {unknown} */ err) {
   if (err instanceof ApiError) {
     if (err.status === 0) return err.code === 'TIMEOUT' ? t('error.timeout') : t('error.network')
     if (err.status === 403) return t('error.forbidden')
+    if (err.status === 503 && err.code === 'DATABASE_UNAVAILABLE') return t('error.database')
     if (err.status === 404 && err.code === 'NOT_FOUND' && err.message.startsWith('no route')) return t('error.unavailable')
     return t('error.generic', { message: err.message })
   }

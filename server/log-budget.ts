@@ -1,12 +1,13 @@
 import { performance } from 'node:perf_hooks'
 
 /**
- * A budget of log lines per key (a device, a refusal reason) and time window. Refused input is
- * still acknowledged, dead-lettered, counted and answered one by one (DESIGN §2); only its log
- * lines are budgeted, so a device spraying junk or a password-guessing flood costs a few lines a
- * window instead of one per packet, and cannot bury the lines an operator needs among its own.
- * What a window held back is told at its end, in one line per key (`onHeldBack`), and then
- * forgotten: the budget holds no more keys than one window saw.
+ * A budget of log lines per key (a device, a refusal reason) and time window, for the gateway
+ * and the server alike. Refused input is still acknowledged, dead-lettered, counted and answered
+ * one by one (DESIGN §2); only its log lines are budgeted, so a device spraying junk or a
+ * password-guessing flood costs a few lines a window instead of one per packet, and cannot bury
+ * the lines an operator needs among its own; a database outage on the server, a few lines
+ * instead of a stack per request. What a window held back is told at its end, in one line per
+ * key (`onHeldBack`), and then forgotten: the budget holds no more keys than one window saw.
  */
 export class LogBudget {
   private windowStartedAt = -Infinity

@@ -1,6 +1,6 @@
 /** The log line budget on its own clock: lines per key and window, and what each window held back. */
 import { describe, expect, it } from 'vitest'
-import { LogBudget } from '../../gateway/log-budget.js'
+import { LogBudget } from '../../server/log-budget.js'
 
 describe('LogBudget', () => {
   it('lets a key log its lines per window, and tells at the window\'s end how many it held back', () => {

@@ -1,0 +1,34 @@
+/**
+ * Whether an error says the database could not be reached, or that its connection was lost
+ * under a query: the state of the database or of the network, not the request's fault nor a bug
+ * of ours. A request that fails so is answered 503 with Retry-After (plugins/errors.ts): the
+ * gateway and the console try again, and the console tells the operator the database is away
+ * rather than "Internal Server Error". PostgreSQL only: PGlite runs in the process.
+ */
+import { QueryDeadlineExceeded } from './pg-connections.js'
+
+/** Node's codes for a connection that could not be made or was cut. */
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN'])
+
+/**
+ * SQLSTATEs of a database going away or not taking connections: shut down by an administrator
+ * (or pg_terminate_backend), after a crash, still starting or in recovery, out of connection
+ * slots. Class 08, connection exceptions, is matched whole.
+ */
+const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300'])
+
+/** What pg and pg-pool say, in words only, of a connection lost or never made. */
+const LOST_CONNECTION = /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error)/
+
+export function databaseUnreachable (err: unknown): boolean {
+  // The cause of a wrapped error, and each of an AggregateError's (a host name with two
+  // addresses, both refusing), a level or two down at most.
+  for (const e of [err, (err as { cause?: unknown })?.cause, ...((err as { errors?: unknown[] })?.errors ?? [])]) {
+    if (e === null || typeof e !== 'object') continue
+    if (e instanceof QueryDeadlineExceeded) return true
+    const { code, message } = e as { code?: unknown, message?: unknown }
+    if (typeof code === 'string' && (NETWORK_CODES.has(code) || UNAVAILABLE_SQLSTATES.has(code) || /^08[0-9A-Z]{3}$/.test(code))) return true
+    if (typeof message === 'string' && LOST_CONNECTION.test(message)) return true
+  }
+  return false
+}
