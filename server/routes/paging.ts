@@ -15,11 +15,14 @@ export const Page = {
   cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 400, description: 'Where the page starts: take it from the `Link: <…>; rel="next"` header of the page before' }))
 }
 
+/** A text id: any characters but NUL, which PostgreSQL's text cannot hold (and refused with a 500). */
+const TEXT_ID = /^[^\u0000]+$/
+
 /**
  * The cursor's position, or undefined without one; a cursor this server did not write is a 400.
  * `idPattern`: what the list's ids look like when they are not text (dead letters' are numbers).
  */
-export function readCursor (cursor: string | undefined, idPattern = /^.+$/s): Position | undefined {
+export function readCursor (cursor: string | undefined, idPattern = TEXT_ID): Position | undefined {
   if (cursor === undefined) return undefined
   try {
     const [time, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown[]

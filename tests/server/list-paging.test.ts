@@ -103,11 +103,15 @@ for (const backend of databaseBackends) {
     })
 
     it('refuses a cursor it did not write', async () => {
-      const cursors = ['nonsense', '[1,2]', '["2026-01-01", "x"]', '["1.5", "x"]', '["", "x"]', '["-210866803200000001", "x"]', '["8640000000000000001", "x"]', '["99999999999999999999", "x"]', '["0", ""]']
+      const cursors = ['nonsense', '[1,2]', '["2026-01-01", "x"]', '["1.5", "x"]', '["", "x"]', '["-210866803200000001", "x"]', '["8640000000000000001", "x"]', '["99999999999999999999", "x"]', '["0", ""]',
+        // A NUL, which no text column holds (the database refused it: a 500).
+        '["1796572127440000", "a\\u0000b"]']
       for (const cursor of cursors.map((c, i) => i === 0 ? c : Buffer.from(c).toString('base64url'))) {
-        const { status, body } = await fx.call('GET', `/v1/alerts?cursor=${cursor}`)
-        expect(status).toBe(400)
-        expect(body.message).toMatch(/cursor/)
+        for (const list of ['alerts', 'events', 'reports']) {
+          const { status, body } = await fx.call('GET', `/v1/${list}?cursor=${cursor}`)
+          expect(status, `${list} ${cursor}`).toBe(400)
+          expect(body.message).toMatch(/cursor/)
+        }
       }
       // The first and last instants a cursor may name are read, not refused.
       for (const time of ['-210866803200000000', '8640000000000000000']) {
