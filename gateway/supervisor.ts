@@ -6,7 +6,10 @@
  * has not come back within `graceMs` (a reconnect or session takeover is not an outage), or
  * when no event (heartbeat or other) arrived for 1.5 × its kind's heartbeat interval while it
  * stays connected (`heartbeat_missed`). Checked every interval/4, so an offline is reported
- * within 2 intervals of the last event. Each change is published as the retained status
+ * within 2 intervals of the last event; a dropped connection is looked at again when its grace
+ * ends, so it is reported then (within GRACE_CHECK_SPACING_MS), not up to a quarter interval
+ * later: a button whose power was cut, its will fired, showed offline 12.5 s after at the
+ * default 30 s interval, and 15 minutes after at an interval of an hour. Each change is published as the retained status
  * (`online`/`offline`) and queued durably for the server, which raises `device_offline`.
  * Devices online when the gateway stopped get a fresh 1.5 intervals to reconnect after restart.
  *
@@ -21,6 +24,12 @@ import type { Logger } from 'pino'
 import { topics, type PresenceChange } from '../protocol/index.js'
 import type { GatewayMetrics } from './metrics.js'
 import type { PresenceLog } from './presence-log.js'
+
+/**
+ * Grace ends looked at no more often than this: a whole street dropping over a few seconds (a
+ * power cut) makes one pass over the devices per spacing, not one per device.
+ */
+const GRACE_CHECK_SPACING_MS = 250
 
 export type OfflineReason = 'will' | 'disconnected' | 'revoked' | 'heartbeat_missed'
 
@@ -45,6 +54,10 @@ interface Watched {
 export class Supervisor {
   private readonly devices = new Map<string, Watched>()
   private timer?: NodeJS.Timeout
+  /** A pass at the end of the earliest grace pending (`graceDue`, monotonic). */
+  private graceTimer?: NodeJS.Timeout
+  private graceDue = Infinity
+  private stopped = false
 
   constructor (
     private readonly options: SupervisionOptions,
@@ -70,7 +83,9 @@ export class Supervisor {
   }
 
   stop (): void {
+    this.stopped = true
     clearInterval(this.timer)
+    clearTimeout(this.graceTimer)
   }
 
   /** The device's primary connection is ready. */
@@ -90,6 +105,7 @@ export class Supervisor {
     if (watched.state !== 'online') return
     if (reason === 'revoked') return this.change(deviceId, watched, 'offline', reason)
     watched.pending = { reason, at: this.elapsed() + this.options.reconnectGraceMs }
+    this.checkAt(watched.pending.at)
   }
 
   /** A valid event arrived from the device: it is alive. */
@@ -106,14 +122,30 @@ export class Supervisor {
   /** One pass over the watched devices; the timer calls it, tests may too. */
   check (): void {
     const now = this.elapsed()
+    let nextGraceEnd = Infinity
     for (const [deviceId, watched] of this.devices) {
       if (watched.state !== 'online') continue
       if (watched.pending) {
         if (now >= watched.pending.at) this.change(deviceId, watched, 'offline', watched.pending.reason)
+        else nextGraceEnd = Math.min(nextGraceEnd, watched.pending.at)
         continue
       }
       if (now - watched.lastSeen > 1.5 * this.intervalOf(watched.kind)) this.change(deviceId, watched, 'offline', 'heartbeat_missed')
     }
+    if (nextGraceEnd < Infinity) this.checkAt(Math.max(nextGraceEnd, now + GRACE_CHECK_SPACING_MS))
+  }
+
+  /** Makes sure a pass runs at `at` (monotonic), or at most GRACE_CHECK_SPACING_MS after it. */
+  private checkAt (at: number): void {
+    if (this.stopped || this.graceDue <= at + GRACE_CHECK_SPACING_MS) return
+    clearTimeout(this.graceTimer)
+    this.graceDue = at
+    this.graceTimer = setTimeout(() => {
+      this.graceDue = Infinity
+      this.graceTimer = undefined
+      this.check()
+    }, Math.max(0, at - this.elapsed()))
+    this.graceTimer.unref()
   }
 
   private intervalOf (kind: string): number {

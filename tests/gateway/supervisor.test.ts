@@ -89,6 +89,41 @@ describe('supervisor', () => {
     expect(changes().at(-1)!.slice(0, 3)).toEqual(['btn-3', 'offline', 'will'])
   })
 
+  it('reports a dropped connection when its grace ends, however long the heartbeat interval', () => {
+    // A button whose power was cut, its will fired: looked at only every quarter interval, it
+    // showed offline up to 7.5 s past the grace at 30 s, 15 minutes at an hour (review 72).
+    supervisor.stop()
+    supervisor = new Supervisor({ gatewayId: 'gw-unit', heartbeatIntervalsMs: { button: 3_600_000 }, reconnectGraceMs: 5_000 },
+      log, (topic, status) => statuses.push([topic, status]), createGatewayMetrics(), quietLog)
+    supervisor.start()
+    supervisor.connected('btn-6', 'button')
+    vi.advanceTimersByTime(1_000)
+    supervisor.disconnected('btn-6', 'will')
+    vi.advanceTimersByTime(4_900)
+    expect(supervisor.stateOf('btn-6')).toBe('online')
+    vi.advanceTimersByTime(100)
+    expect(changes().at(-1)!.slice(0, 3)).toEqual(['btn-6', 'offline', 'will'])
+    // A street dropping over a few seconds: each reported within a quarter second of its grace's
+    // end, in a few passes, not one per device.
+    const dropped = Array.from({ length: 40 }, (_, i) => `btn-street-${i}`)
+    for (const id of dropped) supervisor.connected(id, 'button')
+    const droppedAt = new Map<string, number>()
+    for (const id of dropped) {
+      vi.advanceTimersByTime(50)
+      supervisor.disconnected(id, 'disconnected')
+      droppedAt.set(id, Date.now())
+    }
+    vi.advanceTimersByTime(6_000)
+    const offline = changes().filter((c) => dropped.includes(c[0] as string) && c[1] === 'offline')
+    expect(offline).toHaveLength(dropped.length)
+    for (const [id, state, reason, at] of offline) {
+      expect([state, reason]).toEqual(['offline', 'disconnected'])
+      expect(at as number - droppedAt.get(id as string)! - 5_000).toBeGreaterThanOrEqual(0)
+      expect(at as number - droppedAt.get(id as string)! - 5_000).toBeLessThanOrEqual(250)
+    }
+    expect(new Set(offline.map((c) => c[3])).size).toBeLessThanOrEqual(Math.ceil(40 * 50 / 250) + 1)
+  })
+
   it('does not report a reconnect inside the grace (session takeover, quick reboot)', () => {
     supervisor.connected('btn-4', 'button')
     supervisor.disconnected('btn-4', 'disconnected')
