@@ -6,6 +6,7 @@
  * `body/outcome must be one of: real, false_alarm, prank, accidental, test`.
  */
 import type { FastifySchemaValidationError } from 'fastify'
+import { NOT_BLANK } from '../routes/schemas.js'
 
 interface UnionOfLiterals {
   /** The values its branches allow, in the schema's order. */
@@ -25,6 +26,7 @@ export function readableValidationError (errors: FastifySchemaValidationError[],
     const allowed = allowedBy.get(error)?.values ?? (error.keyword === 'enum' ? error.params.allowedValues as unknown[] : undefined)
     if (allowed) messages.add(`${where} must be one of: ${allowed.map(shown).join(', ')}`)
     else if (error.keyword === 'additionalProperties') messages.add(`${where} must NOT have additional properties: ${shown(error.params.additionalProperty)}`)
+    else if (error.keyword === 'pattern' && error.params.pattern === NOT_BLANK) messages.add(`${where} must not be blank`)
     else messages.add(`${where} ${error.message ?? 'is not valid'}`)
   }
   // `;` between messages: a list of values already has commas in it.

@@ -1,7 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { DEVICE_ID_PATTERN } from '../../protocol/index.js'
 import { DEVICE_KINDS, type DeviceStore } from '../devices/store.js'
-import { IdParams, revocationResponses } from './schemas.js'
+import { IdParams, NOT_BLANK, revocationResponses } from './schemas.js'
 import { actor } from '../plugins/auth.js'
 import { HttpError } from '../plugins/errors.js'
 import type { Bus } from '../bus.js'
@@ -10,7 +10,7 @@ const PIN_PATTERN = '^[0-9]{4,8}$'
 
 /** The fields an admin sets, at provisioning and when correcting a device later: one rule each. */
 const Fields = {
-  name: Type.String({ minLength: 1, maxLength: 120 }),
+  name: Type.String({ minLength: 1, maxLength: 120, pattern: NOT_BLANK }),
   zone: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,63}$' }),
   lat: Type.Number({ minimum: -90, maximum: 90 }),
   lon: Type.Number({ minimum: -180, maximum: 180 }),
@@ -71,7 +71,7 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{ devices: DeviceStore, bus
       tags: ['devices'],
       querystring: Type.Object({
         zone: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
-        kind: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+        kind: Type.Optional(Type.Union(DEVICE_KINDS.map((k) => Type.Literal(k)))),
         limit: Type.Integer({ minimum: 1, maximum: 1000, default: 1000 }),
         // Devices come in id order: the next page starts after the last id of this one.
         after: Type.Optional(Type.String({ minLength: 1, maxLength: 128 }))

@@ -13,6 +13,13 @@ import { dateOrUndefined } from './schemas.js'
  * long poll ends, so a live one calls at least every `wait` ms. (The end of a poll is no sign:
  * the answer to a host that lost power mid-poll is written all the same.)
  */
+/**
+ * A gateway's query parameters beyond those named are let pass (people's lists refuse them:
+ * validators-by-part.ts): a server rolled back under gateways that already send a new one must
+ * go on giving them credentials and downlinks.
+ */
+const GATEWAY_QUERY = { additionalProperties: true }
+
 export const gatewayRoutes: FastifyPluginAsyncTypebox<{ ingestor: Ingestor, devices: DeviceStore, downlink: DownlinkQueue, gatewayWatch: GatewayWatch }> = async (app, { ingestor, devices, downlink, gatewayWatch }) => {
   const waiting = new Set<AbortController>()
   app.addHook('preClose', async () => { for (const poll of waiting) poll.abort() })
@@ -52,7 +59,7 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox<{ ingestor: Ingestor, devi
       querystring: Type.Object({
         id: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
         changedSince: Type.Optional(Type.String({ format: 'date-time' }))
-      })
+      }, GATEWAY_QUERY)
     }
   }, async (request) => {
     const { id, changedSince } = request.query
@@ -69,7 +76,7 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox<{ ingestor: Ingestor, devi
         after: Type.Optional(Type.Integer({ minimum: 0 })),
         wait: Type.Integer({ minimum: 0, maximum: 60_000, default: 25_000 }),
         limit: Type.Integer({ minimum: 1, maximum: 1000, default: 500 })
-      })
+      }, GATEWAY_QUERY)
     }
   }, async (request) => {
     const gone = new AbortController()

@@ -28,6 +28,12 @@ export function dateOrUndefined (value: string | undefined, field: string): Date
   return date
 }
 
+/**
+ * A name a person reads (a device's on the console, a token's in the audit trail): at least one
+ * character that is not white space. Spaces only, an alert showed a blank device name.
+ */
+export const NOT_BLANK = '\\S'
+
 export const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) })
 
 /**

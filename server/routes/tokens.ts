@@ -1,6 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { ROLES, type TokenRegistry } from '../auth/tokens.js'
-import { IdParams, revocationResponses } from './schemas.js'
+import { IdParams, NOT_BLANK, revocationResponses } from './schemas.js'
 
 /** API tokens for people and gateways (admin); a token is shown once, stored as a hash. */
 export const tokenRoutes: FastifyPluginAsyncTypebox<{ tokens: TokenRegistry }> = async (app, { tokens }) => {
@@ -10,7 +10,7 @@ export const tokenRoutes: FastifyPluginAsyncTypebox<{ tokens: TokenRegistry }> =
       tags: ['tokens'],
       body: Type.Object({
         role: Type.Union(ROLES.map((r) => Type.Literal(r))),
-        name: Type.String({ minLength: 1, maxLength: 120 })
+        name: Type.String({ minLength: 1, maxLength: 120, pattern: NOT_BLANK })
       }, { additionalProperties: false })
     }
   }, async (request, reply) => {
