@@ -91,7 +91,7 @@ export class DeviceStore {
       [device.id, device.kind, device.name, device.zone, device.lat, device.lon,
         device.silent ?? silentByDefault(device.kind), secretHash, pinHash])
     const row = rows[0]
-    if (!row) throw conflict(`device ${device.id} already exists`)
+    if (!row) throw await this.taken(device.id)
     return { device: this.view(row), secret }
   }
 
@@ -142,6 +142,18 @@ export class DeviceStore {
     return { device: this.view(row), changed }
   }
 
+  /**
+   * Why an id cannot be provisioned: it is in use, or was revoked, and a revoked id is never
+   * given again (its events and alerts keep naming the device that had it).
+   */
+  private async taken (id: string): Promise<HttpError> {
+    const rows = await this.db.query<{ revoked_at: Date | null }>('SELECT revoked_at FROM devices WHERE id = $1', [id])
+    const revokedAt = rows[0]?.revoked_at
+    return revokedAt
+      ? conflict(`device ${id} was revoked at ${isoTime(revokedAt)}: a revoked id is not given again (provision the device under a new id)`)
+      : conflict(`device ${id} already exists`)
+  }
+
   /** Why a device cannot be changed: never provisioned, or revoked (say which). */
   private async notChangeable (id: string): Promise<HttpError> {
     const rows = await this.db.query<{ revoked_at: Date | null }>('SELECT revoked_at FROM devices WHERE id = $1', [id])
@@ -155,7 +167,7 @@ export class DeviceStore {
     const rows = await this.db.query<DeviceRow>(
       `UPDATE devices SET secret_hash = $2, updated_at = now() WHERE id = $1 AND revoked_at IS NULL
        RETURNING ${VIEW_COLUMNS}`, [id, hashDeviceSecret(secret)])
-    if (!rows[0]) throw notFound(`device ${id}`)
+    if (!rows[0]) throw await this.notChangeable(id)
     return { device: this.view(rows[0]), secret }
   }
 

@@ -149,6 +149,16 @@ describe.each(databaseBackends.filter((b) => !b.timescale))('correcting a device
     expect(revoked.status).toBe(404)
     expect(revoked.body).toMatchObject({ statusCode: 404, code: 'DEVICE_REVOKED', message: expect.stringMatching(/^device btn-gone was revoked at .*cannot be changed/) })
     expect((await fx.call('GET', '/v1/devices/btn-gone')).body.name).toBe('Device btn-gone')
+    // Nor given a new secret, nor provisioned again under its id: each says it was revoked
+    // (they answered "not found" and "already exists" of a device GET shows; review 72).
+    const rotated = await fx.call('POST', '/v1/devices/btn-gone/secret')
+    expect(rotated.status).toBe(404)
+    expect(rotated.body).toMatchObject({ code: 'DEVICE_REVOKED', message: expect.stringMatching(/^device btn-gone was revoked at /) })
+    const again = await fx.call('POST', '/v1/devices', { id: 'btn-gone', kind: 'button', name: 'Again', zone: 'zone-a', lat: 10.78, lon: 106.7 })
+    expect(again.status).toBe(409)
+    expect(again.body.message).toMatch(/^device btn-gone was revoked at .*a revoked id is not given again/)
+    expect((await fx.call('POST', '/v1/devices', { id: 'btn-roles-x', kind: 'button', name: 'X', zone: 'zone-a', lat: 10.78, lon: 106.7 })).status).toBe(201)
+    expect((await fx.call('POST', '/v1/devices', { id: 'btn-roles-x', kind: 'button', name: 'X', zone: 'zone-a', lat: 10.78, lon: 106.7 })).body.message).toBe('device btn-roles-x already exists')
   })
 
   it('is for admins only', async () => {
