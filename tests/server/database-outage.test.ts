@@ -15,6 +15,8 @@ import { createTestDatabase, testDatabaseUrl } from '../helpers/postgres.js'
 import { openPostgres, QueryDeadlineExceeded } from '../../server/db/postgres.js'
 import { databaseUnreachable } from '../../server/db/unreachable.js'
 import type { Database } from '../../server/db/database.js'
+import { PassRunner } from '../../server/escalation/pass-runner.js'
+import { ServerMetrics } from '../../server/metrics.js'
 import { buildFixture, gatewayEvent, TOKENS, type Fixture } from './fixture.js'
 
 describe('what is a database outage', () => {
@@ -44,6 +46,23 @@ describe('what is a database outage', () => {
       null,
       undefined
     ]) expect(databaseUnreachable(fault), String(fault)).toBe(false)
+  })
+})
+
+describe('a background loop while the database is unreachable', () => {
+  it('logs its first failed passes of a minute in full and counts the rest; any other failure every time', async () => {
+    const lines: Array<{ msg: string, loop?: string, passes?: number }> = []
+    const sink = new Writable({ write (chunk, _encoding, done) { lines.push(JSON.parse(String(chunk))); done() } })
+    const noDatabase = { query: async () => [] } as unknown as Database
+    const runner = new PassRunner({ loop: 'escalator', deadlineMs: 1000, fallback: 0, failedMessage: 'escalation check failed' }, new ServerMetrics(noDatabase), pino(sink))
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' })
+    for (let i = 0; i < 10; i++) expect(await runner.run(async () => { throw refused })).toBe(0)
+    expect(lines.map((line) => line.msg)).toEqual(Array(3).fill('escalation check failed'))
+    // A bug is no outage: each is logged.
+    for (let i = 0; i < 2; i++) await runner.run(async () => { throw new TypeError('x is undefined') })
+    expect(lines).toHaveLength(5)
+    await runner.settled()
+    expect(lines.at(-1)).toMatchObject({ msg: 'more escalator passes failed: the database is unreachable (not logged one by one)', loop: 'escalator', passes: 7 })
   })
 })
 
