@@ -279,10 +279,19 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
     metrics.connections.set(broker!.connectedClients)
     if (session && isPrimary(client)) {
       supervisor.connected(session.deviceId, session.kind)
-      // A persistent session resumed here holds its subscription already (no SUBSCRIBE comes).
-      const restored = (client as Client & { subscriptions?: Record<string, unknown> }).subscriptions?.[topics.ack(session.deviceId)]
-      if (!client.clean && restored !== undefined) tellAgain(client, session.deviceId)
     }
+  })
+  // A persistent session resumed here holds its subscription, and the broker delivers itself
+  // what it queued for it and what the device had not confirmed: every state published since
+  // that subscription. Told again besides, the device heard each twice at every return (review
+  // 71), a SUBSCRIBE it sends anyway too (it may come before `clientReady`: the broker takes
+  // packets while it empties the queue, so this is decided at CONNACK). What this broker never
+  // queued for it (published before a restart, or before this session subscribed) finds no
+  // session to resume: it is told at the SUBSCRIBE that comes instead.
+  broker.on('connackSent', (connack, client) => {
+    const session = sessionOf(client)
+    if (!connack.sessionPresent || client.clean || !session || !isPrimary(client)) return
+    if ((client as Client & { subscriptions?: Record<string, unknown> }).subscriptions?.[topics.ack(session.deviceId)] !== undefined) toldAgain.add(client)
   })
   broker.on('subscribe', (subscriptions, client) => {
     const session = sessionOf(client)

@@ -90,6 +90,27 @@ describe('alert states a device missed', () => {
     await again.client.endAsync()
   })
 
+  it('hears a state sent while it was away once when it resumes its session at the same gateway, subscribing again or not', async () => {
+    // The broker kept the session and queued the state for it: told again besides, the device
+    // heard it twice at every return (review 71).
+    for (const subscribesAgain of [false, true]) {
+      const id = `btn-replay-resume-${subscribesAgain ? 'sub' : 'nosub'}`
+      const secret = await system.provision(id)
+      const alertId = await pressThenDrop(id, secret)
+      expect((await system.api('POST', `/v1/alerts/${alertId}/acknowledge`, {})).status).toBe(200)
+      await pause(1500) // relayed, queued by the broker for the session
+
+      const heard: Ack[] = []
+      const back = await mqtt.connectAsync(system.mqttUrl, { clientId: id, username: id, password: secret, clean: false, protocolVersion: 4, reconnectPeriod: 0 })
+      back.on('message', (_topic, payload) => heard.push(JSON.parse(payload.toString())))
+      if (subscribesAgain) await back.subscribeAsync(topics.ack(id), { qos: 1 })
+      await eventually(async () => heard.find((a) => a.state === 'acknowledged'), 10_000, 'acknowledged on resuming')
+      await pause(1000)
+      expect(heard.filter((a) => a.alertId === alertId).map((a) => a.state), id).toEqual(['acknowledged'])
+      await back.endAsync()
+    }
+  })
+
   it('hears a state relayed after a gateway restart: the gateway knows from disk it served the device', async () => {
     const id = 'btn-replay-relayed-late'
     const secret = await system.provision(id)
