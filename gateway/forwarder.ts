@@ -22,8 +22,15 @@ import { pause, retryForever, settlesWithin } from './retry.js'
 import { UnwrittenAlarms } from './unwritten-alarms.js'
 import { ownPresence, splitByDevice } from './forward-batches.js'
 
-/** States a device should hear again when its event joins an alert already in them. */
+/**
+ * States a device should hear again when its event joins an alert already in them, or resends
+ * the one that ended it (`cancelled`). A cancel stored now (or a press an earlier cancel ends at
+ * once) is told `cancelled` by the server itself, the alert's own ack through the downlink:
+ * told here too, the shop owner's device heard it twice (reviews 71 and 72).
+ */
 const STILL_TRUE_STATES = new Set(['acknowledged', 'dispatched', 'cancelled'])
+const toldAgain = (result: IngestResult | undefined): result is IngestResult & { alertState: string } =>
+  result?.alertState !== undefined && STILL_TRUE_STATES.has(result.alertState) && !(result.alertState === 'cancelled' && result.status === 'stored')
 const SIDE_BATCH = 500
 /**
  * Presence changes looked at for riding with alarm events (all of SIDE_BATCH when there are
@@ -374,7 +381,7 @@ export class Forwarder {
       const alertId = result?.alertId
       const ticketId = result?.ticketId
       this.sendToDevice(topic, { seq, state: 'received', ...(alertId ? { alertId } : {}), ...(ticketId ? { ticketId } : {}), ...silent })
-      if (result?.alertState && STILL_TRUE_STATES.has(result.alertState)) {
+      if (toldAgain(result)) {
         this.sendToDevice(topic, { seq, state: result.alertState as Ack['state'], ...(alertId ? { alertId } : {}), ...silent })
       }
     })

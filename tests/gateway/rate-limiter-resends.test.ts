@@ -41,14 +41,17 @@ describe('a cancel resent after its PUBACK was lost', () => {
     const last = CANCEL_LIMIT.burst + 1
     await send(last, 'cancel', { pin })
     await acks.waitFor((a) => a.seq === last && a.state === 'cancelled', 15_000)
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    // Once: the alert's own ack (the server's downlink), not its result as well (reviews 71, 72).
+    expect(acks.acks.filter((a) => a.seq === last).map((a) => a.state)).toEqual(['received', 'cancelled'])
 
     // Its PUBACK lost: resent by MQTT (dup), and again by the firmware's own retry.
     await send(last, 'cancel', { pin }, true)
     await send(last, 'cancel', { pin })
     const answers = () => acks.acks.filter((a) => a.seq === last)
-    // The cancel was answered `cancelled` twice (its result, then the alert's new state); a resend
-    // reaches the server, which answers it as it answered the cancel.
-    await eventually(async () => answers().filter((a) => a.state === 'cancelled').length >= 3 || undefined, 15_000, 'a resend answered by the server')
+    // A resend reaches the server, which answers it as it answered the cancel: `cancelled` again,
+    // which the device resending may not have heard.
+    await eventually(async () => answers().filter((a) => a.state === 'cancelled').length >= 2 || undefined, 15_000, 'a resend answered by the server')
     expect(answers().filter((a) => a.state === 'rejected')).toEqual([])
     expect(await metricValue(system.gateway, 'sos_gateway_events_shed_total', { type: 'cancel', reason: 'rate_limited' })).toBe(0)
 
