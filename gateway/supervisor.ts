@@ -9,8 +9,9 @@
  * within 2 intervals of the last event; a dropped connection is looked at again when its grace
  * ends, so it is reported then (within GRACE_CHECK_SPACING_MS), not up to a quarter interval
  * later: a button whose power was cut, its will fired, showed offline 12.5 s after at the
- * default 30 s interval, and 15 minutes after at an interval of an hour. Each change is published as the retained status
- * (`online`/`offline`) and queued durably for the server, which raises `device_offline`.
+ * default 30 s interval, and 15 minutes after at an interval of an hour. Each change is
+ * published as the retained status (`online`/`offline`) and queued durably for the server,
+ * which raises `device_offline`.
  * Devices online when the gateway stopped get a fresh 1.5 intervals to reconnect after restart.
  *
  * Silence is measured on the monotonic clock, never the wall clock: a gateway that boots on a
