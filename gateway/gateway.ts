@@ -291,7 +291,10 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
   broker.on('connackSent', (connack, client) => {
     const session = sessionOf(client)
     if (!connack.sessionPresent || client.clean || !session || !isPrimary(client)) return
-    if ((client as Client & { subscriptions?: Record<string, unknown> }).subscriptions?.[topics.ack(session.deviceId)] !== undefined) toldAgain.add(client)
+    // At QoS 1 only: the broker queues nothing for a session subscribed at QoS 0 (such a device
+    // is told again at its SUBSCRIBE, as on a new session; review 73).
+    const subscription = (client as Client & { subscriptions?: Record<string, { qos: number }> }).subscriptions?.[topics.ack(session.deviceId)]
+    if (subscription !== undefined && subscription.qos > 0) toldAgain.add(client)
   })
   broker.on('subscribe', (subscriptions, client) => {
     const session = sessionOf(client)

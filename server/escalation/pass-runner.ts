@@ -56,7 +56,7 @@ export class PassRunner<T> {
     private readonly log?: FastifyBaseLogger
   ) {
     this.outageLines = new LogBudget(OUTAGE_LINES_PER_MINUTE, 60_000, (loop, passes) =>
-      this.log?.error({ loop, passes }, `more ${loop} passes failed: the database is unreachable (not logged one by one)`))
+      this.log?.error({ loop, passes }, `more ${loop} passes failed: the database is unreachable or has no free connection (not logged one by one)`))
   }
 
   /** Runs `pass`, or joins the one in progress. Never throws. */

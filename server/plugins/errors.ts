@@ -30,16 +30,18 @@ export function registerErrorHandling (app: FastifyInstance): void {
   // Every gateway lane and console retries within seconds while the database is away: a stack
   // per request was thousands of lines an hour, all alike, burying what else happened.
   const outageLines = new LogBudget(OUTAGE_LINES_PER_MINUTE, 60_000, (_, requests) =>
-    app.log.error({ requests }, 'more requests failed: the database is unreachable (answered 503, not logged one by one)'))
+    app.log.error({ requests }, 'more requests failed: the database is unreachable or has no free connection (answered 503, not logged one by one)'))
   app.addHook('onClose', async () => outageLines.flush())
   app.setErrorHandler((error: FastifyError | HttpError, request, reply) => {
     const statusCode = error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500
     if (statusCode === 500 && databaseUnreachable(error)) {
-      if (outageLines.allows('database')) request.log.error({ err: error }, 'request failed: the database is unreachable')
+      if (outageLines.allows('database')) request.log.error({ err: error }, 'request failed: the database is unreachable or has no free connection')
       return reply.status(503).header('retry-after', String(DATABASE_RETRY_AFTER_S)).send({
         statusCode: 503,
         code: 'DATABASE_UNAVAILABLE',
-        message: 'the database cannot be reached: this request may not have taken effect; try again in a few seconds'
+        // A write cut off at its COMMIT may have been stored all the same: retrying blindly, a
+        // token or an announcement was made twice (review 73).
+        message: 'the database cannot be reached or has no free connection: this request may or may not have taken effect; check before repeating it'
       })
     }
     if (statusCode >= 500) {

@@ -89,7 +89,7 @@ describe('operator console: the alert detail', { timeout: 90_000 }, () => {
       status: 503,
       headers: { 'retry-after': '5' },
       contentType: 'application/json',
-      body: JSON.stringify({ statusCode: 503, code: 'DATABASE_UNAVAILABLE', message: 'the database cannot be reached: this request may not have taken effect; try again in a few seconds' })
+      body: JSON.stringify({ statusCode: 503, code: 'DATABASE_UNAVAILABLE', message: 'the database cannot be reached or has no free connection: this request may or may not have taken effect; check before repeating it' })
     }))
     await page.getByRole('button', { name: 'Tiếp nhận', exact: true }).click()
     await page.locator('.detail .flash-message', { hasText: 'không kết nối được cơ sở dữ liệu' }).waitFor()

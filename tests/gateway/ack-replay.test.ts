@@ -111,6 +111,22 @@ describe('alert states a device missed', () => {
     }
   })
 
+  it('hears a state sent while it was away when it resumes a session subscribed at QoS 0, for which the broker queued nothing', async () => {
+    // Taken for a session the broker delivers to, it was told nothing at all (review 73).
+    const id = 'btn-replay-resume-qos0'
+    const secret = await system.provision(id)
+    const first = await connectDevice(system.mqttUrl, id, id, secret, 0)
+    await first.client.publishAsync(topics.event(id), JSON.stringify({ seq: 1, type: 'press' }), { qos: 1 })
+    const { alertId } = await eventually(async () => first.heard.find((a) => a.state === 'received'), 15_000, 'received')
+    await dropLink(first)
+    expect((await system.api('POST', `/v1/alerts/${alertId}/acknowledge`, {})).status).toBe(200)
+    await pause(1500)
+
+    const back = await connectDevice(system.mqttUrl, id, id, secret, 0)
+    await eventually(async () => back.heard.find((a) => a.state === 'acknowledged'), 10_000, 'acknowledged on resuming at QoS 0')
+    await back.client.endAsync()
+  })
+
   it('hears a state relayed after a gateway restart: the gateway knows from disk it served the device', async () => {
     const id = 'btn-replay-relayed-late'
     const secret = await system.provision(id)
