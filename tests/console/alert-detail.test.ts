@@ -98,6 +98,31 @@ describe('operator console: the alert detail', { timeout: 90_000 }, () => {
     await closePages()
   })
 
+  it('moves the keyboard to the detail when the alert\'s read comes back before the panel is first drawn', async () => {
+    // Its read answered at once (a fast link, an idle server): the first drawing after the
+    // selection had the alert but not the panel open yet, focus was asked of a hidden heading,
+    // and the keyboard stayed on the card (seen in CI).
+    await ward.press('btn-ad-b')
+    const alert = await ward.activeAlert('btn-ad-b')
+    const page = await consolePage(browser)
+    pages.push(page)
+    page.setDefaultTimeout(20_000)
+    // A busy page: its drawings (30 ms after a change, main.js) come late, as under CI's load.
+    await page.addInitScript(() => {
+      const later = window.setTimeout
+      window.setTimeout = ((fn: TimerHandler, ms?: number, ...rest: unknown[]) => later(fn, ms === 30 ? 400 : ms, ...rest)) as typeof window.setTimeout
+    })
+    await page.goto(`${ward.url}/#token=${ADMIN}`)
+    await page.locator('[data-connection="live"]').waitFor()
+    const read = await (await fetch(`${ward.url}/v1/alerts/${alert.id}`, { headers: { authorization: `Bearer ${ADMIN}` } })).json()
+    await page.route(new RegExp(`/v1/alerts/${alert.id}$`), (route) => route.fulfill({ json: read }))
+    await page.locator('.alert-card', { hasText: 'Ngã tư B' }).locator('.card-button').focus()
+    await page.keyboard.press('Enter')
+    await page.locator('.detail .timeline li').first().waitFor()
+    await page.waitForFunction(() => document.activeElement?.matches('.detail h2'), undefined, { timeout: 5_000 })
+    await closePages()
+  })
+
   it('takes the keyboard from a card to its actions in a few Tabs, and keeps focus in the detail after acting', async () => {
     await ward.offline(Array.from({ length: OFFLINE }, (_, i) => `btn-ad-off-${i}`))
     await ward.press('btn-ad-panic')
