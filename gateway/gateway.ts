@@ -6,7 +6,7 @@
 import { writeSync } from 'node:fs'
 import type { Logger } from 'pino'
 import type { Aedes, Client } from 'aedes'
-import { ACK_STATES, deviceIdOfClientId, parseDeviceTopic, topics, type Ack, type DownlinkMessage } from '../protocol/index.js'
+import { ACK_STATES, parseDeviceTopic, topics, type Ack, type DownlinkMessage } from '../protocol/index.js'
 import { DEFAULT_HEARTBEAT_INTERVALS_MS, defaultMaxConnections, GATEWAY_DEFAULTS, type GatewayConfig } from './config.js'
 import { openStateDb } from './state-db.js'
 import { StateWriter } from './state-writer.js'
@@ -29,13 +29,14 @@ import { createHeard } from './pipeline/heard.js'
 import { createBroker, listen, type Listeners } from './broker.js'
 import { LogBudget } from '../server/log-budget.js'
 import { BabblingConnections } from './babbling-connections.js'
-import { ConnectedDevices, sessionOf } from './sessions.js'
+import { ackSubscriptionOf, ConnectedDevices, isPrimary, sessionOf } from './sessions.js'
 import { DeviceRateLimiter } from './rate-limiter.js'
 import { ExtraConnections, extraConnectionsCeiling } from './extra-connections.js'
 import { Supervisor } from './supervisor.js'
 import { Forwarder } from './forwarder.js'
 import { DownlinkRelay } from './downlink.js'
 import { AckReplay } from './ack-replay.js'
+import { replayAcksOnReturn } from './ack-replay-sessions.js'
 import { serveOperations } from './http.js'
 import { reportServerAuth } from './server-auth.js'
 import { readiness } from './readiness.js'
@@ -125,17 +126,10 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
   // Alert states are kept until the device confirms them, and told again when it is back.
   const ackReplay = new AckReplay(db, writer, (topic, body) => publish(topic, Buffer.from(body), false), (deviceId) => {
     // Subscribed on a clean session, or at QoS 0: no PUBACK will ever say it was heard.
-    const own = connected.clientsOf(deviceId).find((client) => client.id === deviceId) as (Client & { subscriptions?: Record<string, { qos: number }> }) | undefined
-    const subscription = own?.subscriptions?.[topics.ack(deviceId)]
+    const own = connected.clientsOf(deviceId).find((client) => client.id === deviceId)
+    const subscription = own && ackSubscriptionOf(own, deviceId)
     return own !== undefined && subscription !== undefined && (own.clean || subscription.qos === 0)
   })
-  /** Connections told again what their device missed: once each (a resumed session, or its SUBSCRIBE). */
-  const toldAgain = new WeakSet<Client>()
-  const tellAgain = (client: Client, deviceId: string) => {
-    if (toldAgain.has(client)) return
-    toldAgain.add(client)
-    metrics.acksReplayed.inc(ackReplay.replay(deviceId, topics.ack(deviceId)))
-  }
   metrics.live.acksUnconfirmed = () => ackReplay.size()
   /** Anything for a device or a zone: an ack (from the forwarder or the server's downlink), a command, an announcement. */
   const sendDownlink = (topic: string, payload: unknown, retain: boolean) => {
@@ -260,10 +254,6 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
     authorizePublish
   }, log, config.drainTimeoutMs)
 
-  const isPrimary = (client: Client) => {
-    const session = sessionOf(client)
-    return session !== undefined && client.id === session.deviceId && deviceIdOfClientId(client.id) === session.deviceId
-  }
   broker.on('clientReady', (client) => {
     const session = sessionOf(client)
     // Revoked while it was connecting (during the secret check, say): the refresh that revoked
@@ -277,38 +267,10 @@ export async function startGateway (config: GatewayConfig, log: Logger): Promise
     if (session && babbling.heldOffFor(client.id) > 0) return closeDisowned(client, session.deviceId, 'babbling')
     connected.add(client)
     metrics.connections.set(broker!.connectedClients)
-    if (session && isPrimary(client)) {
-      supervisor.connected(session.deviceId, session.kind)
-    }
+    if (session && isPrimary(client)) supervisor.connected(session.deviceId, session.kind)
   })
-  // A persistent session resumed here holds its subscription, and the broker delivers itself
-  // what it queued for it and what the device had not confirmed: every state published since
-  // that subscription. Told again besides, the device heard each twice at every return (review
-  // 71), a SUBSCRIBE it sends anyway too (it may come before `clientReady`: the broker takes
-  // packets while it empties the queue, so this is decided at CONNACK). What this broker never
-  // queued for it (published before a restart, or before this session subscribed) finds no
-  // session to resume: it is told at the SUBSCRIBE that comes instead.
-  broker.on('connackSent', (connack, client) => {
-    const session = sessionOf(client)
-    if (!connack.sessionPresent || client.clean || !session || !isPrimary(client)) return
-    // At QoS 1 only: the broker queues nothing for a session subscribed at QoS 0 (such a device
-    // is told again at its SUBSCRIBE, as on a new session; review 73).
-    const subscription = (client as Client & { subscriptions?: Record<string, { qos: number }> }).subscriptions?.[topics.ack(session.deviceId)]
-    if (subscription !== undefined && subscription.qos > 0) toldAgain.add(client)
-  })
-  broker.on('subscribe', (subscriptions, client) => {
-    const session = sessionOf(client)
-    if (!session || !isPrimary(client) || !ackReplay.holds(session.deviceId)) return
-    const ackTopic = topics.ack(session.deviceId)
-    if (subscriptions.some((s) => s.topic === ackTopic)) tellAgain(client, session.deviceId)
-  })
-  // Every PUBACK a client sends for what we published: the device's own confirms its alert
-  // states (a service tool's `{id}:{suffix}` connection hearing them is not the device hearing them).
-  broker.on('ack', (packet, client) => {
-    const session = sessionOf(client)
-    if (!session || !ackReplay.holds(session.deviceId) || !packet || !('topic' in packet) || !isPrimary(client)) return
-    if (packet.topic === topics.ack(session.deviceId)) ackReplay.confirmed(session.deviceId, packet.payload)
-  })
+  // Alert states a device missed, told again when it is back (unless its broker session tells it).
+  replayAcksOnReturn(broker, ackReplay, metrics)
   broker.on('clientDisconnect', (client) => {
     connected.remove(client)
     metrics.connections.set(broker!.connectedClients)

@@ -1,5 +1,6 @@
 /** What the gateway knows about an authenticated MQTT client: the device behind it. */
 import type { Client } from 'aedes'
+import { deviceIdOfClientId, topics } from '../protocol/index.js'
 
 export interface DeviceSession {
   deviceId: string
@@ -17,6 +18,17 @@ const sessions = new WeakMap<Client, DeviceSession>()
 
 export const setSession = (client: Client, session: DeviceSession) => { sessions.set(client, session) }
 export const sessionOf = (client: Client | null): DeviceSession | undefined => client ? sessions.get(client) : undefined
+
+/** The device's own connection (client id = device id), not a service tool's `{id}:{suffix}`. */
+export function isPrimary (client: Client): boolean {
+  const session = sessionOf(client)
+  return session !== undefined && client.id === session.deviceId && deviceIdOfClientId(client.id) === session.deviceId
+}
+
+/** The client's subscription to its device's ack topic, if it holds one (restored with a resumed session too). */
+export function ackSubscriptionOf (client: Client, deviceId: string): { qos: number } | undefined {
+  return (client as Client & { subscriptions?: Record<string, { qos: number }> }).subscriptions?.[topics.ack(deviceId)]
+}
 
 /** Live connections per device (a device may hold a second one, `{id}:{suffix}`). */
 export class ConnectedDevices {
