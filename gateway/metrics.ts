@@ -1,19 +1,6 @@
 /** The gateway's Prometheus metrics, one registry per gateway instance. */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-
-/**
- * The process's own metrics (CPU, memory, GC, event loop), collected once per process: prom-
- * client's collectors never stop, so one per gateway kept every gateway (its broker, outbox and
- * connections) alive as long as the process, as in a test worker starting many in turn.
- */
-let processRegistry: Registry | undefined
-function processMetrics (): Registry {
-  if (!processRegistry) {
-    processRegistry = new Registry()
-    collectDefaultMetrics({ register: processRegistry, prefix: 'sos_gateway_process_' })
-  }
-  return processRegistry
-}
+import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { processMetrics } from '../server/process-metrics.js'
 
 export function createGatewayMetrics () {
   const registry = new Registry()
@@ -23,7 +10,7 @@ export function createGatewayMetrics () {
   return {
     registry,
     /** What `/metrics` shows: this gateway's metrics and the process's. */
-    scrape: () => Registry.merge([registry, processMetrics()]).metrics(),
+    scrape: () => Registry.merge([registry, processMetrics('sos_gateway_process_')]).metrics(),
     live,
     connections: new Gauge({ name: 'sos_gateway_connections', help: 'Open authenticated MQTT connections', registers }),
     secretChecks: new Counter({ name: 'sos_gateway_secret_checks_total', help: 'Slow (scrypt) checks of a device secret at CONNECT, by result: match, mismatch, or busy (too many waiting: refused as server unavailable)', labelNames: ['result'], registers }),

@@ -2,24 +2,9 @@
  * The server's Prometheus metrics (`GET /metrics`). One registry per app, so tests that build
  * several apps in one process do not share counters.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { processMetrics } from './process-metrics.js'
 import type { Queryable } from './db/database.js'
-
-/**
- * The process's own metrics (CPU, memory, GC, event loop), collected once per process and shown
- * by every app's `/metrics`. prom-client's collectors never stop (a GC observer and an event-loop
- * monitor keep their registry), so collected per app they kept every app, and its database
- * through the scrape-time gauges, alive as long as the process: a test worker running many
- * files in turn held all of them.
- */
-let processRegistry: Registry | undefined
-function processMetrics (): Registry {
-  if (!processRegistry) {
-    processRegistry = new Registry()
-    collectDefaultMetrics({ register: processRegistry })
-  }
-  return processRegistry
-}
 
 export class ServerMetrics {
   readonly registry = new Registry()
