@@ -1,11 +1,25 @@
 /**
  * Whether an error says the database could not be reached, that its connection was lost under a
  * query, or that no connection to it came free in time: the state of the database or of the
- * network, not the request's fault nor a bug of ours. A request that fails so is answered 503 with Retry-After (plugins/errors.ts): the
- * gateway and the console try again, and the console tells the operator the database is away
- * rather than "Internal Server Error". PostgreSQL only: PGlite runs in the process.
+ * network, not the request's fault nor a bug of ours. A request that fails so is answered 503
+ * with Retry-After (plugins/errors.ts): the gateway and the console try again, and the console
+ * tells the operator the database is away rather than "Internal Server Error". Such failures
+ * are logged as an outage (`outageLines`), a few a minute, not one stack each. (PGlite runs in
+ * the process: it is never away.)
  */
+import { LogBudget } from '../log-budget.js'
 import { QueryDeadlineExceeded } from './pg-connections.js'
+
+/** How the log names such a failure. */
+export const UNREACHABLE = 'the database is unreachable or has no free connection'
+
+/**
+ * The log lines of an outage: the first three failures of a minute (per key) in full, the rest
+ * counted in one line at the minute's end. Every gateway lane and console retries within
+ * seconds, and each background loop passes every second or so: a stack each was thousands of
+ * lines an hour, all alike, burying what else happened.
+ */
+export const outageLines = (onHeldBack: (key: string, failures: number) => void) => new LogBudget(3, 60_000, onHeldBack)
 
 /** Node's codes for a connection that could not be made or was cut. */
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN'])

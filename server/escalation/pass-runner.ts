@@ -16,14 +16,8 @@
  */
 import type { FastifyBaseLogger } from 'fastify'
 import type { ServerMetrics } from '../metrics.js'
-import { databaseUnreachable } from '../db/unreachable.js'
-import { LogBudget } from '../log-budget.js'
-
-/**
- * Passes failed for want of the database logged in full each minute; the rest are counted in one
- * line. A loop passes every second or so: an hour's outage was thousands of stacks per loop.
- */
-const OUTAGE_LINES_PER_MINUTE = 3
+import type { LogBudget } from '../log-budget.js'
+import { databaseUnreachable, outageLines, UNREACHABLE } from '../db/unreachable.js'
 
 export type LoopName = 'escalator' | 'webhooks' | 'gateway_watch'
 
@@ -48,15 +42,15 @@ export class PassRunner<T> {
   private readonly abandoned = new Set<Promise<unknown>>()
   /** Monotonic, so a step of the wall clock neither hides a stall nor fakes one; from creation until a first pass. */
   private lastCompletedAt = performance.now()
-  private readonly outageLines: LogBudget
+  private readonly outage: LogBudget
 
   constructor (
     private readonly options: PassRunnerOptions<T>,
     private readonly metrics: ServerMetrics,
     private readonly log?: FastifyBaseLogger
   ) {
-    this.outageLines = new LogBudget(OUTAGE_LINES_PER_MINUTE, 60_000, (loop, passes) =>
-      this.log?.error({ loop, passes }, `more ${loop} passes failed: the database is unreachable or has no free connection (not logged one by one)`))
+    // Passes failed for want of the database: logged as an outage, a few a minute.
+    this.outage = outageLines((loop, passes) => this.log?.error({ loop, passes }, `more ${loop} passes failed: ${UNREACHABLE} (not logged one by one)`))
   }
 
   /** Runs `pass`, or joins the one in progress. Never throws. */
@@ -72,7 +66,7 @@ export class PassRunner<T> {
    */
   async settled (withinMs = this.options.deadlineMs): Promise<boolean> {
     // The loop is stopping: what its outage lines held back is told now.
-    this.outageLines.flush()
+    this.outage.flush()
     const running = [this.current, ...this.abandoned].filter((pass) => pass !== undefined)
     if (running.length === 0) return true
     let timer: NodeJS.Timeout | undefined
@@ -111,7 +105,7 @@ export class PassRunner<T> {
     }
     if ('error' in outcome) {
       this.metrics.loopPasses.inc({ loop, result: 'failed' })
-      if (!databaseUnreachable(outcome.error) || this.outageLines.allows(loop)) this.log?.error({ err: outcome.error }, failedMessage)
+      if (!databaseUnreachable(outcome.error) || this.outage.allows(loop)) this.log?.error({ err: outcome.error }, failedMessage)
       return fallback
     }
     this.lastCompletedAt = performance.now()

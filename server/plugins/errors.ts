@@ -6,8 +6,7 @@ import { STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { readableValidationError } from './validation-messages.js'
-import { databaseUnreachable } from '../db/unreachable.js'
-import { LogBudget } from '../log-budget.js'
+import { databaseUnreachable, outageLines, UNREACHABLE } from '../db/unreachable.js'
 
 export class HttpError extends Error {
   constructor (readonly statusCode: number, readonly code: string, message: string) {
@@ -21,21 +20,15 @@ export const conflict = (message: string) => new HttpError(409, 'CONFLICT', mess
 /** How long a client should wait before it tries again while the database is unreachable. */
 export const DATABASE_RETRY_AFTER_S = 5
 
-/** During a database outage: the first failed requests of each minute logged in full, the rest counted. */
-const OUTAGE_LINES_PER_MINUTE = 3
-
 export function registerErrorHandling (app: FastifyInstance): void {
   // Before any route is registered: each route takes the formatter in place when it is added.
   app.setSchemaErrorFormatter(readableValidationError)
-  // Every gateway lane and console retries within seconds while the database is away: a stack
-  // per request was thousands of lines an hour, all alike, burying what else happened.
-  const outageLines = new LogBudget(OUTAGE_LINES_PER_MINUTE, 60_000, (_, requests) =>
-    app.log.error({ requests }, 'more requests failed: the database is unreachable or has no free connection (answered 503, not logged one by one)'))
-  app.addHook('onClose', async () => outageLines.flush())
+  const outage = outageLines((_, requests) => app.log.error({ requests }, `more requests failed: ${UNREACHABLE} (answered 503, not logged one by one)`))
+  app.addHook('onClose', async () => outage.flush())
   app.setErrorHandler((error: FastifyError | HttpError, request, reply) => {
     const statusCode = error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500
     if (statusCode === 500 && databaseUnreachable(error)) {
-      if (outageLines.allows('database')) request.log.error({ err: error }, 'request failed: the database is unreachable or has no free connection')
+      if (outage.allows('database')) request.log.error({ err: error }, `request failed: ${UNREACHABLE}`)
       return reply.status(503).header('retry-after', String(DATABASE_RETRY_AFTER_S)).send({
         statusCode: 503,
         code: 'DATABASE_UNAVAILABLE',
