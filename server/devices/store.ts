@@ -147,8 +147,7 @@ export class DeviceStore {
    * given again (its events and alerts keep naming the device that had it).
    */
   private async taken (id: string): Promise<HttpError> {
-    const rows = await this.db.query<{ revoked_at: Date | null }>('SELECT revoked_at FROM devices WHERE id = $1', [id])
-    const revokedAt = rows[0]?.revoked_at
+    const revokedAt = await this.revokedAt(id)
     return revokedAt
       ? conflict(`device ${id} was revoked at ${isoTime(revokedAt)}: a revoked id is not given again (provision the device under a new id)`)
       : conflict(`device ${id} already exists`)
@@ -156,10 +155,15 @@ export class DeviceStore {
 
   /** Why a device cannot be changed: never provisioned, or revoked (say which). */
   private async notChangeable (id: string): Promise<HttpError> {
-    const rows = await this.db.query<{ revoked_at: Date | null }>('SELECT revoked_at FROM devices WHERE id = $1', [id])
-    const revokedAt = rows[0]?.revoked_at
+    const revokedAt = await this.revokedAt(id)
     if (!revokedAt) return notFound(`device ${id}`)
     return new HttpError(404, 'DEVICE_REVOKED', `device ${id} was revoked at ${isoTime(revokedAt)}: a revoked device cannot be changed (provision a new one under a new id)`)
+  }
+
+  /** When the device was revoked; null or undefined when it is not, or was never provisioned. */
+  private async revokedAt (id: string): Promise<Date | null | undefined> {
+    const rows = await this.db.query<{ revoked_at: Date | null }>('SELECT revoked_at FROM devices WHERE id = $1', [id])
+    return rows[0]?.revoked_at
   }
 
   async rotateSecret (id: string): Promise<{ device: DeviceView, secret: string }> {
